@@ -1,0 +1,83 @@
+# drillbot Makefile. The two commands a user needs: `make demo` and `make test`.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+
+# Versions of the local cluster's components (see ../shared/local-cluster-notes.md).
+KUBE_VERSION        ?= v1.34.4
+ETCD_VERSION        ?= v3.6.5
+KWOK_VERSION        ?= v0.7.0
+VERSITYGW_VERSION   ?= v1.8.0
+VELERO_VERSION      ?= v1.18.3
+VELERO_AWS_VERSION  ?= v1.14.3
+
+# Built binaries are cached under bin/, one folder per component and version,
+# so a version bump rebuilds and an unchanged one is reused.
+BIN := $(CURDIR)/bin
+KUBE_APISERVER := $(BIN)/kube-$(KUBE_VERSION)/kube-apiserver
+KUBE_CM        := $(BIN)/kube-$(KUBE_VERSION)/kube-controller-manager
+KUBE_SCHEDULER := $(BIN)/kube-$(KUBE_VERSION)/kube-scheduler
+KUBECTL        := $(BIN)/kube-$(KUBE_VERSION)/kubectl
+ETCD           := $(BIN)/etcd-$(ETCD_VERSION)/etcd
+KWOK           := $(BIN)/kwok-$(KWOK_VERSION)/kwok
+VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
+VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
+VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
+DRILLBOT       := $(BIN)/drillbot
+
+CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
+
+# The local cluster reads where its binaries are from these variables.
+export DRILLBOT_ETCD := $(ETCD)
+export DRILLBOT_KUBE_APISERVER := $(KUBE_APISERVER)
+export DRILLBOT_KUBE_CONTROLLER_MANAGER := $(KUBE_CM)
+export DRILLBOT_KUBE_SCHEDULER := $(KUBE_SCHEDULER)
+export DRILLBOT_KWOK := $(KWOK)
+export DRILLBOT_VERSITYGW := $(VERSITYGW)
+export DRILLBOT_VELERO := $(VELERO)
+export DRILLBOT_VELERO_PLUGIN_DIR := $(dir $(VELERO_AWS))
+
+CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
+
+.PHONY: all build test test-unit test-integration demo cluster-bins cluster-up cluster-down vet fmt clean
+
+all: build
+
+build: $(DRILLBOT)
+
+$(DRILLBOT): FORCE
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/drillbot
+
+FORCE:
+
+cluster-bins: $(CLUSTER_BINS)
+
+# The version stamp makes the binaries report v1.34.x instead of v0.0.0-master.
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)
+$(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL): hack/tools/kube/go.mod
+	cd hack/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(ETCD): hack/tools/etcd/go.mod hack/tools/etcd/main.go
+	cd hack/tools/etcd && $(GO) build -o $@ .
+
+$(KWOK):
+	GOBIN=$(dir $@) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+
+$(VERSITYGW):
+	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
+	cd hack/tools/velero && $(GO) build -o $@ .
+
+$(VELERO_AWS): hack/tools/veleroaws/go.mod
+	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
+
+cluster-up: $(CLUSTER_BINS)
+	$(GO) run ./hack/localcluster up $(CLUSTER_DIR)
+
+cluster-down:
+	$(GO) run ./hack/localcluster down $(CLUSTER_DIR)

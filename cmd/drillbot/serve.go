@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/metrics"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cf             clusterFlags
+		drills         multiFlag
+		listen         string
+		markerInterval time.Duration
+	)
+	cf.register(fs)
+	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
+	fs.StringVar(&listen, "listen", ":8080", "address for /healthz, /readyz and /metrics")
+	fs.DurationVar(&markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if len(drills) == 0 {
+		drills = multiFlag{"drills"}
+	}
+	log := cf.logger(stderr)
+	// All drills are validated before anything starts: one bad file and the
+	// daemon refuses to run any.
+	defs, err := drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+	var ready atomic.Bool
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	srv := &http.Server{Handler: serveMux(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
+
+	s, err := newSetup(ctx, cf, log, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	// Faults that a stopped drillbot left behind are reverted before any new run.
+	resolved, err := s.engine.ResolveInterrupted(ctx)
+	for _, r := range resolved {
+		log.Warn("interrupted run resolved", "run", r.Name, "verdict", r.Status.Verdict, "reason", r.Status.Reason)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: resolving interrupted runs: %v\n", err)
+		return exitError
+	}
+	for _, d := range defs {
+		m.Drill(d)
+	}
+	ready.Store(true)
+	go markerLoop(ctx, s.clients.Kube, defs, markerInterval, log)
+	sched := &engine.Scheduler{
+		Clock: clock.RealClock{}, Logger: log, OnNext: m.NextRun,
+		Run: func(ctx context.Context, d drill.Definition) {
+			if _, err := s.engine.Run(ctx, d, "schedule"); err != nil {
+				log.Error("scheduled drill did not run", "drill", d.Name, "err", err)
+			}
+		},
+	}
+	if err := sched.Loop(ctx, defs); err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	log.Info("drillbot stopped")
+	return 0
+}
+
+func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting: resolving interrupted runs", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// markerLoop stamps the RPO marker in every opted-in namespace-restore
+// target, so backups carry a timestamp the restore brings back.
+func markerLoop(ctx context.Context, c kubernetes.Interface, defs []drill.Definition, every time.Duration, log *slog.Logger) {
+	var targets []string
+	for _, d := range defs {
+		if d.Spec.Scenario == namespacerestore.Name {
+			targets = append(targets, d.Spec.Target.Namespace)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, ns := range targets {
+			if err := namespacerestore.CheckOptIn(ctx, c, ns, nil); err != nil {
+				log.Debug("RPO marker not stamped", "namespace", ns, "err", err)
+				continue
+			}
+			if err := namespacerestore.TouchMarker(ctx, c, ns, time.Now()); err != nil {
+				log.Warn("RPO marker not stamped", "namespace", ns, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,2 @@
+// Package tools pins the Kubernetes control-plane binaries the local test cluster builds.
+package tools

@@ -1,0 +1,2 @@
+// Package tools pins velero-plugin-for-aws for drillbot's local test cluster.
+package tools

@@ -1,0 +1,246 @@
+// Package v1alpha1 holds drillbot's API: the Drill definition users write and
+// the DrillRun object in which every execution is recorded in the cluster.
+package v1alpha1
+
+import (
+	"encoding/json"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Group and Version of drillbot's API.
+const (
+	Group   = "drillbot.io"
+	Version = "v1alpha1"
+)
+
+// APIVersion is the apiVersion string of Drill and DrillRun documents.
+var APIVersion = Group + "/" + Version
+
+// DrillRunResource is the GroupVersionResource of DrillRun objects.
+var DrillRunResource = schema.GroupVersionResource{Group: Group, Version: Version, Resource: "drillruns"}
+
+// Labels and annotations drillbot reads and writes.
+const (
+	// LabelAllowDisaster opts a target in. The drill names the target and the
+	// target must carry this label set to "true": a target is allowed twice.
+	LabelAllowDisaster = "drillbot.io/allow-disaster"
+	// LabelDrill names the drill on a DrillRun and on everything a run creates.
+	LabelDrill = "drillbot.io/drill"
+	// LabelRun names the DrillRun on everything the run creates, so an orphan
+	// sweep can find it.
+	LabelRun = "drillbot.io/run"
+	// LabelTarget is a hash of the run's target, used to keep one run per target.
+	LabelTarget = "drillbot.io/target"
+	// LabelScenario names the scenario kind on a DrillRun.
+	LabelScenario = "drillbot.io/scenario"
+)
+
+// Drill is one drill definition, as written in the drills/ catalog.
+type Drill struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Metadata   DrillMeta `json:"metadata"`
+	Spec       DrillSpec `json:"spec"`
+}
+
+// DrillMeta is the part of object metadata a Drill uses.
+type DrillMeta struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// DrillSpec says what to break, when, and what recovery must achieve.
+type DrillSpec struct {
+	// Scenario is the scenario kind, e.g. "namespace-restore".
+	Scenario string `json:"scenario"`
+	// Schedule is a cron expression (5 fields, or a descriptor such as
+	// @monthly), optionally prefixed with CRON_TZ=<IANA zone>. Empty means the
+	// drill only runs on demand.
+	Schedule string `json:"schedule,omitempty"`
+	// Suspend keeps a scheduled drill from running.
+	Suspend bool `json:"suspend,omitempty"`
+	// Objectives are the RTO and RPO targets.
+	Objectives Objectives `json:"objectives"`
+	// Timeouts bound each phase of the run.
+	Timeouts Timeouts `json:"timeouts,omitempty"`
+	// Target names what the drill breaks.
+	Target Target `json:"target"`
+	// Params are the scenario kind's own parameters, decoded strictly by it.
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// Objectives are the recovery targets a drill is measured against.
+type Objectives struct {
+	// RTO is the longest acceptable time from disaster to recovery.
+	RTO Duration `json:"rto"`
+	// RPO is the longest acceptable data-loss window. Empty means not measured.
+	RPO Duration `json:"rpo,omitempty"`
+}
+
+// Timeouts bound each phase. Empty fields take the engine's defaults.
+type Timeouts struct {
+	Preflight Duration `json:"preflight,omitempty"`
+	Inject    Duration `json:"inject,omitempty"`
+	Recover   Duration `json:"recover,omitempty"`
+	Verify    Duration `json:"verify,omitempty"`
+	Revert    Duration `json:"revert,omitempty"`
+}
+
+// Target names what a drill acts on.
+type Target struct {
+	Namespace string `json:"namespace"`
+	// Selector narrows the target to labelled objects inside the namespace,
+	// for scenarios that act on some pods or objects only.
+	Selector map[string]string `json:"selector,omitempty"`
+	// Name narrows the target to one named object, for scenarios that need it.
+	Name string `json:"name,omitempty"`
+}
+
+// Duration is a Go duration string ("90s", "30m", "1h"). It is kept as
+// written so validation can name the field of a bad value.
+type Duration string
+
+// Verdict is a run's outcome.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictPass         Verdict = "PASS"
+	VerdictFail         Verdict = "FAIL"
+	VerdictInconclusive Verdict = "INCONCLUSIVE"
+)
+
+// Phase is where a run is in its state machine.
+type Phase string
+
+// Phases, in order. Completed is the only terminal phase.
+const (
+	PhasePending    Phase = "Pending"
+	PhasePreflight  Phase = "Preflight"
+	PhaseInjecting  Phase = "Injecting"
+	PhaseRecovering Phase = "Recovering"
+	PhaseVerifying  Phase = "Verifying"
+	PhaseReverting  Phase = "Reverting"
+	PhaseCompleted  Phase = "Completed"
+)
+
+// DrillRun records one execution of a drill. Its status is the run's report
+// and its undo journal.
+type DrillRun struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              DrillRunSpec   `json:"spec"`
+	Status            DrillRunStatus `json:"status,omitempty"`
+}
+
+// DrillRunSpec is a snapshot of the drill as it was when the run started, so a
+// restarted daemon can revert the run even if the catalog changed meanwhile.
+type DrillRunSpec struct {
+	Drill    string    `json:"drill"`
+	Scenario string    `json:"scenario"`
+	Trigger  string    `json:"trigger,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Snapshot DrillSpec `json:"snapshot"`
+}
+
+// DrillRunStatus is what happened.
+type DrillRunStatus struct {
+	Phase   Phase   `json:"phase,omitempty"`
+	Verdict Verdict `json:"verdict,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	// Holder is the identity of the drillbot process running this run.
+	Holder string `json:"holder,omitempty"`
+
+	StartedAt   *metav1.MicroTime `json:"startedAt,omitempty"`
+	DisasterAt  *metav1.MicroTime `json:"disasterAt,omitempty"`
+	RecoveredAt *metav1.MicroTime `json:"recoveredAt,omitempty"`
+	FinishedAt  *metav1.MicroTime `json:"finishedAt,omitempty"`
+
+	// RTO and RPO are the measured values, as Go duration strings.
+	RTO string `json:"rto,omitempty"`
+	RPO string `json:"rpo,omitempty"`
+	// RTOTarget and RPOTarget are copied from the drill for display.
+	RTOTarget string `json:"rtoTarget,omitempty"`
+	RPOTarget string `json:"rpoTarget,omitempty"`
+	// RPOSource says where the RPO came from (restored marker, backup time).
+	RPOSource string `json:"rpoSource,omitempty"`
+
+	// Steps are the phases with their start and end.
+	Steps []Step `json:"steps,omitempty"`
+	// Milestones are the points a scenario reported during recovery; the
+	// RTO breakdown is the time between consecutive milestones.
+	Milestones []Milestone `json:"milestones,omitempty"`
+	// Breakdown splits the RTO into the spans between milestones.
+	Breakdown []Span `json:"breakdown,omitempty"`
+	// Findings are observations worth reading even on PASS.
+	Findings []string `json:"findings,omitempty"`
+	// Journal is the undo journal: an entry is written before its fault is
+	// injected and marked reverted once undone.
+	Journal []JournalEntry `json:"journal,omitempty"`
+}
+
+// Step is one phase of a run.
+type Step struct {
+	Phase      Phase             `json:"phase"`
+	StartedAt  metav1.MicroTime  `json:"startedAt"`
+	FinishedAt *metav1.MicroTime `json:"finishedAt,omitempty"`
+	Error      string            `json:"error,omitempty"`
+}
+
+// Milestone is a named moment during recovery, stamped by the engine.
+type Milestone struct {
+	Name string           `json:"name"`
+	At   metav1.MicroTime `json:"at"`
+}
+
+// Span is a part of the RTO.
+type Span struct {
+	Name     string `json:"name"`
+	Duration string `json:"duration"`
+}
+
+// JournalState is the state of one undo entry.
+type JournalState string
+
+// Journal entry states. An entry is Recorded before its fault is injected.
+const (
+	JournalRecorded JournalState = "Recorded"
+	JournalReverted JournalState = "Reverted"
+	JournalFailed   JournalState = "RevertFailed"
+)
+
+// JournalEntry is what is needed to undo one fault.
+type JournalEntry struct {
+	// ID is unique within the run.
+	ID string `json:"id"`
+	// Action names the fault, e.g. "delete-namespace".
+	Action string `json:"action"`
+	// Description is for people.
+	Description string `json:"description,omitempty"`
+	// Undo is the scenario's own undo data (original bytes, backup name, …).
+	Undo       json.RawMessage   `json:"undo,omitempty"`
+	State      JournalState      `json:"state"`
+	RecordedAt metav1.MicroTime  `json:"recordedAt"`
+	ExpiresAt  *metav1.MicroTime `json:"expiresAt,omitempty"`
+	RevertedAt *metav1.MicroTime `json:"revertedAt,omitempty"`
+	Error      string            `json:"error,omitempty"`
+}
+
+// DeepCopy returns a copy sharing nothing with in.
+func (in *DrillRun) DeepCopy() *DrillRun {
+	if in == nil {
+		return nil
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		panic("drillrun deepcopy: " + err.Error()) // every field is JSON-encodable
+	}
+	out := new(DrillRun)
+	if err := json.Unmarshal(data, out); err != nil {
+		panic("drillrun deepcopy: " + err.Error())
+	}
+	return out
+}

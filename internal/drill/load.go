@@ -1,0 +1,421 @@
+// Package drill loads and validates drill definitions. Decoding is strict:
+// unknown or duplicate fields, bad durations, bad cron expressions or time
+// zones and missing required fields are errors that name the file and field,
+// and one bad file fails the whole load, so nothing runs partially.
+package drill
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// Default phase timeouts, used where a drill sets none.
+const (
+	DefaultPreflightTimeout = 2 * time.Minute
+	DefaultInjectTimeout    = 10 * time.Minute
+	DefaultVerifyTimeout    = 5 * time.Minute
+	DefaultRevertTimeout    = 10 * time.Minute
+	// The recover phase defaults to twice the RTO target, so a slow recovery
+	// is still measured (and fails on its target) instead of being cut short.
+	recoverTimeoutFactor = 2
+)
+
+// Definition is a validated drill.
+type Definition struct {
+	Name string
+	// Source is the file the drill came from.
+	Source   string
+	Spec     v1alpha1.DrillSpec
+	Schedule cron.Schedule
+	RTO      time.Duration
+	// RPO is zero when the drill does not measure it.
+	RPO      time.Duration
+	Timeouts Timeouts
+}
+
+// Timeouts are a drill's resolved phase timeouts.
+type Timeouts struct {
+	Preflight, Inject, Recover, Verify, Revert time.Duration
+}
+
+// ParamsValidator checks one scenario kind's params. It is implemented by the
+// scenario registry, so the loader knows no scenario.
+type ParamsValidator interface {
+	ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList
+	Known(kind string) bool
+	Kinds() []string
+}
+
+// Error lists every problem found in one file.
+type Error struct {
+	File string
+	Errs field.ErrorList
+	// Doc is the 1-based document index in a multi-document file (0: whole file).
+	Doc int
+}
+
+func (e *Error) Error() string {
+	prefix := e.File
+	if e.Doc > 0 {
+		prefix = fmt.Sprintf("%s (document %d)", e.File, e.Doc)
+	}
+	msgs := make([]string, 0, len(e.Errs))
+	for _, fe := range e.Errs {
+		msgs = append(msgs, prefix+": "+fe.Error())
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// cronParser accepts the standard five fields, descriptors such as @monthly
+// and @every, and a CRON_TZ= or TZ= prefix.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a drill schedule.
+func ParseSchedule(s string) (cron.Schedule, error) {
+	return cronParser.Parse(s)
+}
+
+// LoadPaths loads every *.yaml and *.yml file named or found under the given
+// paths. All files are read and every error is returned, joined; on any error
+// no definition is returned.
+func LoadPaths(paths []string, v ParamsValidator) ([]Definition, error) {
+	var files []string
+	for _, p := range paths {
+		found, err := yamlFiles(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, found...)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no drill files (*.yaml, *.yml) in %s", strings.Join(paths, ", "))
+	}
+	var (
+		defs   []Definition
+		errs   []error
+		byName = map[string]string{}
+	)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read drill file: %w", err))
+			continue
+		}
+		got, err := Parse(f, data, v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, d := range got {
+			if prev, dup := byName[d.Name]; dup {
+				errs = append(errs, &Error{File: f, Errs: field.ErrorList{field.Duplicate(field.NewPath("metadata", "name"), d.Name+" (also in "+prev+")")}})
+				continue
+			}
+			byName[d.Name] = f
+			defs = append(defs, d)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return defs, nil
+}
+
+func yamlFiles(p string) ([]string, error) {
+	info, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("drill path: %w", err)
+	}
+	if !info.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", p, err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Parse decodes and validates every document of one file.
+func Parse(file string, data []byte, v ParamsValidator) ([]Definition, error) {
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return nil, &Error{File: file, Errs: field.ErrorList{field.Invalid(field.NewPath(""), "", "not valid YAML: "+err.Error())}}
+	}
+	if len(docs) == 0 {
+		return nil, &Error{File: file, Errs: field.ErrorList{field.Required(field.NewPath("kind"), "file holds no Drill")}}
+	}
+	var (
+		defs []Definition
+		errs []error
+	)
+	for i, doc := range docs {
+		docIndex := 0
+		if len(docs) > 1 {
+			docIndex = i + 1
+		}
+		d, fieldErrs := parseOne(doc, v)
+		if len(fieldErrs) > 0 {
+			errs = append(errs, &Error{File: file, Doc: docIndex, Errs: fieldErrs})
+			continue
+		}
+		d.Source = file
+		defs = append(defs, d)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return defs, nil
+}
+
+func splitDocuments(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		docs = append(docs, doc)
+	}
+}
+
+func stripComments(doc []byte) []byte {
+	var out bytes.Buffer
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) {
+			out.Write(line)
+			out.WriteByte('\n')
+		}
+	}
+	return out.Bytes()
+}
+
+func parseOne(doc []byte, v ParamsValidator) (Definition, field.ErrorList) {
+	var d v1alpha1.Drill
+	jsonDoc, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return Definition{}, field.ErrorList{field.Invalid(field.NewPath(""), "", "not valid YAML: "+err.Error())}
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(jsonDoc, &d, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return Definition{}, field.ErrorList{typeError(err)}
+	}
+	var errs field.ErrorList
+	for _, se := range strictErrs {
+		errs = append(errs, strictError(se))
+	}
+	errs = append(errs, validate(&d, v)...)
+	if len(errs) > 0 {
+		return Definition{}, errs
+	}
+	return resolve(d), nil
+}
+
+// typeError turns a JSON decoding error into a field error naming the field
+// where the decoder says which ("... into Go struct field Drill.spec.x of type y").
+func typeError(err error) *field.Error {
+	msg := err.Error()
+	const marker, typeMarker = "into Go struct field ", " of type "
+	if i := strings.Index(msg, marker); i >= 0 {
+		rest := msg[i+len(marker):]
+		if j := strings.Index(rest, typeMarker); j >= 0 {
+			path := rest[:j]
+			if dot := strings.Index(path, "."); dot >= 0 {
+				path = path[dot+1:] // drop the Go struct name
+			}
+			what := strings.TrimSuffix(strings.TrimPrefix(msg[:i], "json: cannot unmarshal "), " ")
+			return field.TypeInvalid(field.NewPath(path), what, "expected "+rest[j+len(typeMarker):])
+		}
+	}
+	return field.Invalid(field.NewPath(""), "", msg)
+}
+
+// strictError turns sigs.k8s.io/json's unknown or duplicate field error into
+// a field error.
+func strictError(err error) *field.Error {
+	var fe sigsjson.FieldError
+	if !errors.As(err, &fe) {
+		return field.Invalid(field.NewPath(""), "", err.Error())
+	}
+	path := field.NewPath(fe.FieldPath())
+	if strings.HasPrefix(err.Error(), "duplicate field") {
+		return field.Duplicate(path, "")
+	}
+	return field.Forbidden(path, "unknown field")
+}
+
+func validate(d *v1alpha1.Drill, v ParamsValidator) field.ErrorList {
+	var errs field.ErrorList
+	if d.APIVersion != v1alpha1.APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), d.APIVersion, []string{v1alpha1.APIVersion}))
+	}
+	if d.Kind != "Drill" {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), d.Kind, []string{"Drill"}))
+	}
+	name := field.NewPath("metadata", "name")
+	if d.Metadata.Name == "" {
+		errs = append(errs, field.Required(name, "every drill needs a name"))
+	} else {
+		// The name becomes a label value and a DrillRun name prefix.
+		for _, msg := range validation.IsDNS1123Subdomain(d.Metadata.Name) {
+			errs = append(errs, field.Invalid(name, d.Metadata.Name, msg))
+		}
+		if len(d.Metadata.Name) > 50 {
+			errs = append(errs, field.TooLong(name, d.Metadata.Name, 50))
+		}
+	}
+	spec := field.NewPath("spec")
+	s := d.Spec
+	switch {
+	case s.Scenario == "":
+		errs = append(errs, field.Required(spec.Child("scenario"), "name a scenario kind"))
+	case !v.Known(s.Scenario):
+		errs = append(errs, field.NotSupported(spec.Child("scenario"), s.Scenario, v.Kinds()))
+	default:
+		errs = append(errs, v.ValidateParams(s.Scenario, s, spec.Child("params"))...)
+	}
+	if s.Schedule != "" {
+		if _, err := ParseSchedule(s.Schedule); err != nil {
+			errs = append(errs, field.Invalid(spec.Child("schedule"), s.Schedule, err.Error()))
+		}
+	}
+	obj := spec.Child("objectives")
+	if s.Objectives.RTO == "" {
+		errs = append(errs, field.Required(obj.Child("rto"), "every drill is measured against an RTO target"))
+	} else {
+		errs = append(errs, checkDuration(obj.Child("rto"), s.Objectives.RTO)...)
+	}
+	if s.Objectives.RPO != "" {
+		errs = append(errs, checkDuration(obj.Child("rpo"), s.Objectives.RPO)...)
+	}
+	to := spec.Child("timeouts")
+	for name, val := range map[string]v1alpha1.Duration{
+		"preflight": s.Timeouts.Preflight, "inject": s.Timeouts.Inject, "recover": s.Timeouts.Recover,
+		"verify": s.Timeouts.Verify, "revert": s.Timeouts.Revert,
+	} {
+		if val != "" {
+			errs = append(errs, checkDuration(to.Child(name), val)...)
+		}
+	}
+	if s.Target.Namespace == "" {
+		errs = append(errs, field.Required(spec.Child("target", "namespace"), "every drill names its target namespace"))
+	} else {
+		for _, msg := range validation.IsDNS1123Label(s.Target.Namespace) {
+			errs = append(errs, field.Invalid(spec.Child("target", "namespace"), s.Target.Namespace, msg))
+		}
+	}
+	sortErrors(errs)
+	return errs
+}
+
+func sortErrors(errs field.ErrorList) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+}
+
+func checkDuration(path *field.Path, d v1alpha1.Duration) field.ErrorList {
+	v, err := time.ParseDuration(string(d))
+	if err != nil {
+		return field.ErrorList{field.Invalid(path, string(d), "not a duration (use e.g. 90s, 30m, 1h)")}
+	}
+	if v <= 0 {
+		return field.ErrorList{field.Invalid(path, string(d), "must be positive")}
+	}
+	return nil
+}
+
+// mustDuration parses a duration already validated, or returns def when empty.
+func mustDuration(d v1alpha1.Duration, def time.Duration) time.Duration {
+	if d == "" {
+		return def
+	}
+	v, _ := time.ParseDuration(string(d))
+	return v
+}
+
+func resolve(d v1alpha1.Drill) Definition {
+	def := Definition{Name: d.Metadata.Name, Spec: d.Spec}
+	def.FromSpec()
+	return def
+}
+
+// FromSpec fills the parsed fields of a Definition from its Spec, which must
+// be valid. A restarted daemon uses it to rebuild a run's drill from the
+// snapshot in the DrillRun.
+func (def *Definition) FromSpec() {
+	s := def.Spec
+	if s.Schedule != "" {
+		def.Schedule, _ = ParseSchedule(s.Schedule)
+	}
+	def.RTO = mustDuration(s.Objectives.RTO, 0)
+	def.RPO = mustDuration(s.Objectives.RPO, 0)
+	def.Timeouts = Timeouts{
+		Preflight: mustDuration(s.Timeouts.Preflight, DefaultPreflightTimeout),
+		Inject:    mustDuration(s.Timeouts.Inject, DefaultInjectTimeout),
+		Recover:   mustDuration(s.Timeouts.Recover, recoverTimeoutFactor*def.RTO),
+		Verify:    mustDuration(s.Timeouts.Verify, DefaultVerifyTimeout),
+		Revert:    mustDuration(s.Timeouts.Revert, DefaultRevertTimeout),
+	}
+}
+
+// DecodeParams strictly decodes a scenario's params into out, returning
+// field errors under path. Scenario kinds call it from ValidateParams.
+func DecodeParams(raw []byte, out any, path *field.Path) field.ErrorList {
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(raw, out, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		fe := typeError(err)
+		fe.Field = joinPath(path, fe.Field)
+		return field.ErrorList{fe}
+	}
+	var errs field.ErrorList
+	for _, se := range strictErrs {
+		fe := strictError(se)
+		fe.Field = joinPath(path, fe.Field)
+		errs = append(errs, fe)
+	}
+	return errs
+}
+
+func joinPath(path *field.Path, sub string) string {
+	if sub == "" || sub == "<nil>" {
+		return path.String()
+	}
+	return path.String() + "." + sub
+}

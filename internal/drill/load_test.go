@@ -1,0 +1,156 @@
+package drill_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+)
+
+const valid = `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata:
+  name: ns-restore
+spec:
+  scenario: namespace-restore
+  schedule: "CRON_TZ=Europe/Berlin 0 3 1 * *"
+  objectives:
+    rto: 30m
+    rpo: 1h
+  timeouts:
+    preflight: 1m
+  target:
+    namespace: shop
+  params:
+    backup:
+      schedule: shop-daily
+`
+
+// mutate replaces one line of the valid drill, or appends when old is "".
+func mutate(old, new string) string {
+	if old == "" {
+		return valid + new
+	}
+	if !strings.Contains(valid, old) {
+		panic("fixture does not contain " + old)
+	}
+	return strings.Replace(valid, old, new, 1)
+}
+
+func TestParseRejectsBadInputNamingTheField(t *testing.T) {
+	reg := scenarios.Registry(scenarios.Deps{})
+	cases := []struct {
+		name, doc string
+		want      []string // every string must appear in the error
+	}{
+		{"unknown top-level spec field", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  retries: 3\n"), []string{"drills/x.yaml", "spec.retries", "unknown field"}},
+		{"unknown param field", mutate("      schedule: shop-daily\n", "      schedule: shop-daily\n      keepLast: 3\n"), []string{"spec.params.backup.keepLast", "unknown field"}},
+		{"duplicate field", mutate("    rpo: 1h\n", "    rpo: 1h\n    rpo: 2h\n"), []string{"rpo"}},
+		{"bad duration", mutate("rto: 30m", "rto: 30 minutes"), []string{"spec.objectives.rto", `"30 minutes"`}},
+		{"negative duration", mutate("rto: 30m", "rto: -5m"), []string{"spec.objectives.rto", "must be positive"}},
+		{"bad timeout", mutate("preflight: 1m", "preflight: soon"), []string{"spec.timeouts.preflight"}},
+		{"missing rto", mutate("    rto: 30m\n", ""), []string{"spec.objectives.rto", "Required"}},
+		{"missing rpo for namespace-restore", mutate("    rpo: 1h\n", ""), []string{"spec.objectives.rpo", "Required"}},
+		{"bad cron", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"0 3 1 *"`), []string{"spec.schedule", "expected exactly 5 fields"}},
+		{"bad cron field value", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"0 25 * * *"`), []string{"spec.schedule", "above maximum"}},
+		{"bad timezone", mutate("Europe/Berlin", "Mars/Olympus"), []string{"spec.schedule", "Mars/Olympus"}},
+		{"missing target", mutate("    namespace: shop\n", ""), []string{"spec.target.namespace", "Required"}},
+		{"invalid target namespace", mutate("namespace: shop", "namespace: Shop_1"), []string{"spec.target.namespace"}},
+		{"unknown scenario", mutate("scenario: namespace-restore", "scenario: delete-everything"), []string{"spec.scenario", "delete-everything", "namespace-restore"}},
+		{"missing scenario", mutate("  scenario: namespace-restore\n", ""), []string{"spec.scenario", "Required"}},
+		{"no backup source", mutate("      schedule: shop-daily\n", "      {}\n"), []string{"spec.params.backup"}},
+		{"two backup sources", mutate("      schedule: shop-daily\n", "      schedule: shop-daily\n      create: true\n"), []string{"spec.params.backup", "exactly one"}},
+		{"wrong type", mutate("      schedule: shop-daily\n", "      schedule: [a, b]\n"), []string{"spec.params.backup.schedule"}},
+		{"wrong apiVersion", mutate("drillbot.io/v1alpha1", "drillbot.io/v2"), []string{"apiVersion"}},
+		{"wrong kind", mutate("kind: Drill", "kind: Drills"), []string{"kind"}},
+		{"missing name", mutate("  name: ns-restore\n", ""), []string{"metadata.name", "Required"}},
+		{"name not DNS", mutate("name: ns-restore", "name: NS_Restore"), []string{"metadata.name"}},
+		{"not YAML", "spec: [unclosed\n", []string{"drills/x.yaml", "not valid YAML"}},
+		{"empty file", "# nothing\n", []string{"drills/x.yaml", "no Drill"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defs, err := drill.Parse("drills/x.yaml", []byte(tc.doc), reg)
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.doc)
+			}
+			if defs != nil {
+				t.Errorf("returned %d definitions alongside an error", len(defs))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	defs, err := drill.Parse("x.yaml", []byte(valid), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := defs[0]
+	if d.Name != "ns-restore" || d.RTO != 30*time.Minute || d.RPO != time.Hour {
+		t.Errorf("got name %q rto %v rpo %v", d.Name, d.RTO, d.RPO)
+	}
+	want := drill.Timeouts{Preflight: time.Minute, Inject: drill.DefaultInjectTimeout, Recover: time.Hour,
+		Verify: drill.DefaultVerifyTimeout, Revert: drill.DefaultRevertTimeout}
+	if d.Timeouts != want {
+		t.Errorf("timeouts %+v, want %+v (recover defaults to twice the RTO)", d.Timeouts, want)
+	}
+	// CRON_TZ is honoured: 03:00 in Berlin on the 1st is 01:00 or 02:00 UTC.
+	next := d.Schedule.Next(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	if got := next.UTC(); !got.Equal(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)) {
+		t.Errorf("next run %v, want 2026-12-01 02:00 UTC", got)
+	}
+}
+
+func TestParseDescriptorAndMultiDocument(t *testing.T) {
+	second := strings.Replace(strings.Replace(valid, "ns-restore", "ns-restore-2", 1), `"CRON_TZ=Europe/Berlin 0 3 1 * *"`, "'@monthly'", 1)
+	defs, err := drill.Parse("x.yaml", []byte(valid+"---\n"+second), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) != 2 || defs[1].Name != "ns-restore-2" || defs[1].Schedule == nil {
+		t.Fatalf("got %+v", defs)
+	}
+}
+
+func TestLoadPathsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", valid)
+	write("b.yaml", mutate("rto: 30m", "rto: 5x"))
+	write("c.yaml", valid) // same name as a.yaml
+	write("notes.txt", "ignored")
+	defs, err := drill.LoadPaths([]string{dir}, scenarios.Registry(scenarios.Deps{}))
+	if err == nil || defs != nil {
+		t.Fatalf("want an error and no drills, got %d drills, err %v", len(defs), err)
+	}
+	for _, w := range []string{"b.yaml: spec.objectives.rto", "c.yaml: metadata.name: Duplicate", "also in " + filepath.Join(dir, "a.yaml")} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+}
+
+func TestShippedCatalogIsValid(t *testing.T) {
+	defs, err := drill.LoadPaths([]string{"../../drills"}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) == 0 {
+		t.Fatal("drills/ is empty")
+	}
+}

@@ -1,0 +1,116 @@
+// Package engine runs drills: it owns the order of phases, their deadlines,
+// the clock and all RTO/RPO stamping, the undo journal and the verdict.
+// Scenario kinds act on their targets behind the small Scenario interface and
+// never read the clock for timing.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+)
+
+// Scenario is one run's scenario, built from the drill by its Kind.
+type Scenario interface {
+	// Preflight checks the targets are allowed and ready. It must not write.
+	// An error here means nothing was touched.
+	Preflight(ctx context.Context) error
+	// Inject causes the disaster. Before each mutation it calls j.Record with
+	// what is needed to undo it, and mutates only once Record returned nil.
+	Inject(ctx context.Context, j Journal) error
+	// Recover drives or awaits recovery and returns once the target is
+	// recovered (observed, never assumed). It reports milestones to m.
+	Recover(ctx context.Context, m Milestones) error
+	// Verify checks what recovery brought back.
+	Verify(ctx context.Context) (Verification, error)
+	// Revert undoes one journal entry. It must be idempotent: it is called
+	// for every entry not yet reverted, also after a successful recovery and
+	// after a restart, when only the entry and the drill snapshot remain.
+	Revert(ctx context.Context, e v1alpha1.JournalEntry) error
+}
+
+// Journal is the durable undo journal of a run.
+type Journal interface {
+	// Record writes an undo entry durably to the cluster before the fault it
+	// undoes. The first Record of a run marks the disaster's start.
+	Record(ctx context.Context, action, description string, undo any) error
+}
+
+// Milestones takes named moments of recovery; the engine stamps the time.
+type Milestones interface {
+	Mark(name string)
+}
+
+// Verification is what Verify found.
+type Verification struct {
+	// Failures make the verdict FAIL (e.g. missing objects).
+	Failures []string
+	// Inconclusive, when set, makes the verdict INCONCLUSIVE with this reason
+	// (e.g. the fault had no observable effect).
+	Inconclusive string
+	// Findings are worth reading on any verdict.
+	Findings []string
+	// DataTimestamp is the newest write found in the recovered data; the
+	// engine computes RPO as disaster time minus this. Nil: not measured.
+	DataTimestamp *time.Time
+	// RPOSource says where DataTimestamp came from.
+	RPOSource string
+}
+
+// Kind is a scenario kind: it validates a drill's params and builds the
+// scenario for a run.
+type Kind interface {
+	// ValidateParams strictly decodes and checks the drill's params.
+	ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList
+	// New builds the scenario of one run. runName labels what the run creates.
+	New(def drill.Definition, runName string) (Scenario, error)
+}
+
+// Registry maps scenario kind names to kinds. It implements
+// drill.ParamsValidator.
+type Registry map[string]Kind
+
+// Known reports whether kind is registered.
+func (r Registry) Known(kind string) bool { _, ok := r[kind]; return ok }
+
+// Kinds lists the registered kind names.
+func (r Registry) Kinds() []string {
+	out := make([]string, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	sortStrings(out)
+	return out
+}
+
+// ValidateParams validates params with the named kind.
+func (r Registry) ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
+	k, ok := r[kind]
+	if !ok {
+		return field.ErrorList{field.NotSupported(path, kind, r.Kinds())}
+	}
+	return k.ValidateParams(spec, path)
+}
+
+// RefusedError is returned by Preflight when a target is not allowed. The
+// engine reports it as a refusal: nothing was written to the target.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return "refused: " + e.Reason }
+
+// Refuse returns a RefusedError.
+func Refuse(format string, args ...any) error {
+	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsRefused reports whether err is a refusal.
+func IsRefused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
+}

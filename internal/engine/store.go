@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// RunStore persists DrillRuns. KubeStore is the implementation; the engine
+// only needs these calls.
+type RunStore interface {
+	Create(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error)
+	UpdateStatus(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error)
+	Get(ctx context.Context, name string) (*v1alpha1.DrillRun, error)
+	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
+}
+
+// KubeStore keeps DrillRuns in one namespace through the dynamic client.
+type KubeStore struct {
+	Client    dynamic.Interface
+	Namespace string
+}
+
+var _ RunStore = (*KubeStore)(nil)
+
+func (s *KubeStore) res() dynamic.ResourceInterface {
+	return s.Client.Resource(v1alpha1.DrillRunResource).Namespace(s.Namespace)
+}
+
+// Create creates the run.
+func (s *KubeStore) Create(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error) {
+	run.APIVersion, run.Kind = v1alpha1.APIVersion, "DrillRun"
+	u, err := toUnstructured(run)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.res().Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create DrillRun: %w", err)
+	}
+	return fromUnstructured(out)
+}
+
+// UpdateStatus writes the run's status. It fails on a conflict: the engine
+// is the only writer of a run it holds, so a conflict means someone else
+// changed it and must not be overwritten blindly.
+func (s *KubeStore) UpdateStatus(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error) {
+	run.APIVersion, run.Kind = v1alpha1.APIVersion, "DrillRun"
+	u, err := toUnstructured(run)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update DrillRun %s status: %w", run.Name, err)
+	}
+	return fromUnstructured(out)
+}
+
+// Get reads one run.
+func (s *KubeStore) Get(ctx context.Context, name string) (*v1alpha1.DrillRun, error) {
+	out, err := s.res().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get DrillRun %s: %w", name, err)
+	}
+	return fromUnstructured(out)
+}
+
+// List lists runs matching a label selector.
+func (s *KubeStore) List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error) {
+	list, err := s.res().List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, fmt.Errorf("list DrillRuns: %w", err)
+	}
+	runs := make([]v1alpha1.DrillRun, 0, len(list.Items))
+	for i := range list.Items {
+		r, err := fromUnstructured(&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, *r)
+	}
+	return runs, nil
+}
+
+// toUnstructured and fromUnstructured go through JSON so the raw params and
+// undo data keep their shape.
+func toUnstructured(run *v1alpha1.DrillRun) (*unstructured.Unstructured, error) {
+	data, err := json.Marshal(run)
+	if err != nil {
+		return nil, fmt.Errorf("encode DrillRun: %w", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("encode DrillRun: %w", err)
+	}
+	return u, nil
+}
+
+func fromUnstructured(u *unstructured.Unstructured) (*v1alpha1.DrillRun, error) {
+	data, err := u.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("decode DrillRun %s: %w", u.GetName(), err)
+	}
+	var run v1alpha1.DrillRun
+	if err := json.Unmarshal(data, &run); err != nil {
+		return nil, fmt.Errorf("decode DrillRun %s: %w", u.GetName(), err)
+	}
+	return &run, nil
+}
+
+// IsNotFound reports whether err is a Kubernetes NotFound.
+func IsNotFound(err error) bool { return apierrors.IsNotFound(err) }

@@ -1,0 +1,97 @@
+package namespacerestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
+)
+
+// Inventory is the set of objects in a namespace, as "resource.group/name".
+type Inventory map[string]struct{}
+
+// Missing lists, sorted, what is in inv and not in after.
+func (inv Inventory) Missing(after Inventory) []string {
+	var out []string
+	for k := range inv {
+		if _, ok := after[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// skipped are resources that are derived or ephemeral: the API server or a
+// controller remakes them, and Velero does not restore them by name.
+var skipped = []string{"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
+
+// inventoryPageSize bounds each list call.
+const inventoryPageSize = 500
+
+// TakeInventory lists every namespaced resource kind the server serves, in
+// pages and as metadata only, and records the objects that nothing owns
+// (owned objects are remade by their owners under new names).
+func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, error) {
+	lists, err := disc.ServerPreferredNamespacedResources()
+	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+		return nil, fmt.Errorf("discover namespaced resources: %w", err)
+	}
+	inv := Inventory{}
+	var errs []error
+	for _, list := range lists {
+		gv, perr := schema.ParseGroupVersion(list.GroupVersion)
+		if perr != nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+				continue
+			}
+			qualified := r.Name
+			if gv.Group != "" {
+				qualified += "." + gv.Group
+			}
+			if slices.Contains(skipped, qualified) {
+				continue
+			}
+			if err := listInto(ctx, meta, gv.WithResource(r.Name), ns, qualified, inv); err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
+				}
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
+	}
+	return inv, nil
+}
+
+func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVersionResource, ns, qualified string, inv Inventory) error {
+	opts := metav1.ListOptions{Limit: inventoryPageSize}
+	for {
+		page, err := meta.Resource(gvr).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", qualified, err)
+		}
+		for _, item := range page.Items {
+			if len(item.OwnerReferences) > 0 {
+				continue
+			}
+			inv[qualified+"/"+item.Name] = struct{}{}
+		}
+		if page.Continue == "" {
+			return nil
+		}
+		opts.Continue = page.Continue
+	}
+}

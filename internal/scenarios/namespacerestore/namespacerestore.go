@@ -1,0 +1,526 @@
+// Package namespacerestore is the namespace-restore scenario: delete an
+// opted-in namespace, restore it with Velero, and measure time to workloads
+// Ready (RTO) and the age of the restored data (RPO).
+package namespacerestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+)
+
+// Name is the scenario kind.
+const Name = "namespace-restore"
+
+// MarkerName is the ConfigMap drillbot keeps updated in each target
+// namespace; its restored timestamp measures the RPO.
+const MarkerName = "drillbot-rpo-marker"
+
+// MarkerKey is the marker's data key holding an RFC 3339 timestamp.
+const MarkerKey = "timestamp"
+
+// Velero resources, used through the dynamic client (Velero ships no clientset).
+var (
+	BackupsGVR   = velerov1.SchemeGroupVersion.WithResource("backups")
+	RestoresGVR  = velerov1.SchemeGroupVersion.WithResource("restores")
+	BSLGVR       = velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")
+	SchedulesGVR = velerov1.SchemeGroupVersion.WithResource("schedules")
+)
+
+// Params are the drill's spec.params.
+type Params struct {
+	// VeleroNamespace is where Velero runs (default "velero").
+	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+	// StorageLocation is the BackupStorageLocation that must be Available
+	// (default: the one marked default).
+	StorageLocation string `json:"storageLocation,omitempty"`
+	// Backup says which backup to restore from; exactly one field is set.
+	Backup BackupSource `json:"backup"`
+}
+
+// BackupSource picks the backup.
+type BackupSource struct {
+	// Schedule: the newest backup of this Velero Schedule, which must be Completed.
+	Schedule string `json:"schedule,omitempty"`
+	// Name: this backup, which must be Completed.
+	Name string `json:"name,omitempty"`
+	// Create: drillbot stamps the marker and takes a fresh backup first.
+	Create bool `json:"create,omitempty"`
+}
+
+func (p *Params) defaults() {
+	if p.VeleroNamespace == "" {
+		p.VeleroNamespace = "velero"
+	}
+}
+
+// Deps are what the scenario needs from the outside.
+type Deps struct {
+	Kube      kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Metadata  metadata.Interface
+	Discovery discovery.DiscoveryInterface
+	// Clock stamps the RPO marker and names backups; it is never used for timing.
+	Clock  clock.PassiveClock
+	Logger *slog.Logger
+	// Protected namespaces are refused even when labelled.
+	Protected []string
+}
+
+// Kind is the namespace-restore scenario kind.
+type Kind struct{ Deps Deps }
+
+var _ engine.Kind = Kind{}
+
+// ValidateParams implements engine.Kind.
+func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
+	var p Params
+	errs := drill.DecodeParams(spec.Params, &p, path)
+	if len(errs) > 0 {
+		return errs
+	}
+	b := path.Child("backup")
+	set := 0
+	if p.Backup.Schedule != "" {
+		set++
+	}
+	if p.Backup.Name != "" {
+		set++
+	}
+	if p.Backup.Create {
+		set++
+	}
+	if set != 1 {
+		errs = append(errs, field.Invalid(b, p.Backup, "set exactly one of schedule, name or create"))
+	}
+	if spec.Objectives.RPO == "" {
+		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "namespace-restore measures RPO: set its target"))
+	}
+	return errs
+}
+
+// New implements engine.Kind.
+func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error) {
+	var p Params
+	if errs := drill.DecodeParams(def.Spec.Params, &p, field.NewPath("spec", "params")); len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	p.defaults()
+	d := k.Deps
+	if d.Clock == nil {
+		d.Clock = clock.RealClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName,
+		log: d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}, nil
+}
+
+type scenario struct {
+	deps   Deps
+	params Params
+	ns     string
+	run    string
+	log    *slog.Logger
+
+	// found by Preflight
+	backup    *velerov1.Backup
+	inventory Inventory
+	restore   *velerov1.Restore
+}
+
+// Undo is the journal data of the namespace deletion.
+type Undo struct {
+	Namespace       string `json:"namespace"`
+	VeleroNamespace string `json:"veleroNamespace"`
+	Backup          string `json:"backup"`
+	Restore         string `json:"restore"`
+}
+
+// Preflight implements engine.Scenario. It only reads.
+func (s *scenario) Preflight(ctx context.Context) error {
+	if err := CheckOptIn(ctx, s.deps.Kube, s.ns, append([]string{s.params.VeleroNamespace}, s.deps.Protected...)); err != nil {
+		return err
+	}
+	if err := s.checkStorageLocation(ctx); err != nil {
+		return err
+	}
+	if !s.params.Backup.Create {
+		b, err := s.findBackup(ctx)
+		if err != nil {
+			return err
+		}
+		s.backup = b
+	}
+	if err := WorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
+		return fmt.Errorf("target not healthy before the drill, refusing to break it further: %w", err)
+	}
+	inv, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	if err != nil {
+		return err
+	}
+	s.inventory = inv
+	s.log.Info("preflight passed", "backup", s.backupName(), "inventory", len(inv))
+	return nil
+}
+
+func (s *scenario) backupName() string {
+	if s.backup == nil {
+		return "(created at inject)"
+	}
+	return s.backup.Name
+}
+
+// CheckOptIn refuses a namespace that does not exist, is terminating, is
+// protected, or lacks the opt-in label. It only reads.
+func CheckOptIn(ctx context.Context, c kubernetes.Interface, ns string, protected []string) error {
+	for _, p := range append([]string{"kube-system", "kube-public", "kube-node-lease", "default"}, protected...) {
+		if ns == p {
+			return engine.Refuse("namespace %s is protected and never a drill target", ns)
+		}
+	}
+	n, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return engine.Refuse("target namespace %s does not exist", ns)
+	}
+	if err != nil {
+		return fmt.Errorf("read target namespace %s: %w", ns, err)
+	}
+	if n.Labels[v1alpha1.LabelAllowDisaster] != "true" {
+		return engine.Refuse("namespace %s is not opted in: it lacks the label %s=true", ns, v1alpha1.LabelAllowDisaster)
+	}
+	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
+		return engine.Refuse("namespace %s is already terminating", ns)
+	}
+	return nil
+}
+
+func (s *scenario) checkStorageLocation(ctx context.Context) error {
+	list, err := s.deps.Dynamic.Resource(BSLGVR).Namespace(s.params.VeleroNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list Velero BackupStorageLocations in %s: %w", s.params.VeleroNamespace, err)
+	}
+	for i := range list.Items {
+		var bsl velerov1.BackupStorageLocation
+		if err := fromUnstructured(&list.Items[i], &bsl); err != nil {
+			return err
+		}
+		if (s.params.StorageLocation == "" && bsl.Spec.Default) || bsl.Name == s.params.StorageLocation {
+			if bsl.Status.Phase != velerov1.BackupStorageLocationPhaseAvailable {
+				return fmt.Errorf("velero BackupStorageLocation %s is %q, not Available: a restore would fail", bsl.Name, bsl.Status.Phase)
+			}
+			if s.params.StorageLocation == "" {
+				s.params.StorageLocation = bsl.Name
+			}
+			return nil
+		}
+	}
+	if s.params.StorageLocation == "" {
+		return fmt.Errorf("no default Velero BackupStorageLocation in %s", s.params.VeleroNamespace)
+	}
+	return fmt.Errorf("velero BackupStorageLocation %s/%s not found", s.params.VeleroNamespace, s.params.StorageLocation)
+}
+
+// findBackup picks the named backup or the schedule's newest, and refuses it
+// unless Completed and covering the target namespace.
+func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
+	res := s.deps.Dynamic.Resource(BackupsGVR).Namespace(s.params.VeleroNamespace)
+	var b velerov1.Backup
+	if name := s.params.Backup.Name; name != "" {
+		u, err := res.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("velero backup %s: %w", name, err)
+		}
+		if err := fromUnstructured(u, &b); err != nil {
+			return nil, err
+		}
+	} else {
+		sched := s.params.Backup.Schedule
+		list, err := res.List(ctx, metav1.ListOptions{LabelSelector: velerov1.ScheduleNameLabel + "=" + sched})
+		if err != nil {
+			return nil, fmt.Errorf("list backups of Velero schedule %s: %w", sched, err)
+		}
+		if len(list.Items) == 0 {
+			return nil, fmt.Errorf("velero schedule %s has no backups: nothing to restore from", sched)
+		}
+		var newest *velerov1.Backup
+		for i := range list.Items {
+			var c velerov1.Backup
+			if err := fromUnstructured(&list.Items[i], &c); err != nil {
+				return nil, err
+			}
+			if newest == nil || c.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
+				(c.CreationTimestamp.Equal(&newest.CreationTimestamp) && c.Name > newest.Name) {
+				newest = &c
+			}
+		}
+		b = *newest
+	}
+	if err := usableBackup(&b, s.ns); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func usableBackup(b *velerov1.Backup, ns string) error {
+	if b.Status.Phase != velerov1.BackupPhaseCompleted {
+		return fmt.Errorf("velero backup %s is %q, not Completed: refusing to delete the namespace", b.Name, b.Status.Phase)
+	}
+	if b.DeletionTimestamp != nil {
+		return fmt.Errorf("velero backup %s is being deleted", b.Name)
+	}
+	included := len(b.Spec.IncludedNamespaces) == 0 || slices.Contains(b.Spec.IncludedNamespaces, "*") || slices.Contains(b.Spec.IncludedNamespaces, ns)
+	if !included || slices.Contains(b.Spec.ExcludedNamespaces, ns) {
+		return fmt.Errorf("velero backup %s does not include namespace %s", b.Name, ns)
+	}
+	return nil
+}
+
+// Inject implements engine.Scenario.
+func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
+	if s.params.Backup.Create {
+		b, err := s.createBackup(ctx)
+		if err != nil {
+			return err
+		}
+		s.backup = b
+	}
+	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run}
+	if err := j.Record(ctx, "delete-namespace",
+		fmt.Sprintf("delete namespace %s; undo: Velero restore %s from backup %s", s.ns, s.run, s.backup.Name), undo); err != nil {
+		return err
+	}
+	if err := s.deps.Kube.CoreV1().Namespaces().Delete(ctx, s.ns, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete namespace %s: %w", s.ns, err)
+	}
+	s.log.Info("namespace deleted", "backup", s.backup.Name)
+	return nil
+}
+
+// createBackup stamps the marker, then takes a backup of the namespace and
+// waits for it to complete. Anything but Completed aborts before deletion.
+func (s *scenario) createBackup(ctx context.Context) (*velerov1.Backup, error) {
+	if err := TouchMarker(ctx, s.deps.Kube, s.ns, s.deps.Clock.Now()); err != nil {
+		return nil, err
+	}
+	b := &velerov1.Backup{
+		TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: s.run, Namespace: s.params.VeleroNamespace,
+			Labels: map[string]string{v1alpha1.LabelRun: s.run}},
+		Spec: velerov1.BackupSpec{IncludedNamespaces: []string{s.ns}, StorageLocation: s.params.StorageLocation},
+	}
+	u, err := toUnstructured(b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.deps.Dynamic.Resource(BackupsGVR).Namespace(s.params.VeleroNamespace).Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create Velero backup %s: %w", s.run, err)
+	}
+	var done velerov1.Backup
+	_, err = kube.WaitObject(ctx, s.deps.Dynamic, BackupsGVR, s.params.VeleroNamespace, s.run, func(u *unstructured.Unstructured) (bool, error) {
+		if u == nil {
+			return false, nil
+		}
+		if err := fromUnstructured(u, &done); err != nil {
+			return false, err
+		}
+		switch done.Status.Phase {
+		case velerov1.BackupPhaseCompleted:
+			return true, nil
+		case velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailed, velerov1.BackupPhaseFailedValidation:
+			return false, fmt.Errorf("velero backup %s ended %s: refusing to delete the namespace", s.run, done.Status.Phase)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &done, usableBackup(&done, s.ns)
+}
+
+// Recover implements engine.Scenario: wait for the namespace to be gone,
+// restore it, and wait for every workload to be Ready.
+func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
+	if err := kube.WaitNamespaceGone(ctx, s.deps.Kube, s.ns); err != nil {
+		return err
+	}
+	m.Mark("namespace-terminated")
+	r, err := ensureRestore(ctx, s.deps.Dynamic, Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run})
+	s.restore = r
+	if err != nil {
+		return err
+	}
+	m.Mark("restore-completed")
+	if err := WaitWorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
+		return err
+	}
+	m.Mark("workloads-ready")
+	return nil
+}
+
+// ensureRestore creates the restore (unless it exists) and waits for it to
+// end. Anything but Completed is an error naming the phase and counts.
+func ensureRestore(ctx context.Context, c dynamic.Interface, u Undo) (*velerov1.Restore, error) {
+	r := &velerov1.Restore{
+		TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Restore"},
+		ObjectMeta: metav1.ObjectMeta{Name: u.Restore, Namespace: u.VeleroNamespace,
+			Labels: map[string]string{v1alpha1.LabelRun: u.Restore}},
+		Spec: velerov1.RestoreSpec{BackupName: u.Backup, IncludedNamespaces: []string{u.Namespace}},
+	}
+	obj, err := toUnstructured(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Resource(RestoresGVR).Namespace(u.VeleroNamespace).Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create Velero restore %s: %w", u.Restore, err)
+	}
+	var done velerov1.Restore
+	_, err = kube.WaitObject(ctx, c, RestoresGVR, u.VeleroNamespace, u.Restore, func(obj *unstructured.Unstructured) (bool, error) {
+		if obj == nil {
+			return false, nil
+		}
+		if err := fromUnstructured(obj, &done); err != nil {
+			return false, err
+		}
+		switch done.Status.Phase {
+		case velerov1.RestorePhaseCompleted:
+			return true, nil
+		case velerov1.RestorePhasePartiallyFailed, velerov1.RestorePhaseFailed, velerov1.RestorePhaseFailedValidation:
+			return false, fmt.Errorf("velero restore %s ended %s (errors: %d, warnings: %d%s)", u.Restore, done.Status.Phase,
+				done.Status.Errors, done.Status.Warnings, failureReason(&done))
+		}
+		return false, nil
+	})
+	if err != nil {
+		return &done, err
+	}
+	return &done, nil
+}
+
+func failureReason(r *velerov1.Restore) string {
+	if r.Status.FailureReason != "" {
+		return ", reason: " + r.Status.FailureReason
+	}
+	if len(r.Status.ValidationErrors) > 0 {
+		return ", validation: " + strings.Join(r.Status.ValidationErrors, "; ")
+	}
+	return ""
+}
+
+// Verify implements engine.Scenario: the pre-disaster inventory must be back,
+// and the restored marker gives the data's age.
+func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
+	var v engine.Verification
+	after, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	if err != nil {
+		return v, err
+	}
+	if missing := s.inventory.Missing(after); len(missing) > 0 {
+		v.Failures = append(v.Failures, fmt.Sprintf("not restored (%d): %s", len(missing), strings.Join(missing, ", ")))
+	}
+	if s.restore != nil && s.restore.Status.Warnings > 0 {
+		v.Findings = append(v.Findings, fmt.Sprintf("velero restore %s finished with %d warnings", s.restore.Name, s.restore.Status.Warnings))
+	}
+	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.ns).Get(ctx, MarkerName, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		ts, perr := time.Parse(time.RFC3339Nano, cm.Data[MarkerKey])
+		if perr != nil {
+			return v, fmt.Errorf("restored RPO marker %s/%s holds %q: %w", s.ns, MarkerName, cm.Data[MarkerKey], perr)
+		}
+		v.DataTimestamp, v.RPOSource = &ts, "restored marker ConfigMap "+MarkerName
+	case apierrors.IsNotFound(err):
+		if s.backup.Status.StartTimestamp != nil {
+			ts := s.backup.Status.StartTimestamp.Time
+			v.DataTimestamp, v.RPOSource = &ts, "backup start time (no marker in restored data)"
+			v.Findings = append(v.Findings, "no RPO marker was restored: RPO is estimated from backup "+s.backup.Name+"'s start time, not measured from restored data")
+		}
+	default:
+		return v, fmt.Errorf("read restored RPO marker: %w", err)
+	}
+	return v, nil
+}
+
+// Revert implements engine.Scenario. The undo of a namespace deletion is a
+// Velero restore: if the run's restore exists and Completed there is nothing
+// to do; otherwise wait for the namespace to finish terminating and restore.
+func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
+	var u Undo
+	if err := json.Unmarshal(e.Undo, &u); err != nil {
+		return fmt.Errorf("decode undo of %s: %w", e.ID, err)
+	}
+	ns, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, u.Namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("read namespace %s: %w", u.Namespace, err)
+	case ns.DeletionTimestamp != nil:
+		if err := kube.WaitNamespaceGone(ctx, s.deps.Kube, u.Namespace); err != nil {
+			return err
+		}
+	}
+	if _, err := ensureRestore(ctx, s.deps.Dynamic, u); err != nil {
+		return fmt.Errorf("restore namespace %s: %w", u.Namespace, err)
+	}
+	return nil
+}
+
+// TouchMarker writes the current time into the namespace's RPO marker.
+// drillbot serve calls it periodically for every namespace-restore target.
+func TouchMarker(ctx context.Context, c kubernetes.Interface, ns string, now time.Time) error {
+	cms := c.CoreV1().ConfigMaps(ns)
+	data := map[string]string{MarkerKey: now.UTC().Format(time.RFC3339Nano)}
+	cm, err := cms.Get(ctx, MarkerName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: MarkerName, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "drillbot"}},
+			Data:       data,
+		}, metav1.CreateOptions{})
+	} else if err == nil {
+		cm.Data = data
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("update RPO marker %s/%s: %w", ns, MarkerName, err)
+	}
+	return nil
+}
+
+func toUnstructured(obj any) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", obj, err)
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+func fromUnstructured(u *unstructured.Unstructured, out any) error {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}
+

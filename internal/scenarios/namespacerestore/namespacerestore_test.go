@@ -1,0 +1,178 @@
+package namespacerestore
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+)
+
+func namespace(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func optedIn(name string) *corev1.Namespace {
+	return namespace(name, map[string]string{v1alpha1.LabelAllowDisaster: "true"})
+}
+
+func unstructuredOf(t *testing.T, obj any) runtime.Object {
+	t.Helper()
+	u, err := toUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func backup(name, schedule string, phase velerov1.BackupPhase, namespaces ...string) *velerov1.Backup {
+	return &velerov1.Backup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "velero", Labels: map[string]string{velerov1.ScheduleNameLabel: schedule}},
+		Spec:       velerov1.BackupSpec{IncludedNamespaces: namespaces},
+		Status:     velerov1.BackupStatus{Phase: phase},
+	}
+}
+
+func bsl(phase velerov1.BackupStorageLocationPhase) *velerov1.BackupStorageLocation {
+	return &velerov1.BackupStorageLocation{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "BackupStorageLocation"},
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "velero"},
+		Spec:       velerov1.BackupStorageLocationSpec{Default: true, Provider: "aws"},
+		Status:     velerov1.BackupStorageLocationStatus{Phase: phase},
+	}
+}
+
+// TestPreflightRefusesWithoutWriting runs Preflight against fakes and checks
+// that a refusal made no write call to either client.
+func TestPreflightRefusesWithoutWriting(t *testing.T) {
+	cases := []struct {
+		name    string
+		ns      *corev1.Namespace
+		target  string
+		velero  func(t *testing.T) []runtime.Object
+		wantErr string
+		refused bool
+	}{
+		{name: "namespace without opt-in label", ns: namespace("shop", nil), target: "shop",
+			wantErr: "lacks the label drillbot.io/allow-disaster=true", refused: true},
+		{name: "opt-in label not true", ns: namespace("shop", map[string]string{v1alpha1.LabelAllowDisaster: "yes"}), target: "shop",
+			wantErr: "not opted in", refused: true},
+		{name: "missing namespace", ns: optedIn("other"), target: "shop", wantErr: "does not exist", refused: true},
+		{name: "protected namespace even when labelled", ns: optedIn("kube-system"), target: "kube-system", wantErr: "protected", refused: true},
+		{name: "velero's own namespace", ns: optedIn("velero"), target: "velero", wantErr: "protected", refused: true},
+		{name: "storage location unavailable", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseUnavailable))}
+			}, wantErr: `BackupStorageLocation default is "Unavailable"`},
+		{name: "schedule without backups", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable))}
+			}, wantErr: "has no backups"},
+		{name: "newest backup partially failed", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				old := backup("shop-daily-1", "shop-daily", velerov1.BackupPhaseCompleted, "shop")
+				old.CreationTimestamp = metav1.Unix(1000, 0)
+				newest := backup("shop-daily-2", "shop-daily", velerov1.BackupPhasePartiallyFailed, "shop")
+				newest.CreationTimestamp = metav1.Unix(2000, 0)
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)), unstructuredOf(t, old), unstructuredOf(t, newest)}
+			}, wantErr: `backup shop-daily-2 is "PartiallyFailed", not Completed`},
+		{name: "backup of another namespace", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)),
+					unstructuredOf(t, backup("b", "shop-daily", velerov1.BackupPhaseCompleted, "billing"))}
+			}, wantErr: "does not include namespace shop"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := fake.NewClientset(tc.ns)
+			var objs []runtime.Object
+			if tc.velero != nil {
+				objs = tc.velero(t)
+			}
+			dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+				BackupsGVR: "BackupList", RestoresGVR: "RestoreList", BSLGVR: "BackupStorageLocationList",
+			}, objs...)
+			def := drill.Definition{Name: "d", Spec: v1alpha1.DrillSpec{Target: v1alpha1.Target{Namespace: tc.target},
+				Params: []byte(`{"backup":{"schedule":"shop-daily"}}`)}}
+			sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn}}.New(def, "run-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sc.Preflight(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Preflight error %v, want it to mention %q", err, tc.wantErr)
+			}
+			if engine.IsRefused(err) != tc.refused {
+				t.Errorf("IsRefused = %v, want %v", engine.IsRefused(err), tc.refused)
+			}
+			for _, a := range append(kube.Actions(), dyn.Actions()...) {
+				if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+					t.Errorf("preflight wrote: %s %s", v, a.GetResource().Resource)
+				}
+			}
+		})
+	}
+}
+
+func TestNotReady(t *testing.T) {
+	dep := func(name string, want, avail int32, gen, observed int64) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Generation: gen},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(want)},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: want, UpdatedReplicas: want,
+				ReadyReplicas: avail, AvailableReplicas: avail},
+		}
+	}
+	pod := func(name string, phase corev1.PodPhase, ready corev1.ConditionStatus) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{Phase: phase,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}}}
+	}
+	cases := []struct {
+		name string
+		deps []*appsv1.Deployment
+		sts  []*appsv1.StatefulSet
+		ds   []*appsv1.DaemonSet
+		pods []*corev1.Pod
+		want string
+	}{
+		{name: "all ready", deps: []*appsv1.Deployment{dep("web", 3, 3, 1, 1)}, pods: []*corev1.Pod{pod("web-1", corev1.PodRunning, corev1.ConditionTrue)}},
+		{name: "deployment short of replicas", deps: []*appsv1.Deployment{dep("web", 3, 2, 1, 1)}, want: "deployment/web (2/3 available)"},
+		{name: "deployment status not yet observed", deps: []*appsv1.Deployment{dep("web", 3, 3, 2, 1)}, want: "deployment/web"},
+		{name: "scaled to zero is ready", deps: []*appsv1.Deployment{dep("off", 0, 0, 1, 1)}},
+		{name: "statefulset", sts: []*appsv1.StatefulSet{{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](2)},
+			Status: appsv1.StatefulSetStatus{ReadyReplicas: 1, AvailableReplicas: 1}}}, want: "statefulset/db (1/2 ready)"},
+		{name: "daemonset", ds: []*appsv1.DaemonSet{{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+			Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 2, NumberReady: 2, NumberAvailable: 1}}}, want: "daemonset/agent (2/2 ready)"},
+		{name: "pod not ready", pods: []*corev1.Pod{pod("web-1", corev1.PodRunning, corev1.ConditionFalse)}, want: "pod/web-1 (Running)"},
+		{name: "finished pods are ignored", pods: []*corev1.Pod{pod("job-1", corev1.PodSucceeded, corev1.ConditionFalse)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(NotReady(tc.deps, tc.sts, tc.ds, tc.pods), ", ")
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("NotReady = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestInventoryMissing(t *testing.T) {
+	before := Inventory{"deployments.apps/web": {}, "configmaps/cfg": {}, "services/web": {}}
+	after := Inventory{"services/web": {}, "configmaps/extra": {}}
+	if got := strings.Join(before.Missing(after), ","); got != "configmaps/cfg,deployments.apps/web" {
+		t.Errorf("Missing = %q", got)
+	}
+}

@@ -1,0 +1,36 @@
+// Package scenarios registers drillbot's scenario kinds. Each kind lives in
+// its own package; adding one is one line here.
+package scenarios
+
+import (
+	"log/slog"
+
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// Deps are what scenario kinds get from the outside.
+type Deps struct {
+	Clients *kube.Clients
+	Clock   clock.PassiveClock
+	Logger  *slog.Logger
+	// Protected namespaces are never targets, whatever their labels
+	// (drillbot's own namespace among them).
+	Protected []string
+}
+
+// Registry returns every scenario kind. With nil Clients the kinds can only
+// validate drills (drillbot validate needs no cluster).
+func Registry(d Deps) engine.Registry {
+	var nr namespacerestore.Deps
+	if d.Clients != nil {
+		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
+			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
+	}
+	return engine.Registry{
+		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
+	}
+}
