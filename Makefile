@@ -76,6 +76,20 @@ $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
 	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
 
+# Unit and integration tests. Integration tests start their own local cluster
+# (one per package) and fail, rather than skip, when it cannot start.
+test: $(CLUSTER_BINS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
+
+# The main job: a local cluster, a real drill, a report.
+demo: $(CLUSTER_BINS) $(DRILLBOT)
+	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
 cluster-up: $(CLUSTER_BINS)
 	$(GO) run ./hack/localcluster up $(CLUSTER_DIR)
 

@@ -34,7 +34,9 @@ func versionCmd(_ context.Context, _ []string, stdout, _ io.Writer) int {
 func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: drillbot validate [PATH ...] (files or directories; default drills/)") }
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: drillbot validate [PATH ...] (files or directories; default drills/)")
+	}
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

@@ -36,7 +36,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	)
 	cf.register(fs)
 	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
-	fs.StringVar(&listen, "listen", ":8080", "address for /healthz, /readyz and /metrics")
+	fs.StringVar(&listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
 	fs.DurationVar(&markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
 	if code, ok := parse(fs, args); !ok {
 		return code

@@ -95,7 +95,7 @@ func (s *script) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 type kind struct{ sc *script }
 
 func (k kind) ValidateParams(v1alpha1.DrillSpec, *field.Path) field.ErrorList { return nil }
-func (k kind) New(drill.Definition, string) (engine.Scenario, error)         { return k.sc, nil }
+func (k kind) New(drill.Definition, string) (engine.Scenario, error)          { return k.sc, nil }
 
 func newStore() *engine.KubeStore {
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
@@ -158,7 +158,9 @@ func TestRunVerdicts(t *testing.T) {
 		},
 		{
 			name: "refused in preflight touches nothing", rto: time.Minute,
-			setup:       func(s *script) { s.preflight = func(context.Context) error { return engine.Refuse("shop is not opted in") } },
+			setup: func(s *script) {
+				s.preflight = func(context.Context) error { return engine.Refuse("shop is not opted in") }
+			},
 			wantVerdict: v1alpha1.VerdictFail, wantReason: []string{"preflight: refused: shop is not opted in"},
 			wantCalls: "preflight",
 		},

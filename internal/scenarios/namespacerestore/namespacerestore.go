@@ -272,10 +272,16 @@ func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
 			if err := fromUnstructured(&list.Items[i], &c); err != nil {
 				return nil, err
 			}
+			if !finished(c.Status.Phase) {
+				continue // still running: neither usable nor a failure yet
+			}
 			if newest == nil || c.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
 				(c.CreationTimestamp.Equal(&newest.CreationTimestamp) && c.Name > newest.Name) {
 				newest = &c
 			}
+		}
+		if newest == nil {
+			return nil, fmt.Errorf("velero schedule %s has no finished backup yet: nothing to restore from", sched)
 		}
 		b = *newest
 	}
@@ -283,6 +289,16 @@ func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
 		return nil, err
 	}
 	return &b, nil
+}
+
+// finished reports whether a backup has reached a final phase.
+func finished(p velerov1.BackupPhase) bool {
+	switch p {
+	case velerov1.BackupPhaseCompleted, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailed,
+		velerov1.BackupPhaseFailedValidation, velerov1.BackupPhaseDeleting:
+		return true
+	}
+	return false
 }
 
 func usableBackup(b *velerov1.Backup, ns string) error {
@@ -523,4 +539,3 @@ func fromUnstructured(u *unstructured.Unstructured, out any) error {
 	}
 	return nil
 }
-

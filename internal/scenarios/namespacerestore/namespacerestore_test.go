@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+	goruntime "runtime"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
@@ -89,6 +91,14 @@ func TestPreflightRefusesWithoutWriting(t *testing.T) {
 				newest.CreationTimestamp = metav1.Unix(2000, 0)
 				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)), unstructuredOf(t, old), unstructuredOf(t, newest)}
 			}, wantErr: `backup shop-daily-2 is "PartiallyFailed", not Completed`},
+		{name: "backup still running is skipped for the newest finished one", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				failed := backup("shop-daily-1", "shop-daily", velerov1.BackupPhaseFailed, "shop")
+				failed.CreationTimestamp = metav1.Unix(1000, 0)
+				running := backup("shop-daily-2", "shop-daily", velerov1.BackupPhaseInProgress, "shop")
+				running.CreationTimestamp = metav1.Unix(2000, 0)
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)), unstructuredOf(t, failed), unstructuredOf(t, running)}
+			}, wantErr: `backup shop-daily-1 is "Failed"`},
 		{name: "backup of another namespace", ns: optedIn("shop"), target: "shop",
 			velero: func(t *testing.T) []runtime.Object {
 				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)),
@@ -174,5 +184,54 @@ func TestInventoryMissing(t *testing.T) {
 	after := Inventory{"services/web": {}, "configmaps/extra": {}}
 	if got := strings.Join(before.Missing(after), ","); got != "configmaps/cfg,deployments.apps/web" {
 		t.Errorf("Missing = %q", got)
+	}
+}
+
+// A wait that ends by its deadline must fail: a false "recovered" would be
+// false audit evidence.
+func TestWaitWorkloadsReadyFailsWhenItsContextEnds(t *testing.T) {
+	notReady := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}, Status: appsv1.DeploymentStatus{AvailableReplicas: 1}}
+	kube := fake.NewClientset(notReady)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the wait has seen the deployment (its watch is open).
+		for {
+			watches := 0
+			for _, a := range kube.Actions() {
+				if a.GetVerb() == "watch" {
+					watches++
+				}
+			}
+			if watches == 4 { // deployments, statefulsets, daemonsets, pods
+				time.Sleep(200 * time.Millisecond) // let the caches report synced
+				cancel()
+				return
+			}
+			goruntime.Gosched()
+		}
+	}()
+	err := WaitWorkloadsReady(ctx, kube, "shop")
+	if err == nil || !strings.Contains(err.Error(), "shop") {
+		t.Fatalf("WaitWorkloadsReady = %v, want an error", err)
+	}
+}
+
+// Recovery is seen when it happens, not when the phase deadline ends the
+// wait: the wait must return by itself once everything is ready (a wait that
+// blocked until its context ended inflated every RTO to the timeout).
+func TestWaitWorkloadsReadyReturnsOnceReady(t *testing.T) {
+	ready := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec:   appsv1.DeploymentSpec{Replicas: ptr.To[int32](1)},
+		Status: appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}}
+	done := make(chan error, 1)
+	go func() { done <- WaitWorkloadsReady(context.Background(), fake.NewClientset(ready), "shop") }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // a watchdog, not a measurement
+		t.Fatal("WaitWorkloadsReady did not return although everything is ready")
 	}
 }

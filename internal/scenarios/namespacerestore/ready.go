@@ -102,7 +102,6 @@ func ptrs[T any](items []T) []*T {
 // the API server reports it.
 func WaitWorkloadsReady(ctx context.Context, c kubernetes.Interface, ns string) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	f := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
 	changed := make(chan struct{}, 1)
 	notify := cache.ResourceEventHandlerFuncs{
@@ -113,11 +112,14 @@ func WaitWorkloadsReady(ctx context.Context, c kubernetes.Interface, ns string) 
 	deps, stss, dss, pods := f.Apps().V1().Deployments(), f.Apps().V1().StatefulSets(), f.Apps().V1().DaemonSets(), f.Core().V1().Pods()
 	for _, inf := range []cache.SharedIndexInformer{deps.Informer(), stss.Informer(), dss.Informer(), pods.Informer()} {
 		if _, err := inf.AddEventHandler(notify); err != nil {
+			cancel()
 			return fmt.Errorf("watch workloads: %w", err)
 		}
 	}
 	f.Start(ctx.Done())
-	defer f.Shutdown()
+	// Stop the informers before waiting for them: Shutdown blocks until they
+	// have stopped, which they do only once ctx is cancelled.
+	defer func() { cancel(); f.Shutdown() }()
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("watch %v in %s: cache not synced: %w", typ, ns, context.Cause(ctx))
@@ -125,6 +127,11 @@ func WaitWorkloadsReady(ctx context.Context, c kubernetes.Interface, ns string) 
 	}
 	var bad []string
 	for {
+		// A deadline that passes together with a change must not be read as
+		// recovery.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("workloads in %s not ready (%s): %w", ns, strings.Join(bad, ", "), context.Cause(ctx))
+		}
 		d, _ := deps.Lister().List(labels.Everything())
 		s, _ := stss.Lister().List(labels.Everything())
 		ds, _ := dss.Lister().List(labels.Everything())

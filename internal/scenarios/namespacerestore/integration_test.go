@@ -1,0 +1,410 @@
+package namespacerestore_test
+
+// Integration tests: the namespace-restore drill against the real local
+// cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok) and a
+// real Velero server writing to a real S3 store. Each test reads like a
+// Velero e2e case: create resources, back up, run the drill, verify, clean.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
+
+const runNamespace = "drillbot-system"
+
+// harness is one test's drillbot: clients whose writes are recorded, and an engine.
+type harness struct {
+	t       *testing.T
+	clients *kube.Clients
+	writes  *localcluster.WriteRecorder
+	engine  *engine.Engine
+	store   *engine.KubeStore
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	if err := kube.EnsureCRD(ctx, cluster.REST, v1alpha1.DrillRunCRD); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: runNamespace}}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	w := &localcluster.WriteRecorder{}
+	clients, err := kube.NewClients(w.Config(cluster.REST))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{runNamespace}})
+	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: runNamespace}
+	return &harness{t: t, clients: clients, writes: w, store: store,
+		engine: engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: t.Name()})}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// drillFor parses a drill through the real loader, as drillbot would.
+func (h *harness) drillFor(ns, backupParams string) drill.Definition {
+	h.t.Helper()
+	doc := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata:
+  name: %s
+spec:
+  scenario: namespace-restore
+  objectives: {rto: 5m, rpo: 1h}
+  timeouts: {recover: 3m, revert: 3m}
+  target: {namespace: %s}
+  params:
+    backup: %s
+`, ns, ns, backupParams)
+	defs, err := drill.Parse(ns+".yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return defs[0]
+}
+
+func (h *harness) run(def drill.Definition) *v1alpha1.DrillRun {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	run, err := h.engine.Run(ctx, def, "test")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	// The report is what the cluster holds, not what the engine remembers.
+	stored, err := h.store.Get(ctx, run.Name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Logf("run %s: %s %s (RTO %s, RPO %s from %s)", stored.Name, stored.Status.Verdict, stored.Status.Reason,
+		stored.Status.RTO, stored.Status.RPO, stored.Status.RPOSource)
+	return stored
+}
+
+// app creates a namespace with a Deployment of 3, a Service, a ConfigMap and
+// a Secret, and waits for it to be Ready.
+func app(t *testing.T, ns string, optIn bool) *corev1.Namespace {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{}
+	if optIn {
+		labels[v1alpha1.LabelAllowDisaster] = "true"
+	}
+	created, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	deployment(t, ns, "web", 3)
+	fatalIf(t, errOf(cluster.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}, Data: map[string]string{"mode": "prod"}}, metav1.CreateOptions{})))
+	fatalIf(t, errOf(cluster.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-password"}, StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{})))
+	fatalIf(t, errOf(cluster.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})))
+	waitReady(t, ns)
+	return created
+}
+
+func deployment(t *testing.T, ns, name string, replicas int32) {
+	t.Helper()
+	l := map[string]string{"app": name}
+	fatalIf(t, errOf(cluster.Kube.AppsV1().Deployments(ns).Create(context.Background(), &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: l},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/" + name + ":1"}}}}},
+	}, metav1.CreateOptions{})))
+}
+
+func waitReady(t *testing.T, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := nr.WaitWorkloadsReady(ctx, cluster.Kube, ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func errOf[T any](_ T, err error) error { return err }
+
+func fatalIf(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backupOf has the real Velero server back up ns, labelled as if made by
+// the Velero Schedule named schedule (what `velero backup create
+// --from-schedule` does), and waits for it to end.
+func backupOf(t *testing.T, ns, name, schedule, location string) *velerov1.Backup {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := &velerov1.Backup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: schedule}},
+		Spec:       velerov1.BackupSpec{IncludedNamespaces: []string{ns}, StorageLocation: location},
+	}
+	createBackupObject(t, b)
+	var got velerov1.Backup
+	_, err := kube.WaitObject(ctx, cluster.Dynamic, nr.BackupsGVR, cluster.VeleroNamespace, name, func(u *unstructured.Unstructured) (bool, error) {
+		if u == nil {
+			return false, nil
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &got); err != nil {
+			return false, err
+		}
+		switch got.Status.Phase {
+		case velerov1.BackupPhaseCompleted, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailed, velerov1.BackupPhaseFailedValidation:
+			return true, nil
+		}
+		return false, nil // New, Queued, ReadyToStart, InProgress, Finalizing...
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &got
+}
+
+func createBackupObject(t *testing.T, obj *velerov1.Backup) {
+	t.Helper()
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if _, err := cluster.Dynamic.Resource(nr.BackupsGVR).Namespace(cluster.VeleroNamespace).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func restoresOf(t *testing.T, run string) int {
+	t.Helper()
+	list, err := cluster.Dynamic.Resource(nr.RestoresGVR).Namespace(cluster.VeleroNamespace).List(context.Background(),
+		metav1.ListOptions{LabelSelector: v1alpha1.LabelRun + "=" + run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+func TestNamespaceRestorePasses(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ns := "nr-pass-" + localcluster.RandomSuffix()
+	app(t, ns, true)
+	ctx := context.Background()
+	// The marker is the newest write before the backup: the restored data's age.
+	markerAt := time.Now().Add(-2 * time.Second)
+	if err := nr.TouchMarker(ctx, cluster.Kube, ns, markerAt); err != nil {
+		t.Fatal(err)
+	}
+	if b := backupOf(t, ns, ns+"-daily-1", ns+"-daily", ""); b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("backup %s", b.Status.Phase)
+	}
+	// Written after the backup: lost in the disaster, and not what RPO is measured from.
+	if err := nr.TouchMarker(ctx, cluster.Kube, ns, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictPass {
+		t.Fatalf("verdict %s: %s\nsteps: %s", st.Verdict, st.Reason, localcluster.JSON(st.Steps))
+	}
+	rto, err := time.ParseDuration(st.RTO)
+	if err != nil || rto <= 0 {
+		t.Errorf("RTO %q", st.RTO)
+	}
+	if !strings.Contains(st.RPOSource, "restored marker") {
+		t.Errorf("RPO source %q, want the restored marker", st.RPOSource)
+	}
+	rpo, err := time.ParseDuration(st.RPO)
+	if err != nil {
+		t.Fatalf("RPO %q", st.RPO)
+	}
+	if want := st.DisasterAt.Sub(markerAt); (rpo - want).Abs() > time.Millisecond {
+		t.Errorf("RPO %v, want disaster minus the marker captured in the backup = %v", rpo, want)
+	}
+	var names []string
+	var sum time.Duration
+	for _, s := range st.Breakdown {
+		names = append(names, s.Name)
+		d, _ := time.ParseDuration(s.Duration)
+		sum += d
+	}
+	if got := strings.Join(names, ","); got != "namespace-terminated,restore-completed,workloads-ready" {
+		t.Errorf("breakdown %q", got)
+	}
+	if (sum - rto).Abs() > 3*time.Millisecond {
+		t.Errorf("breakdown adds up to %v, RTO %v", sum, rto)
+	}
+	if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
+		t.Errorf("journal %s", localcluster.JSON(st.Journal))
+	}
+	// And the cluster agrees: the app is back and Ready.
+	waitReady(t, ns)
+	for _, name := range []string{"app-config", nr.MarkerName} {
+		if _, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("configmap %s not restored: %v", name, err)
+		}
+	}
+	if _, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, "db-password", metav1.GetOptions{}); err != nil {
+		t.Errorf("secret not restored: %v", err)
+	}
+}
+
+func TestNamespaceWithoutOptInIsRefusedWithZeroWrites(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ns := "nr-noopt-" + localcluster.RandomSuffix()
+	before := app(t, ns, false)
+	backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
+
+	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "not opted in") {
+		t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
+	}
+	if w := h.writes.Writes("/drillruns"); len(w) > 0 {
+		t.Errorf("refused drill wrote to the cluster: %v", w)
+	}
+	after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+		t.Errorf("namespace changed: %v", err)
+	}
+	if len(run.Status.Journal) != 0 || restoresOf(t, run.Name) != 0 {
+		t.Errorf("refused run journaled %d faults, %d restores", len(run.Status.Journal), restoresOf(t, run.Name))
+	}
+}
+
+func TestUnusableBackupIsRefusedBeforeDeletion(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		prepare func(t *testing.T, ns string)
+		want    string
+	}{
+		{
+			name:    "schedule has no backups",
+			prepare: func(*testing.T, string) {},
+			want:    "has no backups",
+		},
+		{
+			// Velero itself fails a backup whose storage location does not exist.
+			name: "newest backup failed validation in Velero",
+			prepare: func(t *testing.T, ns string) {
+				backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
+				time.Sleep(1100 * time.Millisecond) // creation timestamps have 1s resolution: make the failed one newest
+				if b := backupOf(t, ns, ns+"-daily-2", ns+"-daily", "no-such-location"); b.Status.Phase != velerov1.BackupPhaseFailedValidation {
+					t.Fatalf("velero left the backup %s", b.Status.Phase)
+				}
+			},
+			want: `-daily-2 is "FailedValidation", not Completed`,
+		},
+		{
+			// A PartiallyFailed backup cannot be provoked on demand, so its
+			// record is written as Velero writes one; Velero leaves backups
+			// that are not New alone.
+			name: "newest backup partially failed",
+			prepare: func(t *testing.T, ns string) {
+				b := &velerov1.Backup{
+					TypeMeta: metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "Backup"},
+					ObjectMeta: metav1.ObjectMeta{Name: ns + "-daily-9", Namespace: cluster.VeleroNamespace,
+						Labels: map[string]string{velerov1.ScheduleNameLabel: ns + "-daily"}},
+					Spec:   velerov1.BackupSpec{IncludedNamespaces: []string{ns}},
+					Status: velerov1.BackupStatus{Phase: velerov1.BackupPhasePartiallyFailed, Errors: 2},
+				}
+				createBackupObject(t, b)
+			},
+			want: `-daily-9 is "PartiallyFailed", not Completed`,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			ns := "nr-bad-" + localcluster.RandomSuffix()
+			before := app(t, ns, true)
+			tc.prepare(t, ns)
+
+			run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+			if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, tc.want) {
+				t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
+			}
+			if w := h.writes.Writes("/drillruns"); len(w) > 0 {
+				t.Errorf("drill wrote before refusing: %v", w)
+			}
+			after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+			if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+				t.Errorf("namespace was touched: %v", err)
+			}
+		})
+	}
+}
+
+func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ns := "nr-miss-" + localcluster.RandomSuffix()
+	app(t, ns, true)
+	if err := nr.TouchMarker(context.Background(), cluster.Kube, ns, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
+	// Deployed after the last backup: no restore can bring it back.
+	deployment(t, ns, "late", 2)
+	waitReady(t, ns)
+
+	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "not restored (1): deployments.apps/late") {
+		t.Fatalf("verdict %s: %s", st.Verdict, st.Reason)
+	}
+	if st.RTO == "" || len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
+		t.Errorf("RTO %q journal %s", st.RTO, localcluster.JSON(st.Journal))
+	}
+	if _, err := cluster.Kube.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{}); err != nil {
+		t.Errorf("web not restored: %v", err)
+	}
+}
