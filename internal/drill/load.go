@@ -38,6 +38,10 @@ const (
 	recoverTimeoutFactor = 2
 )
 
+// maxNameLen keeps a run name (drill name, a timestamp and a suffix) within
+// the 63 characters of a label value.
+const maxNameLen = 40
+
 // Definition is a validated drill.
 type Definition struct {
 	Name string
@@ -295,8 +299,8 @@ func validate(d *v1alpha1.Drill, v ParamsValidator) field.ErrorList {
 		for _, msg := range validation.IsDNS1123Subdomain(d.Metadata.Name) {
 			errs = append(errs, field.Invalid(name, d.Metadata.Name, msg))
 		}
-		if len(d.Metadata.Name) > 50 {
-			errs = append(errs, field.TooLong(name, d.Metadata.Name, 50))
+		if len(d.Metadata.Name) > maxNameLen {
+			errs = append(errs, field.TooLong(name, d.Metadata.Name, maxNameLen))
 		}
 	}
 	spec := field.NewPath("spec")

@@ -68,6 +68,7 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 		{"wrong apiVersion", mutate("drillbot.io/v1alpha1", "drillbot.io/v2"), []string{"apiVersion"}},
 		{"wrong kind", mutate("kind: Drill", "kind: Drills"), []string{"kind"}},
 		{"missing name", mutate("  name: ns-restore\n", ""), []string{"metadata.name", "Required"}},
+		{"name too long for a run label", mutate("name: ns-restore", "name: "+strings.Repeat("a", 41)), []string{"metadata.name", "more than 40"}},
 		{"name not DNS", mutate("name: ns-restore", "name: NS_Restore"), []string{"metadata.name"}},
 		{"not YAML", "spec: [unclosed\n", []string{"drills/x.yaml", "not valid YAML"}},
 		{"empty file", "# nothing\n", []string{"drills/x.yaml", "no Drill"}},
