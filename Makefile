@@ -10,6 +10,7 @@ KWOK_VERSION        ?= v0.7.0
 VERSITYGW_VERSION   ?= v1.8.0
 VELERO_VERSION      ?= v1.18.3
 VELERO_AWS_VERSION  ?= v1.14.3
+HELM_VERSION        ?= v3.21.4
 
 # Built binaries are cached under bin/, one folder per component and version,
 # so a version bump rebuilds and an unchanged one is reused.
@@ -23,6 +24,7 @@ KWOK           := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
 VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
+HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 DRILLBOT       := $(BIN)/drillbot
 
 CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
@@ -72,6 +74,9 @@ $(VERSITYGW):
 
 $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
 	cd hack/tools/velero && $(GO) build -o $@ .
+
+$(HELM):
+	GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
 	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws

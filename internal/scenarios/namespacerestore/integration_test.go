@@ -408,3 +408,39 @@ func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
 		t.Errorf("web not restored: %v", err)
 	}
 }
+
+// backup: {create: true}: drillbot stamps the marker, has Velero back the
+// namespace up, and only then deletes it. The RPO is then the gap between the
+// marker write and the disaster.
+func TestNamespaceRestoreWithFreshBackup(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ns := "nr-fresh-" + localcluster.RandomSuffix()
+	app(t, ns, true)
+	before := time.Now()
+
+	run := h.run(h.drillFor(ns, "{create: true}"))
+
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictPass {
+		t.Fatalf("verdict %s: %s", st.Verdict, st.Reason)
+	}
+	ctx := context.Background()
+	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, nr.MarkerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker, err := time.Parse(time.RFC3339Nano, cm.Data[nr.MarkerKey])
+	if err != nil || marker.Before(before) || marker.After(st.DisasterAt.Time) {
+		t.Fatalf("restored marker %q: written by this run before the disaster? (err %v)", cm.Data[nr.MarkerKey], err)
+	}
+	rpo, _ := time.ParseDuration(st.RPO)
+	if want := st.DisasterAt.Sub(marker); (rpo - want).Abs() > time.Millisecond {
+		t.Errorf("RPO %v, want %v", rpo, want)
+	}
+	// The backup drillbot took is labelled with the run, for the orphan sweep.
+	b, err := cluster.Dynamic.Resource(nr.BackupsGVR).Namespace(cluster.VeleroNamespace).Get(ctx, run.Name, metav1.GetOptions{})
+	if err != nil || b.GetLabels()[v1alpha1.LabelRun] != run.Name {
+		t.Errorf("backup %s: %v labels %v", run.Name, err, b.GetLabels())
+	}
+}

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -356,13 +357,7 @@ func (s *scenario) createBackup(ctx context.Context) (*velerov1.Backup, error) {
 		return nil, fmt.Errorf("create Velero backup %s: %w", s.run, err)
 	}
 	var done velerov1.Backup
-	_, err = kube.WaitObject(ctx, s.deps.Dynamic, BackupsGVR, s.params.VeleroNamespace, s.run, func(u *unstructured.Unstructured) (bool, error) {
-		if u == nil {
-			return false, nil
-		}
-		if err := fromUnstructured(u, &done); err != nil {
-			return false, err
-		}
+	err = waitFinal(ctx, s.deps.Dynamic, BackupsGVR, s.params.VeleroNamespace, s.run, &done, func() (bool, error) {
 		switch done.Status.Phase {
 		case velerov1.BackupPhaseCompleted:
 			return true, nil
@@ -414,13 +409,7 @@ func ensureRestore(ctx context.Context, c dynamic.Interface, u Undo) (*velerov1.
 		return nil, fmt.Errorf("create Velero restore %s: %w", u.Restore, err)
 	}
 	var done velerov1.Restore
-	_, err = kube.WaitObject(ctx, c, RestoresGVR, u.VeleroNamespace, u.Restore, func(obj *unstructured.Unstructured) (bool, error) {
-		if obj == nil {
-			return false, nil
-		}
-		if err := fromUnstructured(obj, &done); err != nil {
-			return false, err
-		}
+	err = waitFinal(ctx, c, RestoresGVR, u.VeleroNamespace, u.Restore, &done, func() (bool, error) {
 		switch done.Status.Phase {
 		case velerov1.RestorePhaseCompleted:
 			return true, nil
@@ -434,6 +423,21 @@ func ensureRestore(ctx context.Context, c dynamic.Interface, u Undo) (*velerov1.
 		return &done, err
 	}
 	return &done, nil
+}
+
+// waitFinal watches a Velero object, decoding it into out on every change,
+// until final reports it done or failed.
+func waitFinal(ctx context.Context, c dynamic.Interface, gvr schema.GroupVersionResource, ns, name string, out any, final func() (bool, error)) error {
+	_, err := kube.WaitObject(ctx, c, gvr, ns, name, func(u *unstructured.Unstructured) (bool, error) {
+		if u == nil {
+			return false, nil
+		}
+		if err := fromUnstructured(u, out); err != nil {
+			return false, err
+		}
+		return final()
+	})
+	return err
 }
 
 func failureReason(r *velerov1.Restore) string {
