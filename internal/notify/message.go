@@ -1,0 +1,101 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// Summary is what every sink says about a run, in plain fields.
+type Summary struct {
+	Title     string
+	Emoji     string
+	Color     string
+	Verdict   string
+	Reason    string
+	Drill     string
+	Scenario  string
+	Target    string
+	RTO       string // "11.5s / target 30m"
+	RPO       string
+	Breakdown []string
+	Findings  []string
+	Describe  string // the kubectl command that tells the whole story
+}
+
+// Summarize turns a run into a Summary.
+func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
+	st := run.Status
+	s := Summary{
+		Drill: run.Spec.Drill, Scenario: run.Spec.Scenario, Target: run.Spec.Snapshot.Target.Namespace,
+		Verdict: string(st.Verdict), Reason: st.Reason, Findings: st.Findings,
+		RTO:      vsTarget(st.RTO, st.RTOTarget),
+		RPO:      vsTarget(st.RPO, st.RPOTarget),
+		Describe: fmt.Sprintf("kubectl -n %s describe drillrun %s", run.Namespace, run.Name),
+	}
+	for _, b := range st.Breakdown {
+		s.Breakdown = append(s.Breakdown, b.Name+" "+b.Duration)
+	}
+	if kind == KindStarted {
+		s.Emoji, s.Color, s.Verdict = ":hourglass_flowing_sand:", "#439fe0", "STARTED"
+		s.Title = fmt.Sprintf("%s Drill %s started", s.Emoji, s.Drill)
+		return s
+	}
+	switch st.Verdict {
+	case v1alpha1.VerdictPass:
+		s.Emoji, s.Color = ":white_check_mark:", "#2eb67d"
+	case v1alpha1.VerdictInconclusive:
+		s.Emoji, s.Color = ":warning:", "#ecb22e"
+	default:
+		s.Emoji, s.Color = ":rotating_light:", "#e01e5a"
+	}
+	s.Title = fmt.Sprintf("%s %s: drill %s", s.Emoji, s.Verdict, s.Drill)
+	return s
+}
+
+func vsTarget(measured, target string) string {
+	if measured == "" {
+		measured = "not measured"
+	}
+	if target == "" {
+		return measured
+	}
+	return measured + " / target " + target
+}
+
+// Text is the Summary as plain text (the log sink and Slack's fallback).
+func (s Summary) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\nscenario %s, target %s\nRTO %s, RPO %s\n%s", s.Title, s.Scenario, s.Target, s.RTO, s.RPO, s.Reason)
+	if len(s.Breakdown) > 0 {
+		fmt.Fprintf(&b, "\nbreakdown: %s", strings.Join(s.Breakdown, ", "))
+	}
+	for _, f := range s.Findings {
+		fmt.Fprintf(&b, "\nfinding: %s", f)
+	}
+	fmt.Fprintf(&b, "\n%s", s.Describe)
+	return b.String()
+}
+
+// Log is the sink used when no Slack is configured: it writes the report to
+// the log, so the same facts reach someone.
+type Log struct{ Logger *slog.Logger }
+
+// Name implements Sink.
+func (Log) Name() string { return "log" }
+
+// Notify implements Sink.
+func (l Log) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (bool, error) {
+	s := Summarize(run, kind)
+	level := slog.LevelInfo
+	if kind == KindFinished && run.Status.Verdict != v1alpha1.VerdictPass {
+		level = slog.LevelWarn
+	}
+	l.Logger.Log(ctx, level, "drill "+string(kind), "drill", s.Drill, "scenario", s.Scenario, "target", s.Target,
+		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO,
+		"breakdown", strings.Join(s.Breakdown, ", "), "findings", strings.Join(s.Findings, "; "), "run", run.Name)
+	return false, nil
+}

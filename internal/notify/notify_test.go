@@ -1,0 +1,270 @@
+package notify_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/notify"
+)
+
+func finishedRun() *v1alpha1.DrillRun {
+	return &v1alpha1.DrillRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "kill-kyverno-20261124-030000-abcd", Namespace: "drillbot-system"},
+		Spec: v1alpha1.DrillRunSpec{Drill: "kill-kyverno", Scenario: "pod-kill",
+			Snapshot: v1alpha1.DrillSpec{Target: v1alpha1.Target{Namespace: "kyverno"}}},
+		Status: v1alpha1.DrillRunStatus{
+			Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictFail, Reason: "RTO 6m2s exceeds target 5m0s",
+			RTO: "6m2s", RTOTarget: "5m", RPO: "0s", RPOTarget: "1m",
+			Breakdown: []v1alpha1.Span{{Name: "pods-deleted", Duration: "120ms"}, {Name: "admission-enforcing", Duration: "6m1.88s"}},
+			Findings:  []string{"fail-open window: 41s during which an unsigned image was admitted"},
+		},
+	}
+}
+
+// slackServer records what is posted and answers with the scripted statuses
+// in order (the last one repeats).
+type slackServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	bodies   []string
+	paths    []string
+	statuses []int
+	retryAt  string
+}
+
+func newSlackServer(t *testing.T, statuses ...int) *slackServer {
+	s := &slackServer{statuses: statuses, retryAt: "7"}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.bodies = append(s.bodies, string(body))
+		s.paths = append(s.paths, r.URL.Path)
+		i := min(len(s.bodies)-1, len(s.statuses)-1)
+		status := s.statuses[i]
+		s.mu.Unlock()
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", s.retryAt)
+		}
+		w.WriteHeader(status)
+		if strings.HasPrefix(r.URL.Path, "/api/") && status == http.StatusOK {
+			_, _ = io.WriteString(w, `{"ok":true,"channel":"C1","ts":"1.2"}`)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *slackServer) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bodies)
+}
+
+// dispatch delivers one finished run through a Dispatcher and returns the
+// recorded sleeps, failures and log.
+func dispatch(t *testing.T, sink notify.Sink) (sleeps []time.Duration, failed []string, log string) {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		buf bytes.Buffer
+	)
+	d := &notify.Dispatcher{
+		Sinks:       []notify.Sink{sink},
+		Logger:      slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, nil)),
+		MaxAttempts: 4, Backoff: time.Second, MaxDelay: 30 * time.Second,
+		Sleep: func(_ context.Context, d time.Duration) error {
+			mu.Lock()
+			sleeps = append(sleeps, d)
+			mu.Unlock()
+			return nil
+		},
+		Failed: func(s string) { mu.Lock(); failed = append(failed, s); mu.Unlock() },
+	}
+	d.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: finishedRun()})
+	d.Wait(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	return sleeps, failed, buf.String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestSlackWebhookDelivery(t *testing.T) {
+	const secretPath = "/services/T000/B000/sEcReT-webhook-token"
+	cases := []struct {
+		name       string
+		statuses   []int
+		wantReqs   int
+		wantSleeps []time.Duration
+		wantFailed bool
+	}{
+		{name: "delivered at once", statuses: []int{200}, wantReqs: 1},
+		{name: "429 honours Retry-After", statuses: []int{429, 200}, wantReqs: 2, wantSleeps: []time.Duration{7 * time.Second}},
+		{name: "500s back off exponentially", statuses: []int{500, 502, 200}, wantReqs: 3, wantSleeps: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "outage gives up after the bounded attempts", statuses: []int{503}, wantReqs: 4,
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, wantFailed: true},
+		{name: "client errors are not retried", statuses: []int{400}, wantReqs: 1, wantFailed: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newSlackServer(t, tc.statuses...)
+			sleeps, failed, log := dispatch(t, &notify.Slack{WebhookURL: srv.URL + secretPath})
+			if got := srv.requests(); got != tc.wantReqs {
+				t.Errorf("%d requests, want %d", got, tc.wantReqs)
+			}
+			if len(sleeps) != len(tc.wantSleeps) {
+				t.Fatalf("slept %v, want %v", sleeps, tc.wantSleeps)
+			}
+			for i := range sleeps {
+				if sleeps[i] != tc.wantSleeps[i] {
+					t.Errorf("slept %v, want %v", sleeps, tc.wantSleeps)
+				}
+			}
+			if (len(failed) == 1) != tc.wantFailed {
+				t.Errorf("failures counted %v, want failed=%v", failed, tc.wantFailed)
+			}
+			if strings.Contains(log, "sEcReT") {
+				t.Errorf("the webhook URL leaked into the log:\n%s", log)
+			}
+		})
+	}
+}
+
+func TestSlackPayload(t *testing.T) {
+	srv := newSlackServer(t, 200)
+	if _, _, _ = dispatch(t, &notify.Slack{WebhookURL: srv.URL + "/hook"}); srv.requests() != 1 {
+		t.Fatalf("%d requests", srv.requests())
+	}
+	var msg struct {
+		Text        string `json:"text"`
+		Attachments []struct {
+			Color  string            `json:"color"`
+			Blocks []json.RawMessage `json:"blocks"`
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal([]byte(srv.bodies[0]), &msg); err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Attachments) != 1 || msg.Attachments[0].Color != "#e01e5a" {
+		t.Fatalf("want one red attachment for a FAIL, got %s", srv.bodies[0])
+	}
+	if !strings.Contains(msg.Text, ":rotating_light: FAIL") {
+		t.Errorf("text %q", msg.Text)
+	}
+	body := srv.bodies[0]
+	for _, want := range []string{
+		`"type":"header"`, "FAIL · kill-kyverno", "pod-kill", "kyverno",
+		"6m2s / target 5m", "0s / target 1m", "RTO 6m2s exceeds target 5m0s",
+		"admission-enforcing 6m1.88s", "fail-open window: 41s",
+		"kubectl -n drillbot-system describe drillrun kill-kyverno-20261124-030000-abcd",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("payload lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestSlackBotToken(t *testing.T) {
+	srv := newSlackServer(t, 200)
+	_, failed, _ := dispatch(t, &notify.Slack{Token: "xoxb-secret", Channel: "#dr-drills", APIURL: srv.URL + "/api/"})
+	if len(failed) != 0 || srv.requests() != 1 || srv.paths[0] != "/api/chat.postMessage" {
+		t.Fatalf("failed %v, requests %v", failed, srv.paths)
+	}
+	if !strings.Contains(srv.bodies[0], "channel=%23dr-drills") {
+		t.Errorf("channel not posted: %s", srv.bodies[0])
+	}
+}
+
+func TestSlackDownNeverBlocksTheRun(t *testing.T) {
+	// Observe returns at once even when every attempt would hang.
+	block := make(chan struct{})
+	defer close(block)
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
+	defer srv.Close()
+	d := &notify.Dispatcher{Sinks: []notify.Sink{&notify.Slack{WebhookURL: srv.URL}}, AttemptTimeout: time.Hour}
+	returned := make(chan struct{})
+	go func() {
+		d.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: finishedRun()})
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(time.Minute): // a watchdog, not a measurement
+		t.Fatal("Observe blocked on Slack")
+	}
+}
+
+func TestLogSinkIsTheDefaultReport(t *testing.T) {
+	var buf bytes.Buffer
+	_, err := notify.Log{Logger: slog.New(slog.NewTextHandler(&buf, nil))}.Notify(context.Background(), finishedRun(), notify.KindFinished)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"level=WARN", "verdict=FAIL", `rto="6m2s / target 5m"`, "fail-open window"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q: %s", want, buf.String())
+		}
+	}
+}
+
+func TestSlackFromEnv(t *testing.T) {
+	cases := []struct {
+		name                    string
+		webhook, token, channel string
+		wantNil, wantErr        bool
+	}{
+		{name: "nothing configured", wantNil: true},
+		{name: "webhook", webhook: "https://hooks.example/x"},
+		{name: "token needs channel", token: "xoxb", wantErr: true},
+		{name: "not both", webhook: "https://hooks.example/x", token: "xoxb", channel: "#c", wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("DRILLBOT_SLACK_WEBHOOK_URL", tc.webhook)
+			t.Setenv("DRILLBOT_SLACK_TOKEN", tc.token)
+			t.Setenv("DRILLBOT_SLACK_CHANNEL", tc.channel)
+			s, err := notify.SlackFromEnv()
+			if (err != nil) != tc.wantErr || (s == nil) != (tc.wantNil || tc.wantErr) {
+				t.Errorf("SlackFromEnv = %v, %v", s, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "xoxb") {
+				t.Errorf("error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestTransportErrorsDoNotLeakTheWebhookURL(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/services/T000/B000/sEcReT-webhook-token"
+	srv.Close() // connection refused from now on
+	_, failed, log := dispatch(t, &notify.Slack{WebhookURL: url})
+	if len(failed) != 1 {
+		t.Fatalf("failures %v", failed)
+	}
+	if !strings.Contains(log, "connection refused") || strings.Contains(log, "sEcReT") {
+		t.Errorf("want the cause without the URL, got:\n%s", log)
+	}
+}
