@@ -21,6 +21,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/notify"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/version"
@@ -60,16 +61,19 @@ func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
-// setup connects to the cluster and builds the engine.
+// setup connects to the cluster and builds the engine with its observers:
+// Events on the DrillRun, notifications (Slack, else the log), and whatever
+// the command adds (progress, metrics).
 type setup struct {
-	clients *kube.Clients
-	engine  *engine.Engine
-	store   *engine.KubeStore
-	kinds   engine.Registry
-	log     *slog.Logger
+	clients  *kube.Clients
+	engine   *engine.Engine
+	store    *engine.KubeStore
+	notifier *notify.Dispatcher
+	// close flushes notifications and Events, waiting at most until ctx ends.
+	close func(ctx context.Context)
 }
 
-func newSetup(ctx context.Context, cf clusterFlags, log *slog.Logger, observers ...engine.Observer) (*setup, error) {
+func newSetup(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart bool, failed func(string), observers ...engine.Observer) (*setup, error) {
 	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
 	if err != nil {
 		return nil, err
@@ -84,11 +88,27 @@ func newSetup(ctx context.Context, cf clusterFlags, log *slog.Logger, observers 
 	if err := ensureNamespace(ctx, clients, cf.namespace); err != nil {
 		return nil, err
 	}
+	slackSink, err := notify.SlackFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	var sink notify.Sink = notify.Log{Logger: log}
+	if slackSink != nil {
+		sink = slackSink
+	}
+	dispatcher := &notify.Dispatcher{Sinks: []notify.Sink{sink}, Logger: log, NotifyStart: notifyStart, Failed: failed}
+	recorder, stopEvents := notify.NewEventRecorder(clients.Kube)
+	observers = append(observers, notify.Events{Recorder: recorder}, dispatcher)
+
 	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{cf.namespace}})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: cf.namespace}
 	host, _ := os.Hostname()
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Observers: observers})
-	return &setup{clients: clients, engine: e, store: store, kinds: kinds, log: log}, nil
+	closeFn := func(ctx context.Context) {
+		dispatcher.Wait(ctx)
+		stopEvents()
+	}
+	return &setup{clients: clients, engine: e, store: store, notifier: dispatcher, close: closeFn}, nil
 }
 
 func ensureNamespace(ctx context.Context, c *kube.Clients, ns string) error {
@@ -146,11 +166,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if wait {
 		observers = append(observers, &progress{w: stdout})
 	}
-	s, err := newSetup(ctx, cf, log, observers...)
+	s, err := newSetup(ctx, cf, log, false, nil, observers...)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
 		return exitError
 	}
+	defer func() {
+		// Notifications get a bounded time to go out; the run is already recorded.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		s.close(cctx)
+	}()
 	run, err := s.engine.Run(ctx, def, "cli")
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)

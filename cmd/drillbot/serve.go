@@ -33,11 +33,13 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		drills         multiFlag
 		listen         string
 		markerInterval time.Duration
+		notifyStart    bool
 	)
 	cf.register(fs)
 	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
 	fs.StringVar(&listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
 	fs.DurationVar(&markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
+	fs.BoolVar(&notifyStart, "notify-start", false, "also notify when a drill starts")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -74,11 +76,16 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}()
 	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
 
-	s, err := newSetup(ctx, cf, log, m)
+	s, err := newSetup(ctx, cf, log, notifyStart, m.NotificationFailed, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
 	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		s.close(cctx)
+	}()
 	// Faults that a stopped drillbot left behind are reverted before any new run.
 	resolved, err := s.engine.ResolveInterrupted(ctx)
 	for _, r := range resolved {

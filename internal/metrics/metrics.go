@@ -1,5 +1,5 @@
 // Package metrics exports drillbot's Prometheus metrics. Labels are bounded:
-// drill, scenario, verdict, phase; never run IDs.
+// drill, scenario, verdict, phase, sink; never run IDs.
 package metrics
 
 import (
@@ -13,43 +13,50 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
+var verdicts = []v1alpha1.Verdict{v1alpha1.VerdictPass, v1alpha1.VerdictFail, v1alpha1.VerdictInconclusive}
+
 // Metrics are drillbot's collectors. It is an engine.Observer.
 type Metrics struct {
-	runs      *prometheus.CounterVec
-	lastRTO   *prometheus.GaugeVec
-	lastRPO   *prometheus.GaugeVec
-	rtoTarget *prometheus.GaugeVec
-	rpoTarget *prometheus.GaugeVec
-	lastRun   *prometheus.GaugeVec
-	lastPass  *prometheus.GaugeVec
-	nextRun   *prometheus.GaugeVec
-	active    *prometheus.GaugeVec
+	runs          *prometheus.CounterVec
+	rto           *prometheus.HistogramVec
+	lastRTO       *prometheus.GaugeVec
+	lastRPO       *prometheus.GaugeVec
+	rtoTarget     *prometheus.GaugeVec
+	rpoTarget     *prometheus.GaugeVec
+	lastRun       *prometheus.GaugeVec
+	lastVerdict   *prometheus.GaugeVec
+	phase         *prometheus.GaugeVec
+	nextRun       *prometheus.GaugeVec
+	active        *prometheus.GaugeVec
+	notifyFailure *prometheus.CounterVec
 }
 
 // New registers drillbot's metrics with reg.
 func New(reg prometheus.Registerer) *Metrics {
 	dl := []string{"drill", "scenario"}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, append(append([]string{}, dl...), labels...))
+	}
 	m := &Metrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_runs_total",
 			Help: "Finished drill runs by verdict."}, append(dl, "verdict")),
-		lastRTO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_last_rto_seconds",
-			Help: "RTO measured by the drill's last run that recovered."}, dl),
-		lastRPO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_last_rpo_seconds",
-			Help: "RPO measured by the drill's last run that measured it."}, dl),
-		rtoTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_rto_target_seconds",
-			Help: "The drill's RTO target."}, dl),
-		rpoTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_rpo_target_seconds",
-			Help: "The drill's RPO target."}, dl),
-		lastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_last_run_timestamp_seconds",
-			Help: "When the drill's last run finished, as Unix time."}, dl),
-		lastPass: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_last_run_passed",
-			Help: "1 when the drill's last run passed, 0 otherwise."}, dl),
-		nextRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_next_run_timestamp_seconds",
-			Help: "When the drill is next scheduled, as Unix time."}, dl),
-		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "drillbot_active_faults",
-			Help: "Faults injected and not yet reverted (0 outside drills)."}, dl),
+		rto: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "drillbot_rto_seconds",
+			Help:    "Measured RTO of runs that recovered.",
+			Buckets: []float64{5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200}}, dl),
+		lastRTO:     gauge("drillbot_last_rto_seconds", "RTO measured by the drill's last run that recovered."),
+		lastRPO:     gauge("drillbot_last_rpo_seconds", "RPO measured by the drill's last run that measured it."),
+		rtoTarget:   gauge("drillbot_rto_target_seconds", "The drill's RTO target."),
+		rpoTarget:   gauge("drillbot_rpo_target_seconds", "The drill's RPO target."),
+		lastRun:     gauge("drillbot_last_run_timestamp_seconds", "When the drill's last run finished, as Unix time."),
+		lastVerdict: gauge("drillbot_last_run_verdict", "1 for the verdict of the drill's last run, 0 for the others.", "verdict"),
+		phase:       gauge("drillbot_phase_duration_seconds", "Duration of each phase of the drill's last run.", "phase"),
+		nextRun:     gauge("drillbot_next_run_timestamp_seconds", "When the drill is next scheduled, as Unix time."),
+		active:      gauge("drillbot_active_faults", "Faults injected and not yet reverted (0 outside drills)."),
+		notifyFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_notification_failures_total",
+			Help: "Notifications given up on after their retries."}, []string{"sink"}),
 	}
-	reg.MustRegister(m.runs, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastPass, m.nextRun, m.active)
+	reg.MustRegister(m.runs, m.rto, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastVerdict,
+		m.phase, m.nextRun, m.active, m.notifyFailure)
 	return m
 }
 
@@ -66,6 +73,9 @@ func (m *Metrics) Drill(d drill.Definition) {
 func (m *Metrics) NextRun(d drill.Definition, next time.Time) {
 	m.nextRun.WithLabelValues(d.Name, d.Spec.Scenario).Set(float64(next.Unix()))
 }
+
+// NotificationFailed counts a notification given up on.
+func (m *Metrics) NotificationFailed(sink string) { m.notifyFailure.WithLabelValues(sink).Inc() }
 
 // Observe implements engine.Observer.
 func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
@@ -84,16 +94,25 @@ func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 	m.runs.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(r.Status.Verdict)).Inc()
 	if d, err := time.ParseDuration(r.Status.RTO); err == nil {
 		m.lastRTO.WithLabelValues(l...).Set(d.Seconds())
+		m.rto.WithLabelValues(l...).Observe(d.Seconds())
 	}
 	if d, err := time.ParseDuration(r.Status.RPO); err == nil {
 		m.lastRPO.WithLabelValues(l...).Set(d.Seconds())
 	}
 	if r.Status.FinishedAt != nil {
-		m.lastRun.WithLabelValues(l...).Set(float64(r.Status.FinishedAt.Unix()))
+		m.lastRun.WithLabelValues(l...).Set(float64(r.Status.FinishedAt.UnixMicro()) / 1e6)
 	}
-	pass := 0.0
-	if r.Status.Verdict == v1alpha1.VerdictPass {
-		pass = 1
+	for _, v := range verdicts {
+		val := 0.0
+		if r.Status.Verdict == v {
+			val = 1
+		}
+		m.lastVerdict.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(v)).Set(val)
 	}
-	m.lastPass.WithLabelValues(l...).Set(pass)
+	m.phase.DeletePartialMatch(prometheus.Labels{"drill": r.Spec.Drill, "scenario": r.Spec.Scenario})
+	for _, s := range r.Status.Steps {
+		if s.FinishedAt != nil {
+			m.phase.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(s.Phase)).Set(s.FinishedAt.Sub(s.StartedAt.Time).Seconds())
+		}
+	}
 }

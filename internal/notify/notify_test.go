@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -266,5 +268,33 @@ func TestTransportErrorsDoNotLeakTheWebhookURL(t *testing.T) {
 	}
 	if !strings.Contains(log, "connection refused") || strings.Contains(log, "sEcReT") {
 		t.Errorf("want the cause without the URL, got:\n%s", log)
+	}
+}
+
+func TestEventsTellTheStory(t *testing.T) {
+	rec := record.NewFakeRecorder(10)
+	e := notify.Events{Recorder: rec}
+	run := finishedRun()
+	for _, ev := range []engine.Event{
+		{Type: engine.EventPhaseStarted, Phase: v1alpha1.PhaseRecovering, Run: run},
+		{Type: engine.EventMilestone, Message: "admission-enforcing", Run: run},
+		{Type: engine.EventPhaseFinished, Phase: v1alpha1.PhaseRecovering, Err: errors.New("timed out"), Run: run},
+		{Type: engine.EventFinished, Run: run},
+	} {
+		e.Observe(context.Background(), ev)
+	}
+	close(rec.Events)
+	var got []string
+	for ev := range rec.Events {
+		got = append(got, ev)
+	}
+	want := []string{
+		"Normal Recovering Recovering started",
+		"Normal Milestone recovery milestone: admission-enforcing",
+		"Warning RecoveringFailed Recovering failed: timed out",
+		"Warning FAIL FAIL: RTO 6m2s exceeds target 5m0s (RTO 6m2s, RPO 0s)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

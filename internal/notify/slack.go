@@ -95,7 +95,9 @@ func classify(err error) (bool, error) {
 
 // Blocks renders a Summary as Block Kit blocks.
 func Blocks(s Summary) []slack.Block {
-	md := func(t string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.MarkdownType, t, false, false) }
+	md := func(t string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.MarkdownType, t, false, false)
+	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, strings.TrimSpace(s.Verdict+" · "+s.Drill), true, false)),
 		slack.NewSectionBlock(md(s.Title), []*slack.TextBlockObject{

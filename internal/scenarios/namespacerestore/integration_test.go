@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/notify"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
@@ -65,8 +67,11 @@ func newHarness(t *testing.T) *harness {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{runNamespace}})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: runNamespace}
+	recorder, stop := notify.NewEventRecorder(cluster.Kube)
+	t.Cleanup(stop)
 	return &harness{t: t, clients: clients, writes: w, store: store,
-		engine: engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: t.Name()})}
+		engine: engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: t.Name(),
+			Observers: []engine.Observer{notify.Events{Recorder: recorder}}})}
 }
 
 type testWriter struct{ t *testing.T }
@@ -279,6 +284,23 @@ func TestNamespaceRestorePasses(t *testing.T) {
 	}
 	if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
 		t.Errorf("journal %s", localcluster.JSON(st.Journal))
+	}
+	// kubectl describe drillrun tells the story in Events.
+	reasons := map[string]bool{}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := cluster.Kube.CoreV1().Events(runNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + run.Name})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			reasons[e.Reason] = true
+		}
+		return reasons["PASS"], nil
+	})
+	for _, r := range []string{"Preflight", "InjectingDone", "Milestone", "RevertingDone", "PASS"} {
+		if !reasons[r] {
+			t.Errorf("no %s Event on the DrillRun (have %v, %v)", r, reasons, err)
+		}
 	}
 	// And the cluster agrees: the app is back and Ready.
 	waitReady(t, ns)

@@ -1,0 +1,89 @@
+package metrics_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/metrics"
+)
+
+// Feed feeds m a drill definition, a schedule and one finished run, the way
+// drillbot serve does; the dashboard test uses it too.
+func Feed(m *metrics.Metrics) {
+	d := drill.Definition{Name: "namespace-restore", Spec: v1alpha1.DrillSpec{Scenario: "namespace-restore",
+		Objectives: v1alpha1.Objectives{RTO: "30m", RPO: "1h"}}}
+	d.FromSpec()
+	m.Drill(d)
+	m.NextRun(d, time.Unix(1796094000, 0))
+	t0 := time.Unix(1795000000, 0)
+	mt := func(s float64) metav1.MicroTime {
+		return metav1.NewMicroTime(t0.Add(time.Duration(s * float64(time.Second))))
+	}
+	fin := mt(12)
+	recStep := mt(11.6)
+	run := &v1alpha1.DrillRun{Spec: v1alpha1.DrillRunSpec{Drill: "namespace-restore", Scenario: "namespace-restore"},
+		Status: v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictPass, RTO: "11.543s", RPO: "9.006s",
+			FinishedAt: &fin,
+			Steps:      []v1alpha1.Step{{Phase: v1alpha1.PhaseRecovering, StartedAt: mt(0.1), FinishedAt: &recStep}},
+			Journal:    []v1alpha1.JournalEntry{{ID: "1", State: v1alpha1.JournalReverted}}}}
+	m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: run})
+	m.NotificationFailed("slack")
+}
+
+func TestMetricsLintAndValues(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	Feed(m)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	want := `
+# HELP drillbot_last_rto_seconds RTO measured by the drill's last run that recovered.
+# TYPE drillbot_last_rto_seconds gauge
+drillbot_last_rto_seconds{drill="namespace-restore",scenario="namespace-restore"} 11.543
+# HELP drillbot_last_rpo_seconds RPO measured by the drill's last run that measured it.
+# TYPE drillbot_last_rpo_seconds gauge
+drillbot_last_rpo_seconds{drill="namespace-restore",scenario="namespace-restore"} 9.006
+# HELP drillbot_rto_target_seconds The drill's RTO target.
+# TYPE drillbot_rto_target_seconds gauge
+drillbot_rto_target_seconds{drill="namespace-restore",scenario="namespace-restore"} 1800
+# HELP drillbot_runs_total Finished drill runs by verdict.
+# TYPE drillbot_runs_total counter
+drillbot_runs_total{drill="namespace-restore",scenario="namespace-restore",verdict="PASS"} 1
+# HELP drillbot_last_run_verdict 1 for the verdict of the drill's last run, 0 for the others.
+# TYPE drillbot_last_run_verdict gauge
+drillbot_last_run_verdict{drill="namespace-restore",scenario="namespace-restore",verdict="FAIL"} 0
+drillbot_last_run_verdict{drill="namespace-restore",scenario="namespace-restore",verdict="INCONCLUSIVE"} 0
+drillbot_last_run_verdict{drill="namespace-restore",scenario="namespace-restore",verdict="PASS"} 1
+# HELP drillbot_phase_duration_seconds Duration of each phase of the drill's last run.
+# TYPE drillbot_phase_duration_seconds gauge
+drillbot_phase_duration_seconds{drill="namespace-restore",phase="Recovering",scenario="namespace-restore"} 11.5
+# HELP drillbot_active_faults Faults injected and not yet reverted (0 outside drills).
+# TYPE drillbot_active_faults gauge
+drillbot_active_faults{drill="namespace-restore",scenario="namespace-restore"} 0
+# HELP drillbot_notification_failures_total Notifications given up on after their retries.
+# TYPE drillbot_notification_failures_total counter
+drillbot_notification_failures_total{sink="slack"} 1
+`
+	names := []string{"drillbot_last_rto_seconds", "drillbot_last_rpo_seconds", "drillbot_rto_target_seconds", "drillbot_runs_total",
+		"drillbot_last_run_verdict", "drillbot_phase_duration_seconds", "drillbot_active_faults", "drillbot_notification_failures_total"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(reg, "drillbot_rto_seconds"); n != 1 {
+		t.Errorf("RTO histogram has %d series", n)
+	}
+}
