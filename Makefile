@@ -38,6 +38,7 @@ export DRILLBOT_KWOK := $(KWOK)
 export DRILLBOT_VERSITYGW := $(VERSITYGW)
 export DRILLBOT_VELERO := $(VELERO)
 export DRILLBOT_VELERO_PLUGIN_DIR := $(dir $(VELERO_AWS))
+export DRILLBOT_HELM := $(HELM)
 
 CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -83,7 +84,7 @@ $(VELERO_AWS): hack/tools/veleroaws/go.mod
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: $(CLUSTER_BINS)
+test: $(CLUSTER_BINS) $(HELM)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...

@@ -26,7 +26,7 @@ sleep "${DEMO_GAP_SECONDS:-5}"
 
 step "Running the drill: drillbot run -f drills/namespace-restore.yaml --wait"
 set +e
-"$DRILLBOT" run -f drills/namespace-restore.yaml --wait --log-level warn
+"$DRILLBOT" run -f drills/namespace-restore.yaml --wait
 code=$?
 set -e
 
@@ -34,11 +34,28 @@ step "The result is recorded in the cluster"
 "$KUBECTL" get drillruns -n drillbot-system
 "$KUBECTL" -n drill-demo get deployments,statefulsets,pods
 
+step "The DR status report (drillbot report --output markdown), for audit evidence"
+"$DRILLBOT" report --drills drills --output markdown
+
+step "Starting the daemon (drillbot serve) with metrics on 127.0.0.1:${DEMO_METRICS_PORT:=9090}"
+# setsid makes it a process group leader, so make cluster-down can stop it.
+setsid "$DRILLBOT" serve --drills drills --listen "127.0.0.1:$DEMO_METRICS_PORT" >"$CLUSTER_DIR/logs/drillbot-serve.log" 2>&1 &
+echo $! >"$CLUSTER_DIR/drillbot-serve.pid"
+for _ in $(seq 50); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_METRICS_PORT") 2>/dev/null; then break; fi
+  sleep 0.2
+done
+if command -v curl >/dev/null; then
+  curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/readyz" >/dev/null && curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/metrics" | grep '^drillbot_' || true
+fi
+
 cat <<MSG
 
-The local cluster is still running, for a closer look:
+The local cluster and drillbot serve are still running, for a closer look:
   export KUBECONFIG=$KUBECONFIG
   $KUBECTL get drillruns -n drillbot-system -o yaml
-Stop it with: make cluster-down
+  $KUBECTL describe drillrun -n drillbot-system
+  curl 127.0.0.1:$DEMO_METRICS_PORT/metrics
+Stop them with: make cluster-down
 MSG
 exit $code

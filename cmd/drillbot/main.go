@@ -32,6 +32,7 @@ func commands() []command {
 	return []command{
 		{"run", "run one drill now and print its report", runCmd},
 		{"validate", "check drill files; exit non-zero on any error", validateCmd},
+		{"report", "DR status report from recorded runs: table, json or markdown", reportCmd},
 		{"serve", "run the daemon: schedule drills, serve /healthz, /readyz, /metrics", serveCmd},
 		{"marker", "stamp the RPO marker ConfigMap in a namespace once", markerCmd},
 		{"install-crds", "install the DrillRun CustomResourceDefinition", installCRDsCmd},

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/metrics"
@@ -98,6 +99,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, d := range defs {
 		m.Drill(d)
 	}
+	if err := seedMetrics(ctx, s.store, m); err != nil {
+		log.Warn("last results not loaded into metrics", "err", err)
+	}
 	ready.Store(true)
 	go markerLoop(ctx, s.clients.Kube, defs, markerInterval, log)
 	sched := &engine.Scheduler{
@@ -160,4 +164,25 @@ func markerLoop(ctx context.Context, c kubernetes.Interface, defs []drill.Defini
 		case <-t.C:
 		}
 	}
+}
+
+// seedMetrics loads each drill's newest finished run into the metrics.
+func seedMetrics(ctx context.Context, store engine.RunStore, m *metrics.Metrics) error {
+	runs, err := store.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	newest := map[string]int{}
+	for i, r := range runs {
+		if r.Status.Phase != v1alpha1.PhaseCompleted || r.Status.FinishedAt == nil {
+			continue
+		}
+		if j, ok := newest[r.Spec.Drill]; !ok || r.Status.FinishedAt.After(runs[j].Status.FinishedAt.Time) {
+			newest[r.Spec.Drill] = i
+		}
+	}
+	for _, i := range newest {
+		m.Seed(&runs[i])
+	}
+	return nil
 }

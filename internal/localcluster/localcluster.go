@@ -575,7 +575,7 @@ func (c *Cluster) Stop() {
 
 // StopDetached stops a cluster started with Detach from its pid files.
 func StopDetached(dir string) error {
-	order := []string{"velero", "versitygw", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+	order := []string{"drillbot-serve", "velero", "versitygw", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
 	var errs []error
 	for _, name := range order {
 		f := filepath.Join(dir, name+".pid")

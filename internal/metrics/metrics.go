@@ -93,8 +93,18 @@ func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 	}
 	m.runs.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(r.Status.Verdict)).Inc()
 	if d, err := time.ParseDuration(r.Status.RTO); err == nil {
-		m.lastRTO.WithLabelValues(l...).Set(d.Seconds())
 		m.rto.WithLabelValues(l...).Observe(d.Seconds())
+	}
+	m.Seed(r)
+}
+
+// Seed sets the last-run gauges from a finished run recorded in the cluster,
+// so a restarted daemon still shows the last results. Counters and the
+// histogram are left alone: they count what this process saw.
+func (m *Metrics) Seed(r *v1alpha1.DrillRun) {
+	l := []string{r.Spec.Drill, r.Spec.Scenario}
+	if d, err := time.ParseDuration(r.Status.RTO); err == nil {
+		m.lastRTO.WithLabelValues(l...).Set(d.Seconds())
 	}
 	if d, err := time.ParseDuration(r.Status.RPO); err == nil {
 		m.lastRPO.WithLabelValues(l...).Set(d.Seconds())

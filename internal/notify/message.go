@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
@@ -22,6 +23,7 @@ type Summary struct {
 	RTO       string // "11.5s / target 30m"
 	RPO       string
 	Breakdown []string
+	Phases    []string
 	Findings  []string
 	Describe  string // the kubectl command that tells the whole story
 }
@@ -38,6 +40,11 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	}
 	for _, b := range st.Breakdown {
 		s.Breakdown = append(s.Breakdown, b.Name+" "+b.Duration)
+	}
+	for _, p := range st.Steps {
+		if p.FinishedAt != nil {
+			s.Phases = append(s.Phases, fmt.Sprintf("%s %s", p.Phase, p.FinishedAt.Sub(p.StartedAt.Time).Round(time.Millisecond)))
+		}
 	}
 	if kind == KindStarted {
 		s.Emoji, s.Color, s.Verdict = ":hourglass_flowing_sand:", "#439fe0", "STARTED"
@@ -73,6 +80,9 @@ func (s Summary) Text() string {
 	if len(s.Breakdown) > 0 {
 		fmt.Fprintf(&b, "\nbreakdown: %s", strings.Join(s.Breakdown, ", "))
 	}
+	if len(s.Phases) > 0 {
+		fmt.Fprintf(&b, "\nphases: %s", strings.Join(s.Phases, ", "))
+	}
 	for _, f := range s.Findings {
 		fmt.Fprintf(&b, "\nfinding: %s", f)
 	}
@@ -96,6 +106,6 @@ func (l Log) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (boo
 	}
 	l.Logger.Log(ctx, level, "drill "+string(kind), "drill", s.Drill, "scenario", s.Scenario, "target", s.Target,
 		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO,
-		"breakdown", strings.Join(s.Breakdown, ", "), "findings", strings.Join(s.Findings, "; "), "run", run.Name)
+		"breakdown", strings.Join(s.Breakdown, ", "), "phases", strings.Join(s.Phases, ", "), "findings", strings.Join(s.Findings, "; "), "run", run.Name)
 	return false, nil
 }

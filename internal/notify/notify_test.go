@@ -22,7 +22,10 @@ import (
 	"github.com/drillbot-io/drillbot/internal/notify"
 )
 
+var t0 = time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+
 func finishedRun() *v1alpha1.DrillRun {
+	recovered := metav1.NewMicroTime(t0.Add(6*time.Minute + 2*time.Second))
 	return &v1alpha1.DrillRun{
 		ObjectMeta: metav1.ObjectMeta{Name: "kill-kyverno-20261124-030000-abcd", Namespace: "drillbot-system"},
 		Spec: v1alpha1.DrillRunSpec{Drill: "kill-kyverno", Scenario: "pod-kill",
@@ -30,6 +33,7 @@ func finishedRun() *v1alpha1.DrillRun {
 		Status: v1alpha1.DrillRunStatus{
 			Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictFail, Reason: "RTO 6m2s exceeds target 5m0s",
 			RTO: "6m2s", RTOTarget: "5m", RPO: "0s", RPOTarget: "1m",
+			Steps:     []v1alpha1.Step{{Phase: v1alpha1.PhaseRecovering, StartedAt: metav1.NewMicroTime(t0), FinishedAt: &recovered}},
 			Breakdown: []v1alpha1.Span{{Name: "pods-deleted", Duration: "120ms"}, {Name: "admission-enforcing", Duration: "6m1.88s"}},
 			Findings:  []string{"fail-open window: 41s during which an unsigned image was admitted"},
 		},
@@ -179,7 +183,7 @@ func TestSlackPayload(t *testing.T) {
 	for _, want := range []string{
 		`"type":"header"`, "FAIL · kill-kyverno", "pod-kill", "kyverno",
 		"6m2s / target 5m", "0s / target 1m", "RTO 6m2s exceeds target 5m0s",
-		"admission-enforcing 6m1.88s", "fail-open window: 41s",
+		"admission-enforcing 6m1.88s", "Recovering 6m2s", "fail-open window: 41s",
 		"kubectl -n drillbot-system describe drillrun kill-kyverno-20261124-030000-abcd",
 	} {
 		if !strings.Contains(body, want) {

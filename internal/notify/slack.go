@@ -111,6 +111,9 @@ func Blocks(s Summary) []slack.Block {
 	if len(s.Breakdown) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(md("*RTO breakdown*\n"+strings.Join(s.Breakdown, "\n")), nil, nil))
 	}
+	if len(s.Phases) > 0 {
+		blocks = append(blocks, slack.NewSectionBlock(md("*Phases*\n"+strings.Join(s.Phases, "\n")), nil, nil))
+	}
 	if len(s.Findings) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(md("*Findings*\n• "+strings.Join(s.Findings, "\n• ")), nil, nil))
 	}

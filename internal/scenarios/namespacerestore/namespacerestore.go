@@ -543,3 +543,37 @@ func fromUnstructured(u *unstructured.Unstructured, out any) error {
 	}
 	return nil
 }
+
+// LastCompletedBackup is when the newest Completed backup a namespace-restore
+// drill would restore from finished (for the report). ok is false for drills
+// that name no schedule or backup, or when there is none.
+func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1.DrillSpec) (t time.Time, ok bool, err error) {
+	var p Params
+	if errs := drill.DecodeParams(spec.Params, &p, field.NewPath("spec", "params")); len(errs) > 0 {
+		return t, false, errs.ToAggregate()
+	}
+	p.defaults()
+	opts := metav1.ListOptions{}
+	switch {
+	case p.Backup.Schedule != "":
+		opts.LabelSelector = velerov1.ScheduleNameLabel + "=" + p.Backup.Schedule
+	case p.Backup.Name != "":
+		opts.FieldSelector = "metadata.name=" + p.Backup.Name
+	default:
+		return t, false, nil
+	}
+	list, err := c.Resource(BackupsGVR).Namespace(p.VeleroNamespace).List(ctx, opts)
+	if err != nil {
+		return t, false, fmt.Errorf("list Velero backups: %w", err)
+	}
+	for i := range list.Items {
+		var b velerov1.Backup
+		if err := fromUnstructured(&list.Items[i], &b); err != nil {
+			return t, false, err
+		}
+		if b.Status.Phase == velerov1.BackupPhaseCompleted && b.Status.CompletionTimestamp != nil && b.Status.CompletionTimestamp.After(t) {
+			t, ok = b.Status.CompletionTimestamp.Time, true
+		}
+	}
+	return t, ok, nil
+}

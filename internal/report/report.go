@@ -1,0 +1,244 @@
+// Package report builds the DR status report from recorded DrillRuns: per
+// drill the last runs with verdict and RTO/RPO against target, the RTO trend,
+// the age of the last successful backup for Velero drills, and overall
+// compliance. Markdown output is meant to be pasted as audit evidence.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// Report is the whole report.
+type Report struct {
+	GeneratedAt time.Time `json:"generatedAt"`
+	WindowDays  int       `json:"windowDays"`
+	// Compliance is the share of drills, in percent, whose newest run within
+	// the window passed.
+	Compliance      float64       `json:"compliancePercent"`
+	CompliantDrills int           `json:"compliantDrills"`
+	TotalDrills     int           `json:"totalDrills"`
+	Drills          []DrillReport `json:"drills"`
+}
+
+// DrillReport is one drill's history.
+type DrillReport struct {
+	Name      string `json:"name"`
+	Scenario  string `json:"scenario"`
+	RTOTarget string `json:"rtoTarget,omitempty"`
+	RPOTarget string `json:"rpoTarget,omitempty"`
+	Compliant bool   `json:"compliant"`
+	// Status explains Compliant in words.
+	Status string `json:"status"`
+	// Trend compares the RTO of the two newest runs that measured one.
+	Trend string `json:"trend"`
+	// LastBackupAge is the age of the newest Completed backup, for Velero drills.
+	LastBackupAge string   `json:"lastBackupAge,omitempty"`
+	Runs          []RunRow `json:"runs"`
+}
+
+// RunRow is one run.
+type RunRow struct {
+	Name     string           `json:"name"`
+	Finished time.Time        `json:"finished"`
+	Verdict  v1alpha1.Verdict `json:"verdict"`
+	RTO      string           `json:"rto,omitempty"`
+	RPO      string           `json:"rpo,omitempty"`
+	Reason   string           `json:"reason,omitempty"`
+}
+
+// Options shape the report.
+type Options struct {
+	Now        time.Time
+	WindowDays int // default 30
+	LastN      int // runs per drill, default 5
+	// Drills are the drills to report on (the catalog); drills that only
+	// appear in runs are added. A catalog drill without runs is not compliant.
+	Drills []DrillInfo
+	// BackupTimes are the newest Completed backup times per drill name.
+	BackupTimes map[string]time.Time
+}
+
+// DrillInfo names a catalog drill and its targets.
+type DrillInfo struct{ Name, Scenario, RTOTarget, RPOTarget string }
+
+// Build builds the report from finished runs.
+func Build(runs []v1alpha1.DrillRun, o Options) Report {
+	if o.WindowDays == 0 {
+		o.WindowDays = 30
+	}
+	if o.LastN == 0 {
+		o.LastN = 5
+	}
+	byDrill := map[string]*DrillReport{}
+	var order []string
+	add := func(d DrillInfo) *DrillReport {
+		if r, ok := byDrill[d.Name]; ok {
+			return r
+		}
+		r := &DrillReport{Name: d.Name, Scenario: d.Scenario, RTOTarget: d.RTOTarget, RPOTarget: d.RPOTarget}
+		byDrill[d.Name] = r
+		order = append(order, d.Name)
+		return r
+	}
+	for _, d := range o.Drills {
+		add(d)
+	}
+	finished := make([]v1alpha1.DrillRun, 0, len(runs))
+	for _, r := range runs {
+		if r.Status.Phase == v1alpha1.PhaseCompleted && r.Status.FinishedAt != nil {
+			finished = append(finished, r)
+		}
+	}
+	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.FinishedAt.After(finished[j].Status.FinishedAt.Time) })
+	for _, r := range finished {
+		d := add(DrillInfo{Name: r.Spec.Drill, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
+		if len(d.Runs) < o.LastN {
+			d.Runs = append(d.Runs, RunRow{Name: r.Name, Finished: r.Status.FinishedAt.Time, Verdict: r.Status.Verdict,
+				RTO: r.Status.RTO, RPO: r.Status.RPO, Reason: r.Status.Reason})
+		}
+	}
+	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays}
+	since := o.Now.AddDate(0, 0, -o.WindowDays)
+	sort.Strings(order)
+	for _, name := range order {
+		d := byDrill[name]
+		switch {
+		case len(d.Runs) == 0:
+			d.Status = "never run"
+		case d.Runs[0].Finished.Before(since):
+			d.Status = fmt.Sprintf("no run in the last %d days", o.WindowDays)
+		case d.Runs[0].Verdict == v1alpha1.VerdictPass:
+			d.Compliant, d.Status = true, "last run passed"
+		default:
+			d.Status = "last run " + string(d.Runs[0].Verdict)
+		}
+		d.Trend = trend(d.Runs)
+		if t, ok := o.BackupTimes[name]; ok {
+			d.LastBackupAge = o.Now.Sub(t).Round(time.Second).String()
+		}
+		if d.Compliant {
+			rep.CompliantDrills++
+		}
+		rep.TotalDrills++
+		rep.Drills = append(rep.Drills, *d)
+	}
+	if rep.TotalDrills > 0 {
+		rep.Compliance = 100 * float64(rep.CompliantDrills) / float64(rep.TotalDrills)
+	}
+	return rep
+}
+
+// trend compares the RTO of the two newest runs that measured one.
+func trend(runs []RunRow) string {
+	var rtos []time.Duration
+	for _, r := range runs {
+		if d, err := time.ParseDuration(r.RTO); err == nil {
+			rtos = append(rtos, d)
+		}
+		if len(rtos) == 2 {
+			break
+		}
+	}
+	if len(rtos) < 2 {
+		return "n/a"
+	}
+	newest, previous := rtos[0], rtos[1]
+	switch delta := newest - previous; {
+	case delta > previous/10:
+		return "worse (RTO " + previous.String() + " -> " + newest.String() + ")"
+	case -delta > previous/10:
+		return "better (RTO " + previous.String() + " -> " + newest.String() + ")"
+	default:
+		return "steady"
+	}
+}
+
+// Write renders the report as table, json or markdown.
+func Write(w io.Writer, rep Report, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	case "markdown":
+		return markdown(w, rep)
+	case "table", "":
+		return table(w, rep)
+	}
+	return fmt.Errorf("unknown report format %q (table, json, markdown)", format)
+}
+
+func table(w io.Writer, rep Report) error {
+	fmt.Fprintf(w, "DR drill report, %s. Compliance (last %d days): %.0f%% (%d of %d drills)\n\n",
+		rep.GeneratedAt.UTC().Format(time.RFC3339), rep.WindowDays, rep.Compliance, rep.CompliantDrills, rep.TotalDrills)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DRILL\tSCENARIO\tSTATUS\tRTO TARGET\tRPO TARGET\tTREND\tLAST BACKUP AGE")
+	for _, d := range rep.Drills {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Scenario, d.Status, dash(d.RTOTarget), dash(d.RPOTarget), d.Trend, dash(d.LastBackupAge))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range rep.Drills {
+		if len(d.Runs) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s:\n", d.Name)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FINISHED\tVERDICT\tRTO\tRPO\tRUN\tREASON")
+		for _, r := range d.Runs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict, dash(r.RTO), dash(r.RPO), r.Name, r.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func markdown(w io.Writer, rep Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Disaster-recovery drill report\n\nGenerated %s by drillbot from the DrillRun records in the cluster.\n\n",
+		rep.GeneratedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "**Compliance (last %d days): %.0f%%** (%d of %d drills: newest run in the window passed)\n\n",
+		rep.WindowDays, rep.Compliance, rep.CompliantDrills, rep.TotalDrills)
+	b.WriteString("| Drill | Scenario | Status | RTO target | RPO target | Trend | Last backup age |\n|---|---|---|---|---|---|---|\n")
+	for _, d := range rep.Drills {
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s | %s | %s |\n", d.Name, d.Scenario, mark(d.Compliant), d.Status,
+			dash(d.RTOTarget), dash(d.RPOTarget), d.Trend, dash(d.LastBackupAge))
+	}
+	for _, d := range rep.Drills {
+		if len(d.Runs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n| Finished (UTC) | Verdict | RTO | RPO | DrillRun | Reason |\n|---|---|---|---|---|---|\n", d.Name)
+		for _, r := range d.Runs {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | `%s` | %s |\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict,
+				dash(r.RTO), dash(r.RPO), r.Name, strings.ReplaceAll(r.Reason, "|", "\\|"))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✅"
+	}
+	return "❌"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package report_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/report"
+)
+
+var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func run(drill, name string, daysAgo int, v v1alpha1.Verdict, rto string) v1alpha1.DrillRun {
+	fin := metav1.NewMicroTime(now.AddDate(0, 0, -daysAgo))
+	return v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.DrillRunSpec{Drill: drill, Scenario: "namespace-restore"},
+		Status: v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: v, RTO: rto, RTOTarget: "30m", RPOTarget: "1h",
+			FinishedAt: &fin, Reason: "r|" + name}}
+}
+
+func TestBuild(t *testing.T) {
+	running := run("shop", "shop-running", 0, "", "")
+	running.Status.Phase = v1alpha1.PhaseRecovering
+	runs := []v1alpha1.DrillRun{
+		run("shop", "shop-3", 2, v1alpha1.VerdictPass, "12s"),
+		run("shop", "shop-2", 32, v1alpha1.VerdictFail, "40s"),
+		run("shop", "shop-1", 62, v1alpha1.VerdictPass, "30s"),
+		running, // not finished: not in the report
+		run("billing", "billing-1", 3, v1alpha1.VerdictFail, "10s"),
+		run("old", "old-1", 45, v1alpha1.VerdictPass, "10s"),
+	}
+	rep := report.Build(runs, report.Options{Now: now, LastN: 2,
+		Drills:      []report.DrillInfo{{Name: "never", Scenario: "pod-kill", RTOTarget: "5m"}},
+		BackupTimes: map[string]time.Time{"shop": now.Add(-90 * time.Minute)}})
+
+	if rep.TotalDrills != 4 || rep.CompliantDrills != 1 || rep.Compliance != 25 {
+		t.Errorf("compliance %d/%d = %v%%, want 1/4 = 25%%", rep.CompliantDrills, rep.TotalDrills, rep.Compliance)
+	}
+	got := map[string]report.DrillReport{}
+	for _, d := range rep.Drills {
+		got[d.Name] = d
+	}
+	cases := []struct{ drill, status, trend string }{
+		{"shop", "last run passed", "better (RTO 40s -> 12s)"},
+		{"billing", "last run FAIL", "n/a"},
+		{"old", "no run in the last 30 days", "n/a"},
+		{"never", "never run", "n/a"},
+	}
+	for _, c := range cases {
+		d := got[c.drill]
+		if d.Status != c.status || d.Trend != c.trend {
+			t.Errorf("%s: status %q trend %q, want %q %q", c.drill, d.Status, d.Trend, c.status, c.trend)
+		}
+	}
+	if shop := got["shop"]; len(shop.Runs) != 2 || shop.Runs[0].Name != "shop-3" || shop.LastBackupAge != "1h30m0s" {
+		t.Errorf("shop: %+v", shop)
+	}
+}
+
+func TestWriteFormats(t *testing.T) {
+	rep := report.Build([]v1alpha1.DrillRun{run("shop", "shop-1", 1, v1alpha1.VerdictPass, "12s")}, report.Options{Now: now})
+	var md, js, tb bytes.Buffer
+	for f, w := range map[string]*bytes.Buffer{"markdown": &md, "json": &js, "table": &tb} {
+		if err := report.Write(w, rep, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"**Compliance (last 30 days): 100%**", "| shop | namespace-restore | ✅ last run passed |", "| 2026-11-23 12:00 | PASS | 12s | - | `shop-1` | r\\|shop-1 |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var back report.Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Compliance != 100 || back.Drills[0].Runs[0].RTO != "12s" {
+		t.Errorf("json round trip: %v %+v", err, back)
+	}
+	if !strings.Contains(tb.String(), "Compliance (last 30 days): 100% (1 of 1 drills)") {
+		t.Errorf("table:\n%s", tb.String())
+	}
+	if err := report.Write(&tb, rep, "pdf"); err == nil {
+		t.Error("unknown format accepted")
+	}
+}
