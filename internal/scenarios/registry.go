@@ -9,6 +9,7 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -25,12 +26,17 @@ type Deps struct {
 // Registry returns every scenario kind. With nil Clients the kinds can only
 // validate drills (drillbot validate needs no cluster).
 func Registry(d Deps) engine.Registry {
-	var nr namespacerestore.Deps
+	var (
+		nr namespacerestore.Deps
+		ap admissionprobe.Deps
+	)
 	if d.Clients != nil {
+		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
+		admissionprobe.Name:   admissionprobe.Kind{Deps: ap},
 	}
 }

@@ -8,7 +8,6 @@ package namespacerestore_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -21,70 +20,27 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
-	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/notify"
-	"github.com/drillbot-io/drillbot/internal/scenarios"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+	"github.com/drillbot-io/drillbot/internal/testharness"
 )
 
 var cluster *localcluster.Cluster
 
 func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
 
-const runNamespace = "drillbot-system"
+const runNamespace = testharness.RunNamespace
 
-// harness is one test's drillbot: clients whose writes are recorded, and an engine.
-type harness struct {
-	t       *testing.T
-	clients *kube.Clients
-	writes  *localcluster.WriteRecorder
-	engine  *engine.Engine
-	store   *engine.KubeStore
-}
+func newHarness(t *testing.T) *testharness.Harness { return testharness.New(t, cluster) }
 
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	localcluster.Require(t, cluster)
-	ctx := context.Background()
-	if err := kube.EnsureCRD(ctx, cluster.REST, v1alpha1.DrillRunCRD); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: runNamespace}}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
-		t.Fatal(err)
-	}
-	w := &localcluster.WriteRecorder{}
-	clients, err := kube.NewClients(w.Config(cluster.REST))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{runNamespace}})
-	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: runNamespace}
-	recorder, stop := notify.NewEventRecorder(cluster.Kube)
-	t.Cleanup(stop)
-	return &harness{t: t, clients: clients, writes: w, store: store,
-		engine: engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: t.Name(),
-			Observers: []engine.Observer{notify.Events{Recorder: recorder}}})}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// drillFor parses a drill through the real loader, as drillbot would.
-func (h *harness) drillFor(ns, backupParams string) drill.Definition {
-	h.t.Helper()
-	doc := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+// drillFor is the namespace-restore drill of ns with the given backup source.
+func drillFor(h *testharness.Harness, ns, backupParams string) drill.Definition {
+	return h.Drill(fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata:
   name: %s
@@ -95,30 +51,7 @@ spec:
   target: {namespace: %s}
   params:
     backup: %s
-`, ns, ns, backupParams)
-	defs, err := drill.Parse(ns+".yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return defs[0]
-}
-
-func (h *harness) run(def drill.Definition) *v1alpha1.DrillRun {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	run, err := h.engine.Run(ctx, def, "test")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	// The report is what the cluster holds, not what the engine remembers.
-	stored, err := h.store.Get(ctx, run.Name)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Logf("run %s: %s %s (RTO %s, RPO %s from %s)", stored.Name, stored.Status.Verdict, stored.Status.Reason,
-		stored.Status.RTO, stored.Status.RPO, stored.Status.RPOSource)
-	return stored
+`, ns, ns, backupParams))
 }
 
 // app creates a namespace with a Deployment of 3, a Service, a ConfigMap and
@@ -130,13 +63,7 @@ func app(t *testing.T, ns string, optIn bool) *corev1.Namespace {
 	if optIn {
 		labels[v1alpha1.LabelAllowDisaster] = "true"
 	}
-	created, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cluster.Kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-	})
+	created := testharness.Namespace(t, cluster, ns, labels)
 	deployment(t, ns, "web", 3)
 	fatalIf(t, errOf(cluster.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}, Data: map[string]string{"mode": "prod"}}, metav1.CreateOptions{})))
 	fatalIf(t, errOf(cluster.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-password"}, StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{})))
@@ -249,7 +176,7 @@ func TestNamespaceRestorePasses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
 	st := run.Status
 	if st.Verdict != v1alpha1.VerdictPass {
@@ -321,12 +248,12 @@ func TestNamespaceWithoutOptInIsRefusedWithZeroWrites(t *testing.T) {
 	before := app(t, ns, false)
 	backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
 
-	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
 	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "not opted in") {
 		t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
 	}
-	if w := h.writes.Writes("/drillruns"); len(w) > 0 {
+	if w := h.Writes.Writes("/drillruns"); len(w) > 0 {
 		t.Errorf("refused drill wrote to the cluster: %v", w)
 	}
 	after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
@@ -388,12 +315,12 @@ func TestUnusableBackupIsRefusedBeforeDeletion(t *testing.T) {
 			before := app(t, ns, true)
 			tc.prepare(t, ns)
 
-			run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+			run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
 			if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, tc.want) {
 				t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
 			}
-			if w := h.writes.Writes("/drillruns"); len(w) > 0 {
+			if w := h.Writes.Writes("/drillruns"); len(w) > 0 {
 				t.Errorf("drill wrote before refusing: %v", w)
 			}
 			after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
@@ -417,7 +344,7 @@ func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
 	deployment(t, ns, "late", 2)
 	waitReady(t, ns)
 
-	run := h.run(h.drillFor(ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
 	st := run.Status
 	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "not restored (1): deployments.apps/late") {
@@ -441,7 +368,7 @@ func TestNamespaceRestoreWithFreshBackup(t *testing.T) {
 	app(t, ns, true)
 	before := time.Now()
 
-	run := h.run(h.drillFor(ns, "{create: true}"))
+	run := h.Run(drillFor(h, ns, "{create: true}"))
 
 	st := run.Status
 	if st.Verdict != v1alpha1.VerdictPass {
