@@ -7,21 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
-
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
-	"github.com/drillbot-io/drillbot/internal/notify"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/version"
@@ -61,68 +55,14 @@ func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
-// setup connects to the cluster and builds the engine with its observers:
-// Events on the DrillRun, notifications (Slack, else the log), and whatever
-// the command adds (progress, metrics).
-type setup struct {
-	clients  *kube.Clients
-	engine   *engine.Engine
-	store    *engine.KubeStore
-	notifier *notify.Dispatcher
-	// close flushes notifications and Events, waiting at most until ctx ends.
-	close func(ctx context.Context)
-}
-
-func newSetup(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart bool, failed func(string), observers ...engine.Observer) (*setup, error) {
+// newApp connects with the command's cluster flags and wires drillbot.
+func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart bool, failed func(string), observers ...engine.Observer) (*app.App, error) {
 	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
 	if err != nil {
 		return nil, err
 	}
-	clients, err := kube.NewClients(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := kube.EnsureCRD(ctx, cfg, v1alpha1.DrillRunCRD); err != nil {
-		return nil, err
-	}
-	if err := ensureNamespace(ctx, clients, cf.namespace); err != nil {
-		return nil, err
-	}
-	slackSink, err := notify.SlackFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	var sink notify.Sink = notify.Log{Logger: log}
-	if slackSink != nil {
-		sink = slackSink
-	}
-	dispatcher := &notify.Dispatcher{Sinks: []notify.Sink{sink}, Logger: log, NotifyStart: notifyStart, Failed: failed}
-	recorder, stopEvents := notify.NewEventRecorder(clients.Kube)
-	observers = append(observers, notify.Events{Recorder: recorder}, dispatcher)
-
-	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{cf.namespace}})
-	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: cf.namespace}
-	host, _ := os.Hostname()
-	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Observers: observers})
-	closeFn := func(ctx context.Context) {
-		dispatcher.Wait(ctx)
-		stopEvents()
-	}
-	return &setup{clients: clients, engine: e, store: store, notifier: dispatcher, close: closeFn}, nil
-}
-
-func ensureNamespace(ctx context.Context, c *kube.Clients, ns string) error {
-	_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("drillbot namespace %s: %w", ns, err)
-	}
-	return nil
+	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
+		NotificationFailed: failed, Observers: observers})
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -166,7 +106,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if wait {
 		observers = append(observers, &progress{w: stdout})
 	}
-	s, err := newSetup(ctx, cf, log, false, nil, observers...)
+	s, err := newApp(ctx, cf, log, false, nil, observers...)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
 		return exitError
@@ -175,9 +115,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Notifications get a bounded time to go out; the run is already recorded.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		s.close(cctx)
+		s.Close(cctx)
 	}()
-	run, err := s.engine.Run(ctx, def, "cli")
+	run, err := s.Engine.Run(ctx, def, "cli")
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
 		return exitError

@@ -77,7 +77,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}()
 	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
 
-	s, err := newSetup(ctx, cf, log, notifyStart, m.NotificationFailed, m)
+	s, err := newApp(ctx, cf, log, notifyStart, m.NotificationFailed, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
@@ -85,10 +85,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		s.close(cctx)
+		s.Close(cctx)
 	}()
 	// Faults that a stopped drillbot left behind are reverted before any new run.
-	resolved, err := s.engine.ResolveInterrupted(ctx)
+	resolved, err := s.Engine.ResolveInterrupted(ctx)
 	for _, r := range resolved {
 		log.Warn("interrupted run resolved", "run", r.Name, "verdict", r.Status.Verdict, "reason", r.Status.Reason)
 	}
@@ -99,15 +99,15 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, d := range defs {
 		m.Drill(d)
 	}
-	if err := seedMetrics(ctx, s.store, m); err != nil {
+	if err := seedMetrics(ctx, s.Store, m); err != nil {
 		log.Warn("last results not loaded into metrics", "err", err)
 	}
 	ready.Store(true)
-	go markerLoop(ctx, s.clients.Kube, defs, markerInterval, log)
+	go markerLoop(ctx, s.Clients.Kube, defs, markerInterval, log)
 	sched := &engine.Scheduler{
 		Clock: clock.RealClock{}, Logger: log, OnNext: m.NextRun,
 		Run: func(ctx context.Context, d drill.Definition) {
-			if _, err := s.engine.Run(ctx, d, "schedule"); err != nil {
+			if _, err := s.Engine.Run(ctx, d, "schedule"); err != nil {
 				log.Error("scheduled drill did not run", "drill", d.Name, "err", err)
 			}
 		},

@@ -417,6 +417,15 @@ func DecodeParams(raw []byte, out any, path *field.Path) field.ErrorList {
 	return errs
 }
 
+// Params decodes a validated drill's params into out (scenario kinds call it
+// from New, after ValidateParams accepted them).
+func Params(spec v1alpha1.DrillSpec, out any) error {
+	if errs := DecodeParams(spec.Params, out, field.NewPath("spec", "params")); len(errs) > 0 {
+		return errs.ToAggregate()
+	}
+	return nil
+}
+
 func joinPath(path *field.Path, sub string) string {
 	if sub == "" || sub == "<nil>" {
 		return path.String()

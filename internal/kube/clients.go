@@ -74,8 +74,17 @@ func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 		return fmt.Errorf("apiextensions client: %w", err)
 	}
 	crds := c.ApiextensionsV1().CustomResourceDefinitions()
-	if _, err := crds.Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create CRD %s: %w", crd.Name, err)
+	// Read first: where the chart installed the CRD, drillbot needs no right
+	// to create CRDs, and an existing one is not written to.
+	_, err = crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("CRD %s: %w", crd.Name, err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})

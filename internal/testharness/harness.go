@@ -11,16 +11,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/notify"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
 
@@ -36,31 +34,28 @@ type Harness struct {
 	Store   *engine.KubeStore
 }
 
-// New builds a harness on cluster; it skips the test when there is none.
+// New builds a harness on cluster with the production wiring (app.New);
+// it skips the test when there is no cluster.
 func New(t *testing.T, cluster *localcluster.Cluster) *Harness {
 	t.Helper()
 	localcluster.Require(t, cluster)
-	ctx := context.Background()
-	if err := kube.EnsureCRD(ctx, cluster.REST, v1alpha1.DrillRunCRD); err != nil {
-		t.Fatal(err)
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: RunNamespace}}
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
 	w := &localcluster.WriteRecorder{}
-	clients, err := kube.NewClients(w.Config(cluster.REST))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The CRD and namespace are set up before recording starts, so the
+	// recorder sees only what drills write.
+	if _, err := app.New(context.Background(), cluster.REST, app.Options{Namespace: RunNamespace}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), w.Config(cluster.REST), app.Options{Namespace: RunNamespace, Logger: log, Holder: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: log, Protected: []string{RunNamespace}})
-	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: RunNamespace}
-	recorder, stop := notify.NewEventRecorder(cluster.Kube)
-	t.Cleanup(stop)
-	return &Harness{T: t, Clients: clients, Writes: w, Store: store,
-		Engine: engine.New(engine.Config{Store: store, Kinds: kinds, Logger: log, Holder: t.Name(),
-			Observers: []engine.Observer{notify.Events{Recorder: recorder}}})}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a.Close(ctx)
+	})
+	return &Harness{T: t, Clients: a.Clients, Writes: w, Engine: a.Engine, Store: a.Store}
 }
 
 type testWriter struct{ t *testing.T }
@@ -107,4 +102,10 @@ func Namespace(t *testing.T, c *localcluster.Cluster, name string, labels map[st
 	}
 	t.Cleanup(func() { _ = c.Kube.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	return created
+}
+
+// TargetWrites are the mutating requests the drills sent, less drillbot's
+// own records (DrillRuns and their Events in RunNamespace).
+func (h *Harness) TargetWrites() []string {
+	return h.Writes.Writes("/drillruns", "/namespaces/"+RunNamespace+"/events")
 }

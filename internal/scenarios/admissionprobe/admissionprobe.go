@@ -151,8 +151,8 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 // New implements engine.Kind.
 func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error) {
 	var p Params
-	if errs := drill.DecodeParams(def.Spec.Params, &p, field.NewPath("spec", "params")); len(errs) > 0 {
-		return nil, errs.ToAggregate()
+	if err := drill.Params(def.Spec, &p); err != nil {
+		return nil, err
 	}
 	return &scenario{deps: k.Deps, params: p, ns: def.Spec.Target.Namespace, run: runName}, nil
 }

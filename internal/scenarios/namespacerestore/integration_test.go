@@ -253,7 +253,7 @@ func TestNamespaceWithoutOptInIsRefusedWithZeroWrites(t *testing.T) {
 	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "not opted in") {
 		t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
 	}
-	if w := h.Writes.Writes("/drillruns"); len(w) > 0 {
+	if w := h.TargetWrites(); len(w) > 0 {
 		t.Errorf("refused drill wrote to the cluster: %v", w)
 	}
 	after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
@@ -320,7 +320,7 @@ func TestUnusableBackupIsRefusedBeforeDeletion(t *testing.T) {
 			if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, tc.want) {
 				t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
 			}
-			if w := h.Writes.Writes("/drillruns"); len(w) > 0 {
+			if w := h.TargetWrites(); len(w) > 0 {
 				t.Errorf("drill wrote before refusing: %v", w)
 			}
 			after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})

@@ -125,8 +125,8 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 // New implements engine.Kind.
 func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error) {
 	var p Params
-	if errs := drill.DecodeParams(def.Spec.Params, &p, field.NewPath("spec", "params")); len(errs) > 0 {
-		return nil, errs.ToAggregate()
+	if err := drill.Params(def.Spec, &p); err != nil {
+		return nil, err
 	}
 	p.defaults()
 	d := k.Deps
@@ -549,8 +549,8 @@ func fromUnstructured(u *unstructured.Unstructured, out any) error {
 // that name no schedule or backup, or when there is none.
 func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1.DrillSpec) (t time.Time, ok bool, err error) {
 	var p Params
-	if errs := drill.DecodeParams(spec.Params, &p, field.NewPath("spec", "params")); len(errs) > 0 {
-		return t, false, errs.ToAggregate()
+	if err := drill.Params(spec, &p); err != nil {
+		return t, false, err
 	}
 	p.defaults()
 	opts := metav1.ListOptions{}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goruntime "runtime"
+
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +17,6 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
-	goruntime "runtime"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"

@@ -1,0 +1,106 @@
+// Package app wires drillbot together: clients, the DrillRun CRD and
+// namespace, the scenario registry, the engine and its observers (Events on
+// DrillRuns, notifications). The CLI and the integration tests both use it,
+// so the tests run the wiring that ships.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/notify"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+)
+
+// Options configure an App.
+type Options struct {
+	// Namespace holds DrillRuns; it is never a drill target.
+	Namespace string
+	Logger    *slog.Logger
+	// Holder identifies this process on its runs (default host/pid).
+	Holder string
+	// NotifyStart also notifies when a drill starts.
+	NotifyStart bool
+	// NotificationFailed is told of every notification given up on.
+	NotificationFailed func(sink string)
+	// Observers are added to the engine's (progress, metrics).
+	Observers []engine.Observer
+}
+
+// App is a wired drillbot.
+type App struct {
+	Clients *kube.Clients
+	Engine  *engine.Engine
+	Store   *engine.KubeStore
+	close   func(ctx context.Context)
+}
+
+// New connects with cfg, makes sure the DrillRun CRD and drillbot's
+// namespace exist, and builds the engine. Notifications go to Slack when
+// DRILLBOT_SLACK_* is set, else to the log.
+func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		o.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	clients, err := kube.NewClients(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := kube.EnsureCRD(ctx, cfg, v1alpha1.DrillRunCRD); err != nil {
+		return nil, err
+	}
+	if err := ensureNamespace(ctx, clients, o.Namespace); err != nil {
+		return nil, err
+	}
+	slackSink, err := notify.SlackFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	var sink notify.Sink = notify.Log{Logger: o.Logger}
+	if slackSink != nil {
+		sink = slackSink
+	}
+	dispatcher := &notify.Dispatcher{Sinks: []notify.Sink{sink}, Logger: o.Logger, NotifyStart: o.NotifyStart, Failed: o.NotificationFailed}
+	recorder, stopEvents := notify.NewEventRecorder(clients.Kube)
+	observers := append(append([]engine.Observer{}, o.Observers...), notify.Events{Recorder: recorder}, dispatcher)
+
+	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace}})
+	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
+	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers})
+	return &App{Clients: clients, Engine: e, Store: store, close: func(ctx context.Context) {
+		dispatcher.Wait(ctx)
+		stopEvents()
+	}}, nil
+}
+
+// Close flushes notifications and Events, waiting at most until ctx ends.
+func (a *App) Close(ctx context.Context) { a.close(ctx) }
+
+func ensureNamespace(ctx context.Context, c *kube.Clients, ns string) error {
+	_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("drillbot namespace %s: %w", ns, err)
+	}
+	return nil
+}
