@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -34,7 +35,14 @@ type Webhook struct {
 	Name   string
 	server *httptest.Server
 	c      *Cluster
+	// available, when set, is asked before each review; false answers 503,
+	// as a webhook whose pods are down, and the API server applies the
+	// failure policy.
+	available atomic.Pointer[func() bool]
 }
+
+// SetAvailable sets the function that says whether the webhook answers.
+func (w *Webhook) SetAvailable(f func() bool) { w.available.Store(&f) }
 
 // ServeWebhook registers a ValidatingWebhookConfiguration named name for pod
 // CREATE in namespaces labelled selector, calling decide. failurePolicy is
@@ -44,7 +52,12 @@ func (c *Cluster) ServeWebhook(ctx context.Context, name string, selector map[st
 	if err != nil {
 		return nil, err
 	}
+	wh := &Webhook{Name: name, c: c}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := wh.available.Load(); f != nil && !(*f)() {
+			http.Error(w, "webhook unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		var review admissionv1.AdmissionReview
 		if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
 			http.Error(w, "bad review", http.StatusBadRequest)
@@ -80,7 +93,8 @@ func (c *Cluster) ServeWebhook(ctx context.Context, name string, selector map[st
 		srv.Close()
 		return nil, fmt.Errorf("register webhook %s: %w", name, err)
 	}
-	return &Webhook{Name: name, server: srv, c: c}, nil
+	wh.server = srv
+	return wh, nil
 }
 
 // Close unregisters the webhook and stops serving it.

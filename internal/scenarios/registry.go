@@ -11,6 +11,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
 )
 
 // Deps are what scenario kinds get from the outside.
@@ -29,14 +30,17 @@ func Registry(d Deps) engine.Registry {
 	var (
 		nr namespacerestore.Deps
 		ap admissionprobe.Deps
+		pk podkill.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
+		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
 		admissionprobe.Name:   admissionprobe.Kind{Deps: ap},
+		podkill.Name:          podkill.Kind{Deps: pk},
 	}
 }
