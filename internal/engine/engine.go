@@ -402,6 +402,17 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 	rs.out.failures = append(rs.out.failures, v.Failures...)
 	rs.out.findings = append(rs.out.findings, v.Findings...)
 	rs.out.inconclusive = v.Inconclusive
+	if v.RPOMilestone != "" {
+		rs.mu.Lock()
+		for _, m := range rs.run.Status.Milestones {
+			if m.Name == v.RPOMilestone {
+				rpo := m.At.Sub(rs.run.Status.DisasterAt.Time)
+				rs.out.rpo = &rpo
+				rs.run.Status.RPOSource = v.RPOSource
+			}
+		}
+		rs.mu.Unlock()
+	}
 	if v.DataTimestamp != nil {
 		rs.mu.Lock()
 		rpo, note := RPO(rs.run.Status.DisasterAt.Time, *v.DataTimestamp)

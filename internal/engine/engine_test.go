@@ -216,6 +216,16 @@ func TestRunVerdicts(t *testing.T) {
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
 		},
 		{
+			name: "rpo as a blind window up to a milestone", rto: 5 * time.Minute, rpo: time.Minute,
+			setup: func(s *script) {
+				s.verify = func(context.Context) (engine.Verification, error) {
+					return engine.Verification{RPOMilestone: "step-one", RPOSource: "detection"}, nil
+				}
+			},
+			wantVerdict: v1alpha1.VerdictPass, wantReason: []string{"RPO 30s within 1m0s"},
+			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s", wantRPO: "30s",
+		},
+		{
 			name: "rpo target without a data timestamp is inconclusive", rto: 5 * time.Minute, rpo: time.Hour,
 			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"no recovered data timestamp"},
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",

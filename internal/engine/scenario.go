@@ -59,8 +59,11 @@ type Verification struct {
 	// DataTimestamp is the newest write found in the recovered data; the
 	// engine computes RPO as disaster time minus this. Nil: not measured.
 	DataTimestamp *time.Time
-	// RPOSource says where DataTimestamp came from.
+	// RPOSource says where DataTimestamp or RPOMilestone came from.
 	RPOSource string
+	// RPOMilestone, when set, makes the RPO the time from the disaster to
+	// this milestone (a blind window: e.g. until the fault was detected).
+	RPOMilestone string
 }
 
 // Kind is a scenario kind: it validates a drill's params and builds the

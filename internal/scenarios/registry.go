@@ -10,6 +10,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
 )
@@ -31,9 +32,11 @@ func Registry(d Deps) engine.Registry {
 		nr namespacerestore.Deps
 		ap admissionprobe.Deps
 		pk podkill.Deps
+		cc corruptconfig.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
+		cc = corruptconfig.Deps{Kube: d.Clients.Kube, Logger: d.Logger, Protected: d.Protected}
 		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
@@ -42,5 +45,6 @@ func Registry(d Deps) engine.Registry {
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
 		admissionprobe.Name:   admissionprobe.Kind{Deps: ap},
 		podkill.Name:          podkill.Kind{Deps: pk},
+		corruptconfig.Name:    corruptconfig.Kind{Deps: cc},
 	}
 }
