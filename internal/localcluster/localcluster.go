@@ -118,7 +118,30 @@ type proc struct {
 	err  error
 }
 
+// ObservedUser is a second cluster-admin whose every request the API server
+// writes to its audit log (AuditLog), one line per request, at metadata
+// level: a process given ObservedKubeconfig is counted by the API server
+// itself. Nobody else's requests are logged.
+const ObservedUser = "drillbot-observed"
+
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [ResponseStarted, ResponseComplete, Panic]
+rules:
+- level: Metadata
+  users: [` + ObservedUser + `]
+- level: None
+`
+
+// advertiseAddress is what the API server publishes as the endpoint of
+// default/kubernetes. Endpoints may not hold loopback addresses, so it is
+// not 127.0.0.1 (where it listens) but a documentation address
+// (TEST-NET-1) that nothing dials: clients use the kubeconfig, and no pod
+// runs a process.
+const advertiseAddress = "192.0.2.1"
+
 const (
+	observedToken   = "drillbot-observed-token"
 	adminToken      = "drillbot-admin-token"
 	s3Access        = "drillbot"
 	s3Secret        = "drillbot-secret-key"
@@ -171,13 +194,15 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 
 	if err := c.start("kube-apiserver", cfg.Bins.APIServer, nil,
-		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", advertiseAddress,
 		"--secure-port", fmt.Sprint(apiPort), "--cert-dir", c.path("certs"),
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", c.path("sa.pub"), "--service-account-signing-key-file", c.path("sa.key"),
 		"--token-auth-file", c.path("tokens.csv"), "--authorization-mode", "RBAC",
 		"--service-cluster-ip-range", "10.96.0.0/16", "--allow-privileged=true",
-		"--enable-priority-and-fairness=false"); err != nil {
+		"--enable-priority-and-fairness=false",
+		"--audit-policy-file", c.path("audit-policy.yaml"), "--audit-log-path", c.AuditLog(),
+		"--audit-log-maxsize", "200"); err != nil {
 		return c, err
 	}
 	host := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
@@ -275,10 +300,11 @@ func (c *Cluster) writeSecrets() error {
 		return err
 	}
 	files := map[string][]byte{
-		"sa.key":         pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
-		"sa.pub":         pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
-		"tokens.csv":     []byte(adminToken + ",admin,admin,system:masters\n"),
-		"s3-credentials": []byte(fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)),
+		"sa.key":            pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"sa.pub":            pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+		"tokens.csv":        []byte(adminToken + ",admin,admin,system:masters\n" + observedToken + "," + ObservedUser + "," + ObservedUser + ",system:masters\n"),
+		"audit-policy.yaml": []byte(auditPolicy),
+		"s3-credentials":    []byte(fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)),
 		// kwok's default stages make nodes and pods Ready at once.
 		"kwok/kwok.yaml": []byte("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n  enableCRDs: []\n"),
 	}
@@ -385,16 +411,24 @@ func (c *Cluster) waitTCP(ctx context.Context, what, addr string, timeout time.D
 	})
 }
 
+// AuditLog is the API server's audit log: the requests of ObservedUser.
+func (c *Cluster) AuditLog() string { return c.path("logs", "audit.log") }
+
+// ObservedKubeconfig is a kubeconfig for ObservedUser.
+func (c *Cluster) ObservedKubeconfig() string { return c.path("kubeconfig-observed") }
+
 func (c *Cluster) writeKubeconfig(host string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: host, InsecureSkipTLSVerify: true}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: adminToken}
-	kc.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
-	kc.CurrentContext = "local"
-	c.Kubeconfig = c.path("kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, c.Kubeconfig); err != nil {
-		return err
+	for file, token := range map[string]string{c.path("kubeconfig"): adminToken, c.ObservedKubeconfig(): observedToken} {
+		kc := clientcmdapi.NewConfig()
+		kc.Clusters["local"] = &clientcmdapi.Cluster{Server: host, InsecureSkipTLSVerify: true}
+		kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: token}
+		kc.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+		kc.CurrentContext = "local"
+		if err := clientcmd.WriteToFile(*kc, file); err != nil {
+			return err
+		}
 	}
+	c.Kubeconfig = c.path("kubeconfig")
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		return err

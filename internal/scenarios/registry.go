@@ -10,6 +10,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
@@ -33,9 +34,11 @@ func Registry(d Deps) engine.Registry {
 		ap admissionprobe.Deps
 		pk podkill.Deps
 		cc corruptconfig.Deps
+		be blockegress.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
+		be = blockegress.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Protected: d.Protected}
 		cc = corruptconfig.Deps{Kube: d.Clients.Kube, Logger: d.Logger, Protected: d.Protected}
 		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
@@ -46,5 +49,6 @@ func Registry(d Deps) engine.Registry {
 		admissionprobe.Name:   admissionprobe.Kind{Deps: ap},
 		podkill.Name:          podkill.Kind{Deps: pk},
 		corruptconfig.Name:    corruptconfig.Kind{Deps: cc},
+		blockegress.Name:      blockegress.Kind{Deps: be},
 	}
 }
