@@ -44,7 +44,7 @@ CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: all build test test-unit test-integration demo cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: all build chart test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -54,6 +54,12 @@ $(DRILLBOT): FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/drillbot
 
 FORCE:
+
+# The chart's generated parts: RBAC from the scenarios' declared
+# permissions, and the CRD drillbot embeds.
+chart:
+	$(GO) run ./cmd/drillbot rbac --helm -f drills > deploy/helm/drillbot/templates/rbac.yaml
+	cp internal/api/v1alpha1/crd/drillbot.io_drillruns.yaml deploy/helm/drillbot/crds/
 
 cluster-bins: $(CLUSTER_BINS)
 
@@ -92,6 +98,12 @@ test: $(CLUSTER_BINS) $(HELM)
 # The main job: a local cluster, a real drill, a report.
 demo: $(CLUSTER_BINS) $(DRILLBOT)
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
+
+# Benchmarks on a fresh local cluster: RTO precision, idle footprint,
+# inventory scale, drill overhead. Prints a table; writes bench/results/.
+BENCH_ARGS ?=
+bench: $(CLUSTER_BINS) $(DRILLBOT)
+	$(GO) run ./hack/bench -drillbot $(DRILLBOT) -out bench/results $(BENCH_ARGS)
 
 test-unit:
 	$(GO) test -count=1 -short ./...

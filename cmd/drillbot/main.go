@@ -35,6 +35,7 @@ func commands() []command {
 		{"report", "DR status report from recorded runs: table, json or markdown", reportCmd},
 		{"serve", "run the daemon: schedule drills, serve /healthz, /readyz, /metrics", serveCmd},
 		{"marker", "stamp the RPO marker ConfigMap in a namespace once", markerCmd},
+		{"rbac", "print the least-privilege RBAC the drills need (or the chart's template)", rbacCmd},
 		{"install-crds", "install the DrillRun CustomResourceDefinition", installCRDsCmd},
 		{"version", "print the version", versionCmd},
 	}
@@ -82,6 +83,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fs.StringVar(&c.context, "context", "", "kubeconfig context to use")
 	fs.StringVar(&c.namespace, "n", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "namespace where DrillRuns are recorded")
+	fs.StringVar(&c.namespace, "namespace", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "same as -n")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 

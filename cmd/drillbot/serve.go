@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -139,7 +140,7 @@ func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
 func markerLoop(ctx context.Context, c kubernetes.Interface, defs []drill.Definition, every time.Duration, log *slog.Logger) {
 	var targets []string
 	for _, d := range defs {
-		if d.Spec.Scenario == namespacerestore.Name {
+		if d.Spec.Scenario == namespacerestore.Name && !slices.Contains(targets, d.Spec.Target.Namespace) {
 			targets = append(targets, d.Spec.Target.Namespace)
 		}
 	}
@@ -172,14 +173,20 @@ func seedMetrics(ctx context.Context, store engine.RunStore, m *metrics.Metrics)
 	if err != nil {
 		return err
 	}
-	newest := map[string]int{}
+	newest, newestPass := map[string]int{}, map[string]int{}
 	for i, r := range runs {
 		if r.Status.Phase != v1alpha1.PhaseCompleted || r.Status.FinishedAt == nil {
 			continue
 		}
+		if j, ok := newestPass[r.Spec.Drill]; r.Status.Verdict == v1alpha1.VerdictPass && (!ok || r.Status.FinishedAt.After(runs[j].Status.FinishedAt.Time)) {
+			newestPass[r.Spec.Drill] = i
+		}
 		if j, ok := newest[r.Spec.Drill]; !ok || r.Status.FinishedAt.After(runs[j].Status.FinishedAt.Time) {
 			newest[r.Spec.Drill] = i
 		}
+	}
+	for _, i := range newestPass {
+		m.SeedSuccess(&runs[i])
 	}
 	for _, i := range newest {
 		m.Seed(&runs[i])

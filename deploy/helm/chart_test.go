@@ -3,12 +3,24 @@ package helm_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	psaapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/rbac"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
 
 func helm(t *testing.T, args ...string) []byte {
@@ -49,7 +61,211 @@ func TestDashboardConfigMap(t *testing.T) {
 	if got := cm.Data["drillbot.json"]; got != string(bytes.TrimRight(want, "\n")) {
 		t.Errorf("the ConfigMap does not hold the dashboard file as it is (%d bytes, want %d)", len(got), len(want))
 	}
-	if off := helm(t, "template", "dr", "drillbot", "--set", "grafanaDashboard.enabled=false"); bytes.Contains(off, []byte("kind: ConfigMap")) {
+	if off := helm(t, "template", "dr", "drillbot", "--set", "grafanaDashboard.enabled=false"); bytes.Contains(off, []byte("dr-drillbot-dashboard")) {
 		t.Error("disabled dashboard still rendered")
+	}
+}
+
+// allDrills are --set flags enabling every catalog drill.
+func allDrills(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, d := range catalog(t) {
+		out = append(out, "--set", "drills."+d.Name+".enabled=true")
+	}
+	return out
+}
+
+func catalog(t *testing.T) []drill.Definition {
+	t.Helper()
+	defs, err := drill.LoadPaths([]string{"../../drills"}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defs
+}
+
+// render renders the chart and decodes every document by kind.
+func render(t *testing.T, args ...string) map[string][]map[string]any {
+	t.Helper()
+	out := helm(t, append([]string{"template", "dr", "drillbot", "--namespace", "drillbot-system"}, args...)...)
+	docs := map[string][]map[string]any{}
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("%v\n%s", err, doc)
+		}
+		if kind, _ := m["kind"].(string); kind != "" {
+			docs[kind] = append(docs[kind], m)
+		}
+	}
+	return docs
+}
+
+func decode[T any](t *testing.T, m map[string]any) T {
+	t.Helper()
+	var out T
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestChartLintsWithEveryDrill(t *testing.T) {
+	helm(t, append([]string{"lint", "--strict", "drillbot"}, allDrills(t)...)...)
+}
+
+// TestPodSecurityRestricted evaluates the rendered pod with the Pod Security
+// admission library the API server itself uses, at "restricted".
+func TestPodSecurityRestricted(t *testing.T) {
+	docs := render(t)
+	if len(docs["Deployment"]) != 1 {
+		t.Fatalf("%d Deployments", len(docs["Deployment"]))
+	}
+	dep := decode[appsv1.Deployment](t, docs["Deployment"][0])
+	eval, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := eval.EvaluatePod(psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}, &dep.Spec.Template.ObjectMeta, &dep.Spec.Template.Spec)
+	if agg := psapolicy.AggregateCheckResults(res); !agg.Allowed {
+		t.Errorf("pod violates restricted: %s", agg.ForbiddenDetail())
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("root filesystem is writable")
+	}
+	if dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || *dep.Spec.Replicas != 1 {
+		t.Errorf("strategy %s replicas %d: two drillbots could run at once", dep.Spec.Strategy.Type, *dep.Spec.Replicas)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Error("no readiness probe on /readyz")
+	}
+	if out, err := helmErr("template", "dr", "drillbot", "--set", "replicas=2"); err == nil || !strings.Contains(out, "replicas") {
+		t.Errorf("replicas=2 accepted by the schema: %v %s", err, out)
+	}
+}
+
+func helmErr(args ...string) (string, error) {
+	out, err := exec.Command(os.Getenv("DRILLBOT_HELM"), args...).CombinedOutput()
+	return string(out), err
+}
+
+// TestRBACLeastPrivilege renders the chart with every drill enabled and
+// checks the rules: no wildcard, no privilege-granting verb, no write to
+// RBAC, namespaces deleted only by name, no Secret listed.
+func TestRBACLeastPrivilege(t *testing.T) {
+	docs := render(t, allDrills(t)...)
+	var rules []rbacv1.PolicyRule
+	for _, m := range docs["ClusterRole"] {
+		rules = append(rules, decode[rbacv1.ClusterRole](t, m).Rules...)
+	}
+	for _, m := range docs["Role"] {
+		rules = append(rules, decode[rbacv1.Role](t, m).Rules...)
+	}
+	if len(rules) < 10 {
+		t.Fatalf("only %d rules", len(rules))
+	}
+	if err := rbac.Check(rules); err != nil {
+		t.Error(err)
+	}
+	for _, r := range rules {
+		for _, res := range r.Resources {
+			if res == "namespaces" && slices.Contains(r.Verbs, "delete") && len(r.ResourceNames) == 0 {
+				t.Errorf("namespaces may be deleted by any name: %v", r)
+			}
+			if res == "secrets" && (slices.Contains(r.Verbs, "list") || slices.Contains(r.Verbs, "watch")) {
+				t.Errorf("secrets listable: %v", r)
+			}
+			if (res == "pods" || res == "configmaps") && slices.Contains(r.Verbs, "delete") && slices.Contains(r.APIGroups, "") {
+				// Allowed only in a Role (namespaced), checked below.
+				continue
+			}
+		}
+	}
+	for _, m := range docs["ClusterRole"] {
+		for _, r := range decode[rbacv1.ClusterRole](t, m).Rules {
+			for _, v := range r.Verbs {
+				if (v == "create" || v == "update" || v == "patch" || v == "delete") && len(r.ResourceNames) == 0 {
+					t.Errorf("ClusterRole %s: cluster-wide %s on %v", m["metadata"].(map[string]any)["name"], v, r.Resources)
+				}
+			}
+		}
+	}
+	// Disabled drills grant nothing.
+	base := render(t, "--set", "drills.unsigned-image.enabled=true")
+	for _, m := range base["Role"] {
+		if ns := m["metadata"].(map[string]any)["namespace"]; ns != "drillbot-system" && ns != "drill-demo" {
+			t.Errorf("a disabled drill's Role in %s", ns)
+		}
+	}
+}
+
+// TestRBACTemplateIsCurrent: the chart's RBAC is what the scenario code
+// declares (regenerate with make chart).
+func TestRBACTemplateIsCurrent(t *testing.T) {
+	want, err := rbac.Helm(catalog(t), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("drillbot/templates/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("drillbot/templates/rbac.yaml is stale: run make chart")
+	}
+}
+
+func TestChartCatalogAndCRD(t *testing.T) {
+	values, err := os.ReadFile("drillbot/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range catalog(t) {
+		if !bytes.Contains(values, []byte("\n  "+d.Name+":\n    enabled: ")) {
+			t.Errorf("values.yaml has no drills.%s.enabled", d.Name)
+		}
+	}
+	crd, err := os.ReadFile("drillbot/crds/drillbot.io_drillruns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(crd, v1alpha1.DrillRunCRD) {
+		t.Error("the chart's CRD differs from the one drillbot embeds (make chart)")
+	}
+	docs := render(t, "--set", "drills.kill-kyverno.enabled=true", "--set-string", "customDrills.mine=kind: Drill")
+	cm := decode[corev1.ConfigMap](t, docs["ConfigMap"][0])
+	var keys []string
+	for k := range cm.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if strings.Join(keys, ",") != "custom-mine.yaml,kill-kyverno.yaml,unsigned-image.yaml" {
+		t.Errorf("drills ConfigMap holds %v", keys)
+	}
+	if out, err := helmErr("template", "dr", "drillbot", "--set", "drills.unsigned-image.enabled=false"); err == nil || !strings.Contains(out, "no drill enabled") {
+		t.Errorf("a chart with no drill rendered: %v", err)
+	}
+}
+
+func TestPrometheusRule(t *testing.T) {
+	docs := render(t, "--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.serviceMonitor.enabled=true")
+	if len(docs["ServiceMonitor"]) != 1 || len(docs["PrometheusRule"]) != 1 {
+		t.Fatalf("ServiceMonitor %d PrometheusRule %d", len(docs["ServiceMonitor"]), len(docs["PrometheusRule"]))
+	}
+	out, _ := json.Marshal(docs["PrometheusRule"][0])
+	for _, alert := range []string{"DrillbotDrillFailed", "DrillbotRTOOverTarget", "DrillbotFaultPastDeadline", "DrillbotNoSuccessfulDrill", "DrillbotNeverSucceeded"} {
+		if !bytes.Contains(out, []byte(`"alert":"`+alert+`"`)) {
+			t.Errorf("no alert %s", alert)
+		}
+	}
+	if !bytes.Contains(out, []byte("35 * 86400")) {
+		t.Error("no-success window is not 35 days")
 	}
 }

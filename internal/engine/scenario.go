@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -73,6 +74,26 @@ type Kind interface {
 	ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList
 	// New builds the scenario of one run. runName labels what the run creates.
 	New(def drill.Definition, runName string) (Scenario, error)
+}
+
+// Grant is one API permission a drill needs: Rule in Namespace, or
+// cluster-wide when Namespace is empty.
+type Grant struct {
+	Namespace string
+	Rule      rbacv1.PolicyRule
+}
+
+// Permissioner is a Kind that says which permissions its drills need, so
+// drillbot's RBAC is derived from the code that makes the calls (drillbot
+// rbac, the Helm chart).
+type Permissioner interface {
+	Permissions(def drill.Definition) []Grant
+}
+
+// Allow is a Grant of verbs on resources of group in ns, optionally
+// limited to names.
+func Allow(ns, group string, resources, verbs []string, names ...string) Grant {
+	return Grant{Namespace: ns, Rule: rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs, ResourceNames: names}}
 }
 
 // Registry maps scenario kind names to kinds. It implements

@@ -28,6 +28,8 @@ type Metrics struct {
 	phase         *prometheus.GaugeVec
 	nextRun       *prometheus.GaugeVec
 	active        *prometheus.GaugeVec
+	faultExpiry   *prometheus.GaugeVec
+	lastSuccess   *prometheus.GaugeVec
 	notifyFailure *prometheus.CounterVec
 }
 
@@ -52,11 +54,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		phase:       gauge("drillbot_phase_duration_seconds", "Duration of each phase of the drill's last run.", "phase"),
 		nextRun:     gauge("drillbot_next_run_timestamp_seconds", "When the drill is next scheduled, as Unix time."),
 		active:      gauge("drillbot_active_faults", "Faults injected and not yet reverted (0 outside drills)."),
+		faultExpiry: gauge("drillbot_fault_expiry_timestamp_seconds", "When the drill's earliest unreverted fault must be reverted by, as Unix time (0 when none is active)."),
+		lastSuccess: gauge("drillbot_last_success_timestamp_seconds", "When the drill's last PASS finished, as Unix time."),
 		notifyFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_notification_failures_total",
 			Help: "Notifications given up on after their retries."}, []string{"sink"}),
 	}
 	reg.MustRegister(m.runs, m.rto, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastVerdict,
-		m.phase, m.nextRun, m.active, m.notifyFailure)
+		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure)
 	return m
 }
 
@@ -67,6 +71,29 @@ func (m *Metrics) Drill(d drill.Definition) {
 		m.rpoTarget.WithLabelValues(d.Name, d.Spec.Scenario).Set(d.RPO.Seconds())
 	}
 	m.active.WithLabelValues(d.Name, d.Spec.Scenario).Set(0)
+	m.faultExpiry.WithLabelValues(d.Name, d.Spec.Scenario).Set(0)
+}
+
+// earliestExpiry is the earliest deadline of the run's unreverted faults, 0
+// when none is active.
+func earliestExpiry(r *v1alpha1.DrillRun) float64 {
+	var out float64
+	for _, j := range r.Status.Journal {
+		if j.State == v1alpha1.JournalReverted || j.ExpiresAt == nil {
+			continue
+		}
+		if t := float64(j.ExpiresAt.UnixMicro()) / 1e6; out == 0 || t < out {
+			out = t
+		}
+	}
+	return out
+}
+
+// SeedSuccess sets the last-success gauge from a PASS run.
+func (m *Metrics) SeedSuccess(r *v1alpha1.DrillRun) {
+	if r.Status.Verdict == v1alpha1.VerdictPass && r.Status.FinishedAt != nil {
+		m.lastSuccess.WithLabelValues(r.Spec.Drill, r.Spec.Scenario).Set(float64(r.Status.FinishedAt.UnixMicro()) / 1e6)
+	}
 }
 
 // NextRun publishes a drill's next scheduled time.
@@ -88,6 +115,7 @@ func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 		}
 	}
 	m.active.WithLabelValues(l...).Set(float64(active))
+	m.faultExpiry.WithLabelValues(l...).Set(earliestExpiry(r))
 	if ev.Type != engine.EventFinished {
 		return
 	}
@@ -112,6 +140,7 @@ func (m *Metrics) Seed(r *v1alpha1.DrillRun) {
 	if r.Status.FinishedAt != nil {
 		m.lastRun.WithLabelValues(l...).Set(float64(r.Status.FinishedAt.UnixMicro()) / 1e6)
 	}
+	m.SeedSuccess(r)
 	for _, v := range verdicts {
 		val := 0.0
 		if r.Status.Verdict == v {

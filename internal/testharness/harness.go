@@ -1,24 +1,36 @@
 // Package testharness is the drillbot that integration tests run: the real
 // scenario registry and engine against the local cluster, with every
 // mutating request recorded, Events on DrillRuns, and logs in the test log.
+//
+// Each drill runs as its own service account holding exactly the RBAC that
+// drillbot derives for it (internal/rbac, the chart's rules), so every
+// scenario test also proves that least privilege is enough.
 package testharness
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
-	"github.com/drillbot-io/drillbot/internal/engine"
-	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/rbac"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
 
@@ -28,10 +40,9 @@ const RunNamespace = "drillbot-system"
 // Harness is one test's drillbot.
 type Harness struct {
 	T       *testing.T
-	Clients *kube.Clients
+	cluster *localcluster.Cluster
 	Writes  *localcluster.WriteRecorder
-	Engine  *engine.Engine
-	Store   *engine.KubeStore
+	log     *slog.Logger
 }
 
 // New builds a harness on cluster with the production wiring (app.New);
@@ -39,23 +50,13 @@ type Harness struct {
 func New(t *testing.T, cluster *localcluster.Cluster) *Harness {
 	t.Helper()
 	localcluster.Require(t, cluster)
-	w := &localcluster.WriteRecorder{}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// The CRD and namespace are set up before recording starts, so the
 	// recorder sees only what drills write.
 	if _, err := app.New(context.Background(), cluster.REST, app.Options{Namespace: RunNamespace}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(context.Background(), w.Config(cluster.REST), app.Options{Namespace: RunNamespace, Logger: log, Holder: t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a.Close(ctx)
-	})
-	return &Harness{T: t, Clients: a.Clients, Writes: w, Engine: a.Engine, Store: a.Store}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return &Harness{T: t, cluster: cluster, Writes: &localcluster.WriteRecorder{}, log: log}
 }
 
 type testWriter struct{ t *testing.T }
@@ -75,22 +76,108 @@ func (h *Harness) Drill(doc string) drill.Definition {
 	return defs[0]
 }
 
-// Run runs a drill and returns the DrillRun as the cluster holds it.
+// Run runs a drill as a service account with only the drill's RBAC, and
+// returns the DrillRun as the cluster holds it.
 func (h *Harness) Run(def drill.Definition) *v1alpha1.DrillRun {
 	h.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	run, err := h.Engine.Run(ctx, def, "test")
+	cfg := h.leastPrivilege(ctx, def)
+	a, err := app.New(ctx, h.Writes.Config(cfg), app.Options{Namespace: RunNamespace, Logger: h.log, Holder: h.T.Name()})
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	stored, err := h.Store.Get(ctx, run.Name)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a.Close(cctx)
+	}()
+	run, err := a.Engine.Run(ctx, def, "test")
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	stored, err := a.Store.Get(ctx, run.Name)
 	if err != nil {
 		h.T.Fatal(err)
 	}
 	h.T.Logf("run %s: %s %s (RTO %s, RPO %s from %s)", stored.Name, stored.Status.Verdict, stored.Status.Reason,
 		stored.Status.RTO, stored.Status.RPO, stored.Status.RPOSource)
 	return stored
+}
+
+// leastPrivilege creates a service account bound to the RBAC drillbot
+// derives for def (rbac.Base and rbac.ForDrill) and returns a config that
+// authenticates as it. Roles in namespaces that do not exist are skipped.
+func (h *Harness) leastPrivilege(ctx context.Context, def drill.Definition) *rest.Config {
+	h.T.Helper()
+	c := h.cluster.Kube
+	sum := sha256.Sum256([]byte(h.T.Name()))
+	name := "drillbot-test-" + hex.EncodeToString(sum[:6])
+	if _, err := c.CoreV1().ServiceAccounts(RunNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		h.T.Fatal(err)
+	}
+	grants, err := rbac.ForDrill(def, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	objs, err := rbac.Merge(append(rbac.Base(RunNamespace), grants...)).Objects(name, rbac.Subject{Namespace: RunNamespace, ServiceAccount: name}, nil)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	var probes []authorizationv1.ResourceAttributes
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *rbacv1.ClusterRole:
+			_, err = c.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+			probes = append(probes, attributes("", o.Rules[0]))
+			h.T.Cleanup(func() { _ = c.RbacV1().ClusterRoles().Delete(context.Background(), o.Name, metav1.DeleteOptions{}) })
+		case *rbacv1.ClusterRoleBinding:
+			_, err = c.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+			h.T.Cleanup(func() {
+				_ = c.RbacV1().ClusterRoleBindings().Delete(context.Background(), o.Name, metav1.DeleteOptions{})
+			})
+		case *rbacv1.Role:
+			if _, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); err == nil {
+				probes = append(probes, attributes(o.Namespace, o.Rules[0]))
+			}
+		case *rbacv1.RoleBinding:
+			_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		}
+		if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
+			err = nil // the namespace does not exist (yet), or an earlier run of this test
+		}
+		if err != nil {
+			h.T.Fatalf("RBAC for %s: %v", def.Name, err)
+		}
+	}
+	// The authorizer sees new bindings after a moment: wait for them.
+	user := "system:serviceaccount:" + RunNamespace + ":" + name
+	for _, p := range probes {
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			r, err := c.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, ResourceAttributes: &p}}, metav1.CreateOptions{})
+			return err == nil && r.Status.Allowed, nil
+		}); err != nil {
+			h.T.Fatalf("RBAC for %s not in effect: %+v", def.Name, p)
+		}
+	}
+	tr, err := c.CoreV1().ServiceAccounts(RunNamespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(h.cluster.REST)
+	cfg.BearerToken = tr.Status.Token
+	return cfg
+}
+
+func attributes(ns string, r rbacv1.PolicyRule) authorizationv1.ResourceAttributes {
+	a := authorizationv1.ResourceAttributes{Namespace: ns, Group: r.APIGroups[0], Resource: r.Resources[0], Verb: r.Verbs[0]}
+	if len(r.ResourceNames) > 0 {
+		a.Name = r.ResourceNames[0]
+	}
+	return a
 }
 
 // Namespace creates a namespace with labels, deleted when the test ends.

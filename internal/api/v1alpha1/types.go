@@ -35,6 +35,10 @@ const (
 	LabelTarget = "drillbot.io/target"
 	// LabelScenario names the scenario kind on a DrillRun.
 	LabelScenario = "drillbot.io/scenario"
+	// LabelRBAC marks drillbot's own Roles and bindings, which a
+	// namespace inventory leaves out: they are drillbot's, not the
+	// application's.
+	LabelRBAC = "drillbot.io/rbac"
 )
 
 // Drill is one drill definition, as written in the drills/ catalog.

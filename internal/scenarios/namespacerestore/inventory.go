@@ -8,10 +8,13 @@ import (
 	"sort"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
 
 // Inventory is the set of objects in a namespace, as "resource.group/name".
@@ -29,23 +32,29 @@ func (inv Inventory) Missing(after Inventory) []string {
 	return out
 }
 
-// skipped are resources that are derived or ephemeral: the API server or a
+// derived are resources that are derived or ephemeral: the API server or a
 // controller remakes them, and Velero does not restore them by name.
-var skipped = []string{"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
+var derived = []string{"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
 
 // inventoryPageSize bounds each list call.
 const inventoryPageSize = 500
 
 // TakeInventory lists every namespaced resource kind the server serves, in
 // pages and as metadata only, and records the objects that nothing owns
-// (owned objects are remade by their owners under new names).
-func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, error) {
+// (owned objects are remade by their owners under new names). Kinds
+// drillbot may not list (RBAC) are returned as uncovered, not as an error: a
+// least-privilege install covers the kinds it was granted (InventoryGrants)
+// and the run says which it did not cover.
+func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, error) {
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-		return nil, fmt.Errorf("discover namespaced resources: %w", err)
+		return nil, nil, fmt.Errorf("discover namespaced resources: %w", err)
 	}
 	inv := Inventory{}
-	var errs []error
+	var (
+		errs      []error
+		uncovered []string
+	)
 	for _, list := range lists {
 		gv, perr := schema.ParseGroupVersion(list.GroupVersion)
 		if perr != nil {
@@ -59,21 +68,26 @@ func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta 
 			if gv.Group != "" {
 				qualified += "." + gv.Group
 			}
-			if slices.Contains(skipped, qualified) {
+			if slices.Contains(derived, qualified) {
 				continue
 			}
 			if err := listInto(ctx, meta, gv.WithResource(r.Name), ns, qualified, inv); err != nil {
 				if ctx.Err() != nil {
-					return nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
+					return nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
+				}
+				if apierrors.IsForbidden(err) {
+					uncovered = append(uncovered, qualified)
+					continue
 				}
 				errs = append(errs, err)
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
+		return nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
 	}
-	return inv, nil
+	sort.Strings(uncovered)
+	return inv, uncovered, nil
 }
 
 func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVersionResource, ns, qualified string, inv Inventory) error {
@@ -84,7 +98,9 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 			return fmt.Errorf("list %s: %w", qualified, err)
 		}
 		for _, item := range page.Items {
-			if len(item.OwnerReferences) > 0 {
+			// Owned objects are remade by their owners; drillbot's own
+			// RBAC is not the application's.
+			if len(item.OwnerReferences) > 0 || item.Labels[v1alpha1.LabelRBAC] != "" {
 				continue
 			}
 			inv[qualified+"/"+item.Name] = struct{}{}

@@ -150,6 +150,7 @@ type scenario struct {
 	// found by Preflight
 	backup    *velerov1.Backup
 	inventory Inventory
+	skipped   []string // kinds the inventory could not list
 	restore   *velerov1.Restore
 }
 
@@ -179,11 +180,11 @@ func (s *scenario) Preflight(ctx context.Context) error {
 	if err := WorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
 		return fmt.Errorf("target not healthy before the drill, refusing to break it further: %w", err)
 	}
-	inv, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	inv, skipped, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
 	if err != nil {
 		return err
 	}
-	s.inventory = inv
+	s.inventory, s.skipped = inv, skipped
 	s.log.Info("preflight passed", "backup", s.backupName(), "inventory", len(inv))
 	return nil
 }
@@ -454,9 +455,12 @@ func failureReason(r *velerov1.Restore) string {
 // and the restored marker gives the data's age.
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
-	after, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	after, _, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
 	if err != nil {
 		return v, err
+	}
+	if len(s.skipped) > 0 {
+		v.Findings = append(v.Findings, fmt.Sprintf("inventory did not cover %d kinds drillbot may not list (RBAC): %s", len(s.skipped), strings.Join(s.skipped, ", ")))
 	}
 	if missing := s.inventory.Missing(after); len(missing) > 0 {
 		v.Failures = append(v.Failures, fmt.Sprintf("not restored (%d): %s", len(missing), strings.Join(missing, ", ")))

@@ -101,6 +101,11 @@ func ptrs[T any](items []T) []*T {
 // is driven by informer events, not polling, so recovery is seen as soon as
 // the API server reports it.
 func WaitWorkloadsReady(ctx context.Context, c kubernetes.Interface, ns string) error {
+	// Often everything is Ready already (kwok, fast restores): one check by
+	// list answers at once, before informers that take ~100ms to sync.
+	if err := WorkloadsReady(ctx, c, ns); err == nil || ctx.Err() != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	f := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
 	changed := make(chan struct{}, 1)

@@ -1,0 +1,237 @@
+// Command bench is `make bench`: it starts the local cluster and measures
+// drillbot's RTO precision (against 1s and 5s polling), its idle footprint,
+// the scale of the namespace inventory, and its share of a measured RTO. It
+// prints a table and writes it as JSON (and Markdown) under -out.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drillbot-io/drillbot/internal/app"
+	"github.com/drillbot-io/drillbot/internal/bench"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+)
+
+func main() {
+	var (
+		out      = flag.String("out", "bench/results", "directory for the results (latest.json, latest.md and one JSON per commit)")
+		drillbot = flag.String("drillbot", "bin/drillbot", "the drillbot binary the footprint figure runs")
+		catalog  = flag.String("drills", "drills", "the catalog the 50 idle drills are copied from")
+		trials   = flag.Int("trials", 20, "RTO precision trials")
+		window   = flag.Duration("window", time.Minute, "footprint sampling window")
+		idle     = flag.Int("idle-drills", 50, "drills scheduled in the footprint figure")
+		sizes    = flag.String("sizes", "100,1000,5000", "inventory sizes")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	bins, err := localcluster.BinsFromEnv()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "drillbot-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	started := time.Now()
+	cl, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, "cluster"), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer cl.Stop()
+	res := &bench.Results{Commit: commit(), Started: started.UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Details: map[string]any{}}
+
+	// 1. RTO precision.
+	log.Info("RTO precision", "trials", trials)
+	if err := namespace(ctx, cl, "bench-rto"); err != nil {
+		return err
+	}
+	prec, err := bench.MeasurePrecision(ctx, cl.Kube, "bench-rto", trials)
+	if err != nil {
+		return fmt.Errorf("RTO precision: %w", err)
+	}
+	res.Rows = append(res.Rows, prec.Rows(250*time.Millisecond)...)
+	res.Details["rtoPrecision"] = prec
+
+	// 2. Footprint.
+	log.Info("footprint", "drills", idle, "window", window)
+	defs, err := drill.LoadPaths([]string{catalogDir}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return err
+	}
+	drillsDir := filepath.Join(dir, "idle-drills")
+	if err := os.MkdirAll(drillsDir, 0o755); err != nil {
+		return err
+	}
+	if err := bench.WriteDrills(defs, drillsDir, idle); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fp, err := bench.MeasureFootprint(ctx, drillbotBin, cl.ObservedKubeconfig(), drillsDir, cl.AuditLog(), localcluster.ObservedUser, window, logf)
+	if err != nil {
+		return fmt.Errorf("footprint: %w", err)
+	}
+	fp.Drills = idle
+	res.Rows = append(res.Rows, fp.Rows(40<<20)...)
+	res.Details["footprint"] = fp
+
+	// 3. Inventory scale.
+	log.Info("inventory scale", "sizes", sizeList)
+	if err := namespace(ctx, cl, "bench-inventory"); err != nil {
+		return err
+	}
+	scale := &bench.InventoryScale{}
+	filled := 0
+	for _, s := range strings.Split(sizeList, ",") {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return fmt.Errorf("-sizes: %q: %w", s, err)
+		}
+		if err := bench.Fill(ctx, cl.Kube, "bench-inventory", filled, n); err != nil {
+			return fmt.Errorf("fill %d objects: %w", n, err)
+		}
+		filled = n
+		d, err := bench.Median(func() (bench.InventoryCost, error) { return bench.MeasureInventory(ctx, cl.REST, "bench-inventory", n) })
+		if err != nil {
+			return err
+		}
+		p, err := bench.Median(func() (bench.InventoryCost, error) {
+			return bench.MeasurePeerInventory(ctx, cl.REST, "bench-inventory", n)
+		})
+		if err != nil {
+			return err
+		}
+		log.Info("inventory", "objects", n, "drillbot", d.Wall, "peer", p.Wall)
+		scale.Drillbot, scale.Peer = append(scale.Drillbot, d), append(scale.Peer, p)
+	}
+	res.Rows = append(res.Rows, scale.Rows(2*time.Second)...)
+	res.Details["inventory"] = scale
+
+	// 4. Drill overhead.
+	log.Info("drill overhead")
+	o, err := overhead(ctx, cl, log)
+	if err != nil {
+		return fmt.Errorf("drill overhead: %w", err)
+	}
+	res.Rows = append(res.Rows, o.Rows()...)
+	res.Details["overhead"] = o
+
+	res.Duration = time.Since(started).Round(time.Second).String()
+	fmt.Println()
+	if err := res.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	return write(res, out)
+}
+
+func namespace(ctx context.Context, cl *localcluster.Cluster, name string) error {
+	_, err := cl.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	return err
+}
+
+const overheadDrill = `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: bench-namespace-restore}
+spec:
+  scenario: namespace-restore
+  objectives: {rto: 30m, rpo: 1h}
+  timeouts: {preflight: 3m, recover: 5m}
+  target: {namespace: bench-shop}
+  params:
+    backup: {create: true}
+`
+
+func overhead(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger) (*bench.Overhead, error) {
+	if err := bench.DemoApp(ctx, cl.Kube, "bench-shop"); err != nil {
+		return nil, err
+	}
+	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close(ctx)
+	defs, err := drill.Parse("bench-namespace-restore.yaml", []byte(overheadDrill), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return nil, err
+	}
+	w, err := bench.Watch(ctx, cl.Kube, cl.Dynamic, "bench-shop", cl.VeleroNamespace)
+	if err != nil {
+		return nil, err
+	}
+	// The preflight waits for the workloads to be Ready.
+	run, err := a.Engine.Run(ctx, defs[0], "bench")
+	w.Stop()
+	if err != nil {
+		return nil, err
+	}
+	stored, err := a.Store.Get(ctx, run.Name)
+	if err != nil {
+		return nil, err
+	}
+	return w.Compare(stored)
+}
+
+func write(res *bench.Results, out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"latest.json", res.Commit + ".json"} {
+		f, err := os.Create(filepath.Join(out, name))
+		if err != nil {
+			return err
+		}
+		if err := res.WriteJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(filepath.Join(out, "latest.md"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res.WriteMarkdown(f)
+	fmt.Printf("\nwritten: %s/latest.json, %s/%s.json, %s/latest.md\n", out, out, res.Commit, out)
+	return nil
+}
+
+func commit() string {
+	b, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// AuditEvent is the part of an API server audit event (audit.k8s.io/v1,
+// metadata level) the footprint figure reads.
+type AuditEvent struct {
+	Verb       string `json:"verb"`
+	RequestURI string `json:"requestURI"`
+	User       struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	UserAgent string `json:"userAgent"`
+	ObjectRef *struct {
+		Resource  string `json:"resource"`
+		Namespace string `json:"namespace"`
+		APIGroup  string `json:"apiGroup"`
+	} `json:"objectRef"`
+	Received time.Time `json:"requestReceivedTimestamp"`
+}
+
+// Target is "resource.group" and, for namespaced requests, "in namespace".
+func (e AuditEvent) Target() string {
+	if e.ObjectRef == nil {
+		return e.RequestURI
+	}
+	r := e.ObjectRef.Resource
+	if e.ObjectRef.APIGroup != "" {
+		r += "." + e.ObjectRef.APIGroup
+	}
+	if e.ObjectRef.Namespace == "" {
+		return r + " (cluster-wide)"
+	}
+	return r + " in " + e.ObjectRef.Namespace
+}
+
+// ReadAudit reads the events of user received in [from, to) from an audit
+// log file.
+func ReadAudit(path, user string, from, to time.Time) ([]AuditEvent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []AuditEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var e AuditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("audit log %s: %w", path, err)
+		}
+		if e.User.Username == user && !e.Received.Before(from) && e.Received.Before(to) {
+			out = append(out, e)
+		}
+	}
+	return out, sc.Err()
+}
+
+// RequestMix counts events by "verb target", most frequent first.
+func RequestMix(events []AuditEvent) []string {
+	counts := map[string]int{}
+	for _, e := range events {
+		counts[e.Verb+" "+e.Target()]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%d x %s", counts[k], k)
+	}
+	return out
+}
+
+// BroadReads are the list and watch requests outside drillbot's own
+// objects (DrillRuns) or across the whole cluster: what an idle daemon
+// must not make.
+func BroadReads(events []AuditEvent) []AuditEvent {
+	var out []AuditEvent
+	for _, e := range events {
+		if e.Verb != "list" && e.Verb != "watch" {
+			continue
+		}
+		own := e.ObjectRef != nil && e.ObjectRef.APIGroup == "drillbot.io" && e.ObjectRef.Namespace != ""
+		if !own || strings.Contains(e.Target(), "cluster-wide") {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+)
+
+func TestSummarize(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		in   []time.Duration
+		want Summary
+	}{
+		{"empty", nil, Summary{}},
+		{"one", ms(7), Summary{N: 1, Min: 7 * time.Millisecond, Median: 7 * time.Millisecond, P95: 7 * time.Millisecond, Max: 7 * time.Millisecond}},
+		// Nearest rank: the median of 1..20 is the 10th, the p95 the 19th.
+		{"twenty unsorted", ms(20, 1, 19, 2, 18, 3, 17, 4, 16, 5, 15, 6, 14, 7, 13, 8, 12, 9, 11, 10),
+			Summary{N: 20, Min: time.Millisecond, Median: 10 * time.Millisecond, P95: 19 * time.Millisecond, Max: 20 * time.Millisecond}},
+		{"negative errors", ms(-3, 1, 2), Summary{N: 3, Min: -3 * time.Millisecond, Median: time.Millisecond, P95: 2 * time.Millisecond, Max: 2 * time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Summarize(tc.in); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrecisionRows(t *testing.T) {
+	p := &Precision{Trials: 3, Errors: map[string][]time.Duration{
+		"drillbot (watch)": {2 * time.Millisecond, 3 * time.Millisecond, 300 * time.Millisecond},
+		"poll 1s":          {500 * time.Millisecond, 600 * time.Millisecond, 900 * time.Millisecond},
+		"poll 5s":          {time.Second, 3 * time.Second, 4500 * time.Millisecond},
+	}}
+	rows := p.Rows(250 * time.Millisecond)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	if *rows[0].Met {
+		t.Error("a p95 of 300ms met a 250ms target")
+	}
+	if rows[0].Ratio != 3 || rows[1].Ratio != 15 {
+		t.Errorf("ratios %v %v, want 3 and 15", rows[0].Ratio, rows[1].Ratio)
+	}
+}
+
+func TestAuditFilters(t *testing.T) {
+	ev := func(verb, group, resource, ns string) AuditEvent {
+		e := AuditEvent{Verb: verb}
+		e.ObjectRef = &struct {
+			Resource  string `json:"resource"`
+			Namespace string `json:"namespace"`
+			APIGroup  string `json:"apiGroup"`
+		}{resource, ns, group}
+		return e
+	}
+	events := []AuditEvent{
+		ev("list", "drillbot.io", "drillruns", "drillbot-system"),
+		ev("watch", "drillbot.io", "drillruns", "drillbot-system"),
+		ev("list", "drillbot.io", "drillruns", ""),
+		ev("list", "", "pods", ""),
+		ev("watch", "", "configmaps", "shop"),
+		ev("update", "", "configmaps", "shop"),
+		ev("update", "", "configmaps", "shop"),
+	}
+	var broad []string
+	for _, e := range BroadReads(events) {
+		broad = append(broad, e.Verb+" "+e.Target())
+	}
+	want := "list drillruns.drillbot.io (cluster-wide),list pods (cluster-wide),watch configmaps in shop"
+	if got := strings.Join(broad, ","); got != want {
+		t.Errorf("broad %s, want %s", got, want)
+	}
+	if mix := RequestMix(events); mix[0] != "2 x update configmaps in shop" {
+		t.Errorf("mix %v", mix)
+	}
+}
+
+func TestReadAudit(t *testing.T) {
+	f := t.TempDir() + "/audit.log"
+	lines := `{"kind":"Event","verb":"get","user":{"username":"drillbot-observed"},"requestReceivedTimestamp":"2026-11-24T03:00:01.000000Z","objectRef":{"resource":"namespaces","name":"x"}}
+{"kind":"Event","verb":"get","user":{"username":"admin"},"requestReceivedTimestamp":"2026-11-24T03:00:02.000000Z"}
+{"kind":"Event","verb":"list","user":{"username":"drillbot-observed"},"requestReceivedTimestamp":"2026-11-24T03:00:09.000000Z"}
+`
+	if err := os.WriteFile(f, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	got, err := ReadAudit(f, "drillbot-observed", from, from.Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Verb != "get" || got[0].Target() != "namespaces (cluster-wide)" {
+		t.Errorf("got %+v", got)
+	}
+}
+
+func TestProcReadings(t *testing.T) {
+	r, err := rss(os.Getpid())
+	if err != nil || r < 1<<20 {
+		t.Errorf("rss = %d, %v", r, err)
+	}
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); { //nolint:revive // burn CPU
+	}
+	after, err := cpuTime(os.Getpid())
+	if err != nil || after <= before {
+		t.Errorf("cpu %v -> %v (%v): 300ms of spinning not counted", before, after, err)
+	}
+}
+
+func TestWriteDrillsAreValidAndUnique(t *testing.T) {
+	reg := scenarios.Registry(scenarios.Deps{})
+	catalog, err := drill.LoadPaths([]string{"../../drills"}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := WriteDrills(catalog, dir, 50); err != nil {
+		t.Fatal(err)
+	}
+	defs, err := drill.LoadPaths([]string{dir}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) != 50 {
+		t.Fatalf("%d drills loaded, want 50", len(defs))
+	}
+	kinds := map[string]bool{}
+	for _, d := range defs {
+		kinds[d.Spec.Scenario] = true
+		if !strings.HasPrefix(d.Spec.Schedule, "CRON_TZ=UTC ") || !strings.HasSuffix(d.Spec.Schedule, " 4 1 1 *") {
+			t.Errorf("%s: schedule %q is not the yearly one", d.Name, d.Spec.Schedule)
+		}
+	}
+	if len(kinds) < 5 {
+		t.Errorf("only %d scenario kinds among the idle drills", len(kinds))
+	}
+}
+
+func TestCounter(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"` + body + `"}}`))
+	}))
+	defer srv.Close()
+	var c Counter
+	kc, err := kubernetes.NewForConfig(c.Config(&rest.Config{Host: srv.URL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := kc.CoreV1().Namespaces().Get(context.Background(), "x", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Requests() != 3 || c.Bytes() < 3000 || c.ByMethod()["GET"] != 3 {
+		t.Errorf("requests %d bytes %d by method %v", c.Requests(), c.Bytes(), c.ByMethod())
+	}
+}
+
+func TestInventoryRows(t *testing.T) {
+	s := &InventoryScale{
+		Drillbot: []InventoryCost{{Objects: 100, Wall: 100 * time.Millisecond, Bytes: 100_000}, {Objects: 1000, Wall: 190 * time.Millisecond, Bytes: 1_000_000},
+			{Objects: 5000, Wall: 990 * time.Millisecond, Bytes: 9_000_000}},
+		Peer: []InventoryCost{{Objects: 100}, {Objects: 1000, Wall: 300 * time.Millisecond}, {Objects: 5000, Wall: 1980 * time.Millisecond, Bytes: 20 << 20}},
+	}
+	rows := s.Rows(2 * time.Second)
+	if len(rows) != 3 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	if !*rows[0].Met || rows[0].Ratio != 2 {
+		t.Errorf("wall row %+v", rows[0])
+	}
+	if r := rows[1].Ratio; r < 2.32 || r > 2.34 {
+		t.Errorf("bytes ratio %v, want 20 MiB / 9 MB", r)
+	}
+	// 2000 bytes per added object from 1000 to 5000 against 1000 from 100
+	// to 1000: twice the marginal cost, worse than linear.
+	if rows[2].Value < 1.99 || rows[2].Value > 2.01 || *rows[2].Met {
+		t.Errorf("growth row %+v", rows[2])
+	}
+	fixed, per := fit(s.Drillbot)
+	if fixed > 100*time.Millisecond || fixed < 0 || per < 170_000 || per > 200_000 {
+		t.Errorf("fit: %v fixed + %.0fns/object", fixed, per)
+	}
+}
+
+func TestOverheadCompare(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	run := &v1alpha1.DrillRun{}
+	run.Status.RTO = "10s"
+	run.Status.Milestones = []v1alpha1.Milestone{
+		{Name: "namespace-terminated", At: metav1.NewMicroTime(at(5002))},
+		{Name: "restore-completed", At: metav1.NewMicroTime(at(8010))},
+		{Name: "workloads-ready", At: metav1.NewMicroTime(at(10003))},
+	}
+	// Pods were Ready before the restore was marked Completed: the restore
+	// is the last recovery event for workloads-ready.
+	w := &Witness{gone: at(5000), restored: at(8000), ready: at(7000)}
+	o, err := w.Compare(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 2003 * time.Millisecond}
+	for i, p := range o.Phases {
+		if p.Latency != want[i] {
+			t.Errorf("%s: %v, want %v", p.Milestone, p.Latency, want[i])
+		}
+	}
+	if o.Total != 2015*time.Millisecond {
+		t.Errorf("total %v", o.Total)
+	}
+	if _, err := (&Witness{gone: at(1)}).Compare(run); err == nil {
+		t.Error("a witness that saw no restore gave a result")
+	}
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
+)
+
+// Footprint is the idle daemon's cost.
+type Footprint struct {
+	Drills   int           `json:"drills"`
+	Window   time.Duration `json:"window"`
+	MaxRSS   int64         `json:"maxRSSBytes"`
+	CPU      time.Duration `json:"cpu"`
+	Requests int           `json:"requests"`
+	// Mix is the requests by verb and target, most frequent first.
+	Mix []string `json:"mix"`
+	// Broad are list/watch requests outside drillbot's own objects.
+	Broad []string `json:"broad"`
+}
+
+// WriteDrills writes n drills into dir, copies of the catalog's drills
+// (cycling through them) with unique names and a yearly schedule, so the
+// scheduler holds n entries and none fires during the measurement.
+func WriteDrills(catalog []drill.Definition, dir string, n int) error {
+	if len(catalog) == 0 {
+		return fmt.Errorf("empty catalog")
+	}
+	for i := range n {
+		d := catalog[i%len(catalog)]
+		doc := map[string]any{
+			"apiVersion": "drillbot.io/v1alpha1", "kind": "Drill",
+			"metadata": map[string]any{"name": fmt.Sprintf("%s-%d", d.Name[:min(len(d.Name), 30)], i)},
+		}
+		spec := d.Spec
+		spec.Schedule = fmt.Sprintf("CRON_TZ=UTC %d 4 1 1 *", i%60)
+		doc["spec"] = spec
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("drill-%02d.yaml", i)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MeasureFootprint starts `drillbot serve` with the drills in dir, waits
+// until it is ready and settled, then samples its resident memory and CPU
+// time from /proc for window and reads the requests it made in that window
+// from the API server's audit log.
+func MeasureFootprint(ctx context.Context, drillbot, kubeconfig, drillsDir, auditLog, user string, window time.Duration, logw *os.File) (*Footprint, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.CommandContext(ctx, drillbot, "serve", "--kubeconfig", kubeconfig, "--drills", drillsDir, "--listen", addr)
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}()
+	if err := waitReady(ctx, "http://"+addr+"/readyz", time.Minute); err != nil {
+		return nil, err
+	}
+	time.Sleep(5 * time.Second) // startup (CRD check, interrupted runs) is not idle
+	pid := cmd.Process.Pid
+	from := time.Now()
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	f := &Footprint{Window: window}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for deadline := from.Add(window); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		rss, err := rss(pid)
+		if err != nil {
+			return nil, err
+		}
+		f.MaxRSS = max(f.MaxRSS, rss)
+	}
+	to := time.Now()
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	f.CPU = cpu1 - cpu0
+	f.Window = to.Sub(from)
+	// The audit backend writes before answering, but give it a moment.
+	time.Sleep(500 * time.Millisecond)
+	events, err := ReadAudit(auditLog, user, from, to)
+	if err != nil {
+		return nil, err
+	}
+	f.Requests = len(events)
+	f.Mix = RequestMix(events)
+	f.Broad = RequestMix(BroadReads(events))
+	return f, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready within %s", url, timeout)
+}
+
+// rss is the process's resident set size (VmRSS).
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(v)), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// clockTicks is USER_HZ, 100 on Linux for every architecture Go supports.
+const clockTicks = 100
+
+// cpuTime is the process's user+system CPU time (/proc/PID/stat fields 14
+// and 15).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: fields count from its ")".
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// Rows are the footprint's table rows.
+func (f *Footprint) Rows(maxRSS int64) []Row {
+	mib := float64(f.MaxRSS) / (1 << 20)
+	perMin := float64(f.Requests) / f.Window.Minutes()
+	broad := "none"
+	if len(f.Broad) > 0 {
+		broad = strings.Join(f.Broad, "; ")
+	}
+	return []Row{
+		{Figure: fmt.Sprintf("idle serve, %d drills: max RSS", f.Drills), Drillbot: fmt.Sprintf("%.1f MiB", mib),
+			Target: fmt.Sprintf("< %d MiB", maxRSS>>20), Met: Met(f.MaxRSS < maxRSS), Value: mib, Unit: "MiB"},
+		{Figure: fmt.Sprintf("idle serve: CPU over %s", f.Window.Round(time.Second)), Drillbot: fmt.Sprintf("%s (%.2f%% of a core)", f.CPU, 100*f.CPU.Seconds()/f.Window.Seconds()),
+			Value: f.CPU.Seconds(), Unit: "s"},
+		{Figure: "idle serve: API requests per minute", Drillbot: fmt.Sprintf("%.1f", perMin), Value: perMin, Unit: "req/min"},
+		{Figure: "idle serve: lists/watches beyond its own DrillRuns", Drillbot: broad, Target: "none", Met: Met(len(f.Broad) == 0),
+			Value: float64(len(f.Broad)), Unit: "kinds"},
+	}
+}

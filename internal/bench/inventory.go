@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// InventoryCost is what one inventory-and-compare cost.
+type InventoryCost struct {
+	Objects  int           `json:"objects"`
+	Wall     time.Duration `json:"wall"`
+	Requests int64         `json:"requests"`
+	Bytes    int64         `json:"bytes"`
+}
+
+// InventoryScale is the scale-of-verification figure at each size, for
+// drillbot (paginated, metadata-only) and the peer method (full objects,
+// one unpaginated list per resource, as `kubectl get -o json` does).
+type InventoryScale struct {
+	Drillbot []InventoryCost `json:"drillbot"`
+	Peer     []InventoryCost `json:"peer"`
+}
+
+// Fill creates n ConfigMaps in ns (about 1 KiB each), 16 at a time.
+func Fill(ctx context.Context, c kubernetes.Interface, ns string, from, to int) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	data := strings.Repeat("x", 1024)
+	for i := from; i < to; i++ {
+		g.Go(func() error {
+			_, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%05d", i), Labels: map[string]string{"app": "bench"}},
+				Data:       map[string]string{"payload": data},
+			}, metav1.CreateOptions{})
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// MeasureInventory takes the namespace-restore inventory of ns twice (before
+// the disaster and after the restore) and compares them, the way the drill
+// does, with a fresh, counted client.
+func MeasureInventory(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
+	var cnt Counter
+	ccfg := cnt.Config(cfg)
+	start := time.Now()
+	var invs []namespacerestore.Inventory
+	for range 2 {
+		disc, err := discovery.NewDiscoveryClientForConfig(ccfg)
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		meta, err := metadata.NewForConfig(ccfg)
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		inv, _, err := namespacerestore.TakeInventory(ctx, disc, meta, ns)
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		invs = append(invs, inv)
+	}
+	if missing := invs[0].Missing(invs[1]); len(missing) > 0 {
+		return InventoryCost{}, fmt.Errorf("inventory of %s changed: %d missing", ns, len(missing))
+	}
+	if len(invs[0]) < objects {
+		return InventoryCost{}, fmt.Errorf("inventory of %s has %d objects, want at least %d", ns, len(invs[0]), objects)
+	}
+	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes()}, nil
+}
+
+// MeasurePeerInventory does the same with full objects and no pagination.
+func MeasurePeerInventory(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
+	var cnt Counter
+	ccfg := cnt.Config(cfg)
+	start := time.Now()
+	var sets []map[string]bool
+	for range 2 {
+		disc, err := discovery.NewDiscoveryClientForConfig(ccfg)
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		dyn, err := dynamic.NewForConfig(ccfg)
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		lists, err := disc.ServerPreferredNamespacedResources()
+		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+			return InventoryCost{}, err
+		}
+		set := map[string]bool{}
+		for _, l := range lists {
+			gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+			for _, r := range l.APIResources {
+				if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+					continue
+				}
+				items, err := dyn.Resource(gv.WithResource(r.Name)).Namespace(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					continue
+				}
+				for _, it := range items.Items {
+					set[r.Name+"/"+it.GetName()] = true
+				}
+			}
+		}
+		sets = append(sets, set)
+	}
+	if len(sets[0]) < objects {
+		return InventoryCost{}, fmt.Errorf("peer inventory of %s has %d objects, want at least %d", ns, len(sets[0]), objects)
+	}
+	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes()}, nil
+}
+
+// Rows: the largest size against its target, and the growth from the
+// middle size to the largest (linear is 1.0 per object).
+func (s *InventoryScale) Rows(target time.Duration) []Row {
+	if len(s.Drillbot) == 0 {
+		return nil
+	}
+	last, peer := s.Drillbot[len(s.Drillbot)-1], s.Peer[len(s.Peer)-1]
+	rows := []Row{{
+		Figure:   fmt.Sprintf("inventory+compare, %d objects: wall time", last.Objects),
+		Drillbot: last.Wall.Round(time.Millisecond).String(), PeerMethod: "full objects, unpaginated",
+		Peer: peer.Wall.Round(time.Millisecond).String(), Ratio: Ratio(float64(peer.Wall), float64(last.Wall)),
+		Target: "< " + target.String(), Met: Met(last.Wall < target),
+		Value: float64(last.Wall) / float64(time.Millisecond), Unit: "ms",
+	}, {
+		Figure:   fmt.Sprintf("inventory+compare, %d objects: bytes read (requests)", last.Objects),
+		Drillbot: fmt.Sprintf("%.2f MiB (%d)", float64(last.Bytes)/(1<<20), last.Requests), PeerMethod: "full objects, unpaginated",
+		Peer:  fmt.Sprintf("%.2f MiB (%d)", float64(peer.Bytes)/(1<<20), peer.Requests),
+		Ratio: Ratio(float64(peer.Bytes), float64(last.Bytes)), Value: float64(last.Bytes), Unit: "bytes",
+	}}
+	if len(s.Drillbot) >= 3 {
+		// Linearity from what is deterministic: the marginal bytes read per
+		// object between the two largest sizes over that between the two
+		// smallest (about 1 when the cost grows linearly). Wall time is
+		// fitted as fixed cost (discovery) plus a cost per object.
+		a, b, c := s.Drillbot[len(s.Drillbot)-3], s.Drillbot[len(s.Drillbot)-2], last
+		slope := func(x, y InventoryCost) float64 { return float64(y.Bytes-x.Bytes) / float64(y.Objects-x.Objects) }
+		growth := Ratio(slope(b, c), slope(a, b))
+		fixed, perObject := fit(s.Drillbot)
+		rows = append(rows, Row{
+			Figure: fmt.Sprintf("inventory growth: marginal bytes per object %d->%d vs %d->%d", b.Objects, c.Objects, a.Objects, b.Objects),
+			Drillbot: fmt.Sprintf("%.2f (%.0f B/object; time: %s fixed + %.1f us/object)", growth, slope(b, c),
+				fixed.Round(time.Millisecond), perObject/1e3),
+			Target: "<= 1.5 (linear)", Met: Met(growth <= 1.5), Value: growth, Unit: "ratio",
+		})
+	}
+	return rows
+}
+
+// fit is the least-squares line wall = fixed + perObject*objects (perObject
+// in nanoseconds).
+func fit(cs []InventoryCost) (fixed time.Duration, perObject float64) {
+	var n, sx, sy, sxx, sxy float64
+	for _, c := range cs {
+		x, y := float64(c.Objects), float64(c.Wall)
+		n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0, 0
+	}
+	perObject = (n*sxy - sx*sy) / d
+	return time.Duration((sy - perObject*sx) / n), perObject
+}
+
+// Median runs measure three times and keeps the run with the median wall
+// time.
+func Median(measure func() (InventoryCost, error)) (InventoryCost, error) {
+	var runs []InventoryCost
+	for range 3 {
+		c, err := measure()
+		if err != nil {
+			return InventoryCost{}, err
+		}
+		runs = append(runs, c)
+	}
+	slices.SortFunc(runs, func(x, y InventoryCost) int { return cmp.Compare(x.Wall, y.Wall) })
+	return runs[1], nil
+}

@@ -1,0 +1,242 @@
+// Package rbac derives drillbot's RBAC from its drills: each scenario kind
+// says what its drills need (engine.Permissioner), and this package merges
+// that into a ClusterRole for what is cluster-wide and a Role per
+// namespace, checks it holds no wildcard and no privilege-granting verb,
+// and renders it as manifests or as the Helm chart's template.
+package rbac
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+)
+
+// Set is a merged set of rules: Cluster for the ClusterRole, Namespaced
+// for a Role in each namespace.
+type Set struct {
+	Cluster    []rbacv1.PolicyRule
+	Namespaced map[string][]rbacv1.PolicyRule
+}
+
+// Base is what drillbot needs whatever it runs, with its DrillRuns in ns:
+// its own records and their Events, and reading its CRD.
+func Base(ns string) []engine.Grant {
+	return []engine.Grant{
+		engine.Allow(ns, "drillbot.io", []string{"drillruns"}, []string{"get", "list", "watch", "create", "update", "patch"}),
+		engine.Allow(ns, "drillbot.io", []string{"drillruns/status"}, []string{"update", "patch"}),
+		engine.Allow(ns, "", []string{"events"}, []string{"create", "patch"}),
+		engine.Allow(ns, "coordination.k8s.io", []string{"leases"}, []string{"get", "create", "update"}),
+		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, ns),
+		engine.Allow("", "apiextensions.k8s.io", []string{"customresourcedefinitions"}, []string{"get"}, "drillruns.drillbot.io"),
+	}
+}
+
+// ForDrill is what one drill needs: its kind's grants and reading its
+// target namespace (the opt-in check).
+func ForDrill(def drill.Definition, kinds engine.Registry) ([]engine.Grant, error) {
+	k, ok := kinds[def.Spec.Scenario]
+	if !ok {
+		return nil, fmt.Errorf("drill %s: unknown scenario kind %q", def.Name, def.Spec.Scenario)
+	}
+	p, ok := k.(engine.Permissioner)
+	if !ok {
+		return nil, fmt.Errorf("drill %s: scenario kind %q does not declare its permissions", def.Name, def.Spec.Scenario)
+	}
+	g := append([]engine.Grant{engine.Allow("", "", []string{"namespaces"}, []string{"get"}, def.Spec.Target.Namespace)}, p.Permissions(def)...)
+	return g, nil
+}
+
+// Merge groups grants by namespace and merges rules that differ only in
+// their resources. The result is sorted, so it renders the same every time.
+func Merge(grants []engine.Grant) Set {
+	s := Set{Namespaced: map[string][]rbacv1.PolicyRule{}}
+	for _, g := range grants {
+		r := normalize(g.Rule)
+		if g.Namespace == "" {
+			s.Cluster = add(s.Cluster, r)
+		} else {
+			s.Namespaced[g.Namespace] = add(s.Namespaced[g.Namespace], r)
+		}
+	}
+	return s
+}
+
+func normalize(r rbacv1.PolicyRule) rbacv1.PolicyRule {
+	r = *r.DeepCopy()
+	for _, l := range []*[]string{&r.APIGroups, &r.Resources, &r.Verbs, &r.ResourceNames} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+	if len(r.ResourceNames) == 0 {
+		r.ResourceNames = nil
+	}
+	return r
+}
+
+// add merges r into rules: same groups, verbs and names share one rule.
+func add(rules []rbacv1.PolicyRule, r rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	key := func(x rbacv1.PolicyRule) string {
+		return strings.Join(x.APIGroups, ",") + "|" + strings.Join(x.Verbs, ",") + "|" + strings.Join(x.ResourceNames, ",")
+	}
+	for i := range rules {
+		if key(rules[i]) == key(r) {
+			rules[i].Resources = append(rules[i].Resources, r.Resources...)
+			rules[i] = normalize(rules[i])
+			return rules
+		}
+	}
+	rules = append(rules, r)
+	sort.Slice(rules, func(i, j int) bool {
+		a, b := rules[i], rules[j]
+		ka := strings.Join(a.APIGroups, ",") + "|" + strings.Join(a.Resources, ",") + "|" + key(a)
+		kb := strings.Join(b.APIGroups, ",") + "|" + strings.Join(b.Resources, ",") + "|" + key(b)
+		return ka < kb
+	})
+	return rules
+}
+
+// forbiddenVerbs grant privileges beyond the rules themselves.
+var forbiddenVerbs = []string{"escalate", "bind", "impersonate", "*"}
+
+// Check refuses wildcards and privilege-granting verbs, and write access to
+// RBAC itself.
+func Check(rules []rbacv1.PolicyRule) error {
+	for _, r := range rules {
+		for _, l := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.ResourceNames} {
+			if slices.Contains(l, "*") {
+				return fmt.Errorf("rule %v: wildcard", r)
+			}
+		}
+		for _, v := range r.Verbs {
+			if slices.Contains(forbiddenVerbs, v) {
+				return fmt.Errorf("rule %v: verb %q grants privileges", r, v)
+			}
+		}
+		if slices.Contains(r.APIGroups, rbacv1.GroupName) && slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
+			return fmt.Errorf("rule %v: writes RBAC", r)
+		}
+		if len(r.NonResourceURLs) > 0 {
+			return fmt.Errorf("rule %v: non-resource URLs", r)
+		}
+	}
+	return nil
+}
+
+// Subject is who the rules are bound to.
+type Subject struct {
+	Namespace, ServiceAccount string
+}
+
+// Objects renders s as a ClusterRole and ClusterRoleBinding named name
+// (when there are cluster rules) and a Role and RoleBinding named name in
+// each namespace.
+func (s Set) Objects(name string, sub Subject, labels map[string]string) ([]any, error) {
+	if err := Check(s.Cluster); err != nil {
+		return nil, err
+	}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sub.ServiceAccount, Namespace: sub.Namespace}}
+	all := map[string]string{v1alpha1.LabelRBAC: "true"}
+	for k, v := range labels {
+		all[k] = v
+	}
+	meta := func(ns string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: all} }
+	var out []any
+	if len(s.Cluster) > 0 {
+		out = append(out,
+			&rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}, ObjectMeta: meta(""), Rules: s.Cluster},
+			&rbacv1.ClusterRoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"}, ObjectMeta: meta(""),
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}, Subjects: subjects})
+	}
+	namespaces := make([]string, 0, len(s.Namespaced))
+	for ns := range s.Namespaced {
+		namespaces = append(namespaces, ns)
+	}
+	sort.Strings(namespaces)
+	for _, ns := range namespaces {
+		if err := Check(s.Namespaced[ns]); err != nil {
+			return nil, err
+		}
+		out = append(out,
+			&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"}, ObjectMeta: meta(ns), Rules: s.Namespaced[ns]},
+			&rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}, ObjectMeta: meta(ns),
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}, Subjects: subjects})
+	}
+	return out, nil
+}
+
+// YAML renders objects as one multi-document YAML stream.
+func YAML(objs []any) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		// Drop the empty creationTimestamp metav1 renders.
+		b = bytes.ReplaceAll(b, []byte("  creationTimestamp: null\n"), nil)
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
+
+// Placeholders the Helm rendering replaces with template expressions.
+const (
+	phName      = "drillbot-helm-fullname"
+	phNamespace = "drillbot-helm-release-namespace"
+	phSA        = "drillbot-helm-service-account"
+	phLabels    = "drillbot-helm-labels"
+)
+
+// Helm renders the chart's RBAC template: the base rules for the release
+// namespace, then one block per drill, rendered only when
+// .Values.drills.<name>.enabled. runNamespace is not a value: the base
+// rules follow the release namespace.
+func Helm(defs []drill.Definition, kinds engine.Registry) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("{{- /* Generated by `drillbot rbac --helm -f drills/` (make chart); do not edit. */ -}}\n")
+	block := func(suffix string, grants []engine.Grant) error {
+		objs, err := Merge(grants).Objects(phName+suffix, Subject{Namespace: phNamespace, ServiceAccount: phSA}, map[string]string{phLabels: "x"})
+		if err != nil {
+			return err
+		}
+		b, err := YAML(objs)
+		if err != nil {
+			return err
+		}
+		s := string(b)
+		s = strings.ReplaceAll(s, "    "+phLabels+": x\n", "    {{- include \"drillbot.labels\" . | nindent 4 }}\n")
+		s = strings.ReplaceAll(s, phName, `{{ include "drillbot.fullname" . }}`)
+		s = strings.ReplaceAll(s, phNamespace, "{{ .Release.Namespace }}")
+		s = strings.ReplaceAll(s, phSA, `{{ include "drillbot.serviceAccountName" . }}`)
+		buf.WriteString(s)
+		return nil
+	}
+	if err := block("", Base(phNamespace)); err != nil {
+		return nil, err
+	}
+	sorted := slices.Clone(defs)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for _, d := range sorted {
+		g, err := ForDrill(d, kinds)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&buf, "{{- if (index .Values.drills %q).enabled }}\n", d.Name)
+		if err := block("-"+d.Name, g); err != nil {
+			return nil, err
+		}
+		buf.WriteString("{{- end }}\n")
+	}
+	return buf.Bytes(), nil
+}
