@@ -35,6 +35,8 @@ func commands() []command {
 		{"report", "DR status report from recorded runs: table, json or markdown", reportCmd},
 		{"serve", "run the daemon: schedule drills, serve /healthz, /readyz, /metrics", serveCmd},
 		{"marker", "stamp the RPO marker ConfigMap in a namespace once", markerCmd},
+		{"halt", "halt switch on: revert every active fault, block new runs until resume", haltCmd},
+		{"resume", "halt switch off: drills run again", resumeCmd},
 		{"rbac", "print the least-privilege RBAC the drills need (or the chart's template)", rbacCmd},
 		{"install-crds", "install the DrillRun CustomResourceDefinition", installCRDsCmd},
 		{"version", "print the version", versionCmd},

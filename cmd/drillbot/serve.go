@@ -16,12 +16,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/metrics"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
@@ -36,12 +41,20 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		listen         string
 		markerInterval time.Duration
 		notifyStart    bool
+		leaderElect    bool
+		leaseName      string
+		sweepEvery     time.Duration
+		heartbeat      time.Duration
 	)
 	cf.register(fs)
 	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
 	fs.StringVar(&listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
 	fs.DurationVar(&markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
 	fs.BoolVar(&notifyStart, "notify-start", false, "also notify when a drill starts")
+	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader through a Lease: only the leader schedules and runs drills (run several replicas)")
+	fs.StringVar(&leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
+	fs.DurationVar(&heartbeat, "heartbeat-interval", 10*time.Second, "how often a run's heartbeat is renewed; a run silent for three of these is reverted by another drillbot")
+	fs.DurationVar(&sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -77,8 +90,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
+	restConfig, err := kube.RESTConfig(cf.kubeconfig, cf.context)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
 
-	s, err := newApp(ctx, cf, log, notifyStart, m.NotificationFailed, m)
+	s, err := app.New(ctx, restConfig, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
+		NotificationFailed: m.NotificationFailed, Observers: []engine.Observer{m}, Heartbeat: heartbeat})
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
@@ -88,37 +107,115 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer cancel()
 		s.Close(cctx)
 	}()
-	// Faults that a stopped drillbot left behind are reverted before any new run.
-	resolved, err := s.Engine.ResolveInterrupted(ctx)
-	for _, r := range resolved {
-		log.Warn("interrupted run resolved", "run", r.Name, "verdict", r.Status.Verdict, "reason", r.Status.Reason)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "drillbot serve: resolving interrupted runs: %v\n", err)
-		return exitError
-	}
 	for _, d := range defs {
 		m.Drill(d)
 	}
-	if err := seedMetrics(ctx, s.Store, m); err != nil {
-		log.Warn("last results not loaded into metrics", "err", err)
-	}
-	ready.Store(true)
-	go markerLoop(ctx, s.Clients.Kube, defs, markerInterval, log)
-	sched := &engine.Scheduler{
-		Clock: clock.RealClock{}, Logger: log, OnNext: m.NextRun,
-		Run: func(ctx context.Context, d drill.Definition) {
-			if _, err := s.Engine.Run(ctx, d, "schedule"); err != nil {
-				log.Error("scheduled drill did not run", "drill", d.Name, "err", err)
+	lead := func(ctx context.Context) error {
+		// Faults that a stopped drillbot left behind are reverted before any new run.
+		if err := sweep(ctx, s.Engine, log); err != nil {
+			return fmt.Errorf("resolving interrupted runs: %w", err)
+		}
+		if err := seedMetrics(ctx, s.Store, m); err != nil {
+			log.Warn("last results not loaded into metrics", "err", err)
+		}
+		ready.Store(true)
+		go markerLoop(ctx, s.Clients.Kube, defs, markerInterval, log)
+		go func() {
+			t := time.NewTicker(sweepEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := sweep(ctx, s.Engine, log); err != nil && ctx.Err() == nil {
+						log.Error("sweep failed", "err", err)
+					}
+				}
 			}
-		},
+		}()
+		sched := &engine.Scheduler{
+			Clock: clock.RealClock{}, Logger: log, OnNext: m.NextRun,
+			Run: func(ctx context.Context, d drill.Definition) {
+				if _, err := s.Engine.Run(ctx, d, "schedule"); err != nil {
+					log.Error("scheduled drill did not run", "drill", d.Name, "err", err)
+				}
+			},
+		}
+		return sched.Loop(ctx, defs)
 	}
-	if err := sched.Loop(ctx, defs); err != nil {
+	if !leaderElect {
+		if err := lead(ctx); err != nil {
+			fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+			return exitError
+		}
+		log.Info("drillbot stopped")
+		return 0
+	}
+	// A standby is ready too: it serves health and metrics and waits.
+	ready.Store(true)
+	lost, err := leaderElection(ctx, s.Clients.Kube, cf.namespace, leaseName, app.DefaultHolder(), log, lead)
+	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	if lost {
+		// Another replica leads now; it reverts whatever this one leaves.
+		fmt.Fprintln(stderr, "drillbot serve: leadership lost, exiting")
 		return exitError
 	}
 	log.Info("drillbot stopped")
 	return 0
+}
+
+// sweep reverts the runs no live drillbot holds or that are past their
+// deadline.
+func sweep(ctx context.Context, e *engine.Engine, log *slog.Logger) error {
+	resolved, err := e.ResolveInterrupted(ctx)
+	for _, r := range resolved {
+		log.Warn("unfinished run reverted", "run", r.Name, "verdict", r.Status.Verdict, "reason", r.Status.Reason)
+	}
+	return err
+}
+
+// leaderElection runs lead while this process holds the Lease. It returns
+// lost=true when leadership was lost (rather than ctx ending): the caller
+// exits, and the new leader takes over unfinished runs once this one's
+// heartbeats stop.
+func leaderElection(ctx context.Context, c kubernetes.Interface, ns, name, id string, log *slog.Logger, lead func(context.Context) error) (lost bool, err error) {
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: name, Namespace: ns},
+		Client:     c.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	var leadErr error
+	led := false
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: name,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				led = true
+				log.Info("leading: scheduling drills", "identity", id, "lease", ns+"/"+name)
+				leadErr = lead(ctx)
+			},
+			OnStoppedLeading: func() { log.Warn("not leading", "identity", id) },
+			OnNewLeader: func(leader string) {
+				if leader != id {
+					log.Info("standing by", "leader", leader)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return false, err
+	}
+	log.Info("waiting for leadership", "identity", id, "lease", ns+"/"+name)
+	le.Run(ctx)
+	if leadErr != nil && ctx.Err() == nil {
+		return false, leadErr
+	}
+	return led && ctx.Err() == nil, nil
 }
 
 func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {

@@ -140,14 +140,14 @@ func TestPodSecurityRestricted(t *testing.T) {
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Error("root filesystem is writable")
 	}
-	if dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || *dep.Spec.Replicas != 1 {
-		t.Errorf("strategy %s replicas %d: two drillbots could run at once", dep.Spec.Strategy.Type, *dep.Spec.Replicas)
+	if !slices.Contains(c.Args, "--leader-elect") || *dep.Spec.Replicas != 2 {
+		t.Errorf("args %v replicas %d: replicas without leader election would all run drills", c.Args, *dep.Spec.Replicas)
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 		t.Error("no readiness probe on /readyz")
 	}
-	if out, err := helmErr("template", "dr", "drillbot", "--set", "replicas=2"); err == nil || !strings.Contains(out, "replicas") {
-		t.Errorf("replicas=2 accepted by the schema: %v %s", err, out)
+	if out, err := helmErr("template", "dr", "drillbot", "--set", "replicas=5"); err == nil || !strings.Contains(out, "replicas") {
+		t.Errorf("replicas=5 accepted by the schema: %v %s", err, out)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/halt"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/notify"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
@@ -36,6 +38,8 @@ type Options struct {
 	NotificationFailed func(sink string)
 	// Observers are added to the engine's (progress, metrics).
 	Observers []engine.Observer
+	// Heartbeat is how often runs renew their heartbeat (engine default).
+	Heartbeat time.Duration
 }
 
 // App is a wired drillbot.
@@ -43,6 +47,8 @@ type App struct {
 	Clients *kube.Clients
 	Engine  *engine.Engine
 	Store   *engine.KubeStore
+	// Halt is the halt switch the engine checks before every run and fault.
+	Halt halt.Switch
 	close   func(ctx context.Context)
 }
 
@@ -54,8 +60,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Holder == "" {
-		host, _ := os.Hostname()
-		o.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+		o.Holder = DefaultHolder()
 	}
 	clients, err := kube.NewClients(cfg)
 	if err != nil {
@@ -81,11 +86,34 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 
 	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace}})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
-	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers})
-	return &App{Clients: clients, Engine: e, Store: store, close: func(ctx context.Context) {
+	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
+	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw, Heartbeat: o.Heartbeat})
+	// Every drillbot process, daemon or CLI, stops its runs when the halt
+	// switch is turned on: they are cancelled and revert their faults.
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if err := sw.Watch(wctx, func(reason string) {
+			if n := e.HaltAll(reason); n > 0 {
+				o.Logger.Warn("halted: runs cancelled, their faults revert; nothing runs until drillbot resume", "reason", reason, "runs", n)
+			}
+		}); err != nil {
+			o.Logger.Error("halt switch not watched", "err", err)
+		}
+	}()
+	return &App{Clients: clients, Engine: e, Store: store, Halt: sw, close: func(ctx context.Context) {
+		stopWatch()
+		<-watched
 		dispatcher.Wait(ctx)
 		stopEvents()
 	}}, nil
+}
+
+// DefaultHolder identifies this process: host/pid.
+func DefaultHolder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // Close flushes notifications and Events, waiting at most until ctx ends.

@@ -19,12 +19,16 @@ type AuditEvent struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	UserAgent string `json:"userAgent"`
-	ObjectRef *struct {
-		Resource  string `json:"resource"`
-		Namespace string `json:"namespace"`
-		APIGroup  string `json:"apiGroup"`
-	} `json:"objectRef"`
+	ObjectRef *ObjectRef `json:"objectRef"`
 	Received time.Time `json:"requestReceivedTimestamp"`
+}
+
+// ObjectRef is what a request was about.
+type ObjectRef struct {
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	APIGroup  string `json:"apiGroup"`
 }
 
 // Target is "resource.group" and, for namespaced requests, "in namespace".
@@ -35,6 +39,9 @@ func (e AuditEvent) Target() string {
 	r := e.ObjectRef.Resource
 	if e.ObjectRef.APIGroup != "" {
 		r += "." + e.ObjectRef.APIGroup
+	}
+	if e.ObjectRef.Name != "" {
+		r += " " + e.ObjectRef.Name
 	}
 	if e.ObjectRef.Namespace == "" {
 		return r + " (cluster-wide)"
@@ -88,16 +95,17 @@ func RequestMix(events []AuditEvent) []string {
 	return out
 }
 
-// BroadReads are the list and watch requests outside drillbot's own
-// objects (DrillRuns) or across the whole cluster: what an idle daemon
-// must not make.
+// BroadReads are the list and watch requests beyond drillbot's own
+// objects (its DrillRuns, and single named objects such as the halt switch
+// in its namespace) or across the whole cluster: what an idle daemon must
+// not make.
 func BroadReads(events []AuditEvent) []AuditEvent {
 	var out []AuditEvent
 	for _, e := range events {
 		if e.Verb != "list" && e.Verb != "watch" {
 			continue
 		}
-		own := e.ObjectRef != nil && e.ObjectRef.APIGroup == "drillbot.io" && e.ObjectRef.Namespace != ""
+		own := e.ObjectRef != nil && e.ObjectRef.Namespace != "" && (e.ObjectRef.APIGroup == "drillbot.io" || e.ObjectRef.Name != "")
 		if !own || strings.Contains(e.Target(), "cluster-wide") {
 			out = append(out, e)
 		}

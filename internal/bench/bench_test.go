@@ -67,12 +67,10 @@ func TestPrecisionRows(t *testing.T) {
 
 func TestAuditFilters(t *testing.T) {
 	ev := func(verb, group, resource, ns string) AuditEvent {
-		e := AuditEvent{Verb: verb}
-		e.ObjectRef = &struct {
-			Resource  string `json:"resource"`
-			Namespace string `json:"namespace"`
-			APIGroup  string `json:"apiGroup"`
-		}{resource, ns, group}
+		e := AuditEvent{Verb: verb, ObjectRef: &ObjectRef{Resource: resource, Namespace: ns, APIGroup: group}}
+		if strings.Contains(resource, "/") { // "configmaps/NAME": one named object
+			e.ObjectRef.Resource, e.ObjectRef.Name, _ = strings.Cut(resource, "/")
+		}
 		return e
 	}
 	events := []AuditEvent{
@@ -81,6 +79,7 @@ func TestAuditFilters(t *testing.T) {
 		ev("list", "drillbot.io", "drillruns", ""),
 		ev("list", "", "pods", ""),
 		ev("watch", "", "configmaps", "shop"),
+		ev("watch", "", "configmaps/drillbot-halt", "drillbot-system"),
 		ev("update", "", "configmaps", "shop"),
 		ev("update", "", "configmaps", "shop"),
 	}
@@ -111,7 +110,7 @@ func TestReadAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Verb != "get" || got[0].Target() != "namespaces (cluster-wide)" {
+	if len(got) != 1 || got[0].Verb != "get" || got[0].Target() != "namespaces x (cluster-wide)" {
 		t.Errorf("got %+v", got)
 	}
 }

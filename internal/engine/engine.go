@@ -25,6 +25,44 @@ import (
 // ErrTargetBusy is returned when another run holds the drill's target.
 var ErrTargetBusy = errors.New("another drill run is active on this target")
 
+// HaltedError says drillbot is halted: no new run starts and no fault is
+// injected until it is resumed.
+type HaltedError struct{ Reason string }
+
+func (e *HaltedError) Error() string { return "drillbot is halted: " + e.Reason }
+
+// Gate is the halt switch the engine checks before a run and before every
+// fault. Halted returns the reason when halted. An error reading it counts
+// as halted: on any doubt, no fault.
+type Gate interface {
+	Halted(ctx context.Context) (reason string, halted bool, err error)
+}
+
+func (e *Engine) checkGate(ctx context.Context) error {
+	if e.gate == nil {
+		return nil
+	}
+	reason, halted, err := e.gate.Halted(ctx)
+	if err != nil {
+		return &HaltedError{Reason: "the halt switch cannot be read: " + err.Error()}
+	}
+	if halted {
+		return &HaltedError{Reason: reason}
+	}
+	return nil
+}
+
+// HaltAll cancels every run in progress with a HaltedError: each stops its
+// current step and reverts its faults.
+func (e *Engine) HaltAll(reason string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, cancel := range e.cancels {
+		cancel(&HaltedError{Reason: reason})
+	}
+	return len(e.cancels)
+}
+
 // EventType says what an Event reports.
 type EventType string
 
@@ -62,6 +100,12 @@ type Config struct {
 	Observers []Observer
 	// PersistTimeout bounds each write of a run's status.
 	PersistTimeout time.Duration
+	// Gate is the halt switch (nil: never halted).
+	Gate Gate
+	// Heartbeat is how often a running run's holder renews its heartbeat
+	// (default 10s). A run whose heartbeat is older than three of these
+	// was left by a process that died.
+	Heartbeat time.Duration
 }
 
 // Engine runs drills.
@@ -74,8 +118,12 @@ type Engine struct {
 	observers []Observer
 	persistTO time.Duration
 
-	mu     sync.Mutex
-	active map[string]string // target key -> run name
+	gate      Gate
+	heartbeat time.Duration
+
+	mu      sync.Mutex
+	active  map[string]string                  // target key -> run name
+	cancels map[string]context.CancelCauseFunc // run name -> its cancel
 }
 
 // New returns an Engine. A nil Clock is the real clock and a nil Logger
@@ -83,8 +131,8 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	e := &Engine{
 		store: cfg.Store, kinds: cfg.Kinds, clock: cfg.Clock, log: cfg.Logger,
-		holder: cfg.Holder, observers: cfg.Observers, persistTO: cfg.PersistTimeout,
-		active: map[string]string{},
+		holder: cfg.Holder, observers: cfg.Observers, persistTO: cfg.PersistTimeout, gate: cfg.Gate,
+		active: map[string]string{}, cancels: map[string]context.CancelCauseFunc{},
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
@@ -94,6 +142,10 @@ func New(cfg Config) *Engine {
 	}
 	if e.persistTO == 0 {
 		e.persistTO = 30 * time.Second
+	}
+	e.heartbeat = cfg.Heartbeat
+	if e.heartbeat == 0 {
+		e.heartbeat = 10 * time.Second
 	}
 	return e
 }
@@ -122,6 +174,9 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 	if !ok {
 		return nil, fmt.Errorf("drill %s: unknown scenario kind %q", def.Name, def.Spec.Scenario)
 	}
+	if err := e.checkGate(ctx); err != nil {
+		return nil, fmt.Errorf("drill %s: %w", def.Name, err)
+	}
 	key := TargetKey(def.Spec.Target)
 	release, err := e.claim(ctx, key)
 	if err != nil {
@@ -147,17 +202,26 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 		return nil, fmt.Errorf("drill %s: record run: %w", def.Name, err)
 	}
 	rs := &runState{e: e, def: def, run: created, log: e.log.With("drill", def.Name, "scenario", def.Spec.Scenario, "run", created.Name)}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	e.mu.Lock()
 	e.active[key] = created.Name
+	e.cancels[created.Name] = cancel
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.cancels, created.Name)
+		e.mu.Unlock()
+	}()
 
 	rs.run.Status = v1alpha1.DrillRunStatus{
-		Phase: v1alpha1.PhasePending, Holder: e.holder, StartedAt: rs.stamp(),
+		Phase: v1alpha1.PhasePending, Holder: e.holder, StartedAt: rs.stamp(), HeartbeatAt: rs.stamp(),
 		RTOTarget: string(def.Spec.Objectives.RTO), RPOTarget: string(def.Spec.Objectives.RPO),
 	}
 	if err := rs.persist(ctx); err != nil {
 		return rs.run, fmt.Errorf("drill %s: %w", def.Name, err)
 	}
+	rs.startHeartbeat(ctx)
 	sc, err := kind.New(def, created.Name)
 	if err != nil {
 		rs.out.failures = append(rs.out.failures, "scenario: "+err.Error())
@@ -207,6 +271,8 @@ type runState struct {
 	e   *Engine
 	def drill.Definition
 	log *slog.Logger
+
+	stopHeartbeat func() // nil when no heartbeat runs
 
 	mu  sync.Mutex // guards run while a scenario marks milestones
 	run *v1alpha1.DrillRun
@@ -324,6 +390,9 @@ func (rs *runState) phase(ctx context.Context, p v1alpha1.Phase, timeout time.Du
 
 // Record implements Journal.
 func (rs *runState) Record(ctx context.Context, action, description string, undo any) error {
+	if err := rs.e.checkGate(ctx); err != nil {
+		return fmt.Errorf("journal %s: fault not injected: %w", action, err)
+	}
 	raw, err := json.Marshal(undo)
 	if err != nil {
 		return fmt.Errorf("journal %s: encode undo: %w", action, err)
@@ -468,6 +537,30 @@ func (rs *runState) revertAll(ctx context.Context, sc Scenario) error {
 	})
 }
 
+// startHeartbeat renews the run's heartbeat until finish has reverted. It
+// outlives the run's cancellation: a cancelled run is still reverting.
+func (rs *runState) startHeartbeat(ctx context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rs.e.clock.After(rs.e.heartbeat):
+			}
+			rs.mu.Lock()
+			rs.run.Status.HeartbeatAt = rs.stamp()
+			rs.mu.Unlock()
+			if err := rs.persist(ctx); err != nil && ctx.Err() == nil {
+				rs.log.Warn("heartbeat not written", "err", err)
+			}
+		}
+	}()
+	rs.stopHeartbeat = func() { cancel(); <-done }
+}
+
 // finish reverts, decides the verdict, and records the run as Completed.
 func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun {
 	if sc != nil {
@@ -475,6 +568,9 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 			rs.out.failures = append(rs.out.failures, "revert failed, fault may still be active: "+err.Error())
 			rs.log.Error("revert failed: fault may still be active", "err", err)
 		}
+	}
+	if rs.stopHeartbeat != nil {
+		rs.stopHeartbeat()
 	}
 	rs.mu.Lock()
 	st := &rs.run.Status
@@ -498,10 +594,39 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 	return rs.run.DeepCopy()
 }
 
-// ResolveInterrupted finds runs that a stopped drillbot left unfinished,
-// reverts every fault they recorded, and completes them as FAIL. It is called
-// at daemon start, before any new run.
+// ResolveInterrupted finds unfinished runs that no live drillbot holds (the
+// holder's heartbeat is older than three heartbeat intervals, or missing)
+// or whose faults are past their deadline (the journal entry's expiry plus
+// the revert timeout), reverts every fault they recorded, and completes
+// them as FAIL. The daemon calls it at start, before any new run, and then
+// periodically (the sweep). Runs of live processes are left to them.
 func (e *Engine) ResolveInterrupted(ctx context.Context) ([]v1alpha1.DrillRun, error) {
+	now := e.clock.Now()
+	return e.resolve(ctx, func(r *v1alpha1.DrillRun) string {
+		if r.Status.HeartbeatAt == nil || now.Sub(r.Status.HeartbeatAt.Time) > 3*e.heartbeat {
+			return fmt.Sprintf("interrupted during %s: drillbot %q stopped before the run finished", orPending(r.Status.Phase), r.Status.Holder)
+		}
+		def := drill.Definition{Spec: r.Spec.Snapshot}
+		def.FromSpec()
+		for _, j := range r.Status.Journal {
+			if j.State != v1alpha1.JournalReverted && j.ExpiresAt != nil && now.After(j.ExpiresAt.Add(def.Timeouts.Revert)) {
+				return fmt.Sprintf("fault %s past its deadline (%s) while held by %q: reverted by the sweep", j.ID, j.ExpiresAt.UTC().Format(time.RFC3339), r.Status.Holder)
+			}
+		}
+		return "" // held by a live process
+	})
+}
+
+// RevertActive completes every unfinished run as FAIL with reason,
+// reverting its faults: what `drillbot halt` does for runs that no live
+// daemon reverted within its wait.
+func (e *Engine) RevertActive(ctx context.Context, reason string) ([]v1alpha1.DrillRun, error) {
+	return e.resolve(ctx, func(r *v1alpha1.DrillRun) string {
+		return fmt.Sprintf("halted during %s: %s", orPending(r.Status.Phase), reason)
+	})
+}
+
+func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) string) ([]v1alpha1.DrillRun, error) {
 	runs, err := e.store.List(ctx, "")
 	if err != nil {
 		return nil, err
@@ -515,20 +640,26 @@ func (e *Engine) ResolveInterrupted(ctx context.Context) ([]v1alpha1.DrillRun, e
 		if r.Status.Phase == v1alpha1.PhaseCompleted {
 			continue
 		}
+		e.mu.Lock()
+		_, mine := e.cancels[r.Name]
+		e.mu.Unlock()
+		reason := why(r)
+		if mine || reason == "" {
+			continue // this process runs it, or a live one does
+		}
 		def := drill.Definition{Name: r.Spec.Drill, Spec: r.Spec.Snapshot, Source: r.Spec.Source}
 		def.FromSpec()
 		rs := &runState{e: e, def: def, run: r.DeepCopy(), log: e.log.With("drill", def.Name, "run", r.Name)}
-		phase, holder := r.Status.Phase, r.Status.Holder
-		rs.out.failures = []string{fmt.Sprintf("interrupted during %s: drillbot %q stopped before the run finished", orPending(phase), holder)}
-		rs.log.Warn("resolving interrupted run", "phase", phase, "holder", holder)
-		var sc Scenario
-		if kind, ok := e.kinds[def.Spec.Scenario]; ok {
-			if sc, err = kind.New(def, r.Name); err != nil {
-				errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
-				continue
-			}
-		} else {
+		rs.out.failures = []string{reason}
+		rs.log.Warn("resolving unfinished run", "phase", r.Status.Phase, "holder", r.Status.Holder, "reason", rs.out.failures[0])
+		kind, ok := e.kinds[def.Spec.Scenario]
+		if !ok {
 			errs = append(errs, fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
+			continue
+		}
+		sc, err := kind.New(def, r.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
 			continue
 		}
 		rs.run.Status.Holder = e.holder

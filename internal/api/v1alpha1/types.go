@@ -157,6 +157,10 @@ type DrillRunStatus struct {
 	Reason  string  `json:"reason,omitempty"`
 	// Holder is the identity of the drillbot process running this run.
 	Holder string `json:"holder,omitempty"`
+	// HeartbeatAt is renewed by the holder while the run is in progress: a
+	// run whose heartbeat is stale was left by a process that died, and
+	// another drillbot reverts it.
+	HeartbeatAt *metav1.MicroTime `json:"heartbeatAt,omitempty"`
 
 	StartedAt   *metav1.MicroTime `json:"startedAt,omitempty"`
 	DisasterAt  *metav1.MicroTime `json:"disasterAt,omitempty"`

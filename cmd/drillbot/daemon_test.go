@@ -1,0 +1,217 @@
+package main
+
+// Integration tests of the daemon as real processes on the local cluster:
+// two replicas with leader election, the leader killed with SIGKILL while
+// its drill holds a fault, and the new leader reverting it exactly once.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
+
+const rules = "- rule: shell in container\n  priority: WARNING\n"
+
+// daemon is one `drillbot serve` process.
+type daemon struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs strings.Builder
+}
+
+func (d *daemon) saw(s string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Contains(d.logs.String(), s)
+}
+
+func (d *daemon) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+func startDaemon(t *testing.T, bin, drills string) *daemon {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := &daemon{cmd: exec.Command(bin, "serve", "--kubeconfig", cluster.Kubeconfig, "-n", "drillbot-system", "--drills", drills,
+		"--listen", addr, "--leader-elect", "--heartbeat-interval", "1s", "--sweep-interval", "1s")}
+	r, w := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = w, w
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.logs.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.cmd.Process.Kill(); _ = d.cmd.Wait(); w.Close() })
+	return d
+}
+
+func drillDir(t *testing.T, doc string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "drill.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		t.Fatalf("%s: not within %s", what, timeout)
+	}
+}
+
+func TestLeaderElectionAndTakeover(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	ns := "falco-" + localcluster.RandomSuffix()
+	falco(t, ns)
+	bin := filepath.Join(t.TempDir(), "drillbot")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// A holds a drill that corrupts Falco's rules and, with nothing to
+	// detect it, stays in recovery; B holds a harmless probe. Both fire
+	// every few seconds, so whoever leads runs its own.
+	a := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: takeover-falco}
+spec:
+  scenario: corrupt-config
+  schedule: "@every 2s"
+  objectives: {rto: 20m}
+  timeouts: {recover: 10m}
+  target: {namespace: %s}
+  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
+`, ns)))
+	eventually(t, "A leads", 30*time.Second, func() bool { return a.saw("leading: scheduling drills") })
+	b := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: takeover-probe}
+spec:
+  scenario: admission-probe
+  schedule: "@every 2s"
+  objectives: {rto: 1m}
+  target: {namespace: %s}
+  params: {attempt: {image: registry.example/x:1}}
+`, ns)))
+	eventually(t, "B stands by", 30*time.Second, func() bool { return b.saw("standing by") })
+
+	// A's drill corrupts the rules; a second firing finds the target busy.
+	eventually(t, "A's fault active", 30*time.Second, func() bool {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
+	})
+	eventually(t, "A refuses a second run on the busy target", 30*time.Second, func() bool { return a.saw(engine.ErrTargetBusy.Error()) })
+	if b.saw("leading: scheduling drills") || b.saw("takeover-probe-") {
+		t.Fatalf("the standby acted:\n%s", b)
+	}
+
+	// kill -9 the leader mid-fault.
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B takes over", 45*time.Second, func() bool { return b.saw("leading: scheduling drills") })
+	var falcoRun v1alpha1.DrillRun
+	eventually(t, "B reverts A's run", 45*time.Second, func() bool {
+		runs := listRuns(t, "takeover-falco")
+		if len(runs) != 1 || runs[0].Status.Phase != v1alpha1.PhaseCompleted {
+			return false
+		}
+		falcoRun = runs[0]
+		return true
+	})
+	st := falcoRun.Status
+	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "interrupted during Recovering") {
+		t.Errorf("A's run: %s %q", st.Verdict, st.Reason)
+	}
+	if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
+		t.Errorf("journal %s", localcluster.JSON(st.Journal))
+	}
+	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+	if err != nil || cm.Data["falco_rules.yaml"] != rules {
+		t.Errorf("rules after takeover: %q (%v)", cm.Data["falco_rules.yaml"], err)
+	}
+	// B now runs its own drills; A's drill was never run again.
+	eventually(t, "B runs drills", 30*time.Second, func() bool { return len(listRuns(t, "takeover-probe")) > 0 })
+	for _, r := range listRuns(t, "takeover-probe") {
+		if !strings.HasSuffix(r.Status.Holder, fmt.Sprintf("/%d", b.cmd.Process.Pid)) {
+			t.Errorf("run %s held by %q, not the leader", r.Name, r.Status.Holder)
+		}
+	}
+	if n := len(listRuns(t, "takeover-falco")); n != 1 {
+		t.Errorf("%d falco runs: the fault was injected again", n)
+	}
+}
+
+func listRuns(t *testing.T, drillName string) []v1alpha1.DrillRun {
+	t.Helper()
+	store := &engine.KubeStore{Client: cluster.Dynamic, Namespace: "drillbot-system"}
+	runs, err := store.List(context.Background(), v1alpha1.LabelDrill+"="+drillName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+func falco(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "falco-rules"},
+		Data: map[string]string{"falco_rules.yaml": rules}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := map[string]string{"app": "falco"}
+	if _, err := cluster.Kube.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "falco"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: l}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "falco", Image: "registry.example/falco:0.41"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Falco Ready", time.Minute, func() bool {
+		ds, err := cluster.Kube.AppsV1().DaemonSets(ns).Get(ctx, "falco", metav1.GetOptions{})
+		return err == nil && ds.Status.DesiredNumberScheduled > 0 && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
+	})
+}

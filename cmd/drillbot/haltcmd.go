@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// haltCmd turns the halt switch on, waits for running daemons to revert
+// their runs, and reverts whatever is still unfinished itself.
+func haltCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("halt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clusterFlags
+	cf.register(fs)
+	reason := fs.String("reason", "halted by an operator", "why (recorded on the switch and on every run it stops)")
+	waitFor := fs.Duration("wait", 2*time.Minute, "how long running daemons get to revert their runs before this command reverts them itself")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	log := cf.logger(stderr)
+	a, err := newApp(ctx, cf, log, false, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot halt: %v\n", err)
+		return exitError
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	by := os.Getenv("USER")
+	if by == "" {
+		by = "drillbot halt"
+	}
+	if err := a.Halt.Halt(ctx, *reason, by, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "drillbot halt: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "halted: no drill starts and no fault is injected until 'drillbot resume'\n")
+	// Daemons see the switch and revert their own runs; wait for them.
+	_ = wait.PollUntilContextTimeout(ctx, time.Second, *waitFor, true, func(ctx context.Context) (bool, error) {
+		return activeRuns(ctx, a.Store) == 0, nil
+	})
+	done, err := a.Engine.RevertActive(ctx, *reason)
+	for _, r := range done {
+		fmt.Fprintf(stdout, "reverted %s: %s %s\n", r.Name, r.Status.Verdict, r.Status.Reason)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot halt: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "no fault active\n")
+	return 0
+}
+
+func activeRuns(ctx context.Context, store interface {
+	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
+}) int {
+	runs, err := store.List(ctx, "")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, r := range runs {
+		if r.Status.Phase != v1alpha1.PhaseCompleted {
+			n++
+		}
+	}
+	return n
+}
+
+func resumeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clusterFlags
+	cf.register(fs)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	a, err := newApp(ctx, cf, cf.logger(stderr), false, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot resume: %v\n", err)
+		return exitError
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	if err := a.Halt.Resume(ctx); err != nil {
+		fmt.Fprintf(stderr, "drillbot resume: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, "resumed: drills run on schedule again")
+	return 0
+}

@@ -1,0 +1,92 @@
+package corruptconfig_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/app"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
+	"github.com/drillbot-io/drillbot/internal/testharness"
+)
+
+// TestHaltRevertsAnActiveFault: while a drill holds Falco's rules corrupt
+// (nothing detects it, so it would wait for its recover timeout), the real
+// `drillbot halt` command turns the switch on; the drill's process cancels
+// the run, which restores the rules byte for byte; new runs are refused
+// until `drillbot resume`.
+func TestHaltRevertsAnActiveFault(t *testing.T) {
+	h := testharness.New(t, cluster)
+	ns := "falco-halt-" + localcluster.RandomSuffix()
+	falco(t, ns)
+	def := h.Drill(fmt.Sprintf(falcoDrill, ns, ns))
+	bin := filepath.Join(t.TempDir(), "drillbot")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/drillbot").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	drillbot := func(args ...string) string {
+		out, err := exec.Command(bin, append(args, "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("drillbot %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { _, _ = exec.Command(bin, "resume", "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace).CombinedOutput() })
+
+	done := make(chan *v1alpha1.DrillRun, 1)
+	go func() { done <- h.Run(def) }()
+	// The fault is active: the rules are corrupt.
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules, nil
+	}); err != nil {
+		t.Fatal("the fault never became active")
+	}
+
+	out := drillbot("halt", "--reason", "incident 4711", "--wait", "30s")
+	if !strings.Contains(out, "no fault active") {
+		t.Errorf("halt said:\n%s", out)
+	}
+	var run *v1alpha1.DrillRun
+	select {
+	case run = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop on halt")
+	}
+	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "incident 4711") {
+		t.Errorf("verdict %s %q, want FAIL naming the halt", run.Status.Verdict, run.Status.Reason)
+	}
+	if len(run.Status.Journal) != 1 || run.Status.Journal[0].State != v1alpha1.JournalReverted {
+		t.Errorf("journal %s", localcluster.JSON(run.Status.Journal))
+	}
+	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+	if err != nil || cm.Data["falco_rules.yaml"] != originalRules {
+		t.Errorf("rules not restored byte for byte: %q (%v)", cm.Data["falco_rules.yaml"], err)
+	}
+
+	// Halted: nothing starts, nothing is recorded.
+	a, err := app.New(context.Background(), cluster.REST, app.Options{Namespace: testharness.RunNamespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	var halted *engine.HaltedError
+	if _, err := a.Engine.Run(context.Background(), def, "test"); !errors.As(err, &halted) || !strings.Contains(err.Error(), "incident 4711") {
+		t.Errorf("a run while halted: %v", err)
+	}
+	drillbot("resume")
+	if _, on, err := a.Halt.Halted(context.Background()); on || err != nil {
+		t.Errorf("still halted after resume (%v)", err)
+	}
+}
