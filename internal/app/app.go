@@ -48,8 +48,8 @@ type App struct {
 	Engine  *engine.Engine
 	Store   *engine.KubeStore
 	// Halt is the halt switch the engine checks before every run and fault.
-	Halt halt.Switch
-	close   func(ctx context.Context)
+	Halt  halt.Switch
+	close func(ctx context.Context)
 }
 
 // New connects with cfg, makes sure the DrillRun CRD and drillbot's

@@ -18,9 +18,9 @@ type AuditEvent struct {
 	User       struct {
 		Username string `json:"username"`
 	} `json:"user"`
-	UserAgent string `json:"userAgent"`
+	UserAgent string     `json:"userAgent"`
 	ObjectRef *ObjectRef `json:"objectRef"`
-	Received time.Time `json:"requestReceivedTimestamp"`
+	Received  time.Time  `json:"requestReceivedTimestamp"`
 }
 
 // ObjectRef is what a request was about.

@@ -42,7 +42,9 @@ func TestHaltRevertsAnActiveFault(t *testing.T) {
 		}
 		return string(out)
 	}
-	t.Cleanup(func() { _, _ = exec.Command(bin, "resume", "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace).CombinedOutput() })
+	t.Cleanup(func() {
+		_, _ = exec.Command(bin, "resume", "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace).CombinedOutput()
+	})
 
 	done := make(chan *v1alpha1.DrillRun, 1)
 	go func() { done <- h.Run(def) }()
