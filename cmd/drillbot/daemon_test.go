@@ -215,3 +215,5 @@ func falco(t *testing.T, ns string) {
 		return err == nil && ds.Status.DesiredNumberScheduled > 0 && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
 	})
 }
+
+func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes of drillbot run.
@@ -79,6 +80,7 @@ func usage(w io.Writer) {
 // clusterFlags are the flags of every command that talks to the cluster.
 type clusterFlags struct {
 	kubeconfig, context, namespace, logLevel string
+	heartbeat                                time.Duration
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
@@ -87,6 +89,25 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.namespace, "n", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "namespace where DrillRuns are recorded")
 	fs.StringVar(&c.namespace, "namespace", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "same as -n")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 10*time.Second, "how often a run's heartbeat is renewed; a run silent for three of these is reverted by another drillbot (use the same value everywhere)")
+}
+
+// failpointEnv names a step at which drillbot kills itself with SIGKILL: a
+// test hook for the crash tests (steps: engine.Failpoints).
+const failpointEnv = "DRILLBOT_FAILPOINT"
+
+func failpointFromEnv() func(string) {
+	at := os.Getenv(failpointEnv)
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		if step == at {
+			fmt.Fprintf(os.Stderr, "drillbot: failpoint %s: SIGKILL\n", step)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
 }
 
 func (c *clusterFlags) logger(w io.Writer) *slog.Logger {

@@ -62,7 +62,7 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 		return nil, err
 	}
 	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
-		NotificationFailed: failed, Observers: observers})
+		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, Failpoint: failpointFromEnv()})
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

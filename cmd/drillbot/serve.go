@@ -44,7 +44,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		leaderElect    bool
 		leaseName      string
 		sweepEvery     time.Duration
-		heartbeat      time.Duration
+		catchUp        bool
 	)
 	cf.register(fs)
 	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
@@ -53,7 +53,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&notifyStart, "notify-start", false, "also notify when a drill starts")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader through a Lease: only the leader schedules and runs drills (run several replicas)")
 	fs.StringVar(&leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
-	fs.DurationVar(&heartbeat, "heartbeat-interval", 10*time.Second, "how often a run's heartbeat is renewed; a run silent for three of these is reverted by another drillbot")
+	fs.BoolVar(&catchUp, "catch-up", true, "after downtime, run a drill that missed its schedule once (never more); false skips missed runs")
 	fs.DurationVar(&sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -97,7 +97,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	s, err := app.New(ctx, restConfig, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
-		NotificationFailed: m.NotificationFailed, Observers: []engine.Observer{m}, Heartbeat: heartbeat})
+		NotificationFailed: m.NotificationFailed, Observers: []engine.Observer{m}, Heartbeat: cf.heartbeat, Failpoint: failpointFromEnv()})
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
@@ -142,6 +142,13 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				}
 			},
 		}
+		if catchUp {
+			// The newest run of each drill, so a schedule missed while no
+			// drillbot was leading runs once now, not in a burst.
+			if err := seedLastRuns(ctx, s.Store, sched); err != nil {
+				log.Warn("last runs not loaded: missed schedules are not caught up", "err", err)
+			}
+		}
 		return sched.Loop(ctx, defs)
 	}
 	if !leaderElect {
@@ -166,6 +173,23 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log.Info("drillbot stopped")
 	return 0
+}
+
+func seedLastRuns(ctx context.Context, store engine.RunStore, sched *engine.Scheduler) error {
+	runs, err := store.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	newest := map[string]time.Time{}
+	for _, r := range runs {
+		if r.Status.StartedAt != nil && r.Spec.Trigger == "schedule" && r.Status.StartedAt.After(newest[r.Spec.Drill]) {
+			newest[r.Spec.Drill] = r.Status.StartedAt.Time
+		}
+	}
+	for name, t := range newest {
+		sched.SetLastRun(name, t)
+	}
+	return nil
 }
 
 // sweep reverts the runs no live drillbot holds or that are past their

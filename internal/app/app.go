@@ -40,6 +40,8 @@ type Options struct {
 	Observers []engine.Observer
 	// Heartbeat is how often runs renew their heartbeat (engine default).
 	Heartbeat time.Duration
+	// Failpoint is the engine's crash-test hook.
+	Failpoint func(step string)
 }
 
 // App is a wired drillbot.
@@ -87,7 +89,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace}})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
-	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw, Heartbeat: o.Heartbeat})
+	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw, Heartbeat: o.Heartbeat, Failpoint: o.Failpoint})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))

@@ -25,6 +25,11 @@ import (
 // ErrTargetBusy is returned when another run holds the drill's target.
 var ErrTargetBusy = errors.New("another drill run is active on this target")
 
+// Failpoints are the steps where a crash matters most: before the undo is
+// durable, after it but before the fault, with the fault injected, during
+// recovery, and after an undo but before it is recorded as done.
+var Failpoints = []string{"before-journal", "after-journal", "after-inject", "during-recover", "during-undo"}
+
 // HaltedError says drillbot is halted: no new run starts and no fault is
 // injected until it is resumed.
 type HaltedError struct{ Reason string }
@@ -102,6 +107,9 @@ type Config struct {
 	PersistTimeout time.Duration
 	// Gate is the halt switch (nil: never halted).
 	Gate Gate
+	// Failpoint, when set, is called at each crash-relevant step (see
+	// Failpoints); the crash tests make it kill the process there.
+	Failpoint func(step string)
 	// Heartbeat is how often a running run's holder renews its heartbeat
 	// (default 10s). A run whose heartbeat is older than three of these
 	// was left by a process that died.
@@ -120,6 +128,7 @@ type Engine struct {
 
 	gate      Gate
 	heartbeat time.Duration
+	failpoint func(string)
 
 	mu      sync.Mutex
 	active  map[string]string                  // target key -> run name
@@ -142,6 +151,10 @@ func New(cfg Config) *Engine {
 	}
 	if e.persistTO == 0 {
 		e.persistTO = 30 * time.Second
+	}
+	e.failpoint = cfg.Failpoint
+	if e.failpoint == nil {
+		e.failpoint = func(string) {}
 	}
 	e.heartbeat = cfg.Heartbeat
 	if e.heartbeat == 0 {
@@ -409,6 +422,7 @@ func (rs *runState) Record(ctx context.Context, action, description string, undo
 	}
 	rs.run.Status.Journal = append(rs.run.Status.Journal, entry)
 	rs.mu.Unlock()
+	rs.e.failpoint("before-journal")
 	if err := rs.persist(ctx); err != nil {
 		rs.mu.Lock()
 		rs.run.Status.Journal = rs.run.Status.Journal[:len(rs.run.Status.Journal)-1]
@@ -421,6 +435,7 @@ func (rs *runState) Record(ctx context.Context, action, description string, undo
 	}
 	rs.mu.Unlock()
 	rs.log.Info("undo recorded", "action", action, "description", description)
+	rs.e.failpoint("after-journal")
 	return nil
 }
 
@@ -443,12 +458,16 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 		rs.out.failures = append(rs.out.failures, "inject: "+err.Error())
 		return
 	}
+	rs.e.failpoint("after-inject")
 	rs.mu.Lock()
 	if rs.run.Status.DisasterAt == nil { // a scenario that recorded nothing (e.g. a dry-run probe)
 		rs.run.Status.DisasterAt = rs.stamp()
 	}
 	rs.mu.Unlock()
-	if err := rs.phase(ctx, v1alpha1.PhaseRecovering, t.Recover, func(ctx context.Context) error { return sc.Recover(ctx, rs) }); err != nil {
+	if err := rs.phase(ctx, v1alpha1.PhaseRecovering, t.Recover, func(ctx context.Context) error {
+		rs.e.failpoint("during-recover")
+		return sc.Recover(ctx, rs)
+	}); err != nil {
 		rs.out.failures = append(rs.out.failures, "recovery: "+err.Error())
 		return
 	}
@@ -520,6 +539,7 @@ func (rs *runState) revertAll(ctx context.Context, sc Scenario) error {
 				continue
 			}
 			err := sc.Revert(ctx, entry)
+			rs.e.failpoint("during-undo")
 			rs.mu.Lock()
 			je := &rs.run.Status.Journal[i]
 			if err != nil {
@@ -631,10 +651,15 @@ func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) strin
 	if err != nil {
 		return nil, err
 	}
+	// Runs are independent: each is reverted on its own goroutine, so one
+	// slow undo does not hold up the others.
 	var (
+		mu   sync.Mutex
 		done []v1alpha1.DrillRun
 		errs []error
+		wg   sync.WaitGroup
 	)
+	fail := func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }
 	for i := range runs {
 		r := &runs[i]
 		if r.Status.Phase == v1alpha1.PhaseCompleted {
@@ -651,21 +676,31 @@ func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) strin
 		def.FromSpec()
 		rs := &runState{e: e, def: def, run: r.DeepCopy(), log: e.log.With("drill", def.Name, "run", r.Name)}
 		rs.out.failures = []string{reason}
-		rs.log.Warn("resolving unfinished run", "phase", r.Status.Phase, "holder", r.Status.Holder, "reason", rs.out.failures[0])
+		rs.log.Warn("resolving unfinished run", "phase", r.Status.Phase, "holder", r.Status.Holder, "reason", reason)
 		kind, ok := e.kinds[def.Spec.Scenario]
 		if !ok {
-			errs = append(errs, fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
+			fail(fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
 			continue
 		}
 		sc, err := kind.New(def, r.Name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
+			fail(fmt.Errorf("run %s: %w", r.Name, err))
 			continue
 		}
 		rs.run.Status.Holder = e.holder
-		final := rs.finish(ctx, sc)
-		done = append(done, *final)
+		// This process holds the run now: it heartbeats while it reverts,
+		// so no other drillbot takes it over meanwhile.
+		rs.run.Status.HeartbeatAt = rs.stamp()
+		rs.startHeartbeat(ctx)
+		wg.Go(func() {
+			final := rs.finish(ctx, sc)
+			mu.Lock()
+			done = append(done, *final)
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
+	sort.Slice(done, func(i, j int) bool { return done[i].Name < done[j].Name })
 	return done, errors.Join(errs...)
 }
 

@@ -64,7 +64,7 @@ func (s *Scheduler) Loop(ctx context.Context, defs []drill.Definition) error {
 		if d.Schedule == nil || d.Spec.Suspend {
 			continue
 		}
-		n, due := NextRun(d.Schedule, s.lastRun(d.Name), now)
+		n, due := NextRun(d.Schedule, s.LastRun(d.Name), now)
 		if due {
 			s.Logger.Info("scheduled run missed while drillbot was down: running once now", "drill", d.Name)
 		}
@@ -117,7 +117,8 @@ func (s *Scheduler) Loop(ctx context.Context, defs []drill.Definition) error {
 	}
 }
 
-func (s *Scheduler) lastRun(name string) time.Time {
+// LastRun is when the drill last ran, as far as the scheduler knows.
+func (s *Scheduler) LastRun(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.last[name]

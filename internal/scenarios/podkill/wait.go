@@ -15,8 +15,11 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 )
 
-// waitReplaced watches the selector's pods until none of the killed ones
-// exists and at least as many others are Ready.
+// waitReplaced watches the selector's pods until as many as were killed are
+// Ready and not terminating. A killed pod still terminating does not count;
+// one that was never deleted (the run died between its journal entry and
+// the kill) counts as it is: the undo of a fault that never happened is
+// already done.
 func waitReplaced(ctx context.Context, c kubernetes.Interface, ns, selector string, killed []string) error {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -30,18 +33,20 @@ func waitReplaced(ctx context.Context, c kubernetes.Interface, ns, selector stri
 	}
 	var status string
 	replaced := func(s cache.Store) (bool, error) {
-		ready, old := 0, 0
+		ready, terminating := 0, 0
 		for _, obj := range s.List() {
 			p := obj.(*corev1.Pod)
 			switch {
-			case slices.Contains(killed, p.Name):
-				old++
-			case p.DeletionTimestamp == nil && podReady(p):
+			case p.DeletionTimestamp != nil:
+				if slices.Contains(killed, p.Name) {
+					terminating++
+				}
+			case podReady(p):
 				ready++
 			}
 		}
-		status = fmt.Sprintf("%d of %d replacement pods Ready, %d killed pods still there", ready, len(killed), old)
-		return old == 0 && ready >= len(killed), nil
+		status = fmt.Sprintf("%d of %d replacement pods Ready, %d killed pods terminating", ready, len(killed), terminating)
+		return ready >= len(killed), nil
 	}
 	// The informer updates its store before it delivers the event, so the
 	// store the precondition saw is current in every condition call.

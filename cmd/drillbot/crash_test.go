@@ -1,0 +1,303 @@
+package main
+
+// The crash matrix: `drillbot run` is killed with SIGKILL (a failpoint) at
+// each crash-relevant step of each scenario that injects a fault; then one
+// `drillbot serve` starts and must revert every fault exactly once, inject
+// nothing again, complete each run as FAIL (interrupted), and leave the
+// cluster as it was before the drill. All real processes, real cluster.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
+)
+
+// crashScenario sets up a target in ns and returns the drill and a check
+// that the cluster is as before; injected says whether the fault may have
+// reached the cluster.
+type crashScenario struct {
+	name  string
+	setup func(t *testing.T, name, ns string) (drill string, check func(t *testing.T, injected bool))
+}
+
+func TestCrashAtEveryStep(t *testing.T) {
+	localcluster.Require(t, cluster)
+	bin := filepath.Join(t.TempDir(), "drillbot")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	scenarios := []crashScenario{
+		{"corrupt-config", crashFalco},
+		{"pod-kill", crashPodKill},
+		{"block-secrets-backend", crashBlockEgress},
+	}
+	type crashCase struct {
+		scenario, step, drill string
+		check                 func(t *testing.T, injected bool)
+		out                   string
+		err                   error
+	}
+	var cases []*crashCase
+	for i, sc := range scenarios {
+		for j, step := range engine.Failpoints {
+			name := fmt.Sprintf("crash-%d-%d-%s", i, j, localcluster.RandomSuffix())
+			drill, check := sc.setup(t, name, name)
+			cases = append(cases, &crashCase{scenario: sc.name, step: step, drill: drillFile(t, drill), check: check})
+		}
+	}
+	// Every run is killed at its failpoint, all at once.
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		wg.Go(func() {
+			cmd := exec.Command(bin, "run", "-f", c.drill, "--kubeconfig", cluster.Kubeconfig, "-n", "drillbot-system", "--heartbeat-interval", "1s")
+			cmd.Env = append(cmd.Environ(), failpointEnv+"="+c.step)
+			out, err := cmd.CombinedOutput()
+			c.out, c.err = string(out), err
+		})
+	}
+	wg.Wait()
+	for _, c := range cases {
+		var exit *exec.ExitError
+		if !errors.As(c.err, &exit) || exit.ExitCode() != -1 || !strings.Contains(c.out, "failpoint "+c.step) {
+			t.Fatalf("%s at %s: the process was not killed at its failpoint (%v):\n%s", c.scenario, c.step, c.err, c.out)
+		}
+	}
+	// One daemon starts and resolves what the dead ones left.
+	d := startResolver(t, bin)
+	for _, c := range cases {
+		t.Run(c.scenario+"/"+c.step, func(t *testing.T) {
+			drillName := strings.TrimSuffix(filepath.Base(c.drill), ".yaml")
+			var run v1alpha1.DrillRun
+			eventually(t, "the run completed by the new daemon", time.Minute, func() bool {
+				runs := listRuns(t, drillName)
+				if len(runs) == 1 && runs[0].Status.Phase == v1alpha1.PhaseCompleted {
+					run = runs[0]
+					return true
+				}
+				return false
+			})
+			if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "interrupted during") {
+				t.Errorf("verdict %s %q", run.Status.Verdict, run.Status.Reason)
+			}
+			for _, j := range run.Status.Journal {
+				if j.State != v1alpha1.JournalReverted {
+					t.Errorf("journal entry %s %s", j.ID, j.State)
+				}
+			}
+			injected := c.step != "before-journal" && c.step != "after-journal"
+			if c.step == "before-journal" && len(run.Status.Journal) != 0 {
+				t.Errorf("an entry the dead process never made durable is in the journal: %s", localcluster.JSON(run.Status.Journal))
+			}
+			c.check(t, injected)
+			if n := len(listRuns(t, drillName)); n != 1 {
+				t.Errorf("%d runs of %s", n, drillName)
+			}
+		})
+	}
+	if t.Failed() {
+		t.Logf("resolver logs:\n%s", d)
+	}
+}
+
+func startResolver(t *testing.T, bin string) *daemon {
+	t.Helper()
+	dir := drillDir(t, `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: resolver-idle}
+spec:
+  scenario: admission-probe
+  objectives: {rto: 1m}
+  target: {namespace: drill-idle}
+  params: {attempt: {image: registry.example/x:1}}
+`)
+	return startDaemon(t, bin, dir)
+}
+
+func drillFile(t *testing.T, doc string) string {
+	t.Helper()
+	name := strings.TrimSpace(strings.TrimPrefix(strings.Split(strings.SplitAfter(doc, "metadata: {name: ")[1], "}")[0], ""))
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	if err := writeFile(path, doc); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func crashFalco(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
+	falco(t, ns)
+	before, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: %s}
+spec:
+  scenario: corrupt-config
+  objectives: {rto: 20m}
+  timeouts: {recover: 3s}
+  target: {namespace: %s}
+  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
+`, name, ns)
+	return drill, func(t *testing.T, injected bool) {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+		if err != nil || cm.Data["falco_rules.yaml"] != rules {
+			t.Errorf("rules %q (%v), want the original", cm.Data["falco_rules.yaml"], err)
+		}
+		if !injected && cm.ResourceVersion != before.ResourceVersion {
+			t.Errorf("the ConfigMap was written (resourceVersion %s -> %s) though the fault was never injected", before.ResourceVersion, cm.ResourceVersion)
+		}
+	}
+}
+
+func crashPodKill(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
+	ctx := context.Background()
+	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := map[string]string{"app": "web"}
+	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: l},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.example/web:1"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web Ready", time.Minute, func() bool {
+		d, err := cluster.Kube.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == 2
+	})
+	before := podNames(t, ns)
+	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: %s}
+spec:
+  scenario: pod-kill
+  objectives: {rto: 2m}
+  target: {namespace: %s, selector: {app: web}}
+`, name, ns)
+	return drill, func(t *testing.T, injected bool) {
+		eventually(t, "web Ready again", time.Minute, func() bool {
+			d, err := cluster.Kube.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+			return err == nil && d.Status.ReadyReplicas == 2 && len(podNames(t, ns)) == 2
+		})
+		if !injected && !slices.Equal(podNames(t, ns), before) {
+			t.Errorf("pods %v, want %v untouched: the fault was never injected", podNames(t, ns), before)
+		}
+	}
+}
+
+func podNames(t *testing.T, ns string) []string {
+	t.Helper()
+	pods, err := cluster.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var esGVR = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "externalsecrets"}
+
+const esCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: externalsecrets.external-secrets.io}
+spec:
+  group: external-secrets.io
+  scope: Namespaced
+  names: {kind: ExternalSecret, plural: externalsecrets, singular: externalsecret, listKind: ExternalSecretList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+
+// crashBlockEgress: an External Secrets stack whose ExternalSecret stays
+// Ready (no CNI enforces the policy here), so the drill goes through every
+// step: block, no effect within the detection window, unblock, verify,
+// revert.
+func crashBlockEgress(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
+	ctx := context.Background()
+	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(esCRD)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := map[string]string{"app.kubernetes.io/name": "external-secrets"}
+	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "eso"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: l},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "eso", Image: "registry.example/eso:1"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Data: map[string][]byte{"value": []byte("s3cr3t")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	es := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+		"metadata": map[string]any{"name": "db", "namespace": ns}, "spec": map[string]any{"target": map[string]any{"name": "db"}}}}
+	created, err := cluster.Dynamic.Resource(esGVR).Namespace(ns).Create(ctx, es, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unstructured.SetNestedField(created.Object, map[string]any{"refreshTime": time.Now().UTC().Format(time.RFC3339),
+		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "SecretSynced"}}}, "status")
+	if _, err := cluster.Dynamic.Resource(esGVR).Namespace(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "controller pod", time.Minute, func() bool {
+		pods, err := cluster.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=external-secrets"})
+		return err == nil && len(pods.Items) > 0
+	})
+	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: %s}
+spec:
+  scenario: block-secrets-backend
+  objectives: {rto: 15m}
+  timeouts: {recover: 1m}
+  target: {namespace: %s, selector: {app.kubernetes.io/name: external-secrets}}
+  params: {externalSecrets: [%s/db], detectionWindow: 2s}
+`, name, ns, ns)
+	return drill, func(t *testing.T, _ bool) {
+		if _, err := cluster.Kube.NetworkingV1().NetworkPolicies(ns).Get(ctx, blockegress.PolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the NetworkPolicy is still there (%v)", err)
+		}
+		s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, "db", metav1.GetOptions{})
+		if err != nil || string(s.Data["value"]) != "s3cr3t" {
+			t.Errorf("secret %v", err)
+		}
+	}
+}
