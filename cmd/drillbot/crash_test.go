@@ -18,19 +18,18 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
+	"github.com/drillbot-io/drillbot/internal/testharness"
 )
 
 // crashScenario sets up a target in ns and returns the drill and a check
@@ -51,6 +50,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		{"corrupt-config", crashFalco},
 		{"pod-kill", crashPodKill},
 		{"block-secrets-backend", crashBlockEgress},
+		{"namespace-restore", crashNamespaceRestore},
 	}
 	type crashCase struct {
 		scenario, step, drill string
@@ -173,21 +173,8 @@ spec:
 
 func crashPodKill(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
 	ctx := context.Background()
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
-		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l := map[string]string{"app": "web"}
-	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: l},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.example/web:1"}}}}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "web Ready", time.Minute, func() bool {
-		d, err := cluster.Kube.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas == 2
-	})
+	testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	testharness.Deployment(t, cluster, ns, "web", map[string]string{"app": "web"}, 2)
 	before := podNames(t, ns)
 	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
@@ -251,17 +238,8 @@ func crashBlockEgress(t *testing.T, name, ns string) (string, func(*testing.T, b
 	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(esCRD)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
-		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l := map[string]string{"app.kubernetes.io/name": "external-secrets"}
-	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "eso"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: l},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "eso", Image: "registry.example/eso:1"}}}}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	testharness.Deployment(t, cluster, ns, "eso", map[string]string{"app.kubernetes.io/name": "external-secrets"}, 1)
 	if _, err := cluster.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
 		Data: map[string][]byte{"value": []byte("s3cr3t")}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -277,10 +255,6 @@ func crashBlockEgress(t *testing.T, name, ns string) (string, func(*testing.T, b
 	if _, err := cluster.Dynamic.Resource(esGVR).Namespace(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "controller pod", time.Minute, func() bool {
-		pods, err := cluster.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=external-secrets"})
-		return err == nil && len(pods.Items) > 0
-	})
 	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata: {name: %s}
@@ -298,6 +272,47 @@ spec:
 		s, err := cluster.Kube.CoreV1().Secrets(ns).Get(ctx, "db", metav1.GetOptions{})
 		if err != nil || string(s.Data["value"]) != "s3cr3t" {
 			t.Errorf("secret %v", err)
+		}
+	}
+}
+
+// crashNamespaceRestore: a shop with a Deployment and a ConfigMap, backed
+// up by the drill itself (backup.create) with the real Velero.
+func crashNamespaceRestore(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
+	ctx := context.Background()
+	created := testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	if _, err := cluster.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "prices"},
+		Data: map[string]string{"tea": "3"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testharness.Deployment(t, cluster, ns, "shop", map[string]string{"app": "shop"}, 2)
+	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: %s}
+spec:
+  scenario: namespace-restore
+  objectives: {rto: 30m, rpo: 1h}
+  timeouts: {preflight: 3m, recover: 3m}
+  target: {namespace: %s}
+  params: {backup: {create: true}}
+`, name, ns)
+	return drill, func(t *testing.T, injected bool) {
+		var got *corev1.Namespace
+		eventually(t, "the namespace back and its workloads Ready", 2*time.Minute, func() bool {
+			n, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if err != nil || n.DeletionTimestamp != nil {
+				return false
+			}
+			got = n
+			d, err := cluster.Kube.AppsV1().Deployments(ns).Get(ctx, "shop", metav1.GetOptions{})
+			return err == nil && d.Status.ReadyReplicas == 2
+		})
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "prices", metav1.GetOptions{})
+		if err != nil || cm.Data["tea"] != "3" {
+			t.Errorf("the shop's data: %v %v", cm.Data, err)
+		}
+		if !injected && got.UID != created.UID {
+			t.Errorf("the namespace was re-created (UID %s -> %s) though it was never deleted", created.UID, got.UID)
 		}
 	}
 }

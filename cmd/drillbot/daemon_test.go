@@ -217,3 +217,62 @@ func falco(t *testing.T, ns string) {
 }
 
 func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }
+
+// TestSIGTERMRevertsTheCurrentRun: a daemon told to stop while its drill
+// holds a fault reverts it before it exits (the chart's grace period is
+// 120s; this takes a second or two).
+func TestSIGTERMRevertsTheCurrentRun(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	ns := "falco-term-" + localcluster.RandomSuffix()
+	falco(t, ns)
+	bin := filepath.Join(t.TempDir(), "drillbot")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	d := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: term-falco}
+spec:
+  scenario: corrupt-config
+  schedule: "@every 2s"
+  objectives: {rto: 20m}
+  timeouts: {recover: 10m}
+  target: {namespace: %s}
+  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
+`, ns)))
+	eventually(t, "the fault active", 30*time.Second, func() bool {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
+	})
+	start := time.Now()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, d)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("still running 60s after SIGTERM:\n%s", d)
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	runs := listRuns(t, "term-falco")
+	if len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	st := runs[0].Status
+	if st.Phase != v1alpha1.PhaseCompleted || st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "interrupted") {
+		t.Errorf("run %s %s %q", st.Phase, st.Verdict, st.Reason)
+	}
+	if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
+		t.Errorf("journal %s", localcluster.JSON(st.Journal))
+	}
+	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+	if err != nil || cm.Data["falco_rules.yaml"] != rules {
+		t.Errorf("rules after SIGTERM: %q (%v)", cm.Data["falco_rules.yaml"], err)
+	}
+}

@@ -212,14 +212,21 @@ func leaderElection(ctx context.Context, c kubernetes.Interface, ns, name, id st
 		Client:     c.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
-	var leadErr error
-	led := false
+	var (
+		leadErr error
+		led     atomic.Bool
+	)
+	// le.Run returns as soon as it stops renewing, without waiting for
+	// OnStartedLeading: leadDone lets the caller wait until the runs in
+	// progress have reverted.
+	leadDone := make(chan struct{})
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, ReleaseOnCancel: true, Name: name,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				led = true
+				defer close(leadDone)
+				led.Store(true)
 				log.Info("leading: scheduling drills", "identity", id, "lease", ns+"/"+name)
 				leadErr = lead(ctx)
 			},
@@ -236,10 +243,13 @@ func leaderElection(ctx context.Context, c kubernetes.Interface, ns, name, id st
 	}
 	log.Info("waiting for leadership", "identity", id, "lease", ns+"/"+name)
 	le.Run(ctx)
+	if led.Load() {
+		<-leadDone
+	}
 	if leadErr != nil && ctx.Err() == nil {
 		return false, leadErr
 	}
-	return led && ctx.Err() == nil, nil
+	return led.Load() && ctx.Err() == nil, nil
 }
 
 func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {

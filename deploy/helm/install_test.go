@@ -22,10 +22,17 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
@@ -91,6 +98,50 @@ func TestInstallIntoCluster(t *testing.T) {
 			if got.Status.Allowed != tc.want {
 				t.Errorf("%s %s.%s %s/%s: allowed=%v, want %v", tc.verb, tc.resource, tc.group, tc.ns, tc.name, got.Status.Allowed, tc.want)
 			}
+		}
+	})
+
+	t.Run("every rendered manifest passes the API server's strict validation", func(t *testing.T) {
+		// All drills enabled, CRDs included; each object is applied with a
+		// server-side dry run and strict field validation, so an unknown or
+		// misplaced field fails. (ServiceMonitor and PrometheusRule need the
+		// Prometheus operator's CRDs, which the local cluster does not have.)
+		out := helm(t, append([]string{"template", "dr", "drillbot", "--namespace", releaseNS, "--include-crds"}, allDrills(t)...)...)
+		mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cluster.Kube.Discovery()))
+		n := 0
+		for _, doc := range strings.Split(string(out), "\n---\n") {
+			var u unstructured.Unstructured
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			if u.Object == nil || u.GetKind() == "" {
+				continue
+			}
+			if ns := u.GetNamespace(); ns != "" {
+				_, _ = cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+			}
+			gvk := u.GroupVersionKind()
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				t.Fatalf("%s %s: %v", gvk, u.GetName(), err)
+			}
+			res := cluster.Dynamic.Resource(m.Resource)
+			var ri dynamic.ResourceInterface = res
+			if m.Scope.Name() == meta.RESTScopeNameNamespace {
+				ri = res.Namespace(u.GetNamespace())
+			}
+			data, err := json.Marshal(u.Object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "chart-test",
+				DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict", Force: ptr.To(true)}); err != nil {
+				t.Errorf("%s %s/%s: %v", gvk.Kind, u.GetNamespace(), u.GetName(), err)
+			}
+			n++
+		}
+		if n < 20 {
+			t.Errorf("only %d objects validated", n)
 		}
 	})
 

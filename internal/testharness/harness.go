@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -196,3 +197,26 @@ func Namespace(t *testing.T, c *localcluster.Cluster, name string, labels map[st
 func (h *Harness) TargetWrites() []string {
 	return h.Writes.Writes("/drillruns", "/namespaces/"+RunNamespace+"/events")
 }
+
+// Deployment creates a Deployment of replicas pods labelled labels (kwok
+// runs them) and waits until they are all Ready.
+func Deployment(t *testing.T, c *localcluster.Cluster, ns, name string, labels map[string]string, replicas int32) {
+	t.Helper()
+	ctx := context.Background()
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "registry.example/" + name + ":1"}}}}}}
+	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		got, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && got.Status.ReadyReplicas == replicas, nil
+	}); err != nil {
+		t.Fatalf("deployment %s/%s not Ready: %v", ns, name, err)
+	}
+}
+
+// OptIn are the labels of an opted-in target namespace.
+var OptIn = map[string]string{v1alpha1.LabelAllowDisaster: "true"}

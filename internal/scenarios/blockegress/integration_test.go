@@ -18,13 +18,11 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/kube"
@@ -89,13 +87,7 @@ func secretsStack(t *testing.T, ctrlNS, appNS string, w world) {
 	}
 	testharness.Namespace(t, cluster, ctrlNS, map[string]string{v1alpha1.LabelAllowDisaster: "true"})
 	testharness.Namespace(t, cluster, appNS, nil)
-	l := map[string]string{"app.kubernetes.io/name": "external-secrets"}
-	if _, err := cluster.Kube.AppsV1().Deployments(ctrlNS).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "external-secrets"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: l},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "eso", Image: "registry.example/external-secrets:v0.19"}}}}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testharness.Deployment(t, cluster, ctrlNS, "external-secrets", map[string]string{"app.kubernetes.io/name": "external-secrets"}, 1)
 	for _, name := range []string{"db-password", "api-token"} {
 		es := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",

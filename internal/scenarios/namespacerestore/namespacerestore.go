@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -160,6 +161,9 @@ type Undo struct {
 	VeleroNamespace string `json:"veleroNamespace"`
 	Backup          string `json:"backup"`
 	Restore         string `json:"restore"`
+	// UID is the namespace's UID when the entry was written: the same UID
+	// still there, not terminating, means the deletion never happened.
+	UID types.UID `json:"uid,omitempty"`
 }
 
 // Preflight implements engine.Scenario. It only reads.
@@ -326,12 +330,17 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		}
 		s.backup = b
 	}
-	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run}
+	target, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read namespace %s: %w", s.ns, err)
+	}
+	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run, UID: target.UID}
 	if err := j.Record(ctx, "delete-namespace",
 		fmt.Sprintf("delete namespace %s; undo: Velero restore %s from backup %s", s.ns, s.run, s.backup.Name), undo); err != nil {
 		return err
 	}
-	if err := s.deps.Kube.CoreV1().Namespaces().Delete(ctx, s.ns, metav1.DeleteOptions{}); err != nil {
+	// Exactly the namespace the journal names, not one re-created meanwhile.
+	if err := s.deps.Kube.CoreV1().Namespaces().Delete(ctx, s.ns, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &target.UID}}); err != nil {
 		return fmt.Errorf("delete namespace %s: %w", s.ns, err)
 	}
 	s.log.Info("namespace deleted", "backup", s.backup.Name)
@@ -501,6 +510,11 @@ func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("read namespace %s: %w", u.Namespace, err)
+	case u.UID != "" && ns.UID == u.UID && ns.DeletionTimestamp == nil:
+		// Never deleted (the run stopped between its journal entry and the
+		// deletion): restoring would resurrect what was removed since the
+		// backup. Nothing to undo.
+		return nil
 	case ns.DeletionTimestamp != nil:
 		if err := kube.WaitNamespaceGone(ctx, s.deps.Kube, u.Namespace); err != nil {
 			return err

@@ -236,3 +236,20 @@ func TestWaitWorkloadsReadyReturnsOnceReady(t *testing.T) {
 		t.Fatal("WaitWorkloadsReady did not return although everything is ready")
 	}
 }
+
+// TestRevertOfADeletionThatNeverHappened: the run stopped between its
+// journal entry and the deletion; the same namespace (same UID) is there,
+// so the undo restores nothing (a restore would resurrect objects removed
+// since the backup).
+func TestRevertOfADeletionThatNeverHappened(t *testing.T) {
+	kc := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "uid-1"}})
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{RestoresGVR: "RestoreList"})
+	s := &scenario{deps: Deps{Kube: kc, Dynamic: dc}}
+	e := v1alpha1.JournalEntry{ID: "1-delete-namespace", Undo: []byte(`{"namespace":"shop","veleroNamespace":"velero","backup":"b","restore":"r","uid":"uid-1"}`)}
+	if err := s.Revert(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dc.Actions()); n != 0 {
+		t.Errorf("%d Velero calls (%v): a restore of a namespace that was never deleted", n, dc.Actions())
+	}
+}
