@@ -42,10 +42,7 @@ type crashScenario struct {
 
 func TestCrashAtEveryStep(t *testing.T) {
 	localcluster.Require(t, cluster)
-	bin := filepath.Join(t.TempDir(), "drillbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testharness.Binary(t)
 	scenarios := []crashScenario{
 		{"corrupt-config", crashFalco},
 		{"pod-kill", crashPodKill},
@@ -150,16 +147,7 @@ func crashFalco(t *testing.T, name, ns string) (string, func(*testing.T, bool)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	drill := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
-kind: Drill
-metadata: {name: %s}
-spec:
-  scenario: corrupt-config
-  objectives: {rto: 20m}
-  timeouts: {recover: 3s}
-  target: {namespace: %s}
-  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
-`, name, ns)
+	drill := falcoDrill(name, ns, "", "3s")
 	return drill, func(t *testing.T, injected bool) {
 		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
 		if err != nil || cm.Data["falco_rules.yaml"] != rules {
@@ -213,29 +201,13 @@ func podNames(t *testing.T, ns string) []string {
 
 var esGVR = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "externalsecrets"}
 
-const esCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: externalsecrets.external-secrets.io}
-spec:
-  group: external-secrets.io
-  scope: Namespaced
-  names: {kind: ExternalSecret, plural: externalsecrets, singular: externalsecret, listKind: ExternalSecretList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`
-
 // crashBlockEgress: an External Secrets stack whose ExternalSecret stays
 // Ready (no CNI enforces the policy here), so the drill goes through every
 // step: block, no effect within the detection window, unblock, verify,
 // revert.
 func crashBlockEgress(t *testing.T, name, ns string) (string, func(*testing.T, bool)) {
 	ctx := context.Background()
-	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(esCRD)); err != nil {
+	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(testharness.ExternalSecretCRD)); err != nil {
 		t.Fatal(err)
 	}
 	testharness.Namespace(t, cluster, ns, testharness.OptIn)

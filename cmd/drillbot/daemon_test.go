@@ -28,6 +28,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
+	"github.com/drillbot-io/drillbot/internal/testharness"
 )
 
 var cluster *localcluster.Cluster
@@ -105,24 +106,11 @@ func TestLeaderElectionAndTakeover(t *testing.T) {
 	ctx := context.Background()
 	ns := "falco-" + localcluster.RandomSuffix()
 	falco(t, ns)
-	bin := filepath.Join(t.TempDir(), "drillbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testharness.Binary(t)
 	// A holds a drill that corrupts Falco's rules and, with nothing to
 	// detect it, stays in recovery; B holds a harmless probe. Both fire
 	// every few seconds, so whoever leads runs its own.
-	a := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
-kind: Drill
-metadata: {name: takeover-falco}
-spec:
-  scenario: corrupt-config
-  schedule: "@every 2s"
-  objectives: {rto: 20m}
-  timeouts: {recover: 10m}
-  target: {namespace: %s}
-  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
-`, ns)))
+	a := startDaemon(t, bin, drillDir(t, falcoDrill("takeover-falco", ns, "@every 2s", "10m")))
 	eventually(t, "A leads", 30*time.Second, func() bool { return a.saw("leading: scheduling drills") })
 	b := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
@@ -137,10 +125,7 @@ spec:
 	eventually(t, "B stands by", 30*time.Second, func() bool { return b.saw("standing by") })
 
 	// A's drill corrupts the rules; a second firing finds the target busy.
-	eventually(t, "A's fault active", 30*time.Second, func() bool {
-		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
-	})
+	waitCorrupt(t, ns)
 	eventually(t, "A refuses a second run on the busy target", 30*time.Second, func() bool { return a.saw(engine.ErrTargetBusy.Error()) })
 	if b.saw("leading: scheduling drills") || b.saw("takeover-probe-") {
 		t.Fatalf("the standby acted:\n%s", b)
@@ -226,25 +211,9 @@ func TestSIGTERMRevertsTheCurrentRun(t *testing.T) {
 	ctx := context.Background()
 	ns := "falco-term-" + localcluster.RandomSuffix()
 	falco(t, ns)
-	bin := filepath.Join(t.TempDir(), "drillbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	d := startDaemon(t, bin, drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
-kind: Drill
-metadata: {name: term-falco}
-spec:
-  scenario: corrupt-config
-  schedule: "@every 2s"
-  objectives: {rto: 20m}
-  timeouts: {recover: 10m}
-  target: {namespace: %s}
-  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}
-`, ns)))
-	eventually(t, "the fault active", 30*time.Second, func() bool {
-		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
-	})
+	bin := testharness.Binary(t)
+	d := startDaemon(t, bin, drillDir(t, falcoDrill("term-falco", ns, "@every 2s", "10m")))
+	waitCorrupt(t, ns)
 	start := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -275,4 +244,25 @@ spec:
 	if err != nil || cm.Data["falco_rules.yaml"] != rules {
 		t.Errorf("rules after SIGTERM: %q (%v)", cm.Data["falco_rules.yaml"], err)
 	}
+}
+
+// falcoDrill is a corrupt-config drill on the Falco stand-in in ns;
+// schedule may be empty (on demand).
+func falcoDrill(name, ns, schedule, recover string) string {
+	doc := fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: %s}\nspec:\n  scenario: corrupt-config\n", name)
+	if schedule != "" {
+		doc += fmt.Sprintf("  schedule: %q\n", schedule)
+	}
+	return doc + fmt.Sprintf("  objectives: {rto: 20m}\n  timeouts: {recover: %s}\n  target: {namespace: %s}\n"+
+		"  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}\n", recover, ns)
+}
+
+// waitCorrupt waits until the Falco stand-in's rules hold drillbot's
+// corrupt rules: the fault is active.
+func waitCorrupt(t *testing.T, ns string) {
+	t.Helper()
+	eventually(t, "the fault active", 30*time.Second, func() bool {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
+	})
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/testharness"
 )
 
 var cluster *localcluster.Cluster
@@ -146,7 +147,7 @@ func TestInstallIntoCluster(t *testing.T) {
 	})
 
 	saKubeconfig := serviceAccountKubeconfig(t)
-	bin := buildDrillbot(t)
+	bin := testharness.Binary(t)
 
 	t.Run("serve with the Deployment's arguments", func(t *testing.T) {
 		dep, err := cluster.Kube.AppsV1().Deployments(releaseNS).Get(ctx, "dr-drillbot", metav1.GetOptions{})
@@ -220,15 +221,6 @@ func serviceAccountKubeconfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func buildDrillbot(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "drillbot")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/drillbot").CombinedOutput(); err != nil {
-		t.Fatalf("build drillbot: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // deploymentArgs are the container's args with the flags in replace

@@ -240,3 +240,19 @@ func TestOverheadCompare(t *testing.T) {
 		t.Error("a witness that saw no restore gave a result")
 	}
 }
+
+func TestWriteTables(t *testing.T) {
+	r := &Results{Rows: []Row{{Figure: "a|b", Drillbot: "1 ms", Ratio: 2, Target: "< 2 ms", Met: Met(false)}}}
+	var md, tab strings.Builder
+	r.WriteMarkdown(&md)
+	if err := r.WriteTable(&tab); err != nil {
+		t.Fatal(err)
+	}
+	want := "| Figure | drillbot | Peer method | Peer | Ratio | Target | Met? |\n|---|---|---|---|---|---|---|\n| a\\|b | 1 ms |  |  | 2.0x | < 2 ms | **no** |\n"
+	if md.String() != want {
+		t.Errorf("markdown:\n%s\nwant:\n%s", md.String(), want)
+	}
+	if lines := strings.Split(strings.TrimSpace(tab.String()), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "FIGURE") || !strings.HasSuffix(lines[1], "NO") {
+		t.Errorf("table:\n%s", tab.String())
+	}
+}

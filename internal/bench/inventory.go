@@ -58,54 +58,37 @@ func Fill(ctx context.Context, c kubernetes.Interface, ns string, from, to int) 
 // the disaster and after the restore) and compares them, the way the drill
 // does, with a fresh, counted client.
 func MeasureInventory(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
-	var cnt Counter
-	ccfg := cnt.Config(cfg)
-	start := time.Now()
-	var invs []namespacerestore.Inventory
-	for range 2 {
-		disc, err := discovery.NewDiscoveryClientForConfig(ccfg)
+	return measureInventory(ctx, cfg, ns, objects, func(ctx context.Context, cfg *rest.Config) (namespacerestore.Inventory, error) {
+		disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 		if err != nil {
-			return InventoryCost{}, err
+			return nil, err
 		}
-		meta, err := metadata.NewForConfig(ccfg)
+		meta, err := metadata.NewForConfig(cfg)
 		if err != nil {
-			return InventoryCost{}, err
+			return nil, err
 		}
 		inv, _, err := namespacerestore.TakeInventory(ctx, disc, meta, ns)
-		if err != nil {
-			return InventoryCost{}, err
-		}
-		invs = append(invs, inv)
-	}
-	if missing := invs[0].Missing(invs[1]); len(missing) > 0 {
-		return InventoryCost{}, fmt.Errorf("inventory of %s changed: %d missing", ns, len(missing))
-	}
-	if len(invs[0]) < objects {
-		return InventoryCost{}, fmt.Errorf("inventory of %s has %d objects, want at least %d", ns, len(invs[0]), objects)
-	}
-	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes()}, nil
+		return inv, err
+	})
 }
 
-// MeasurePeerInventory does the same with full objects and no pagination.
+// MeasurePeerInventory does the same with full objects and one unpaginated
+// list per kind.
 func MeasurePeerInventory(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
-	var cnt Counter
-	ccfg := cnt.Config(cfg)
-	start := time.Now()
-	var sets []map[string]bool
-	for range 2 {
-		disc, err := discovery.NewDiscoveryClientForConfig(ccfg)
+	return measureInventory(ctx, cfg, ns, objects, func(ctx context.Context, cfg *rest.Config) (namespacerestore.Inventory, error) {
+		disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 		if err != nil {
-			return InventoryCost{}, err
+			return nil, err
 		}
-		dyn, err := dynamic.NewForConfig(ccfg)
+		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
-			return InventoryCost{}, err
+			return nil, err
 		}
 		lists, err := disc.ServerPreferredNamespacedResources()
 		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-			return InventoryCost{}, err
+			return nil, err
 		}
-		set := map[string]bool{}
+		inv := namespacerestore.Inventory{}
 		for _, l := range lists {
 			gv, _ := schema.ParseGroupVersion(l.GroupVersion)
 			for _, r := range l.APIResources {
@@ -117,14 +100,34 @@ func MeasurePeerInventory(ctx context.Context, cfg *rest.Config, ns string, obje
 					continue
 				}
 				for _, it := range items.Items {
-					set[r.Name+"/"+it.GetName()] = true
+					inv[r.Name+"/"+it.GetName()] = struct{}{}
 				}
 			}
 		}
-		sets = append(sets, set)
+		return inv, nil
+	})
+}
+
+// measureInventory times take twice and the comparison, counting requests
+// and bytes through a fresh client.
+func measureInventory(ctx context.Context, cfg *rest.Config, ns string, objects int,
+	take func(context.Context, *rest.Config) (namespacerestore.Inventory, error)) (InventoryCost, error) {
+	var cnt Counter
+	ccfg := cnt.Config(cfg)
+	start := time.Now()
+	before, err := take(ctx, ccfg)
+	if err != nil {
+		return InventoryCost{}, err
 	}
-	if len(sets[0]) < objects {
-		return InventoryCost{}, fmt.Errorf("peer inventory of %s has %d objects, want at least %d", ns, len(sets[0]), objects)
+	after, err := take(ctx, ccfg)
+	if err != nil {
+		return InventoryCost{}, err
+	}
+	if missing := before.Missing(after); len(missing) > 0 {
+		return InventoryCost{}, fmt.Errorf("inventory of %s changed: %d missing", ns, len(missing))
+	}
+	if len(before) < objects {
+		return InventoryCost{}, fmt.Errorf("inventory of %s has %d objects, want at least %d", ns, len(before), objects)
 	}
 	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes()}, nil
 }

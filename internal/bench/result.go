@@ -51,36 +51,35 @@ type Results struct {
 // Met returns a pointer to ok, for Row.Met.
 func Met(ok bool) *bool { return &ok }
 
+// cells are a row's table cells; no is how a missed target reads.
+func (row Row) cells(no string) []string {
+	ratio, met := "", ""
+	if row.Ratio > 0 {
+		ratio = fmt.Sprintf("%.1fx", row.Ratio)
+	}
+	if row.Met != nil {
+		met = map[bool]string{true: "yes", false: no}[*row.Met]
+	}
+	return []string{row.Figure, row.Drillbot, row.PeerMethod, row.Peer, ratio, row.Target, met}
+}
+
+var header = []string{"Figure", "drillbot", "Peer method", "Peer", "Ratio", "Target", "Met?"}
+
 // WriteTable prints the rows as an aligned table.
 func (r *Results) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tDRILLBOT\tPEER METHOD\tPEER\tRATIO\tTARGET\tMET?")
+	fmt.Fprintln(tw, strings.ToUpper(strings.Join(header, "\t")))
 	for _, row := range r.Rows {
-		ratio, met := "", ""
-		if row.Ratio > 0 {
-			ratio = fmt.Sprintf("%.1fx", row.Ratio)
-		}
-		if row.Met != nil {
-			met = map[bool]string{true: "yes", false: "NO"}[*row.Met]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Figure, row.Drillbot, row.PeerMethod, row.Peer, ratio, row.Target, met)
+		fmt.Fprintln(tw, strings.Join(row.cells("NO"), "\t"))
 	}
 	return tw.Flush()
 }
 
 // WriteMarkdown prints the rows as a Markdown table (for the README).
 func (r *Results) WriteMarkdown(w io.Writer) {
-	fmt.Fprintln(w, "| Figure | drillbot | Peer method | Peer | Ratio | Target | Met? |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat("---|", len(header)))
 	for _, row := range r.Rows {
-		ratio, met := "", ""
-		if row.Ratio > 0 {
-			ratio = fmt.Sprintf("%.1fx", row.Ratio)
-		}
-		if row.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*row.Met]
-		}
-		cells := []string{row.Figure, row.Drillbot, row.PeerMethod, row.Peer, ratio, row.Target, met}
+		cells := row.cells("**no**")
 		for i, c := range cells {
 			cells[i] = strings.ReplaceAll(c, "|", `\|`)
 		}

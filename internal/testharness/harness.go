@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -220,3 +222,33 @@ func Deployment(t *testing.T, c *localcluster.Cluster, ns, name string, labels m
 
 // OptIn are the labels of an opted-in target namespace.
 var OptIn = map[string]string{v1alpha1.LabelAllowDisaster: "true"}
+
+// Binary builds the drillbot command once per test and returns its path,
+// for tests that run drillbot as separate processes.
+func Binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "drillbot")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/drillbot-io/drillbot/cmd/drillbot").CombinedOutput(); err != nil {
+		t.Fatalf("build drillbot: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// ExternalSecretCRD is the ExternalSecret API (external-secrets.io/v1) as
+// tests install it: the real group, names and status subresource, with an
+// open schema (no External Secrets controller runs in the local cluster).
+const ExternalSecretCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: externalsecrets.external-secrets.io}
+spec:
+  group: external-secrets.io
+  scope: Namespaced
+  names: {kind: ExternalSecret, plural: externalsecrets, singular: externalsecret, listKind: ExternalSecretList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`

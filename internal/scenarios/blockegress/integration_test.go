@@ -38,22 +38,6 @@ func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
 
 var esGVR = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "externalsecrets"}
 
-const esCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: externalsecrets.external-secrets.io}
-spec:
-  group: external-secrets.io
-  scope: Namespaced
-  names: {kind: ExternalSecret, plural: externalsecrets, singular: externalsecret, listKind: ExternalSecretList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`
-
 const blockDrill = `apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata: {name: %s}
@@ -82,7 +66,7 @@ type world struct {
 func secretsStack(t *testing.T, ctrlNS, appNS string, w world) {
 	t.Helper()
 	ctx := context.Background()
-	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(esCRD)); err != nil {
+	if err := kube.EnsureCRD(ctx, cluster.REST, []byte(testharness.ExternalSecretCRD)); err != nil {
 		t.Fatal(err)
 	}
 	testharness.Namespace(t, cluster, ctrlNS, map[string]string{v1alpha1.LabelAllowDisaster: "true"})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +30,7 @@ func TestHaltRevertsAnActiveFault(t *testing.T) {
 	ns := "falco-halt-" + localcluster.RandomSuffix()
 	falco(t, ns)
 	def := h.Drill(fmt.Sprintf(falcoDrill, ns, ns))
-	bin := filepath.Join(t.TempDir(), "drillbot")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/drillbot").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testharness.Binary(t)
 	drillbot := func(args ...string) string {
 		out, err := exec.Command(bin, append(args, "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace)...).CombinedOutput()
 		if err != nil {

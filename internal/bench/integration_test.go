@@ -1,0 +1,61 @@
+package bench
+
+// The benchmark's measurements on the local cluster, small: they must run
+// and count what they claim (the figures themselves are `make bench`'s).
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
+
+func TestMeasurementsRun(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	for _, ns := range []string{"bench-inv", "bench-rto"} {
+		if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Fill(ctx, cluster.Kube, "bench-inv", 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	for name, measure := range map[string]func(context.Context) (InventoryCost, error){
+		"drillbot": func(ctx context.Context) (InventoryCost, error) { return MeasureInventory(ctx, cluster.REST, "bench-inv", 50) },
+		"peer":     func(ctx context.Context) (InventoryCost, error) { return MeasurePeerInventory(ctx, cluster.REST, "bench-inv", 50) },
+	} {
+		c, err := measure(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// Two inventories of 50 ConfigMaps of 1 KiB read at least the
+		// names twice; the peer reads the data too.
+		if c.Requests < 4 || c.Bytes < 2*50*10 || c.Wall <= 0 {
+			t.Errorf("%s: %+v", name, c)
+		}
+		if name == "peer" && c.Bytes < 2*50*1024 {
+			t.Errorf("peer read %d bytes: less than the objects' data", c.Bytes)
+		}
+	}
+	p, err := MeasurePrecision(ctx, cluster.Kube, "bench-rto", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{"drillbot (watch)", "poll 1s", "poll 5s"} {
+		if len(p.Errors[o]) != 2 {
+			t.Errorf("%s: %d samples", o, len(p.Errors[o]))
+		}
+	}
+	if p.WriteSpan.N != 2 || p.WriteSpan.Max <= 0 {
+		t.Errorf("write span %+v", p.WriteSpan)
+	}
+}
