@@ -30,8 +30,12 @@ func TestMeasurementsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, measure := range map[string]func(context.Context) (InventoryCost, error){
-		"drillbot": func(ctx context.Context) (InventoryCost, error) { return MeasureInventory(ctx, cluster.REST, "bench-inv", 50) },
-		"peer":     func(ctx context.Context) (InventoryCost, error) { return MeasurePeerInventory(ctx, cluster.REST, "bench-inv", 50) },
+		"drillbot": func(ctx context.Context) (InventoryCost, error) {
+			return MeasureInventory(ctx, cluster.REST, "bench-inv", 50)
+		},
+		"peer": func(ctx context.Context) (InventoryCost, error) {
+			return MeasurePeerInventory(ctx, cluster.REST, "bench-inv", 50)
+		},
 	} {
 		c, err := measure(ctx)
 		if err != nil {
