@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -56,7 +57,7 @@ func (d *daemon) String() string {
 	return d.logs.String()
 }
 
-func startDaemon(t *testing.T, bin, drills string) *daemon {
+func startDaemon(t *testing.T, bin, drills string, extra ...string) *daemon {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,6 +67,7 @@ func startDaemon(t *testing.T, bin, drills string) *daemon {
 	l.Close()
 	d := &daemon{cmd: exec.Command(bin, "serve", "--kubeconfig", cluster.Kubeconfig, "-n", "drillbot-system", "--drills", drills,
 		"--listen", addr, "--leader-elect", "--heartbeat-interval", "1s", "--sweep-interval", "1s")}
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	r, w := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = w, w
 	go func() {
@@ -265,4 +267,46 @@ func waitCorrupt(t *testing.T, ns string) {
 		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
 		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules
 	})
+}
+
+// TestLostLeadershipStopsTheDaemon: when another identity takes the Lease
+// (as after a network partition), the daemon stops acting and exits.
+func TestLostLeadershipStopsTheDaemon(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	bin := testharness.Binary(t)
+	// Its own lease name, so the other daemon tests' leases do not matter.
+	dir := drillDir(t, `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: lost-idle}
+spec:
+  scenario: admission-probe
+  objectives: {rto: 1m}
+  target: {namespace: drill-idle}
+  params: {attempt: {image: registry.example/x:1}}
+`)
+	d := startDaemon(t, bin, dir, "--leader-election-lease", "drillbot-lost")
+	eventually(t, "it leads", 30*time.Second, func() bool { return d.saw("leading: scheduling drills") })
+	leases := cluster.Kube.CoordinationV1().Leases("drillbot-system")
+	eventually(t, "the Lease taken by another identity", 10*time.Second, func() bool {
+		l, err := leases.Get(ctx, "drillbot-lost", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		other, now := "partitioned-elsewhere", metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.AcquireTime = &other, &now, &now
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err == nil
+	})
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != exitError || !d.saw("leadership lost, exiting") {
+			t.Errorf("exit %v, want code %d after 'leadership lost':\n%s", err, exitError, d)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatalf("still running after losing the Lease:\n%s", d)
+	}
 }

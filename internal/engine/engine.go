@@ -228,7 +228,7 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 	}()
 
 	rs.run.Status = v1alpha1.DrillRunStatus{
-		Phase: v1alpha1.PhasePending, Holder: e.holder, StartedAt: rs.stamp(), HeartbeatAt: rs.stamp(),
+		Phase: v1alpha1.PhasePending, Holder: e.holder, StartedAt: rs.stamp(), HeartbeatAt: rs.stamp(), HeartbeatSeconds: e.heartbeatSeconds(),
 		RTOTarget: string(def.Spec.Objectives.RTO), RPOTarget: string(def.Spec.Objectives.RPO),
 	}
 	if err := rs.persist(ctx); err != nil {
@@ -557,6 +557,11 @@ func (rs *runState) revertAll(ctx context.Context, sc Scenario) error {
 	})
 }
 
+// heartbeatSeconds is the heartbeat interval as recorded on runs (at least 1).
+func (e *Engine) heartbeatSeconds() int64 {
+	return max(1, int64(e.heartbeat.Round(time.Second)/time.Second))
+}
+
 // startHeartbeat renews the run's heartbeat until finish has reverted. It
 // outlives the run's cancellation: a cancelled run is still reverting.
 func (rs *runState) startHeartbeat(ctx context.Context) {
@@ -623,7 +628,8 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 func (e *Engine) ResolveInterrupted(ctx context.Context) ([]v1alpha1.DrillRun, error) {
 	now := e.clock.Now()
 	return e.resolve(ctx, func(r *v1alpha1.DrillRun) string {
-		if r.Status.HeartbeatAt == nil || now.Sub(r.Status.HeartbeatAt.Time) > 3*e.heartbeat {
+		interval := max(e.heartbeat, time.Duration(r.Status.HeartbeatSeconds)*time.Second)
+		if r.Status.HeartbeatAt == nil || now.Sub(r.Status.HeartbeatAt.Time) > 3*interval {
 			return fmt.Sprintf("interrupted during %s: drillbot %q stopped before the run finished", orPending(r.Status.Phase), r.Status.Holder)
 		}
 		def := drill.Definition{Spec: r.Spec.Snapshot}
@@ -690,7 +696,7 @@ func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) strin
 		rs.run.Status.Holder = e.holder
 		// This process holds the run now: it heartbeats while it reverts,
 		// so no other drillbot takes it over meanwhile.
-		rs.run.Status.HeartbeatAt = rs.stamp()
+		rs.run.Status.HeartbeatAt, rs.run.Status.HeartbeatSeconds = rs.stamp(), e.heartbeatSeconds()
 		rs.startHeartbeat(ctx)
 		wg.Go(func() {
 			final := rs.finish(ctx, sc)

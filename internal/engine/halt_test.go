@@ -131,12 +131,15 @@ func TestSweepLeavesLiveRunsAlone(t *testing.T) {
 	cases := []struct {
 		name      string
 		heartbeat *metav1.MicroTime
+		seconds   int64 // the holder's recorded interval
 		expires   *metav1.MicroTime
 		want      string // "" = left alone
 	}{
 		{name: "no heartbeat (older drillbot)", want: "interrupted during Recovering"},
 		{name: "heartbeat 5s ago: live", heartbeat: at(-5 * time.Second)},
 		{name: "heartbeat 31s ago: holder dead", heartbeat: at(-31 * time.Second), want: "interrupted during Recovering"},
+		{name: "heartbeat 31s ago, holder beats every 20s: live", heartbeat: at(-31 * time.Second), seconds: 20},
+		{name: "heartbeat 61s ago, holder beats every 20s: dead", heartbeat: at(-61 * time.Second), seconds: 20, want: "interrupted during Recovering"},
 		{name: "live but fault past deadline and revert timeout", heartbeat: at(-time.Second), expires: at(-11 * time.Minute), want: "past its deadline"},
 		{name: "live, fault past deadline, still within revert timeout", heartbeat: at(-time.Second), expires: at(-9 * time.Minute)},
 	}
@@ -150,7 +153,7 @@ func TestSweepLeavesLiveRunsAlone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			created.Status = v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseRecovering, Holder: "other", HeartbeatAt: tc.heartbeat,
+			created.Status = v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseRecovering, Holder: "other", HeartbeatAt: tc.heartbeat, HeartbeatSeconds: tc.seconds,
 				Journal: []v1alpha1.JournalEntry{{ID: "1-break", State: v1alpha1.JournalRecorded, ExpiresAt: tc.expires}}}
 			if _, err := store.UpdateStatus(ctx, created); err != nil {
 				t.Fatal(err)

@@ -161,6 +161,10 @@ type DrillRunStatus struct {
 	// run whose heartbeat is stale was left by a process that died, and
 	// another drillbot reverts it.
 	HeartbeatAt *metav1.MicroTime `json:"heartbeatAt,omitempty"`
+	// HeartbeatSeconds is the holder's heartbeat interval: another drillbot
+	// judges the heartbeat stale after three of these (or of its own, if
+	// longer).
+	HeartbeatSeconds int64 `json:"heartbeatSeconds,omitempty"`
 
 	StartedAt   *metav1.MicroTime `json:"startedAt,omitempty"`
 	DisasterAt  *metav1.MicroTime `json:"disasterAt,omitempty"`
