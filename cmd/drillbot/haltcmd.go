@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
 // haltCmd turns the halt switch on, waits for running daemons to revert
@@ -57,9 +58,7 @@ func haltCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func activeRuns(ctx context.Context, store interface {
-	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
-}) int {
+func activeRuns(ctx context.Context, store engine.RunStore) int {
 	runs, err := store.List(ctx, "")
 	if err != nil {
 		return -1

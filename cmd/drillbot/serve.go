@@ -26,7 +26,6 @@ import (
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
-	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/metrics"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
@@ -90,14 +89,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
-	restConfig, err := kube.RESTConfig(cf.kubeconfig, cf.context)
-	if err != nil {
-		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
-		return exitError
-	}
 
-	s, err := app.New(ctx, restConfig, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
-		NotificationFailed: m.NotificationFailed, Observers: []engine.Observer{m}, Heartbeat: cf.heartbeat, Failpoint: failpointFromEnv()})
+	s, err := newApp(ctx, cf, log, notifyStart, m.NotificationFailed, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError

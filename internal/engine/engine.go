@@ -660,12 +660,11 @@ func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) strin
 	// Runs are independent: each is reverted on its own goroutine, so one
 	// slow undo does not hold up the others.
 	var (
-		mu   sync.Mutex
+		mu   sync.Mutex // guards done
 		done []v1alpha1.DrillRun
 		errs []error
 		wg   sync.WaitGroup
 	)
-	fail := func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }
 	for i := range runs {
 		r := &runs[i]
 		if r.Status.Phase == v1alpha1.PhaseCompleted {
@@ -685,12 +684,12 @@ func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) strin
 		rs.log.Warn("resolving unfinished run", "phase", r.Status.Phase, "holder", r.Status.Holder, "reason", reason)
 		kind, ok := e.kinds[def.Spec.Scenario]
 		if !ok {
-			fail(fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
+			errs = append(errs, fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
 			continue
 		}
 		sc, err := kind.New(def, r.Name)
 		if err != nil {
-			fail(fmt.Errorf("run %s: %w", r.Name, err))
+			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
 			continue
 		}
 		rs.run.Status.Holder = e.holder

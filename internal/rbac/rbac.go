@@ -70,7 +70,20 @@ func Merge(grants []engine.Grant) Set {
 			s.Namespaced[g.Namespace] = add(s.Namespaced[g.Namespace], r)
 		}
 	}
+	sortRules(s.Cluster)
+	for _, rules := range s.Namespaced {
+		sortRules(rules)
+	}
 	return s
+}
+
+func joined(l []string) string { return strings.Join(l, ",") }
+
+func sortRules(rules []rbacv1.PolicyRule) {
+	key := func(x rbacv1.PolicyRule) string {
+		return joined(x.APIGroups) + "|" + joined(x.Resources) + "|" + joined(x.Verbs) + "|" + joined(x.ResourceNames)
+	}
+	slices.SortFunc(rules, func(a, b rbacv1.PolicyRule) int { return strings.Compare(key(a), key(b)) })
 }
 
 func normalize(r rbacv1.PolicyRule) rbacv1.PolicyRule {
@@ -87,24 +100,15 @@ func normalize(r rbacv1.PolicyRule) rbacv1.PolicyRule {
 
 // add merges r into rules: same groups, verbs and names share one rule.
 func add(rules []rbacv1.PolicyRule, r rbacv1.PolicyRule) []rbacv1.PolicyRule {
-	key := func(x rbacv1.PolicyRule) string {
-		return strings.Join(x.APIGroups, ",") + "|" + strings.Join(x.Verbs, ",") + "|" + strings.Join(x.ResourceNames, ",")
+	same := func(x rbacv1.PolicyRule) bool {
+		return joined(x.APIGroups) == joined(r.APIGroups) && joined(x.Verbs) == joined(r.Verbs) && joined(x.ResourceNames) == joined(r.ResourceNames)
 	}
-	for i := range rules {
-		if key(rules[i]) == key(r) {
-			rules[i].Resources = append(rules[i].Resources, r.Resources...)
-			rules[i] = normalize(rules[i])
-			return rules
-		}
+	if i := slices.IndexFunc(rules, same); i >= 0 {
+		rules[i].Resources = append(rules[i].Resources, r.Resources...)
+		rules[i] = normalize(rules[i])
+		return rules
 	}
-	rules = append(rules, r)
-	sort.Slice(rules, func(i, j int) bool {
-		a, b := rules[i], rules[j]
-		ka := strings.Join(a.APIGroups, ",") + "|" + strings.Join(a.Resources, ",") + "|" + key(a)
-		kb := strings.Join(b.APIGroups, ",") + "|" + strings.Join(b.Resources, ",") + "|" + key(b)
-		return ka < kb
-	})
-	return rules
+	return append(rules, r)
 }
 
 // forbiddenVerbs grant privileges beyond the rules themselves.
