@@ -44,32 +44,66 @@ func haltCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "halted: no drill starts and no fault is injected until 'drillbot resume'\n")
 	// Daemons see the switch and revert their own runs; wait for them.
 	_ = wait.PollUntilContextTimeout(ctx, time.Second, *waitFor, true, func(ctx context.Context) (bool, error) {
-		return activeRuns(ctx, a.Store) == 0, nil
+		return heldRuns(ctx, a.Engine) == 0, nil
 	})
+	// What no daemon reverted, and every revert that failed before, is
+	// reverted here.
 	done, err := a.Engine.RevertActive(ctx, *reason)
 	for _, r := range done {
 		fmt.Fprintf(stdout, "reverted %s: %s %s\n", r.Name, r.Status.Verdict, r.Status.Reason)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot halt: %v\n", err)
+	}
+	// Only what the cluster records now is reported: a fault is gone when
+	// its run says every undo succeeded.
+	open, lerr := a.Engine.OpenRuns(ctx)
+	if lerr != nil {
+		fmt.Fprintf(stderr, "drillbot halt: cannot tell whether a fault is still active: %v\n", lerr)
+		return exitError
+	}
+	for _, r := range open {
+		for _, j := range r.Status.Journal {
+			if j.State != v1alpha1.JournalReverted {
+				fmt.Fprintf(stdout, "FAULT MAY STILL BE ACTIVE: run %s, %s (%s): %s\n", r.Name, j.ID, j.Description, orNone(j.Error))
+			}
+		}
+		if r.Status.OpenFaults() == 0 {
+			fmt.Fprintf(stdout, "run %s still in progress (phase %s)\n", r.Name, r.Status.Phase)
+		}
+	}
+	if len(open) > 0 {
+		fmt.Fprintf(stderr, "drillbot halt: %d run(s) not completed: a fault may still be active\n", len(open))
+		return exitError
+	}
+	if err != nil {
 		return exitError
 	}
 	fmt.Fprintf(stdout, "no fault active\n")
 	return 0
 }
 
-func activeRuns(ctx context.Context, store engine.RunStore) int {
-	runs, err := store.List(ctx, "")
+// heldRuns counts the runs a process is still working on (not Completed,
+// and not waiting for a revert retry), or -1 when they cannot be read.
+func heldRuns(ctx context.Context, e *engine.Engine) int {
+	runs, err := e.OpenRuns(ctx)
 	if err != nil {
 		return -1
 	}
 	n := 0
 	for _, r := range runs {
-		if r.Status.Phase != v1alpha1.PhaseCompleted {
+		if r.Status.Phase != v1alpha1.PhaseRevertFailed {
 			n++
 		}
 	}
 	return n
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not reverted yet"
+	}
+	return s
 }
 
 func resumeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
 )
 
 // Exit codes of drillbot run.
@@ -79,15 +81,33 @@ func usage(w io.Writer) {
 
 // clusterFlags are the flags of every command that talks to the cluster.
 type clusterFlags struct {
-	kubeconfig, context, namespace, logLevel string
-	heartbeat                                time.Duration
+	kubeconfig, context, logLevel string
+	heartbeat                     time.Duration
+	protectedFlags
+}
+
+// protectedFlags name the namespaces that are never drill targets beyond
+// the system's: drillbot's own and Velero's.
+type protectedFlags struct {
+	namespace, veleroNamespace string
+}
+
+func (p *protectedFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.namespace, "n", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "namespace where DrillRuns are recorded (never a drill target)")
+	fs.StringVar(&p.namespace, "namespace", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "same as -n")
+	fs.StringVar(&p.veleroNamespace, "velero-namespace", envOr("DRILLBOT_VELERO_NAMESPACE", "velero"), "Velero's namespace (never a drill target)")
+}
+
+// protect is the drill loading option that refuses these namespaces as
+// targets.
+func (p *protectedFlags) protect() drill.Option {
+	return drill.Protect(p.namespace, p.veleroNamespace)
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fs.StringVar(&c.context, "context", "", "kubeconfig context to use")
-	fs.StringVar(&c.namespace, "n", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "namespace where DrillRuns are recorded")
-	fs.StringVar(&c.namespace, "namespace", envOr("DRILLBOT_NAMESPACE", "drillbot-system"), "same as -n")
+	c.protectedFlags.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 10*time.Second, "how often a run's heartbeat is renewed; a run silent for three of these is reverted by another drillbot (use the same value everywhere)")
 }

@@ -29,8 +29,11 @@ func versionCmd(_ context.Context, _ []string, stdout, _ io.Writer) int {
 func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var pf protectedFlags
+	pf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: drillbot validate [PATH ...] (files or directories; default drills/)")
+		fmt.Fprintln(stderr, "Usage: drillbot validate [-n NAMESPACE] [--velero-namespace NS] [PATH ...] (files or directories; default drills/)")
+		fs.PrintDefaults()
 	}
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -39,7 +42,7 @@ func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if len(paths) == 0 {
 		paths = []string{"drills"}
 	}
-	defs, err := drill.LoadPaths(paths, scenarios.Registry(scenarios.Deps{}))
+	defs, err := drill.LoadPaths(paths, scenarios.Registry(scenarios.Deps{}), pf.protect())
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
@@ -61,7 +64,7 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 	if err != nil {
 		return nil, err
 	}
-	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, Logger: log, NotifyStart: notifyStart,
+	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, VeleroNamespace: cf.veleroNamespace, Logger: log, NotifyStart: notifyStart,
 		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, Failpoint: failpointFromEnv()})
 }
 
@@ -91,7 +94,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	defs, err := drill.LoadPaths(files, scenarios.Registry(scenarios.Deps{}))
+	defs, err := drill.LoadPaths(files, scenarios.Registry(scenarios.Deps{}), cf.protect())
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitError

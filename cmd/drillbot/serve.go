@@ -63,7 +63,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log := cf.logger(stderr)
 	// All drills are validated before anything starts: one bad file and the
 	// daemon refuses to run any.
-	defs, err := drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{}))
+	defs, err := drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{}), cf.protect())
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
@@ -112,7 +112,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			log.Warn("last results not loaded into metrics", "err", err)
 		}
 		ready.Store(true)
-		go markerLoop(ctx, s.Clients.Kube, defs, markerInterval, log)
+		go markerLoop(ctx, s.Clients.Kube, s.Engine.OpenRuns, defs, markerInterval, log)
 		go func() {
 			t := time.NewTicker(sweepEvery)
 			defer t.Stop()
@@ -261,7 +261,7 @@ func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
 
 // markerLoop stamps the RPO marker in every opted-in namespace-restore
 // target, so backups carry a timestamp the restore brings back.
-func markerLoop(ctx context.Context, c kubernetes.Interface, defs []drill.Definition, every time.Duration, log *slog.Logger) {
+func markerLoop(ctx context.Context, c kubernetes.Interface, open openRuns, defs []drill.Definition, every time.Duration, log *slog.Logger) {
 	var targets []string
 	for _, d := range defs {
 		if d.Spec.Scenario == namespacerestore.Name && !slices.Contains(targets, d.Spec.Target.Namespace) {
@@ -274,19 +274,44 @@ func markerLoop(ctx context.Context, c kubernetes.Interface, defs []drill.Defini
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		for _, ns := range targets {
-			if err := namespacerestore.CheckOptIn(ctx, c, ns, nil); err != nil {
-				log.Debug("RPO marker not stamped", "namespace", ns, "err", err)
-				continue
-			}
-			if err := namespacerestore.TouchMarker(ctx, c, ns, time.Now()); err != nil {
-				log.Warn("RPO marker not stamped", "namespace", ns, "err", err)
-			}
-		}
+		stampMarkers(ctx, c, open, targets, time.Now(), log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// openRuns lists the runs not Completed (engine.Engine.OpenRuns).
+type openRuns func(ctx context.Context) ([]v1alpha1.DrillRun, error)
+
+// stampMarkers stamps the marker in each opted-in target that no
+// unfinished run holds. A run's target is never stamped: once Velero has
+// restored the namespace, a new stamp would overwrite the restored marker
+// before the run reads it and falsify its RPO. When the runs cannot be
+// read, nothing is stamped.
+func stampMarkers(ctx context.Context, c kubernetes.Interface, open openRuns, targets []string, now time.Time, log *slog.Logger) {
+	runs, err := open(ctx)
+	if err != nil {
+		log.Warn("RPO markers not stamped: runs in progress unknown", "err", err)
+		return
+	}
+	busy := map[string]string{}
+	for _, r := range runs {
+		busy[r.Spec.Snapshot.Target.Namespace] = r.Name
+	}
+	for _, ns := range targets {
+		if run, ok := busy[ns]; ok {
+			log.Debug("RPO marker not stamped: a drill run holds the namespace", "namespace", ns, "run", run)
+			continue
+		}
+		if err := namespacerestore.CheckOptIn(ctx, c, ns, nil); err != nil {
+			log.Debug("RPO marker not stamped", "namespace", ns, "err", err)
+			continue
+		}
+		if err := namespacerestore.TouchMarker(ctx, c, ns, now); err != nil {
+			log.Warn("RPO marker not stamped", "namespace", ns, "err", err)
 		}
 	}
 }
@@ -299,7 +324,11 @@ func seedMetrics(ctx context.Context, store engine.RunStore, m *metrics.Metrics)
 	}
 	newest, newestPass := map[string]int{}, map[string]int{}
 	for i, r := range runs {
-		if r.Status.Phase != v1alpha1.PhaseCompleted || r.Status.FinishedAt == nil {
+		if r.Status.Phase != v1alpha1.PhaseCompleted {
+			// In progress, or a fault whose revert failed: its faults count.
+			m.Faults(&runs[i])
+		}
+		if r.Status.FinishedAt == nil || r.Status.Verdict == "" {
 			continue
 		}
 		if j, ok := newestPass[r.Spec.Drill]; r.Status.Verdict == v1alpha1.VerdictPass && (!ok || r.Status.FinishedAt.After(runs[j].Status.FinishedAt.Time)) {

@@ -29,6 +29,9 @@ import (
 type Options struct {
 	// Namespace holds DrillRuns; it is never a drill target.
 	Namespace string
+	// VeleroNamespace is Velero's; it is never a drill target either
+	// (default velero).
+	VeleroNamespace string
 	Logger    *slog.Logger
 	// Holder identifies this process on its runs (default host/pid).
 	Holder string
@@ -86,10 +89,14 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	recorder, stopEvents := notify.NewEventRecorder(clients.Kube)
 	observers := append(append([]engine.Observer{}, o.Observers...), notify.Events{Recorder: recorder}, dispatcher)
 
-	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace}})
+	if o.VeleroNamespace == "" {
+		o.VeleroNamespace = "velero"
+	}
+	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace, o.VeleroNamespace}})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
-	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw, Heartbeat: o.Heartbeat, Failpoint: o.Failpoint})
+	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,
+		Heartbeat: o.Heartbeat, Failpoint: o.Failpoint, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))

@@ -38,6 +38,28 @@ const (
 	recoverTimeoutFactor = 2
 )
 
+// Schedule limits. A scheduled drill must have a next run, and two of its
+// runs are never closer than its minimum interval: MinFaultInterval by
+// default for kinds that inject faults (spec.minInterval lowers it, as an
+// explicit override, never below MinInterval), MinInterval for the others.
+const (
+	MinInterval      = time.Minute
+	MinFaultInterval = time.Hour
+	// intervalSamples bounds how many upcoming runs are checked for the
+	// shortest gap (a cron schedule repeats within a year of them or
+	// reaches robfig's 5-year horizon first).
+	intervalSamples = 600
+)
+
+// Default history limits: a year of monthly runs of each kind.
+const (
+	DefaultSuccessfulRunsHistoryLimit = 12
+	DefaultFailedRunsHistoryLimit     = 12
+)
+
+// SystemNamespaces are never drill targets, whatever their labels.
+var SystemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", "default"}
+
 // maxNameLen keeps a run name (drill name, a timestamp and a suffix) within
 // the 63 characters of a label value.
 const maxNameLen = 40
@@ -53,7 +75,12 @@ type Definition struct {
 	// RPO is zero when the drill does not measure it.
 	RPO      time.Duration
 	Timeouts Timeouts
+	// History is how many Completed runs are kept.
+	History History
 }
+
+// History is a drill's resolved history limits.
+type History struct{ Successful, Failed int }
 
 // Timeouts are a drill's resolved phase timeouts.
 type Timeouts struct {
@@ -66,6 +93,34 @@ type ParamsValidator interface {
 	ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList
 	Known(kind string) bool
 	Kinds() []string
+	// InjectsFaults says whether the kind breaks something (false only for
+	// read-only kinds such as dry-run probes).
+	InjectsFaults(kind string) bool
+}
+
+// Option changes how drills are checked.
+type Option func(*options)
+
+type options struct {
+	protected []string
+	now       time.Time
+}
+
+// Protect adds namespaces that are never targets (drillbot's own,
+// Velero's) to SystemNamespaces: a drill naming one is invalid.
+func Protect(namespaces ...string) Option {
+	return func(o *options) { o.protected = append(o.protected, namespaces...) }
+}
+
+// At sets the time from which schedules are checked (default now).
+func At(now time.Time) Option { return func(o *options) { o.now = now } }
+
+func newOptions(opts []Option) options {
+	o := options{now: time.Now(), protected: append([]string{}, SystemNamespaces...)}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // Error lists every problem found in one file.
@@ -100,7 +155,7 @@ func ParseSchedule(s string) (cron.Schedule, error) {
 // LoadPaths loads every *.yaml and *.yml file named or found under the given
 // paths. All files are read and every error is returned, joined; on any error
 // no definition is returned.
-func LoadPaths(paths []string, v ParamsValidator) ([]Definition, error) {
+func LoadPaths(paths []string, v ParamsValidator, opts ...Option) ([]Definition, error) {
 	var files []string
 	for _, p := range paths {
 		found, err := yamlFiles(p)
@@ -123,7 +178,7 @@ func LoadPaths(paths []string, v ParamsValidator) ([]Definition, error) {
 			errs = append(errs, fmt.Errorf("read drill file: %w", err))
 			continue
 		}
-		got, err := Parse(f, data, v)
+		got, err := Parse(f, data, v, opts...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -169,7 +224,8 @@ func yamlFiles(p string) ([]string, error) {
 }
 
 // Parse decodes and validates every document of one file.
-func Parse(file string, data []byte, v ParamsValidator) ([]Definition, error) {
+func Parse(file string, data []byte, v ParamsValidator, opts ...Option) ([]Definition, error) {
+	o := newOptions(opts)
 	docs, err := splitDocuments(data)
 	if err != nil {
 		return nil, &Error{File: file, Errs: field.ErrorList{field.Invalid(field.NewPath(""), "", "not valid YAML: "+err.Error())}}
@@ -186,7 +242,7 @@ func Parse(file string, data []byte, v ParamsValidator) ([]Definition, error) {
 		if len(docs) > 1 {
 			docIndex = i + 1
 		}
-		d, fieldErrs := parseOne(doc, v)
+		d, fieldErrs := parseOne(doc, v, o)
 		if len(fieldErrs) > 0 {
 			errs = append(errs, &Error{File: file, Doc: docIndex, Errs: fieldErrs})
 			continue
@@ -229,7 +285,7 @@ func stripComments(doc []byte) []byte {
 	return out.Bytes()
 }
 
-func parseOne(doc []byte, v ParamsValidator) (Definition, field.ErrorList) {
+func parseOne(doc []byte, v ParamsValidator, o options) (Definition, field.ErrorList) {
 	var d v1alpha1.Drill
 	jsonDoc, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
@@ -243,7 +299,7 @@ func parseOne(doc []byte, v ParamsValidator) (Definition, field.ErrorList) {
 	for _, se := range strictErrs {
 		errs = append(errs, strictError(se))
 	}
-	errs = append(errs, validate(&d, v)...)
+	errs = append(errs, validate(&d, v, o)...)
 	if len(errs) > 0 {
 		return Definition{}, errs
 	}
@@ -283,7 +339,7 @@ func strictError(err error) *field.Error {
 	return field.Forbidden(path, "unknown field")
 }
 
-func validate(d *v1alpha1.Drill, v ParamsValidator) field.ErrorList {
+func validate(d *v1alpha1.Drill, v ParamsValidator, o options) field.ErrorList {
 	var errs field.ErrorList
 	if d.APIVersion != v1alpha1.APIVersion {
 		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), d.APIVersion, []string{v1alpha1.APIVersion}))
@@ -313,9 +369,29 @@ func validate(d *v1alpha1.Drill, v ParamsValidator) field.ErrorList {
 	default:
 		errs = append(errs, v.ValidateParams(s.Scenario, s, spec.Child("params"))...)
 	}
+	minGap := MinInterval
+	if s.Scenario != "" && v.Known(s.Scenario) && v.InjectsFaults(s.Scenario) {
+		minGap = MinFaultInterval
+	}
+	if s.MinInterval != "" {
+		if e := checkDuration(spec.Child("minInterval"), s.MinInterval); len(e) > 0 {
+			errs = append(errs, e...)
+		} else if mi := mustDuration(s.MinInterval, 0); mi < MinInterval {
+			errs = append(errs, field.Invalid(spec.Child("minInterval"), s.MinInterval, fmt.Sprintf("must be at least %s", MinInterval)))
+		} else {
+			minGap = mi
+		}
+	}
 	if s.Schedule != "" {
-		if _, err := ParseSchedule(s.Schedule); err != nil {
+		if sched, err := ParseSchedule(s.Schedule); err != nil {
 			errs = append(errs, field.Invalid(spec.Child("schedule"), s.Schedule, err.Error()))
+		} else {
+			errs = append(errs, checkSchedule(spec.Child("schedule"), s.Schedule, sched, o.now, minGap, s.MinInterval != "")...)
+		}
+	}
+	for name, lim := range map[string]*int32{"successfulRunsHistoryLimit": s.SuccessfulRunsHistoryLimit, "failedRunsHistoryLimit": s.FailedRunsHistoryLimit} {
+		if lim != nil && *lim < 1 {
+			errs = append(errs, field.Invalid(spec.Child(name), *lim, "must be at least 1: the newest run is the drill's evidence"))
 		}
 	}
 	obj := spec.Child("objectives")
@@ -342,9 +418,49 @@ func validate(d *v1alpha1.Drill, v ParamsValidator) field.ErrorList {
 		for _, msg := range validation.IsDNS1123Label(s.Target.Namespace) {
 			errs = append(errs, field.Invalid(spec.Child("target", "namespace"), s.Target.Namespace, msg))
 		}
+		for _, p := range o.protected {
+			if s.Target.Namespace == p {
+				errs = append(errs, field.Forbidden(spec.Child("target", "namespace"),
+					fmt.Sprintf("namespace %s is protected (the system's, drillbot's or Velero's): it is never a drill target", p)))
+				break
+			}
+		}
 	}
 	sortErrors(errs)
 	return errs
+}
+
+// checkSchedule refuses a schedule that never fires (robfig/cron finds no
+// match within five years, e.g. February 30th) or fires more often than
+// minGap.
+func checkSchedule(path *field.Path, expr string, sched cron.Schedule, now time.Time, minGap time.Duration, overridden bool) field.ErrorList {
+	next := sched.Next(now)
+	if next.IsZero() {
+		return field.ErrorList{field.Invalid(path, expr, "never fires: no time matches it within five years")}
+	}
+	shortest := time.Duration(0)
+	prev := next
+	for range intervalSamples {
+		n := sched.Next(prev)
+		if n.IsZero() {
+			break
+		}
+		if gap := n.Sub(prev); shortest == 0 || gap < shortest {
+			shortest = gap
+		}
+		if shortest < minGap {
+			break
+		}
+		prev = n
+	}
+	if shortest != 0 && shortest < minGap {
+		how := "set spec.minInterval to allow it explicitly (at least " + MinInterval.String() + ")"
+		if overridden {
+			how = "spec.minInterval allows no less"
+		}
+		return field.ErrorList{field.Invalid(path, expr, fmt.Sprintf("fires every %s, more often than the minimum interval %s for this drill: %s", shortest, minGap, how))}
+	}
+	return nil
 }
 
 func sortErrors(errs field.ErrorList) {
@@ -387,6 +503,13 @@ func (def *Definition) FromSpec() {
 	}
 	def.RTO = mustDuration(s.Objectives.RTO, 0)
 	def.RPO = mustDuration(s.Objectives.RPO, 0)
+	def.History = History{Successful: DefaultSuccessfulRunsHistoryLimit, Failed: DefaultFailedRunsHistoryLimit}
+	if s.SuccessfulRunsHistoryLimit != nil {
+		def.History.Successful = int(*s.SuccessfulRunsHistoryLimit)
+	}
+	if s.FailedRunsHistoryLimit != nil {
+		def.History.Failed = int(*s.FailedRunsHistoryLimit)
+	}
 	def.Timeouts = Timeouts{
 		Preflight: mustDuration(s.Timeouts.Preflight, DefaultPreflightTimeout),
 		Inject:    mustDuration(s.Timeouts.Inject, DefaultInjectTimeout),

@@ -72,10 +72,20 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 		{"name not DNS", mutate("name: ns-restore", "name: NS_Restore"), []string{"metadata.name"}},
 		{"not YAML", "spec: [unclosed\n", []string{"drills/x.yaml", "not valid YAML"}},
 		{"empty file", "# nothing\n", []string{"drills/x.yaml", "no Drill"}},
+		// A drill that can never run, or would hammer the cluster, is bad input too.
+		{"schedule that never fires (February 30th)", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"0 3 30 2 *"`), []string{"spec.schedule", "never fires"}},
+		{"namespace deleted every second", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"@every 1s"`), []string{"spec.schedule", "fires every 1s", "minimum interval 1h0m0s", "spec.minInterval"}},
+		{"fault every 30 minutes", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"*/30 * * * *"`), []string{"spec.schedule", "fires every 30m0s"}},
+		{"override below the override floor", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  minInterval: 10s\n"), []string{"spec.minInterval", "at least 1m0s"}},
+		{"override not met", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, "\"*/5 * * * *\"\n  minInterval: 10m"), []string{"spec.schedule", "fires every 5m0s", "minimum interval 10m0s"}},
+		{"kube-system target", mutate("namespace: shop", "namespace: kube-system"), []string{"spec.target.namespace", "protected"}},
+		{"drillbot's own namespace", mutate("namespace: shop", "namespace: drillbot-system"), []string{"spec.target.namespace", "protected"}},
+		{"Velero's namespace", mutate("namespace: shop", "namespace: velero"), []string{"spec.target.namespace", "protected"}},
+		{"history limit of zero", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  failedRunsHistoryLimit: 0\n"), []string{"spec.failedRunsHistoryLimit", "at least 1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			defs, err := drill.Parse("drills/x.yaml", []byte(tc.doc), reg)
+			defs, err := drill.Parse("drills/x.yaml", []byte(tc.doc), reg, drill.Protect("drillbot-system", "velero"))
 			if err == nil {
 				t.Fatalf("accepted:\n%s", tc.doc)
 			}
@@ -109,6 +119,38 @@ func TestParseValid(t *testing.T) {
 	next := d.Schedule.Next(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
 	if got := next.UTC(); !got.Equal(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)) {
 		t.Errorf("next run %v, want 2026-12-01 02:00 UTC", got)
+	}
+}
+
+func TestScheduleLimits(t *testing.T) {
+	reg := scenarios.Registry(scenarios.Deps{})
+	probe := `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: probe}
+spec:
+  scenario: admission-probe
+  schedule: "%s"
+  objectives: {rto: 1m}
+  target: {namespace: shop}
+  params: {attempt: {image: registry.example/x:1}}
+`
+	cases := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"explicit override allows a fault every 10 minutes", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, "\"*/10 * * * *\"\n  minInterval: 10m"), true},
+		{"hourly fault by default", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"@hourly"`), true},
+		{"a read-only probe every 5 minutes", strings.Replace(probe, "%s", "*/5 * * * *", 1), true},
+		{"a read-only probe every 30s still hammers", strings.Replace(probe, "%s", "@every 30s", 1), false},
+		{"leap day only: fires within 5 years", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"0 3 29 2 *"`), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := drill.Parse("x.yaml", []byte(tc.doc), reg, drill.At(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)))
+			if (err == nil) != tc.ok {
+				t.Errorf("ok %v, err %v", tc.ok, err)
+			}
+		})
 	}
 }
 

@@ -77,6 +77,9 @@ const (
 	EventPhaseFinished EventType = "PhaseFinished"
 	EventMilestone     EventType = "Milestone"
 	EventFinished      EventType = "Finished"
+	// EventRevertRetried: a run that was RevertFailed had its revert
+	// retried (Err says whether it failed again; Phase is where it is now).
+	EventRevertRetried EventType = "RevertRetried"
 )
 
 // Event is a step of a run, for progress output and notifications.
@@ -111,9 +114,17 @@ type Config struct {
 	// Failpoints); the crash tests make it kill the process there.
 	Failpoint func(step string)
 	// Heartbeat is how often a running run's holder renews its heartbeat
-	// (default 10s). A run whose heartbeat is older than three of these
-	// was left by a process that died.
+	// (default 10s). A run whose heartbeat has not changed for three of
+	// these, as this process observes it, was left by a process that died.
 	Heartbeat time.Duration
+	// Locks is the cluster-wide one-run-per-target lock (nil: runs are only
+	// checked against the recorded runs, which is not atomic across
+	// processes).
+	Locks TargetLocks
+	// RevertBackoff is the first wait before the sweep retries a failed
+	// revert (default 30s); it doubles per attempt up to RevertBackoffCap
+	// (default 10m).
+	RevertBackoff, RevertBackoffCap time.Duration
 }
 
 // Engine runs drills.
@@ -129,10 +140,16 @@ type Engine struct {
 	gate      Gate
 	heartbeat time.Duration
 	failpoint func(string)
+	locks     TargetLocks
+	backoff   wait.Backoff
 
 	mu      sync.Mutex
 	active  map[string]string                  // target key -> run name
 	cancels map[string]context.CancelCauseFunc // run name -> its cancel
+
+	sweepMu  sync.Mutex
+	observed map[string]observation // run name -> its heartbeat as last seen
+	retries  map[string]retry       // run name -> when its failed revert is retried
 }
 
 // New returns an Engine. A nil Clock is the real clock and a nil Logger
@@ -142,6 +159,7 @@ func New(cfg Config) *Engine {
 		store: cfg.Store, kinds: cfg.Kinds, clock: cfg.Clock, log: cfg.Logger,
 		holder: cfg.Holder, observers: cfg.Observers, persistTO: cfg.PersistTimeout, gate: cfg.Gate,
 		active: map[string]string{}, cancels: map[string]context.CancelCauseFunc{},
+		locks: cfg.Locks, observed: map[string]observation{}, retries: map[string]retry{},
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
@@ -160,21 +178,25 @@ func New(cfg Config) *Engine {
 	if e.heartbeat == 0 {
 		e.heartbeat = 10 * time.Second
 	}
+	e.backoff = wait.Backoff{Duration: cfg.RevertBackoff, Factor: 2, Cap: cfg.RevertBackoffCap}
+	if e.backoff.Duration == 0 {
+		e.backoff.Duration = 30 * time.Second
+	}
+	if e.backoff.Cap == 0 {
+		e.backoff.Cap = 10 * time.Minute
+	}
 	return e
 }
 
-// TargetKey identifies a drill's target for the one-run-per-target rule.
+// TargetKey identifies a drill's target for the one-run-per-target rule:
+// its namespace. Two drills on one namespace never overlap, whatever their
+// selectors: one drill's fault would change what the other measures.
 func TargetKey(t v1alpha1.Target) string {
-	keys := make([]string, 0, len(t.Selector))
-	for k, v := range t.Selector {
-		keys = append(keys, k+"="+v)
-	}
-	sort.Strings(keys)
-	return t.Namespace + "/" + t.Name + "?" + strings.Join(keys, ",")
+	return t.Namespace
 }
 
-// targetLabel is a label-safe hash of a target key.
-func targetLabel(key string) string {
+// TargetHash is a label-safe hash of a target key.
+func TargetHash(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])[:16]
 }
@@ -205,7 +227,7 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 			Labels: map[string]string{
 				v1alpha1.LabelDrill:    def.Name,
 				v1alpha1.LabelScenario: def.Spec.Scenario,
-				v1alpha1.LabelTarget:   targetLabel(key),
+				v1alpha1.LabelTarget:   TargetHash(key),
 			},
 		},
 		Spec: v1alpha1.DrillRunSpec{Drill: def.Name, Scenario: def.Spec.Scenario, Trigger: trigger, Source: def.Source, Snapshot: def.Spec},
@@ -213,6 +235,15 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 	created, err := e.store.Create(ctx, run)
 	if err != nil {
 		return nil, fmt.Errorf("drill %s: record run: %w", def.Name, err)
+	}
+	unlock, err := e.lock(ctx, key, created.Name)
+	if err != nil {
+		// Nothing was done under this run: it goes, and the caller is told
+		// the target is busy.
+		if derr := e.store.Delete(context.WithoutCancel(ctx), created.Name); derr != nil {
+			e.log.Warn("run record of a busy target not deleted", "run", created.Name, "err", derr)
+		}
+		return nil, fmt.Errorf("drill %s: %w", def.Name, err)
 	}
 	rs := &runState{e: e, def: def, run: created, log: e.log.With("drill", def.Name, "scenario", def.Spec.Scenario, "run", created.Name)}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -238,10 +269,50 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 	sc, err := kind.New(def, created.Name)
 	if err != nil {
 		rs.out.failures = append(rs.out.failures, "scenario: "+err.Error())
-		return rs.finish(ctx, nil), nil
+		sc = nil
+	} else {
+		rs.execute(ctx, sc)
 	}
-	rs.execute(ctx, sc)
-	return rs.finish(ctx, sc), nil
+	final := rs.finish(ctx, sc)
+	if final.Status.Phase == v1alpha1.PhaseCompleted {
+		unlock()
+	}
+	e.prune(ctx, def)
+	return final, nil
+}
+
+// lock takes the cluster-wide lock of target for run (see TargetLocks). A
+// run holds it while it is unfinished or may hold a fault.
+func (e *Engine) lock(ctx context.Context, target, run string) (unlock func(), err error) {
+	if e.locks == nil {
+		return func() {}, nil
+	}
+	held := func(ctx context.Context, holder string) (bool, error) {
+		r, err := e.store.Get(ctx, holder)
+		if IsNotFound(err) {
+			return false, nil // deleted: only finished runs are pruned
+		}
+		if err != nil {
+			return false, err
+		}
+		return r.Status.Phase != v1alpha1.PhaseCompleted, nil
+	}
+	if err := e.locks.Lock(ctx, target, run, held); err != nil {
+		return nil, err
+	}
+	return func() { e.unlock(ctx, target, run) }, nil
+}
+
+func (e *Engine) unlock(ctx context.Context, target, run string) {
+	if e.locks == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.persistTO)
+	defer cancel()
+	if err := e.locks.Unlock(ctx, target, run); err != nil {
+		// The next run takes over a lock left by a Completed run.
+		e.log.Warn("target lock not released", "target", target, "run", run, "err", err)
+	}
 }
 
 // claim takes the target for one run, in this process and in the cluster.
@@ -258,7 +329,7 @@ func (e *Engine) claim(ctx context.Context, key string) (func(), error) {
 		delete(e.active, key)
 		e.mu.Unlock()
 	}
-	runs, err := e.store.List(ctx, v1alpha1.LabelTarget+"="+targetLabel(key))
+	runs, err := e.store.List(ctx, v1alpha1.LabelTarget+"="+TargetHash(key))
 	if err != nil {
 		release()
 		return nil, err
@@ -286,6 +357,8 @@ type runState struct {
 	log *slog.Logger
 
 	stopHeartbeat func() // nil when no heartbeat runs
+	// retry: the run already has its verdict; only its revert is retried.
+	retry bool
 
 	mu  sync.Mutex // guards run while a scenario marks milestones
 	run *v1alpha1.DrillRun
@@ -311,7 +384,20 @@ func (rs *runState) persist(ctx context.Context) error {
 		updated, err := rs.e.store.UpdateStatus(ctx, rs.run)
 		if err != nil {
 			if isConflict(err) {
-				return false, err // someone else changed our run: stop
+				// Someone changed the object (a label, an annotation) or
+				// took the run over. Re-read: only a run still ours is
+				// written again, on its new resourceVersion.
+				cur, gerr := rs.e.store.Get(ctx, rs.run.Name)
+				if gerr != nil {
+					lastErr = errors.Join(err, gerr)
+					return false, nil
+				}
+				if h := cur.Status.Holder; (h != "" && h != rs.run.Status.Holder) || cur.Status.Phase == v1alpha1.PhaseCompleted {
+					return false, fmt.Errorf("run %s was taken over by %q (phase %s): not overwritten: %w", rs.run.Name, h, orPending(cur.Status.Phase), err)
+				}
+				rs.run.ResourceVersion = cur.ResourceVersion
+				lastErr = err
+				return false, nil
 			}
 			lastErr = err
 			rs.log.Warn("writing run status failed, retrying", "err", err)
@@ -359,13 +445,20 @@ func (e *Engine) withDeadline(ctx context.Context, phase v1alpha1.Phase, d time.
 }
 
 // phase runs fn as one step of the state machine under its own deadline.
+// A phase whose start cannot be recorded does not run, except Reverting:
+// an undo never waits for a status write (it is recorded afterwards).
 func (rs *runState) phase(ctx context.Context, p v1alpha1.Phase, timeout time.Duration, fn func(context.Context) error) error {
 	rs.mu.Lock()
 	rs.run.Status.Phase = p
 	rs.run.Status.Steps = append(rs.run.Status.Steps, v1alpha1.Step{Phase: p, StartedAt: *rs.stamp()})
 	rs.mu.Unlock()
+	var startErr error
 	if err := rs.persist(ctx); err != nil {
-		return err
+		if p != v1alpha1.PhaseReverting {
+			return err
+		}
+		rs.log.Error("start of revert not recorded: reverting anyway", "err", err)
+		startErr = err
 	}
 	rs.log.Info("phase started", "phase", p, "timeout", timeout)
 	rs.emit(ctx, Event{Type: EventPhaseStarted, Phase: p})
@@ -391,6 +484,8 @@ func (rs *runState) phase(ctx context.Context, p v1alpha1.Phase, timeout time.Du
 	rs.mu.Unlock()
 	if perr := rs.persist(ctx); perr != nil {
 		err = errors.Join(err, perr)
+	} else if startErr != nil {
+		rs.log.Info("revert recorded after all", "phase", p)
 	}
 	if err != nil {
 		rs.log.Warn("phase failed", "phase", p, "err", err)
@@ -503,33 +598,38 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 	}
 	if v.DataTimestamp != nil {
 		rs.mu.Lock()
-		rpo, note := RPO(rs.run.Status.DisasterAt.Time, *v.DataTimestamp)
+		rpo, ok, why := RPO(rs.run.Status.DisasterAt.Time, *v.DataTimestamp)
 		rs.run.Status.RPOSource = v.RPOSource
 		rs.mu.Unlock()
-		rs.out.rpo = &rpo
-		if note != "" {
-			rs.out.findings = append(rs.out.findings, note)
+		if ok {
+			rs.out.rpo = &rpo
+		} else {
+			rs.out.rpo = nil
+			rs.out.findings = append(rs.out.findings, why)
+			if rs.out.inconclusive == "" {
+				rs.out.inconclusive = why
+			}
 		}
 	}
 }
 
 // revertAll undoes every journal entry not yet reverted, newest first. It
 // runs on a context detached from the run's, so a cancelled or timed-out run
-// still reverts, under the revert phase's own deadline.
+// still reverts, under the revert phase's own deadline. Every undo is
+// attempted whatever happens to the status writes around it; the error is
+// about the undos only (a record that could not be written is retried by
+// finish, and an unrecorded undo is repeated harmlessly: undos are
+// idempotent).
 func (rs *runState) revertAll(ctx context.Context, sc Scenario) error {
 	rs.mu.Lock()
-	pending := 0
-	for _, e := range rs.run.Status.Journal {
-		if e.State != v1alpha1.JournalReverted {
-			pending++
-		}
-	}
+	pending := rs.run.Status.OpenFaults()
 	rs.mu.Unlock()
 	if pending == 0 {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
-	return rs.phase(ctx, v1alpha1.PhaseReverting, rs.def.Timeouts.Revert, func(ctx context.Context) error {
+	var undoErrs []error
+	_ = rs.phase(ctx, v1alpha1.PhaseReverting, rs.def.Timeouts.Revert, func(ctx context.Context) error {
 		var errs []error
 		for i := len(rs.run.Status.Journal) - 1; i >= 0; i-- {
 			rs.mu.Lock()
@@ -544,17 +644,20 @@ func (rs *runState) revertAll(ctx context.Context, sc Scenario) error {
 			je := &rs.run.Status.Journal[i]
 			if err != nil {
 				je.State, je.Error = v1alpha1.JournalFailed, err.Error()
-				errs = append(errs, fmt.Errorf("undo %s: %w", entry.ID, err))
+				undoErrs = append(undoErrs, fmt.Errorf("undo %s: %w", entry.ID, err))
+				errs = append(errs, undoErrs[len(undoErrs)-1])
 			} else {
 				je.State, je.Error, je.RevertedAt = v1alpha1.JournalReverted, "", rs.stamp()
 			}
 			rs.mu.Unlock()
 			if perr := rs.persist(ctx); perr != nil {
+				rs.log.Error("undo done but not recorded yet", "entry", entry.ID, "err", perr)
 				errs = append(errs, perr)
 			}
 		}
 		return errors.Join(errs...)
 	})
+	return errors.Join(undoErrs...)
 }
 
 // heartbeatSeconds is the heartbeat interval as recorded on runs (at least 1).
@@ -586,12 +689,17 @@ func (rs *runState) startHeartbeat(ctx context.Context) {
 	rs.stopHeartbeat = func() { cancel(); <-done }
 }
 
-// finish reverts, decides the verdict, and records the run as Completed.
+// finish reverts, decides the verdict, and records the run: Completed when
+// every fault is reverted, RevertFailed while one may still be active.
 func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun {
+	var revertErr error
 	if sc != nil {
-		if err := rs.revertAll(ctx, sc); err != nil {
-			rs.out.failures = append(rs.out.failures, "revert failed, fault may still be active: "+err.Error())
-			rs.log.Error("revert failed: fault may still be active", "err", err)
+		revertErr = rs.revertAll(ctx, sc)
+		if revertErr != nil && !rs.retry {
+			rs.out.failures = append(rs.out.failures, "revert failed, fault may still be active: "+revertErr.Error())
+		}
+		if revertErr != nil {
+			rs.log.Error("revert failed: fault may still be active", "err", revertErr)
 		}
 	}
 	if rs.stopHeartbeat != nil {
@@ -599,114 +707,41 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 	}
 	rs.mu.Lock()
 	st := &rs.run.Status
-	verdict, reason := Decide(rs.out, rs.def.RTO, rs.def.RPO)
-	st.Verdict, st.Reason = verdict, reason
-	if rs.out.rto != nil {
-		st.RTO = FormatDuration(*rs.out.rto)
+	if rs.retry {
+		// The verdict was decided when the run ended; a later revert only
+		// changes whether its fault is still active.
+		st.RevertAttempts++
+		if revertErr == nil {
+			st.Findings = append(st.Findings, fmt.Sprintf("every fault reverted by %q at %s, on revert attempt %d after the run",
+				rs.e.holder, rs.e.clock.Now().UTC().Format(time.RFC3339), st.RevertAttempts))
+		}
+	} else {
+		verdict, reason := Decide(rs.out, rs.def.RTO, rs.def.RPO)
+		st.Verdict, st.Reason = verdict, reason
+		if rs.out.rto != nil {
+			st.RTO = FormatDuration(*rs.out.rto)
+		}
+		if rs.out.rpo != nil {
+			st.RPO = FormatDuration(*rs.out.rpo)
+		}
+		st.Findings = append(st.Findings, rs.out.findings...)
+		st.FinishedAt = rs.stamp()
 	}
-	if rs.out.rpo != nil {
-		st.RPO = FormatDuration(*rs.out.rpo)
-	}
-	st.Findings = append(st.Findings, rs.out.findings...)
 	st.Phase = v1alpha1.PhaseCompleted
-	st.FinishedAt = rs.stamp()
+	if st.OpenFaults() > 0 {
+		st.Phase = v1alpha1.PhaseRevertFailed
+	}
 	rs.mu.Unlock()
 	if err := rs.persist(ctx); err != nil {
 		rs.log.Error("final run status not recorded", "err", err)
 	}
-	rs.log.Info("run finished", "verdict", verdict, "reason", reason, "rto", st.RTO, "rpo", st.RPO)
-	rs.emit(ctx, Event{Type: EventFinished, Phase: v1alpha1.PhaseCompleted})
+	rs.log.Info("run finished", "phase", st.Phase, "verdict", st.Verdict, "reason", st.Reason, "rto", st.RTO, "rpo", st.RPO)
+	if rs.retry {
+		rs.emit(ctx, Event{Type: EventRevertRetried, Phase: st.Phase, Err: revertErr})
+	} else {
+		rs.emit(ctx, Event{Type: EventFinished, Phase: st.Phase})
+	}
 	return rs.run.DeepCopy()
-}
-
-// ResolveInterrupted finds unfinished runs that no live drillbot holds (the
-// holder's heartbeat is older than three heartbeat intervals, or missing)
-// or whose faults are past their deadline (the journal entry's expiry plus
-// the revert timeout), reverts every fault they recorded, and completes
-// them as FAIL. The daemon calls it at start, before any new run, and then
-// periodically (the sweep). Runs of live processes are left to them.
-func (e *Engine) ResolveInterrupted(ctx context.Context) ([]v1alpha1.DrillRun, error) {
-	now := e.clock.Now()
-	return e.resolve(ctx, func(r *v1alpha1.DrillRun) string {
-		interval := max(e.heartbeat, time.Duration(r.Status.HeartbeatSeconds)*time.Second)
-		if r.Status.HeartbeatAt == nil || now.Sub(r.Status.HeartbeatAt.Time) > 3*interval {
-			return fmt.Sprintf("interrupted during %s: drillbot %q stopped before the run finished", orPending(r.Status.Phase), r.Status.Holder)
-		}
-		def := drill.Definition{Spec: r.Spec.Snapshot}
-		def.FromSpec()
-		for _, j := range r.Status.Journal {
-			if j.State != v1alpha1.JournalReverted && j.ExpiresAt != nil && now.After(j.ExpiresAt.Add(def.Timeouts.Revert)) {
-				return fmt.Sprintf("fault %s past its deadline (%s) while held by %q: reverted by the sweep", j.ID, j.ExpiresAt.UTC().Format(time.RFC3339), r.Status.Holder)
-			}
-		}
-		return "" // held by a live process
-	})
-}
-
-// RevertActive completes every unfinished run as FAIL with reason,
-// reverting its faults: what `drillbot halt` does for runs that no live
-// daemon reverted within its wait.
-func (e *Engine) RevertActive(ctx context.Context, reason string) ([]v1alpha1.DrillRun, error) {
-	return e.resolve(ctx, func(r *v1alpha1.DrillRun) string {
-		return fmt.Sprintf("halted during %s: %s", orPending(r.Status.Phase), reason)
-	})
-}
-
-func (e *Engine) resolve(ctx context.Context, why func(*v1alpha1.DrillRun) string) ([]v1alpha1.DrillRun, error) {
-	runs, err := e.store.List(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	// Runs are independent: each is reverted on its own goroutine, so one
-	// slow undo does not hold up the others.
-	var (
-		mu   sync.Mutex // guards done
-		done []v1alpha1.DrillRun
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for i := range runs {
-		r := &runs[i]
-		if r.Status.Phase == v1alpha1.PhaseCompleted {
-			continue
-		}
-		e.mu.Lock()
-		_, mine := e.cancels[r.Name]
-		e.mu.Unlock()
-		reason := why(r)
-		if mine || reason == "" {
-			continue // this process runs it, or a live one does
-		}
-		def := drill.Definition{Name: r.Spec.Drill, Spec: r.Spec.Snapshot, Source: r.Spec.Source}
-		def.FromSpec()
-		rs := &runState{e: e, def: def, run: r.DeepCopy(), log: e.log.With("drill", def.Name, "run", r.Name)}
-		rs.out.failures = []string{reason}
-		rs.log.Warn("resolving unfinished run", "phase", r.Status.Phase, "holder", r.Status.Holder, "reason", reason)
-		kind, ok := e.kinds[def.Spec.Scenario]
-		if !ok {
-			errs = append(errs, fmt.Errorf("run %s: unknown scenario kind %q, cannot revert", r.Name, def.Spec.Scenario))
-			continue
-		}
-		sc, err := kind.New(def, r.Name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
-			continue
-		}
-		rs.run.Status.Holder = e.holder
-		// This process holds the run now: it heartbeats while it reverts,
-		// so no other drillbot takes it over meanwhile.
-		rs.run.Status.HeartbeatAt, rs.run.Status.HeartbeatSeconds = rs.stamp(), e.heartbeatSeconds()
-		rs.startHeartbeat(ctx)
-		wg.Go(func() {
-			final := rs.finish(ctx, sc)
-			mu.Lock()
-			done = append(done, *final)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	sort.Slice(done, func(i, j int) bool { return done[i].Name < done[j].Name })
-	return done, errors.Join(errs...)
 }
 
 func orPending(p v1alpha1.Phase) v1alpha1.Phase {

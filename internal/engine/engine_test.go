@@ -226,6 +226,14 @@ func TestRunVerdicts(t *testing.T) {
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s", wantRPO: "30s",
 		},
 		{
+			// The marker was stamped over the restored data (or by a skewed
+			// clock): the window is unknown, never 0.
+			name: "recovered data newer than the disaster is inconclusive, never RPO 0", rto: 5 * time.Minute, rpo: time.Hour,
+			setup:       func(s *script) { s.verify = dataAt(-40 * time.Second) },
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"RPO not measurable", "40s after the disaster"},
+			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
+		},
+		{
 			name: "rpo target without a data timestamp is inconclusive", rto: 5 * time.Minute, rpo: time.Hour,
 			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"no recovered data timestamp"},
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
@@ -262,8 +270,13 @@ func TestRunVerdicts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if stored.Status.Phase != v1alpha1.PhaseCompleted || stored.Status.Verdict != tc.wantVerdict {
-				t.Errorf("stored run phase %s verdict %s", stored.Status.Phase, stored.Status.Verdict)
+			wantPhase := v1alpha1.PhaseCompleted
+			if sc.revertErr != nil {
+				// A fault whose undo failed keeps its run open.
+				wantPhase = v1alpha1.PhaseRevertFailed
+			}
+			if stored.Status.Phase != wantPhase || stored.Status.Verdict != tc.wantVerdict {
+				t.Errorf("stored run phase %s verdict %s, want %s %s", stored.Status.Phase, stored.Status.Verdict, wantPhase, tc.wantVerdict)
 			}
 			for _, j := range stored.Status.Journal {
 				want := v1alpha1.JournalReverted
@@ -398,7 +411,14 @@ func TestResolveInterruptedRevertsRecordedFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := &script{clk: testingclock.NewFakeClock(t0)}
-	done, err := newEngine(store, sc).ResolveInterrupted(ctx)
+	e := newEngine(store, sc)
+	// The first sweep only sees the heartbeat; three silent intervals later
+	// the holder is judged dead.
+	if done, err := e.ResolveInterrupted(ctx); err != nil || len(done) != 0 {
+		t.Fatalf("first sweep resolved %d runs (%v): a holder is never judged on one look", len(done), err)
+	}
+	sc.clk.Step(31 * time.Second)
+	done, err := e.ResolveInterrupted(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

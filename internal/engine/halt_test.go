@@ -123,25 +123,32 @@ func TestRevertActive(t *testing.T) {
 	}
 }
 
-// TestSweepLeavesLiveRunsAlone: only runs whose holder stopped renewing its
-// heartbeat, or whose fault is past its deadline, are reverted by another
-// drillbot.
-func TestSweepLeavesLiveRunsAlone(t *testing.T) {
+// TestSweepJudgesHeartbeatsByObservation: a holder is dead when this
+// process has seen its heartbeat unchanged for three intervals, on its own
+// clock; the holder's clock may be far off either way. Sweeps run every 11s
+// (the engine's heartbeat is 10s).
+func TestSweepJudgesHeartbeatsByObservation(t *testing.T) {
 	at := func(d time.Duration) *metav1.MicroTime { m := metav1.NewMicroTime(t0.Add(d)); return &m }
 	cases := []struct {
 		name      string
-		heartbeat *metav1.MicroTime
-		seconds   int64 // the holder's recorded interval
-		expires   *metav1.MicroTime
+		heartbeat *metav1.MicroTime // the holder's first heartbeat, by its clock
+		seconds   int64             // the holder's recorded interval
+		beats     bool              // the holder renews it before every sweep
+		expiresIn *time.Duration    // the fault's deadline, after the heartbeat, by the holder's clock
+		sweeps    int
 		want      string // "" = left alone
+		wantAt    int    // the sweep that resolves it
 	}{
-		{name: "no heartbeat (older drillbot)", want: "interrupted during Recovering"},
-		{name: "heartbeat 5s ago: live", heartbeat: at(-5 * time.Second)},
-		{name: "heartbeat 31s ago: holder dead", heartbeat: at(-31 * time.Second), want: "interrupted during Recovering"},
-		{name: "heartbeat 31s ago, holder beats every 20s: live", heartbeat: at(-31 * time.Second), seconds: 20},
-		{name: "heartbeat 61s ago, holder beats every 20s: dead", heartbeat: at(-61 * time.Second), seconds: 20, want: "interrupted during Recovering"},
-		{name: "live but fault past deadline and revert timeout", heartbeat: at(-time.Second), expires: at(-11 * time.Minute), want: "past its deadline"},
-		{name: "live, fault past deadline, still within revert timeout", heartbeat: at(-time.Second), expires: at(-9 * time.Minute)},
+		{name: "holder's clock 35s behind, beating: live", heartbeat: at(-35 * time.Second), beats: true, sweeps: 6},
+		{name: "holder's clock 35s behind, stopped: dead after 3 intervals", heartbeat: at(-35 * time.Second), sweeps: 4, want: "interrupted during Recovering", wantAt: 3},
+		{name: "holder's clock 10m ahead, stopped: dead after 3 intervals", heartbeat: at(10 * time.Minute), sweeps: 4, want: "interrupted during Recovering", wantAt: 3},
+		{name: "no heartbeat (older drillbot): dead after 3 intervals", sweeps: 4, want: "interrupted during Recovering", wantAt: 3},
+		{name: "holder beats every 20s, silent 33s: live", heartbeat: at(0), seconds: 20, sweeps: 4},
+		{name: "holder beats every 20s, silent 66s: dead", heartbeat: at(0), seconds: 20, sweeps: 7, want: "interrupted during Recovering", wantAt: 6},
+		{name: "beating, fault past deadline and revert timeout by the holder's clock", heartbeat: at(time.Hour), beats: true,
+			expiresIn: ptr(-11 * time.Minute), sweeps: 2, want: "past its deadline", wantAt: 0},
+		{name: "beating, fault past deadline, within revert timeout", heartbeat: at(-time.Hour), beats: true,
+			expiresIn: ptr(-9 * time.Minute), sweeps: 5},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,25 +160,58 @@ func TestSweepLeavesLiveRunsAlone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			entry := v1alpha1.JournalEntry{ID: "1-break", State: v1alpha1.JournalRecorded}
+			if tc.heartbeat != nil {
+				entry.RecordedAt = *tc.heartbeat
+			}
+			if tc.expiresIn != nil {
+				exp := metav1.NewMicroTime(tc.heartbeat.Add(*tc.expiresIn))
+				entry.ExpiresAt = &exp
+			}
 			created.Status = v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseRecovering, Holder: "other", HeartbeatAt: tc.heartbeat, HeartbeatSeconds: tc.seconds,
-				Journal: []v1alpha1.JournalEntry{{ID: "1-break", State: v1alpha1.JournalRecorded, ExpiresAt: tc.expires}}}
+				Journal: []v1alpha1.JournalEntry{entry}}
 			if _, err := store.UpdateStatus(ctx, created); err != nil {
 				t.Fatal(err)
 			}
 			sc := &script{clk: testingclock.NewFakeClock(t0)}
-			done, err := newEngine(store, sc).ResolveInterrupted(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.want == "" {
-				if len(done) != 0 || len(sc.reverted) != 0 {
-					t.Errorf("a live run was resolved: %+v", done)
+			e := newEngine(store, sc)
+			for i := range tc.sweeps {
+				if i > 0 {
+					sc.clk.Step(11 * time.Second)
+					if tc.beats {
+						r, err := store.Get(ctx, "r")
+						if err != nil {
+							t.Fatal(err)
+						}
+						hb := metav1.NewMicroTime(r.Status.HeartbeatAt.Add(11 * time.Second))
+						r.Status.HeartbeatAt = &hb
+						if _, err := store.UpdateStatus(ctx, r); err != nil {
+							t.Fatal(err)
+						}
+					}
 				}
-				return
+				done, err := e.ResolveInterrupted(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resolved := len(done) > 0
+				if tc.want == "" || i < tc.wantAt {
+					if resolved || len(sc.reverted) != 0 {
+						t.Fatalf("sweep %d resolved a live run: %s", i, done[0].Status.Reason)
+					}
+					continue
+				}
+				if i == tc.wantAt {
+					if len(done) != 1 || !strings.Contains(done[0].Status.Reason, tc.want) || len(sc.reverted) != 1 {
+						t.Fatalf("sweep %d resolved %d (%v), reverted %d; want %q", i, len(done), done, len(sc.reverted), tc.want)
+					}
+				}
 			}
-			if len(done) != 1 || !strings.Contains(done[0].Status.Reason, tc.want) || len(sc.reverted) != 1 {
-				t.Errorf("resolved %d (%v), reverted %d; want %q", len(done), done, len(sc.reverted), tc.want)
+			if tc.want != "" && len(sc.reverted) != 1 {
+				t.Errorf("reverted %d times, want once", len(sc.reverted))
 			}
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -30,14 +30,17 @@ func Breakdown(disaster, recovered time.Time, ms []v1alpha1.Milestone) []v1alpha
 }
 
 // RPO is the data-loss window: from the newest write found in the recovered
-// data to the disaster. A data timestamp after the disaster means the clocks
-// disagree; the RPO is then zero and the note says so.
-func RPO(disaster, data time.Time) (time.Duration, string) {
+// data to the disaster. Recovered data stamped after the disaster cannot
+// have come from before it: it was written during the drill (over the
+// restored data) or the clocks disagree. Either way the window is not
+// measured: ok is false and why says so (never an RPO of 0).
+func RPO(disaster, data time.Time) (rpo time.Duration, ok bool, why string) {
 	d := disaster.Sub(data)
 	if d < 0 {
-		return 0, fmt.Sprintf("recovered data is stamped %s after the disaster: clock skew between writers; RPO taken as 0", FormatDuration(-d))
+		return 0, false, fmt.Sprintf("RPO not measurable: the recovered data is stamped %s after the disaster, so it was written after the disaster (over the restored data) or the writers' clocks disagree",
+			FormatDuration(-d))
 	}
-	return d, ""
+	return d, true, ""
 }
 
 // Decide turns what a run found into its verdict and reason. FAIL wins over

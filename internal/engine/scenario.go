@@ -113,6 +113,19 @@ func (r Registry) Kinds() []string {
 	return out
 }
 
+// ReadOnly is a Kind that injects no fault (e.g. a dry-run probe): its
+// drills may be scheduled more often than fault-injecting ones.
+type ReadOnly interface {
+	ReadOnly() bool
+}
+
+// InjectsFaults reports whether the named kind breaks something. Unknown
+// kinds, and kinds that do not say, do.
+func (r Registry) InjectsFaults(kind string) bool {
+	ro, ok := r[kind].(ReadOnly)
+	return !ok || !ro.ReadOnly()
+}
+
 // ValidateParams validates params with the named kind.
 func (r Registry) ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
 	k, ok := r[kind]

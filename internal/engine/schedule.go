@@ -17,12 +17,17 @@ import (
 // missed while drillbot was down are not replayed one by one: when one or more
 // were missed, the drill runs once now (due is true) and then keeps its
 // schedule. A zero last run means the drill never ran: it waits for its next
-// slot after now.
+// slot after now. A schedule that never fires again (robfig/cron returns
+// the zero time when nothing matches within five years) has a zero next
+// time and is never due.
 func NextRun(s cron.Schedule, last, now time.Time) (next time.Time, due bool) {
 	if last.IsZero() {
 		return s.Next(now), false
 	}
 	next = s.Next(last)
+	if next.IsZero() {
+		return next, false
+	}
 	if !next.After(now) {
 		return now, true
 	}
@@ -65,6 +70,10 @@ func (s *Scheduler) Loop(ctx context.Context, defs []drill.Definition) error {
 			continue
 		}
 		n, due := NextRun(d.Schedule, s.LastRun(d.Name), now)
+		if n.IsZero() {
+			s.Logger.Error("drill schedule never fires: not scheduled", "drill", d.Name, "schedule", d.Spec.Schedule)
+			continue
+		}
 		if due {
 			s.Logger.Info("scheduled run missed while drillbot was down: running once now", "drill", d.Name)
 		}
@@ -74,11 +83,11 @@ func (s *Scheduler) Loop(ctx context.Context, defs []drill.Definition) error {
 		}
 		s.Logger.Info("drill scheduled", "drill", d.Name, "next", n)
 	}
-	if len(next) == 0 {
-		<-ctx.Done()
-		return nil
-	}
 	for {
+		if len(next) == 0 {
+			<-ctx.Done()
+			return nil
+		}
 		var soonest time.Time
 		for _, n := range next {
 			if soonest.IsZero() || n.Before(soonest) {
@@ -109,9 +118,17 @@ func (s *Scheduler) Loop(ctx context.Context, defs []drill.Definition) error {
 				defer wg.Done()
 				s.Run(ctx, d)
 			}(d)
-			next[d.Name] = d.Schedule.Next(now)
+			n = d.Schedule.Next(now)
+			if !n.After(now) {
+				// Never again (zero), or a schedule that does not move
+				// forward: firing it again now would be a busy loop.
+				s.Logger.Error("drill schedule has no next run: no longer scheduled", "drill", d.Name, "schedule", d.Spec.Schedule)
+				delete(next, d.Name)
+				continue
+			}
+			next[d.Name] = n
 			if s.OnNext != nil {
-				s.OnNext(d, next[d.Name])
+				s.OnNext(d, n)
 			}
 		}
 	}

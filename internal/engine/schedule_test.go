@@ -87,3 +87,58 @@ func TestSchedulerRunsOnTheFakeClock(t *testing.T) {
 		}
 	}
 }
+
+// never is a schedule with no next run, as robfig/cron returns for a day
+// that does not exist (February 30th): the zero time.
+type never struct{}
+
+func (never) Next(time.Time) time.Time { return time.Time{} }
+
+// TestSchedulerNeverFiresAScheduleWithoutANextRun: a zero next time is
+// neither due (catch-up) nor fired (a timer at the zero time fires at once,
+// and did, forever).
+func TestSchedulerNeverFiresAScheduleWithoutANextRun(t *testing.T) {
+	if next, due := engine.NextRun(never{}, t0.Add(-time.Hour), t0); due || !next.IsZero() {
+		t.Errorf("NextRun of a schedule that never fires = %v, due %v", next, due)
+	}
+	hourly, err := drill.ParseSchedule("@every 1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testingclock.NewFakeClock(t0)
+	defs := []drill.Definition{{Name: "never", Schedule: never{}}, {Name: "hourly", Schedule: hourly}}
+	var (
+		mu  sync.Mutex
+		ran = map[string]int{}
+	)
+	got := make(chan struct{}, 100)
+	s := &engine.Scheduler{Clock: clk, Run: func(_ context.Context, d drill.Definition) {
+		mu.Lock()
+		ran[d.Name]++
+		mu.Unlock()
+		got <- struct{}{}
+	}}
+	s.SetLastRun("never", t0.Add(-24*time.Hour)) // a catch-up must not fire it either
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Loop(ctx, defs) }()
+	for range 2 {
+		for !clk.HasWaiters() {
+			time.Sleep(time.Millisecond)
+		}
+		clk.Step(time.Hour)
+		<-got
+	}
+	for !clk.HasWaiters() { // the loop is waiting again: every run it started has been counted
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ran["never"] != 0 || ran["hourly"] != 2 {
+		t.Errorf("runs %v, want never: 0, hourly: 2", ran)
+	}
+}

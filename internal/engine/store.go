@@ -20,6 +20,7 @@ type RunStore interface {
 	UpdateStatus(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error)
 	Get(ctx context.Context, name string) (*v1alpha1.DrillRun, error)
 	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
+	Delete(ctx context.Context, name string) error
 }
 
 // KubeStore keeps DrillRuns in one namespace through the dynamic client.
@@ -73,21 +74,37 @@ func (s *KubeStore) Get(ctx context.Context, name string) (*v1alpha1.DrillRun, e
 	return fromUnstructured(out)
 }
 
-// List lists runs matching a label selector.
+// listPage is how many runs one List request returns at most.
+const listPage = 250
+
+// List lists runs matching a label selector, a page at a time.
 func (s *KubeStore) List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error) {
-	list, err := s.res().List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return nil, fmt.Errorf("list DrillRuns: %w", err)
-	}
-	runs := make([]v1alpha1.DrillRun, 0, len(list.Items))
-	for i := range list.Items {
-		r, err := fromUnstructured(&list.Items[i])
+	var runs []v1alpha1.DrillRun
+	opts := metav1.ListOptions{LabelSelector: selector, Limit: listPage}
+	for {
+		list, err := s.res().List(ctx, opts)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list DrillRuns: %w", err)
 		}
-		runs = append(runs, *r)
+		for i := range list.Items {
+			r, err := fromUnstructured(&list.Items[i])
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, *r)
+		}
+		if opts.Continue = list.GetContinue(); opts.Continue == "" {
+			return runs, nil
+		}
 	}
-	return runs, nil
+}
+
+// Delete deletes a run.
+func (s *KubeStore) Delete(ctx context.Context, name string) error {
+	if err := s.res().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete DrillRun %s: %w", name, err)
+	}
+	return nil
 }
 
 // toUnstructured and fromUnstructured go through JSON so the raw params and

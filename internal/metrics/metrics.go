@@ -89,6 +89,15 @@ func earliestExpiry(r *v1alpha1.DrillRun) float64 {
 	return out
 }
 
+// Faults sets the active-fault gauges from a run's journal: a daemon calls
+// it for every event of a run, and at start for every run not Completed, so
+// a fault whose revert failed stays visible across restarts.
+func (m *Metrics) Faults(r *v1alpha1.DrillRun) {
+	l := []string{r.Spec.Drill, r.Spec.Scenario}
+	m.active.WithLabelValues(l...).Set(float64(r.Status.OpenFaults()))
+	m.faultExpiry.WithLabelValues(l...).Set(earliestExpiry(r))
+}
+
 // SeedSuccess sets the last-success gauge from a PASS run.
 func (m *Metrics) SeedSuccess(r *v1alpha1.DrillRun) {
 	if r.Status.Verdict == v1alpha1.VerdictPass && r.Status.FinishedAt != nil {
@@ -108,14 +117,7 @@ func (m *Metrics) NotificationFailed(sink string) { m.notifyFailure.WithLabelVal
 func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 	r := ev.Run
 	l := []string{r.Spec.Drill, r.Spec.Scenario}
-	active := 0
-	for _, j := range r.Status.Journal {
-		if j.State != v1alpha1.JournalReverted {
-			active++
-		}
-	}
-	m.active.WithLabelValues(l...).Set(float64(active))
-	m.faultExpiry.WithLabelValues(l...).Set(earliestExpiry(r))
+	m.Faults(r)
 	if ev.Type != engine.EventFinished {
 		return
 	}

@@ -66,6 +66,16 @@ type DrillSpec struct {
 	Schedule string `json:"schedule,omitempty"`
 	// Suspend keeps a scheduled drill from running.
 	Suspend bool `json:"suspend,omitempty"`
+	// MinInterval is the shortest gap between two scheduled runs this drill
+	// accepts. Scenario kinds that inject faults default to 1h; setting it
+	// lower is the explicit override (never below 1m).
+	MinInterval Duration `json:"minInterval,omitempty"`
+	// SuccessfulRunsHistoryLimit and FailedRunsHistoryLimit bound how many
+	// Completed DrillRuns of this drill are kept (PASS, and FAIL or
+	// INCONCLUSIVE), as a CronJob bounds its Jobs. A run that may still hold
+	// a fault is never deleted.
+	SuccessfulRunsHistoryLimit *int32 `json:"successfulRunsHistoryLimit,omitempty"`
+	FailedRunsHistoryLimit     *int32 `json:"failedRunsHistoryLimit,omitempty"`
 	// Objectives are the RTO and RPO targets.
 	Objectives Objectives `json:"objectives"`
 	// Timeouts bound each phase of the run.
@@ -128,7 +138,12 @@ const (
 	PhaseRecovering Phase = "Recovering"
 	PhaseVerifying  Phase = "Verifying"
 	PhaseReverting  Phase = "Reverting"
-	PhaseCompleted  Phase = "Completed"
+	// PhaseRevertFailed: the run has its verdict, but an undo failed and its
+	// fault may still be active. Not terminal: drillbot retries the revert
+	// (the sweep, with backoff; drillbot halt at once), the target stays
+	// locked, and the run reaches Completed only once every fault is reverted.
+	PhaseRevertFailed Phase = "RevertFailed"
+	PhaseCompleted    Phase = "Completed"
 )
 
 // DrillRun records one execution of a drill. Its status is the run's report
@@ -192,6 +207,21 @@ type DrillRunStatus struct {
 	// Journal is the undo journal: an entry is written before its fault is
 	// injected and marked reverted once undone.
 	Journal []JournalEntry `json:"journal,omitempty"`
+	// RevertAttempts counts the reverts tried after the run's own (by the
+	// sweep or drillbot halt) while it was RevertFailed.
+	RevertAttempts int32 `json:"revertAttempts,omitempty"`
+}
+
+// OpenFaults counts the journal entries not reverted: faults that may be
+// active.
+func (s *DrillRunStatus) OpenFaults() int {
+	n := 0
+	for _, j := range s.Journal {
+		if j.State != JournalReverted {
+			n++
+		}
+	}
+	return n
 }
 
 // Step is one phase of a run.

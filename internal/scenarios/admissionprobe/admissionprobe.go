@@ -132,6 +132,9 @@ type Kind struct{ Deps Deps }
 
 var _ engine.Kind = Kind{}
 
+// ReadOnly implements engine.ReadOnly: a probe is a server-side dry run.
+func (Kind) ReadOnly() bool { return true }
+
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
 	var p Params

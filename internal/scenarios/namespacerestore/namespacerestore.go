@@ -203,7 +203,7 @@ func (s *scenario) backupName() string {
 // CheckOptIn refuses a namespace that does not exist, is terminating, is
 // protected, or lacks the opt-in label. It only reads.
 func CheckOptIn(ctx context.Context, c kubernetes.Interface, ns string, protected []string) error {
-	for _, p := range append([]string{"kube-system", "kube-public", "kube-node-lease", "default"}, protected...) {
+	for _, p := range append(append([]string{}, drill.SystemNamespaces...), protected...) {
 		if ns == p {
 			return engine.Refuse("namespace %s is protected and never a drill target", ns)
 		}
