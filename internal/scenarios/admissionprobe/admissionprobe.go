@@ -61,7 +61,30 @@ const (
 	Denied   Outcome = "denied"
 	// Unanswered: admission failed to decide (webhook unreachable, timeout).
 	Unanswered Outcome = "unanswered"
+	// Refused: the request was refused, but not by an admission decision
+	// (RBAC, an exceeded quota, a malformed probe): it says nothing about
+	// the policy under test.
+	Refused Outcome = "refused"
 )
+
+// admissionDenials are how the API server words a refusal decided by
+// admission: a webhook (Kyverno, Gatekeeper), Pod Security, a
+// ValidatingAdmissionPolicy, the image policy webhook.
+var admissionDenials = []string{
+	"admission webhook ", // ... "x" denied the request
+	"violates PodSecurity",
+	"ValidatingAdmissionPolicy ",
+	"image policy webhook",
+}
+
+func admissionDenied(msg string) bool {
+	for _, d := range admissionDenials {
+		if strings.Contains(msg, d) && (d != "admission webhook " || strings.Contains(msg, "denied the request")) {
+			return true
+		}
+	}
+	return false
+}
 
 // Result is one probe's answer.
 type Result struct {
@@ -102,9 +125,11 @@ func Probe(ctx context.Context, c kubernetes.Interface, ns, runName string, p Po
 }
 
 // Classify maps a create error to an Outcome. Denials are Forbidden or
-// Invalid answers from an admission plugin or webhook ("denied the
-// request", "violates PodSecurity"); a webhook that could not be called or
-// timed out left the question unanswered.
+// Invalid answers decided by admission ("admission webhook ... denied the
+// request", "violates PodSecurity", a ValidatingAdmissionPolicy); any other
+// refusal (RBAC, quota, validation of the probe itself) is Refused; a
+// webhook that could not be called or timed out left the question
+// unanswered.
 func Classify(err error) Result {
 	if err == nil {
 		return Result{Outcome: Admitted}
@@ -115,8 +140,10 @@ func Classify(err error) Result {
 		errors.Is(err, context.DeadlineExceeded), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err),
 		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err):
 		return Result{Outcome: Unanswered, Message: msg}
-	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+	case (apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) && admissionDenied(msg):
 		return Result{Outcome: Denied, Message: msg}
+	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return Result{Outcome: Refused, Message: msg}
 	}
 	return Result{Outcome: Unanswered, Message: msg}
 }
@@ -188,6 +215,8 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 		v.Failures = append(v.Failures, fmt.Sprintf("admission ADMITTED the pod with image %s%s: it must be denied", s.params.Attempt.Image, privileged(s.params.Attempt)))
 	case Unanswered:
 		v.Inconclusive = "admission did not answer: " + r.Message
+	case Refused:
+		v.Inconclusive = "the probe was refused before admission decided (not a policy denial): " + r.Message
 	case Denied:
 		if s.params.ReasonContains != "" && !strings.Contains(r.Message, s.params.ReasonContains) {
 			v.Failures = append(v.Failures, fmt.Sprintf("denied, but not for the expected reason %q: %s", s.params.ReasonContains, r.Message))
@@ -202,9 +231,9 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 			v.Findings = append(v.Findings, "positive control admitted: "+pc.Image)
 		case Denied:
 			v.Failures = append(v.Failures, fmt.Sprintf("positive control %s was denied (admission may deny everything): %s", pc.Image, c.Message))
-		case Unanswered:
+		case Unanswered, Refused:
 			if v.Inconclusive == "" {
-				v.Inconclusive = "admission did not answer the positive control: " + c.Message
+				v.Inconclusive = "admission did not decide on the positive control: " + c.Message
 			}
 		}
 	}

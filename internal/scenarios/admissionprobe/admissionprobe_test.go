@@ -25,7 +25,12 @@ func TestClassify(t *testing.T) {
 		{"admitted", nil, Admitted},
 		{"webhook denial", apierrors.NewForbidden(pods, "p", errors.New(`admission webhook "verify.kyverno.io" denied the request: image signature missing`)), Denied},
 		{"pod security", apierrors.NewForbidden(pods, "p", errors.New(`violates PodSecurity "restricted:latest": privileged`)), Denied},
-		{"invalid", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", nil), Denied},
+		{"validating admission policy", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", field.ErrorList{field.Invalid(field.NewPath(""), "p",
+			"ValidatingAdmissionPolicy 'no-latest' with binding 'no-latest' denied request: tag latest")}), Denied},
+		// Refusals that are not admission decisions prove nothing about the policy.
+		{"RBAC refusal", apierrors.NewForbidden(pods, "", errors.New(`User "system:serviceaccount:drillbot-system:drillbot" cannot create resource "pods" in API group "" in the namespace "shop"`)), Refused},
+		{"exceeded quota", apierrors.NewForbidden(pods, "p", errors.New(`exceeded quota: compute, requested: pods=1, used: pods=10, limited: pods=10`)), Refused},
+		{"invalid probe", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", field.ErrorList{field.Required(field.NewPath("spec", "containers[0]", "image"), "")}), Refused},
 		{"webhook unreachable", apierrors.NewInternalError(errors.New(`failed calling webhook "x": connection refused`)), Unanswered},
 		{"webhook timeout", apierrors.NewTimeoutError("context deadline exceeded", 1), Unanswered},
 		{"client timeout", context.DeadlineExceeded, Unanswered},

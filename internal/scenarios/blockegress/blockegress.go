@@ -135,6 +135,10 @@ type esState struct {
 type Undo struct {
 	Namespace string `json:"namespace"`
 	Policy    string `json:"policy"`
+	// Run is the run that creates the policy (its drillbot.io/run label):
+	// an undo deletes only that run's policy, never another run's of the
+	// same name.
+	Run string `json:"run,omitempty"`
 }
 
 // Preflight implements engine.Scenario.
@@ -247,7 +251,7 @@ func dataSum(s *corev1.Secret) string {
 // Inject implements engine.Scenario.
 func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	if err := j.Record(ctx, "block-egress", fmt.Sprintf("NetworkPolicy %s/%s denies egress from %v except DNS and the API server; undo: delete it", s.ns, PolicyName, s.selector),
-		Undo{Namespace: s.ns, Policy: PolicyName}); err != nil {
+		Undo{Namespace: s.ns, Policy: PolicyName, Run: s.run}); err != nil {
 		return err
 	}
 	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.ns).Create(ctx, s.np, metav1.CreateOptions{}); err != nil {
@@ -363,7 +367,7 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 		}
 		s.lossFound = s.lost(now)
 	}
-	if err := deletePolicy(ctx, s.deps.Kube, s.ns, PolicyName); err != nil {
+	if err := deletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
 		return err
 	}
 	m.Mark("unblocked")
@@ -472,17 +476,33 @@ func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	if u.Namespace == "" || u.Policy == "" {
 		return fmt.Errorf("undo of %s names no policy", e.ID)
 	}
-	return deletePolicy(ctx, s.deps.Kube, u.Namespace, u.Policy)
+	return deletePolicy(ctx, s.deps.Kube, u.Namespace, u.Policy, u.Run)
 }
 
-// deletePolicy deletes the policy and waits until it is gone.
-func deletePolicy(ctx context.Context, c kubernetes.Interface, ns, name string) error {
-	err := c.NetworkingV1().NetworkPolicies(ns).Delete(ctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+// deletePolicy deletes the run's policy and waits until it is gone. A
+// policy of that name that another run created is left alone (the delete
+// carries the UID of the policy whose run label was checked). An undo
+// recorded by an older drillbot names no run: then any policy drillbot
+// manages under that name is its.
+func deletePolicy(ctx context.Context, c kubernetes.Interface, ns, name, run string) error {
+	pols := c.NetworkingV1().NetworkPolicies(ns)
+	p, err := pols.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read NetworkPolicy %s/%s: %w", ns, name, err)
+	}
+	if owner := p.Labels[v1alpha1.LabelRun]; (run != "" && owner != run) || (run == "" && p.Labels["app.kubernetes.io/managed-by"] != "drillbot") {
+		return nil // not this run's: nothing of ours to undo
+	}
+	uid := p.UID
+	err = pols.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete NetworkPolicy %s/%s: %w", ns, name, err)
 	}
 	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, err := c.NetworkingV1().NetworkPolicies(ns).Get(ctx, name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
+		cur, err := pols.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || (err == nil && cur.UID != uid), nil
 	})
 }

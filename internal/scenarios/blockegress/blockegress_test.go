@@ -240,10 +240,11 @@ func TestPreflightRefusesBeforeAnyWrite(t *testing.T) {
 }
 
 func TestRevertIsIdempotent(t *testing.T) {
-	kc := fake.NewClientset(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: "eso"}},
+	mine := map[string]string{v1alpha1.LabelRun: "r1", "app.kubernetes.io/managed-by": "drillbot"}
+	kc := fake.NewClientset(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: "eso", Labels: mine}},
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "app-policy", Namespace: "eso"}})
 	s := &scenario{deps: Deps{Kube: kc}}
-	e := v1alpha1.JournalEntry{ID: "block-egress", Undo: []byte(`{"namespace":"eso","policy":"` + PolicyName + `"}`)}
+	e := v1alpha1.JournalEntry{ID: "block-egress", Undo: []byte(`{"namespace":"eso","policy":"` + PolicyName + `","run":"r1"}`)}
 	for i := range 2 {
 		if err := s.Revert(context.Background(), e); err != nil {
 			t.Fatalf("revert %d: %v", i, err)
@@ -255,5 +256,36 @@ func TestRevertIsIdempotent(t *testing.T) {
 	}
 	if err := s.Revert(context.Background(), v1alpha1.JournalEntry{ID: "x", Undo: []byte(`{}`)}); err == nil {
 		t.Error("an undo naming no policy was accepted")
+	}
+}
+
+// TestRevertLeavesAnotherRunsPolicy: a late undo of one run (the sweep's
+// retry, say) never deletes the policy another run created under the same
+// name; an undo of an older drillbot (no run recorded) deletes only a
+// policy drillbot manages.
+func TestRevertLeavesAnotherRunsPolicy(t *testing.T) {
+	cases := []struct {
+		name, undo string
+		labels     map[string]string
+		wantGone   bool
+	}{
+		{"another run's policy", `"run":"r1"`, map[string]string{v1alpha1.LabelRun: "r2", "app.kubernetes.io/managed-by": "drillbot"}, false},
+		{"this run's policy", `"run":"r2"`, map[string]string{v1alpha1.LabelRun: "r2", "app.kubernetes.io/managed-by": "drillbot"}, true},
+		{"older undo, drillbot's policy", `"run":""`, map[string]string{"app.kubernetes.io/managed-by": "drillbot"}, true},
+		{"older undo, someone else's policy of that name", `"run":""`, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := fake.NewClientset(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: "eso", Labels: tc.labels}})
+			s := &scenario{deps: Deps{Kube: kc}}
+			e := v1alpha1.JournalEntry{ID: "1-block-egress", Undo: []byte(`{"namespace":"eso","policy":"` + PolicyName + `",` + tc.undo + `}`)}
+			if err := s.Revert(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+			_, err := kc.NetworkingV1().NetworkPolicies("eso").Get(context.Background(), PolicyName, metav1.GetOptions{})
+			if gone := err != nil; gone != tc.wantGone {
+				t.Errorf("policy gone %v, want %v", gone, tc.wantGone)
+			}
+		})
 	}
 }

@@ -18,7 +18,8 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	_ = drill.Params(def.Spec, &p)
 	ns := def.Spec.Target.Namespace
 	g := []engine.Grant{
-		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "create", "delete"}),
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, PolicyName),
 		engine.Allow(ns, "", []string{"pods"}, []string{"list"}),
 		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
 		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),

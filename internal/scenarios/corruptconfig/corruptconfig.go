@@ -34,6 +34,14 @@ import (
 // Name is the scenario kind.
 const Name = "corrupt-config"
 
+// AnnotationCorruptedBy is set on the ConfigMap, in the same write as the
+// corrupt rules, to the run's name, and removed once the DaemonSet was
+// restarted on the restored rules. It tells an undo whether drillbot's
+// write ever landed: without it, the ConfigMap holds nothing of drillbot's
+// (the fault was never injected, or the inject conflicted) and nothing is
+// restored or restarted.
+const AnnotationCorruptedBy = "drillbot.io/corrupted-by"
+
 // DefaultCorruptRules is not valid Falco rules YAML.
 const DefaultCorruptRules = "# drillbot drill: corrupt rules\n- rule: drillbot corrupt rule\n  condition: [this is not a condition\n"
 
@@ -204,6 +212,10 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		return err
 	}
 	cm.Data[s.p.Key] = s.p.CorruptRules // the Update carries the read resourceVersion: a concurrent change conflicts
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
+	cm.Annotations[AnnotationCorruptedBy] = s.run
 	if _, err := s.deps.Kube.CoreV1().ConfigMaps(s.ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("corrupt rules ConfigMap: %w", err)
 	}
@@ -223,11 +235,14 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 		return fmt.Errorf("corrupt rules never detected: %w", err)
 	}
 	m.Mark("detected")
-	if err := restore(ctx, s.deps.Kube, s.undo); err != nil {
+	if _, err := restore(ctx, s.deps.Kube, s.undo); err != nil {
 		return err
 	}
 	m.Mark("rules-restored")
 	if err := restart(ctx, s.deps.Kube, s.undo); err != nil {
+		return err
+	}
+	if err := release(ctx, s.deps.Kube, s.undo); err != nil {
 		return err
 	}
 	if err := s.waitPods(ctx, "the daemonset to be Ready with the restored rules", func(_ []*corev1.Pod, ds *appsv1.DaemonSet) bool {
@@ -285,22 +300,51 @@ func signal(ch chan struct{}) {
 
 // restore puts the original bytes back, but only over exactly what drillbot
 // wrote: anything else means someone changed the rules since, and
-// overwriting their change could be worse than the drill.
-func restore(ctx context.Context, c kubernetes.Interface, u Undo) error {
+// overwriting their change could be worse than the drill. It says whether
+// drillbot's fault was (or still is) in the ConfigMap, so the DaemonSet
+// needs a restart: false when drillbot's write never landed.
+func restore(ctx context.Context, c kubernetes.Interface, u Undo) (faulted bool, err error) {
 	cm, err := c.CoreV1().ConfigMaps(u.Namespace).Get(ctx, u.ConfigMap, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("read rules ConfigMap to restore it: %w", err)
+		return false, fmt.Errorf("read rules ConfigMap to restore it: %w", err)
 	}
-	switch cur := cm.Data[u.Key]; {
+	cur := cm.Data[u.Key]
+	ours := cm.Annotations[AnnotationCorruptedBy] == u.Run
+	switch {
+	case sum(cur) == u.Written:
+		// drillbot's corrupt rules: restore them below (an entry of an older
+		// drillbot has no annotation, and this still holds).
+	case !ours:
+		// drillbot's write never landed (a crash after the journal, a
+		// conflict on inject), or its undo finished: nothing of drillbot's
+		// is there, and a restart would roll every pod for nothing.
+		return false, nil
 	case cur == u.Original:
-		return nil // already restored
-	case sum(cur) != u.Written:
-		return fmt.Errorf("ALERT: %s/%s key %s was changed by someone else since drillbot corrupted it; refusing to overwrite: restore it by hand from the DrillRun journal (resourceVersion before the drill: %s)",
+		return true, nil // restored; the restart may still be owed
+	default:
+		return true, fmt.Errorf("ALERT: %s/%s key %s was changed by someone else since drillbot corrupted it; refusing to overwrite: restore it by hand from the DrillRun journal (resourceVersion before the drill: %s)",
 			u.Namespace, u.ConfigMap, u.Key, u.ResourceVersion)
 	}
 	cm.Data[u.Key] = u.Original
 	if _, err := c.CoreV1().ConfigMaps(u.Namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("restore rules ConfigMap: %w", err)
+		return true, fmt.Errorf("restore rules ConfigMap: %w", err)
+	}
+	return true, nil
+}
+
+// release removes drillbot's annotation once the DaemonSet runs on the
+// restored rules: from then on nothing is owed.
+func release(ctx context.Context, c kubernetes.Interface, u Undo) error {
+	cm, err := c.CoreV1().ConfigMaps(u.Namespace).Get(ctx, u.ConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read rules ConfigMap: %w", err)
+	}
+	if cm.Annotations[AnnotationCorruptedBy] != u.Run {
+		return nil
+	}
+	delete(cm.Annotations, AnnotationCorruptedBy)
+	if _, err := c.CoreV1().ConfigMaps(u.Namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("remove %s from rules ConfigMap: %w", AnnotationCorruptedBy, err)
 	}
 	return nil
 }
@@ -330,17 +374,25 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 }
 
 // Revert implements engine.Scenario: restore the original (only over what
-// drillbot wrote) and restart the DaemonSet so it loads it.
+// drillbot wrote) and restart the DaemonSet so it loads it; nothing at all
+// when drillbot's write never landed.
 func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	var u Undo
 	if err := json.Unmarshal(e.Undo, &u); err != nil {
 		return fmt.Errorf("decode undo of %s: %w", e.ID, err)
 	}
-	if err := restore(ctx, s.deps.Kube, u); err != nil {
+	faulted, err := restore(ctx, s.deps.Kube, u)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("rules ConfigMap %s/%s is gone: %w", u.Namespace, u.ConfigMap, err)
 		}
 		return err
 	}
-	return restart(ctx, s.deps.Kube, u)
+	if !faulted {
+		return nil
+	}
+	if err := restart(ctx, s.deps.Kube, u); err != nil {
+		return err
+	}
+	return release(ctx, s.deps.Kube, u)
 }

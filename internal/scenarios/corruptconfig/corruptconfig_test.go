@@ -2,41 +2,66 @@ package corruptconfig
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
 
-func TestRestoreOnlyOverWhatDrillbotWrote(t *testing.T) {
-	u := Undo{Namespace: "falco", ConfigMap: "rules", Key: "r.yaml", Original: "original\n", Written: sum(DefaultCorruptRules)}
+// TestRevert: the undo restores only over what drillbot wrote, restarts
+// the DaemonSet only when drillbot's rules were there, and raises an alert
+// only when someone changed them after drillbot did.
+func TestRevert(t *testing.T) {
+	const run = "corrupt-falco-rules-1"
+	u := Undo{Namespace: "falco", ConfigMap: "rules", Key: "r.yaml", DaemonSet: "falco", Original: "original\n", Written: sum(DefaultCorruptRules), Run: run}
 	cases := []struct {
 		name, current, want, wantErr string
-		wantWrite                    bool
+		annotated                    bool // drillbot's annotation is on the ConfigMap
+		wantWrite, wantRestart       bool
 	}{
-		{name: "corrupt is restored", current: DefaultCorruptRules, want: "original\n", wantWrite: true},
-		{name: "already original: no write", current: "original\n", want: "original\n"},
-		{name: "changed by someone else: refused", current: "hotfix\n", want: "hotfix\n", wantErr: "refusing to overwrite"},
+		{name: "corrupt is restored and the DaemonSet restarted", current: DefaultCorruptRules, annotated: true, want: "original\n", wantWrite: true, wantRestart: true},
+		{name: "corrupt by an older drillbot (no annotation) is restored", current: DefaultCorruptRules, want: "original\n", wantWrite: true, wantRestart: true},
+		{name: "restored, restart still owed", current: "original\n", annotated: true, want: "original\n", wantWrite: true, wantRestart: true},
+		// A crash after the journal write: the fault never landed. A restart
+		// would roll every Falco pod and open the blind window the drill measures.
+		{name: "never injected: nothing written, no restart", current: "original\n", want: "original\n"},
+		// The inject's update conflicted with someone's change: not an alert.
+		{name: "inject conflicted with someone's change: left alone", current: "hotfix\n", want: "hotfix\n"},
+		{name: "changed by someone after drillbot: refused with an alert", current: "hotfix\n", annotated: true, want: "hotfix\n", wantErr: "ALERT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rules", Namespace: "falco"}, Data: map[string]string{"r.yaml": tc.current}})
-			err := restore(context.Background(), c, u)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rules", Namespace: "falco"}, Data: map[string]string{"r.yaml": tc.current}}
+			if tc.annotated {
+				cm.Annotations = map[string]string{AnnotationCorruptedBy: run}
+			}
+			c := fake.NewClientset(cm, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "falco", Namespace: "falco"}})
+			raw, _ := json.Marshal(u)
+			sc := &scenario{deps: Deps{Kube: c}}
+			err := sc.Revert(context.Background(), v1alpha1.JournalEntry{ID: "1-corrupt-configmap", Undo: raw})
 			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("restore = %v, want %q", err, tc.wantErr)
+				t.Fatalf("revert = %v, want %q", err, tc.wantErr)
 			}
-			cm, _ := c.CoreV1().ConfigMaps("falco").Get(context.Background(), "rules", metav1.GetOptions{})
-			if cm.Data["r.yaml"] != tc.want {
-				t.Errorf("data %q, want %q", cm.Data["r.yaml"], tc.want)
+			got, _ := c.CoreV1().ConfigMaps("falco").Get(context.Background(), "rules", metav1.GetOptions{})
+			if got.Data["r.yaml"] != tc.want {
+				t.Errorf("data %q, want %q", got.Data["r.yaml"], tc.want)
 			}
-			wrote := false
+			if tc.wantErr == "" && got.Annotations[AnnotationCorruptedBy] != "" {
+				t.Errorf("annotation left behind")
+			}
+			var wrote, restarted bool
 			for _, a := range c.Actions() {
-				wrote = wrote || a.GetVerb() == "update"
+				wrote = wrote || (a.GetVerb() == "update" && a.GetResource().Resource == "configmaps")
+				restarted = restarted || (a.GetVerb() == "patch" && a.GetResource().Resource == "daemonsets")
 			}
-			if wrote != tc.wantWrite {
-				t.Errorf("wrote %v, want %v", wrote, tc.wantWrite)
+			if wrote != tc.wantWrite || restarted != tc.wantRestart {
+				t.Errorf("wrote %v restarted %v, want %v %v", wrote, restarted, tc.wantWrite, tc.wantRestart)
 			}
 		})
 	}
