@@ -32,7 +32,7 @@ type Options struct {
 	// VeleroNamespace is Velero's; it is never a drill target either
 	// (default velero).
 	VeleroNamespace string
-	Logger    *slog.Logger
+	Logger          *slog.Logger
 	// Holder identifies this process on its runs (default host/pid).
 	Holder string
 	// NotifyStart also notifies when a drill starts.
