@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -117,7 +119,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 }
 
-func startResolver(t *testing.T, bin string) *daemon {
+func startResolver(t *testing.T, bin string, extra ...string) *daemon {
 	t.Helper()
 	dir := drillDir(t, `apiVersion: drillbot.io/v1alpha1
 kind: Drill
@@ -128,7 +130,7 @@ spec:
   target: {namespace: drill-idle}
   params: {attempt: {image: registry.example/x:1}}
 `)
-	return startDaemon(t, bin, dir)
+	return startDaemon(t, bin, dir, extra...)
 }
 
 func drillFile(t *testing.T, doc string) string {
@@ -155,6 +157,13 @@ func crashFalco(t *testing.T, name, ns string) (string, func(*testing.T, bool)) 
 		}
 		if !injected && cm.ResourceVersion != before.ResourceVersion {
 			t.Errorf("the ConfigMap was written (resourceVersion %s -> %s) though the fault was never injected", before.ResourceVersion, cm.ResourceVersion)
+		}
+		ds, err := cluster.Kube.AppsV1().DaemonSets(ns).Get(context.Background(), "falco", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if by := ds.Spec.Template.Annotations["drillbot.io/restarted-by"]; !injected && by != "" {
+			t.Errorf("the DaemonSet was restarted by %s though the fault was never injected: every Falco pod rolled for nothing", by)
 		}
 	}
 }
@@ -287,4 +296,63 @@ spec:
 			t.Errorf("the namespace was re-created (UID %s -> %s) though it was never deleted", created.UID, got.UID)
 		}
 	}
+}
+
+// TestSweepRetriesAFailedRevert: a `drillbot run` killed with its fault
+// active, while an admission policy freezes the ConfigMap its undo must
+// write. The daemon takes the run over, its undo fails: the run stays
+// RevertFailed, the fault shows in /metrics. Once the freeze is lifted the
+// sweep's next retry reverts it and completes the run.
+func TestSweepRetriesAFailedRevert(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	bin := testharness.Binary(t)
+	name := "retry-" + localcluster.RandomSuffix()
+	falco(t, name)
+	cmd := exec.Command(bin, "run", "-f", drillFile(t, falcoDrill(name, name, "", "10m")), "--kubeconfig", cluster.Kubeconfig, "-n", "drillbot-system", "--heartbeat-interval", "1s")
+	cmd.Env = append(cmd.Environ(), failpointEnv+"=after-inject")
+	if out, err := cmd.CombinedOutput(); !strings.Contains(string(out), "failpoint after-inject") {
+		t.Fatalf("the run was not killed with its fault active (%v):\n%s", err, out)
+	}
+	thaw := testharness.FreezeConfigMap(t, cluster, name, "falco-rules")
+	d := startResolver(t, bin, "--revert-retry-backoff", "1s")
+	active := fmt.Sprintf(`drillbot_active_faults{drill=%q,scenario="corrupt-config"} `, name)
+	eventually(t, "the run RevertFailed and its fault in /metrics", time.Minute, func() bool {
+		runs := listRuns(t, name)
+		return len(runs) == 1 && runs[0].Status.Phase == v1alpha1.PhaseRevertFailed && strings.Contains(scrape(t, d), active+"1")
+	})
+	if cm, err := cluster.Kube.CoreV1().ConfigMaps(name).Get(ctx, "falco-rules", metav1.GetOptions{}); err != nil || cm.Data["falco_rules.yaml"] == rules {
+		t.Fatalf("the freeze did not keep the fault (%v): the test proves nothing", err)
+	}
+	thaw()
+	var run v1alpha1.DrillRun
+	eventually(t, "the sweep's retry completing the run", time.Minute, func() bool {
+		runs := listRuns(t, name)
+		if len(runs) == 1 && runs[0].Status.Phase == v1alpha1.PhaseCompleted {
+			run = runs[0]
+			return true
+		}
+		return false
+	})
+	if run.Status.Verdict != v1alpha1.VerdictFail || run.Status.Journal[0].State != v1alpha1.JournalReverted || run.Status.RevertAttempts < 1 {
+		t.Errorf("verdict %s journal %s attempts %d", run.Status.Verdict, run.Status.Journal[0].State, run.Status.RevertAttempts)
+	}
+	if cm, err := cluster.Kube.CoreV1().ConfigMaps(name).Get(ctx, "falco-rules", metav1.GetOptions{}); err != nil || cm.Data["falco_rules.yaml"] != rules {
+		t.Errorf("rules %q (%v), want the original", cm.Data["falco_rules.yaml"], err)
+	}
+	eventually(t, "the fault gone from /metrics", 10*time.Second, func() bool { return strings.Contains(scrape(t, d), active+"0") })
+	if t.Failed() {
+		t.Logf("daemon logs:\n%s", d)
+	}
+}
+
+func scrape(t *testing.T, d *daemon) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

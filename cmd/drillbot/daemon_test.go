@@ -41,6 +41,7 @@ const rules = "- rule: shell in container\n  priority: WARNING\n"
 // daemon is one `drillbot serve` process.
 type daemon struct {
 	cmd  *exec.Cmd
+	addr string // its /metrics, /healthz, /readyz
 	mu   sync.Mutex
 	logs strings.Builder
 }
@@ -66,7 +67,7 @@ func startDaemon(t *testing.T, bin, drills string, extra ...string) *daemon {
 	addr := l.Addr().String()
 	l.Close()
 	d := &daemon{cmd: exec.Command(bin, "serve", "--kubeconfig", cluster.Kubeconfig, "-n", "drillbot-system", "--drills", drills,
-		"--listen", addr, "--leader-elect", "--heartbeat-interval", "1s", "--sweep-interval", "1s")}
+		"--listen", addr, "--leader-elect", "--heartbeat-interval", "1s", "--sweep-interval", "1s"), addr: addr}
 	d.cmd.Args = append(d.cmd.Args, extra...)
 	r, w := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = w, w
@@ -120,6 +121,7 @@ metadata: {name: takeover-probe}
 spec:
   scenario: admission-probe
   schedule: "@every 2s"
+  minInterval: 1s
   objectives: {rto: 1m}
   target: {namespace: %s}
   params: {attempt: {image: registry.example/x:1}}
@@ -253,7 +255,8 @@ func TestSIGTERMRevertsTheCurrentRun(t *testing.T) {
 func falcoDrill(name, ns, schedule, recover string) string {
 	doc := fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: %s}\nspec:\n  scenario: corrupt-config\n", name)
 	if schedule != "" {
-		doc += fmt.Sprintf("  schedule: %q\n", schedule)
+		// Seconds apart: the documented override of the 1h minimum interval.
+		doc += fmt.Sprintf("  schedule: %q\n  minInterval: 1s\n", schedule)
 	}
 	return doc + fmt.Sprintf("  objectives: {rto: 20m}\n  timeouts: {recover: %s}\n  target: {namespace: %s}\n"+
 		"  params: {configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}\n", recover, ns)

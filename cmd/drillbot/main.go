@@ -83,6 +83,9 @@ func usage(w io.Writer) {
 type clusterFlags struct {
 	kubeconfig, context, logLevel string
 	heartbeat                     time.Duration
+	// revertBackoff is set by serve: the first wait before the sweep
+	// retries a failed revert (zero: the engine's default).
+	revertBackoff time.Duration
 	protectedFlags
 }
 

@@ -65,7 +65,7 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 		return nil, err
 	}
 	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, VeleroNamespace: cf.veleroNamespace, Logger: log, NotifyStart: notifyStart,
-		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, Failpoint: failpointFromEnv()})
+		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv()})
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -54,6 +54,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
 	fs.BoolVar(&catchUp, "catch-up", true, "after downtime, run a drill that missed its schedule once (never more); false skips missed runs")
 	fs.DurationVar(&sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
+	fs.DurationVar(&cf.revertBackoff, "revert-retry-backoff", 30*time.Second, "first wait before the sweep retries a revert that failed (doubles per attempt, up to 10m)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

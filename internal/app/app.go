@@ -43,6 +43,9 @@ type Options struct {
 	Observers []engine.Observer
 	// Heartbeat is how often runs renew their heartbeat (engine default).
 	Heartbeat time.Duration
+	// RevertBackoff is the first wait before a failed revert is retried
+	// (engine default).
+	RevertBackoff time.Duration
 	// Failpoint is the engine's crash-test hook.
 	Failpoint func(step string)
 }
@@ -96,7 +99,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,
-		Heartbeat: o.Heartbeat, Failpoint: o.Failpoint, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
+		Heartbeat: o.Heartbeat, RevertBackoff: o.RevertBackoff, Failpoint: o.Failpoint, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))

@@ -76,7 +76,7 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 		{"schedule that never fires (February 30th)", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"0 3 30 2 *"`), []string{"spec.schedule", "never fires"}},
 		{"namespace deleted every second", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"@every 1s"`), []string{"spec.schedule", "fires every 1s", "minimum interval 1h0m0s", "spec.minInterval"}},
 		{"fault every 30 minutes", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, `"*/30 * * * *"`), []string{"spec.schedule", "fires every 30m0s"}},
-		{"override below the override floor", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  minInterval: 10s\n"), []string{"spec.minInterval", "at least 1m0s"}},
+		{"override below the override floor", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  minInterval: 500ms\n"), []string{"spec.minInterval", "at least 1s"}},
 		{"override not met", mutate(`"CRON_TZ=Europe/Berlin 0 3 1 * *"`, "\"*/5 * * * *\"\n  minInterval: 10m"), []string{"spec.schedule", "fires every 5m0s", "minimum interval 10m0s"}},
 		{"kube-system target", mutate("namespace: shop", "namespace: kube-system"), []string{"spec.target.namespace", "protected"}},
 		{"drillbot's own namespace", mutate("namespace: shop", "namespace: drillbot-system"), []string{"spec.target.namespace", "protected"}},

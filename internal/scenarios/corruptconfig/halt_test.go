@@ -88,3 +88,66 @@ func TestHaltRevertsAnActiveFault(t *testing.T) {
 		t.Errorf("still halted after resume (%v)", err)
 	}
 }
+
+// TestHaltReportsAFaultWhoseRevertFails: while the rules ConfigMap is
+// frozen by an admission policy, the undo fails: the run stays
+// RevertFailed, `drillbot halt` says the fault may still be active and
+// exits non-zero; once the freeze is lifted, `drillbot halt` again retries
+// at once, restores the rules and says no fault is active.
+func TestHaltReportsAFaultWhoseRevertFails(t *testing.T) {
+	h := testharness.New(t, cluster)
+	ns := "falco-frozen-" + localcluster.RandomSuffix()
+	falco(t, ns)
+	def := h.Drill(fmt.Sprintf(falcoDrill, ns, ns))
+	bin := testharness.Binary(t)
+	drillbot := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append(args, "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace)...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { _, _ = drillbot("resume") })
+
+	done := make(chan *v1alpha1.DrillRun, 1)
+	go func() { done <- h.Run(def) }()
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules, nil
+	}); err != nil {
+		t.Fatal("the fault never became active")
+	}
+	thaw := testharness.FreezeConfigMap(t, cluster, ns, "falco-rules")
+
+	out, err := drillbot("halt", "--reason", "incident 4712", "--wait", "30s")
+	if err == nil || !strings.Contains(out, "FAULT MAY STILL BE ACTIVE") || strings.Contains(out, "no fault active") {
+		t.Errorf("halt with a failing revert (err %v) said:\n%s", err, out)
+	}
+	var run *v1alpha1.DrillRun
+	select {
+	case run = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop on halt")
+	}
+	if run.Status.Phase != v1alpha1.PhaseRevertFailed || run.Status.Verdict != v1alpha1.VerdictFail {
+		t.Errorf("run phase %s verdict %s, want RevertFailed FAIL", run.Status.Phase, run.Status.Verdict)
+	}
+	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+	if err != nil || cm.Data["falco_rules.yaml"] != corruptconfig.DefaultCorruptRules {
+		t.Fatalf("the freeze did not keep the fault in place (%v): the test proves nothing", err)
+	}
+
+	thaw()
+	out, err = drillbot("halt", "--reason", "incident 4712", "--wait", "5s")
+	if err != nil || !strings.Contains(out, "no fault active") {
+		t.Errorf("halt after the freeze (err %v) said:\n%s", err, out)
+	}
+	cm, err = cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})
+	if err != nil || cm.Data["falco_rules.yaml"] != originalRules {
+		t.Errorf("rules not restored byte for byte: %q (%v)", cm.Data["falco_rules.yaml"], err)
+	}
+	final, err := (&engine.KubeStore{Client: cluster.Dynamic, Namespace: testharness.RunNamespace}).Get(context.Background(), run.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status.Phase != v1alpha1.PhaseCompleted || final.Status.Verdict != v1alpha1.VerdictFail || final.Status.RevertAttempts < 2 {
+		t.Errorf("after the retry: phase %s verdict %s attempts %d", final.Status.Phase, final.Status.Verdict, final.Status.RevertAttempts)
+	}
+}

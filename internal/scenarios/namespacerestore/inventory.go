@@ -45,7 +45,13 @@ const inventoryPageSize = 500
 // drillbot may not list (RBAC) are returned as uncovered, not as an error: a
 // least-privilege install covers the kinds it was granted (InventoryGrants)
 // and the run says which it did not cover.
+//
+// Discovery is asked afresh each time (a cached client is invalidated
+// first): a CRD installed since drillbot started is inventoried too.
 func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, error) {
+	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
+		cached.Invalidate()
+	}
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
 		return nil, nil, fmt.Errorf("discover namespaced resources: %w", err)
