@@ -158,7 +158,8 @@ func helmErr(args ...string) (string, error) {
 
 // TestRBACLeastPrivilege renders the chart with every drill enabled and
 // checks the rules: no wildcard, no privilege-granting verb, no write to
-// RBAC, namespaces deleted only by name, no Secret listed.
+// RBAC, namespaces deleted only by name, no Secret listed or read but by
+// name, NetworkPolicies deleted only by name.
 func TestRBACLeastPrivilege(t *testing.T) {
 	docs := render(t, allDrills(t)...)
 	var rules []rbacv1.PolicyRule
@@ -181,6 +182,12 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			}
 			if res == "secrets" && (slices.Contains(r.Verbs, "list") || slices.Contains(r.Verbs, "watch")) {
 				t.Errorf("secrets listable: %v", r)
+			}
+			if res == "secrets" && slices.Contains(r.Verbs, "get") && len(r.ResourceNames) == 0 {
+				t.Errorf("any Secret readable by name: %v", r)
+			}
+			if res == "networkpolicies" && slices.Contains(r.Verbs, "delete") && len(r.ResourceNames) == 0 {
+				t.Errorf("NetworkPolicies deletable by any name: %v", r)
 			}
 			if (res == "pods" || res == "configmaps") && slices.Contains(r.Verbs, "delete") && slices.Contains(r.APIGroups, "") {
 				// Allowed only in a Role (namespaced), checked below.

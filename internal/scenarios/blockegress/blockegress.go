@@ -56,6 +56,11 @@ var esVersions = []schema.GroupVersionResource{
 type Params struct {
 	// ExternalSecrets to watch ("namespace/name").
 	ExternalSecrets []string `json:"externalSecrets"`
+	// Secrets the ExternalSecrets write, where a spec.target.name differs
+	// from the ExternalSecret's own name ("namespace/name"). drillbot may
+	// read Secrets only by these names and the ExternalSecrets' own: never
+	// every Secret of a namespace.
+	Secrets []string `json:"secrets,omitempty"`
 	// DetectionWindow: no sync error within it makes the run INCONCLUSIVE
 	// (default 5m).
 	DetectionWindow v1alpha1.Duration `json:"detectionWindow,omitempty"`
@@ -83,9 +88,11 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 	if len(p.ExternalSecrets) == 0 {
 		errs = append(errs, field.Required(path.Child("externalSecrets"), "namespace/name of the ExternalSecrets to watch"))
 	}
-	for i, es := range p.ExternalSecrets {
-		if ns, name, ok := strings.Cut(es, "/"); !ok || ns == "" || name == "" {
-			errs = append(errs, field.Invalid(path.Child("externalSecrets").Index(i), es, "namespace/name"))
+	for child, list := range map[string][]string{"externalSecrets": p.ExternalSecrets, "secrets": p.Secrets} {
+		for i, es := range list {
+			if ns, name, ok := strings.Cut(es, "/"); !ok || ns == "" || name == "" {
+				errs = append(errs, field.Invalid(path.Child(child).Index(i), es, "namespace/name"))
+			}
 		}
 	}
 	if p.DetectionWindow != "" {
@@ -204,6 +211,9 @@ func (s *scenario) snapshot(ctx context.Context) (map[string]esState, error) {
 			target = name
 		}
 		st.secret = ns + "/" + target
+		if target != name && !slices.Contains(s.p.Secrets, st.secret) {
+			return nil, engine.Refuse("ExternalSecret %s writes Secret %s: list it in spec.params.secrets (drillbot reads Secrets only by the names its drill grants)", key, st.secret)
+		}
 		sec, err := s.deps.Kube.CoreV1().Secrets(ns).Get(ctx, target, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("secret %s: %w", st.secret, err)

@@ -24,16 +24,26 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
 		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),
 	}
-	var seen []string
+	// Per namespace: the ExternalSecrets, and their Secrets by name only.
+	var namespaces []string
+	secrets := map[string][]string{}
 	for _, es := range p.ExternalSecrets {
-		esNS, _, _ := strings.Cut(es, "/")
-		if slices.Contains(seen, esNS) {
-			continue
+		esNS, name, _ := strings.Cut(es, "/")
+		if !slices.Contains(namespaces, esNS) {
+			namespaces = append(namespaces, esNS)
 		}
-		seen = append(seen, esNS)
+		secrets[esNS] = append(secrets[esNS], name)
+	}
+	for _, sec := range p.Secrets {
+		ns, name, _ := strings.Cut(sec, "/")
+		if slices.Contains(namespaces, ns) {
+			secrets[ns] = append(secrets[ns], name)
+		}
+	}
+	for _, esNS := range namespaces {
 		g = append(g,
 			engine.Allow(esNS, "external-secrets.io", []string{"externalsecrets"}, []string{"get", "list", "watch"}),
-			engine.Allow(esNS, "", []string{"secrets"}, []string{"get"}))
+			engine.Allow(esNS, "", []string{"secrets"}, []string{"get"}, secrets[esNS]...))
 	}
 	return g
 }
