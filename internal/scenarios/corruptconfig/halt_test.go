@@ -14,6 +14,7 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
+	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
@@ -42,15 +43,7 @@ func TestHaltRevertsAnActiveFault(t *testing.T) {
 		_, _ = exec.Command(bin, "resume", "--kubeconfig", cluster.Kubeconfig, "-n", testharness.RunNamespace).CombinedOutput()
 	})
 
-	done := make(chan *v1alpha1.DrillRun, 1)
-	go func() { done <- h.Run(def) }()
-	// The fault is active: the rules are corrupt.
-	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules, nil
-	}); err != nil {
-		t.Fatal("the fault never became active")
-	}
+	done := runUntilCorrupt(t, h, def, ns)
 
 	out := drillbot("halt", "--reason", "incident 4711", "--wait", "30s")
 	if !strings.Contains(out, "no fault active") {
@@ -106,14 +99,7 @@ func TestHaltReportsAFaultWhoseRevertFails(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = drillbot("resume") })
 
-	done := make(chan *v1alpha1.DrillRun, 1)
-	go func() { done <- h.Run(def) }()
-	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules, nil
-	}); err != nil {
-		t.Fatal("the fault never became active")
-	}
+	done := runUntilCorrupt(t, h, def, ns)
 	thaw := testharness.FreezeConfigMap(t, cluster, ns, "falco-rules")
 
 	out, err := drillbot("halt", "--reason", "incident 4712", "--wait", "30s")
@@ -150,4 +136,19 @@ func TestHaltReportsAFaultWhoseRevertFails(t *testing.T) {
 	if final.Status.Phase != v1alpha1.PhaseCompleted || final.Status.Verdict != v1alpha1.VerdictFail || final.Status.RevertAttempts < 2 {
 		t.Errorf("after the retry: phase %s verdict %s attempts %d", final.Status.Phase, final.Status.Verdict, final.Status.RevertAttempts)
 	}
+}
+
+// runUntilCorrupt runs def in the background and returns once its fault is
+// active (the rules are corrupt); the channel gets the finished run.
+func runUntilCorrupt(t *testing.T, h *testharness.Harness, def drill.Definition, ns string) <-chan *v1alpha1.DrillRun {
+	t.Helper()
+	done := make(chan *v1alpha1.DrillRun, 1)
+	go func() { done <- h.Run(def) }()
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
+		return err == nil && cm.Data["falco_rules.yaml"] == corruptconfig.DefaultCorruptRules, nil
+	}); err != nil {
+		t.Fatal("the fault never became active")
+	}
+	return done
 }
