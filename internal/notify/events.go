@@ -44,6 +44,12 @@ func (e Events) Observe(_ context.Context, ev engine.Event) {
 		}
 	case engine.EventMilestone:
 		e.Recorder.Eventf(ref, corev1.EventTypeNormal, "Milestone", "recovery milestone: %s", ev.Message)
+	case engine.EventRevertRetried:
+		if ev.Err != nil {
+			e.Recorder.Eventf(ref, corev1.EventTypeWarning, "RevertFailed", "revert retried (attempt %d) and failed again: fault may still be active: %v", r.Status.RevertAttempts, ev.Err)
+		} else {
+			e.Recorder.Eventf(ref, corev1.EventTypeNormal, "Reverted", "revert retried (attempt %d): every fault reverted", r.Status.RevertAttempts)
+		}
 	case engine.EventFinished:
 		typ := corev1.EventTypeNormal
 		if r.Status.Verdict != v1alpha1.VerdictPass {

@@ -40,8 +40,11 @@ type DrillReport struct {
 	// Trend compares the RTO of the two newest runs that measured one.
 	Trend string `json:"trend"`
 	// LastBackupAge is the age of the newest Completed backup, for Velero drills.
-	LastBackupAge string   `json:"lastBackupAge,omitempty"`
-	Runs          []RunRow `json:"runs"`
+	LastBackupAge string `json:"lastBackupAge,omitempty"`
+	// OpenFaults names the drill's runs whose revert failed: their faults
+	// may still be active.
+	OpenFaults []string `json:"openFaults,omitempty"`
+	Runs       []RunRow `json:"runs"`
 }
 
 // RunRow is one run.
@@ -52,6 +55,8 @@ type RunRow struct {
 	RTO      string           `json:"rto,omitempty"`
 	RPO      string           `json:"rpo,omitempty"`
 	Reason   string           `json:"reason,omitempty"`
+	// FaultActive: the run's revert failed and has not succeeded since.
+	FaultActive bool `json:"faultActive,omitempty"`
 }
 
 // Options shape the report.
@@ -91,18 +96,24 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 	for _, d := range o.Drills {
 		add(d)
 	}
+	// Runs with a verdict: Completed, and RevertFailed (decided, but a
+	// fault may still be active).
 	finished := make([]v1alpha1.DrillRun, 0, len(runs))
 	for _, r := range runs {
-		if r.Status.Phase == v1alpha1.PhaseCompleted && r.Status.FinishedAt != nil {
+		if (r.Status.Phase == v1alpha1.PhaseCompleted || r.Status.Phase == v1alpha1.PhaseRevertFailed) && r.Status.FinishedAt != nil {
 			finished = append(finished, r)
 		}
 	}
 	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.FinishedAt.After(finished[j].Status.FinishedAt.Time) })
 	for _, r := range finished {
 		d := add(DrillInfo{Name: r.Spec.Drill, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
+		open := r.Status.Phase == v1alpha1.PhaseRevertFailed
+		if open {
+			d.OpenFaults = append(d.OpenFaults, r.Name)
+		}
 		if len(d.Runs) < o.LastN {
 			d.Runs = append(d.Runs, RunRow{Name: r.Name, Finished: r.Status.FinishedAt.Time, Verdict: r.Status.Verdict,
-				RTO: r.Status.RTO, RPO: r.Status.RPO, Reason: r.Status.Reason})
+				RTO: r.Status.RTO, RPO: r.Status.RPO, Reason: r.Status.Reason, FaultActive: open})
 		}
 	}
 	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays}
@@ -111,6 +122,8 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 	for _, name := range order {
 		d := byDrill[name]
 		switch {
+		case len(d.OpenFaults) > 0:
+			d.Status = "FAULT MAY STILL BE ACTIVE: revert failed in " + strings.Join(d.OpenFaults, ", ")
 		case len(d.Runs) == 0:
 			d.Status = "never run"
 		case d.Runs[0].Finished.Before(since):

@@ -86,3 +86,26 @@ func TestWriteFormats(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 }
+
+// TestRevertFailedRunIsReported: a run whose revert failed has a verdict
+// but is not Completed; the report shows it and says its fault may still
+// be active, even when a newer run passed.
+func TestRevertFailedRunIsReported(t *testing.T) {
+	open := run("falco", "falco-1", 3, v1alpha1.VerdictFail, "")
+	open.Status.Phase = v1alpha1.PhaseRevertFailed
+	rep := report.Build([]v1alpha1.DrillRun{open, run("falco", "falco-2", 1, v1alpha1.VerdictPass, "10s")}, report.Options{Now: now})
+	d := rep.Drills[0]
+	if d.Compliant || !strings.Contains(d.Status, "FAULT MAY STILL BE ACTIVE") || !strings.Contains(d.Status, "falco-1") {
+		t.Errorf("status %q compliant %v", d.Status, d.Compliant)
+	}
+	if len(d.Runs) != 2 || !d.Runs[1].FaultActive {
+		t.Errorf("runs %+v", d.Runs)
+	}
+	var md bytes.Buffer
+	if err := report.Write(&md, rep, "markdown"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "FAULT MAY STILL BE ACTIVE") {
+		t.Errorf("markdown does not say it:\n%s", md.String())
+	}
+}
