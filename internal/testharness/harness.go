@@ -195,9 +195,10 @@ func Namespace(t *testing.T, c *localcluster.Cluster, name string, labels map[st
 }
 
 // TargetWrites are the mutating requests the drills sent, less drillbot's
-// own records (DrillRuns and their Events in RunNamespace).
+// own records in RunNamespace: DrillRuns, their Events, and the Leases that
+// lock targets (one run per namespace).
 func (h *Harness) TargetWrites() []string {
-	return h.Writes.Writes("/drillruns", "/namespaces/"+RunNamespace+"/events")
+	return h.Writes.Writes("/drillruns", "/namespaces/"+RunNamespace+"/events", "/namespaces/"+RunNamespace+"/leases")
 }
 
 // Deployment creates a Deployment of replicas pods labelled labels (kwok
