@@ -1,0 +1,125 @@
+package localcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// ObservedUser is a second cluster-admin whose every request the API server
+// writes to its audit log (AuditLog), one line per request, at metadata
+// level: a process given ObservedKubeconfig is counted by the API server
+// itself. Nobody else's requests are logged.
+const ObservedUser = "drillbot-observed"
+
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [ResponseStarted, ResponseComplete, Panic]
+rules:
+- level: Metadata
+  users: [` + ObservedUser + `]
+- level: None
+`
+
+// advertiseAddress is what the API server publishes as the endpoint of
+// default/kubernetes. Endpoints may not hold loopback addresses, so it is
+// not 127.0.0.1 (where it listens) but a documentation address
+// (TEST-NET-1) that nothing dials: clients use the kubeconfig, and no pod
+// runs a process.
+const advertiseAddress = "192.0.2.1"
+
+const (
+	observedToken = "drillbot-observed-token"
+	adminToken    = "drillbot-admin-token"
+)
+
+// startAPIServer starts kube-apiserver on etcdURL, listening on loopback at
+// port, and writes the kubeconfigs once /readyz answers.
+func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) error {
+	if err := c.writeSecrets(); err != nil {
+		return err
+	}
+	if err := c.start("kube-apiserver", c.cfg.Bins.APIServer, nil,
+		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", advertiseAddress,
+		"--secure-port", fmt.Sprint(port), "--cert-dir", c.path("certs"),
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", c.path("sa.pub"), "--service-account-signing-key-file", c.path("sa.key"),
+		"--token-auth-file", c.path("tokens.csv"), "--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", "10.96.0.0/16", "--allow-privileged=true",
+		"--enable-priority-and-fairness=false",
+		"--audit-policy-file", c.path("audit-policy.yaml"), "--audit-log-path", c.AuditLog(),
+		"--audit-log-maxsize", "200"); err != nil {
+		return err
+	}
+	host := fmt.Sprintf("https://127.0.0.1:%d", port)
+	if err := c.waitHTTP(ctx, "kube-apiserver", host+"/readyz", 120*time.Second); err != nil {
+		return err
+	}
+	return c.writeKubeconfig(host)
+}
+
+// writeSecrets writes the service-account key pair, the token file and
+// the audit policy the API server reads.
+func (c *Cluster) writeSecrets() error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"sa.key":            pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"sa.pub":            pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+		"tokens.csv":        []byte(adminToken + ",admin,admin,system:masters\n" + observedToken + "," + ObservedUser + "," + ObservedUser + ",system:masters\n"),
+		"audit-policy.yaml": []byte(auditPolicy),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(c.path(name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AuditLog is the API server's audit log: the requests of ObservedUser.
+func (c *Cluster) AuditLog() string { return c.path("logs", "audit.log") }
+
+// ObservedKubeconfig is a kubeconfig for ObservedUser.
+func (c *Cluster) ObservedKubeconfig() string { return c.path("kubeconfig-observed") }
+
+func (c *Cluster) writeKubeconfig(host string) error {
+	for file, token := range map[string]string{c.path("kubeconfig"): adminToken, c.ObservedKubeconfig(): observedToken} {
+		kc := clientcmdapi.NewConfig()
+		kc.Clusters["local"] = &clientcmdapi.Cluster{Server: host, InsecureSkipTLSVerify: true}
+		kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: token}
+		kc.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+		kc.CurrentContext = "local"
+		if err := clientcmd.WriteToFile(*kc, file); err != nil {
+			return err
+		}
+	}
+	c.Kubeconfig = c.path("kubeconfig")
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	c.REST = cfg
+	if c.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	c.Dynamic, err = dynamic.NewForConfig(cfg)
+	return err
+}

@@ -1,0 +1,30 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// The S3 store's credentials and Velero's bucket (a directory under s3/).
+const (
+	s3Access = "drillbot"
+	s3Secret = "drillbot-secret-key"
+	bucket   = "velero"
+)
+
+// startS3 starts versitygw (posix backend) on loopback at port, writes the
+// credentials file Velero's AWS plugin reads, and returns the store's URL.
+func (c *Cluster) startS3(ctx context.Context, port int) (string, error) {
+	creds := fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)
+	if err := os.WriteFile(c.path("s3-credentials"), []byte(creds), 0o600); err != nil {
+		return "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := c.start("versitygw", c.cfg.Bins.VersityGW, nil,
+		"--access", s3Access, "--secret", s3Secret, "--port", addr, "posix", c.path("s3")); err != nil {
+		return "", err
+	}
+	return "http://" + addr, c.waitTCP(ctx, "versitygw", addr, 30*time.Second)
+}

@@ -1,0 +1,152 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+)
+
+const veleroNamespace = "velero"
+
+// startVelero installs Velero's objects, starts its server with the AWS
+// plugin against the S3 store at s3URL (metrics on loopback at
+// metricsPort), and waits until its BackupStorageLocation is Available.
+func (c *Cluster) startVelero(ctx context.Context, s3URL string, metricsPort int) error {
+	if err := c.installVelero(ctx, s3URL); err != nil {
+		return err
+	}
+	env := []string{"AWS_SHARED_CREDENTIALS_FILE=" + c.path("s3-credentials")}
+	if err := c.start("velero", c.cfg.Bins.Velero, env,
+		"server", "--kubeconfig", c.Kubeconfig, "--namespace", veleroNamespace,
+		"--plugin-dir", c.cfg.Bins.VeleroPluginDir, "--metrics-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		"--profiler-address", "", "--store-validation-frequency", "10s",
+		"--log-level", "info"); err != nil {
+		return err
+	}
+	return c.waitBSLAvailable(ctx)
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// installVelero installs Velero's CRDs (from the velero binary itself), its
+// namespace, credentials, the default BackupStorageLocation on the S3 store,
+// and the Deployment named velero that its restore item actions look up.
+func (c *Cluster) installVelero(ctx context.Context, s3URL string) error {
+	out, err := exec.CommandContext(ctx, c.cfg.Bins.Velero, "install", "--crds-only", "--dry-run", "-o", "json").Output()
+	if err != nil {
+		return fmt.Errorf("velero install --crds-only: %w", err)
+	}
+	var crds []unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("decode velero CRDs: %w", err)
+		}
+		if u.GetKind() == "List" {
+			items, _, _ := unstructured.NestedSlice(u.Object, "items")
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					crds = append(crds, unstructured.Unstructured{Object: m})
+				}
+			}
+		} else if len(u.Object) > 0 {
+			crds = append(crds, u)
+		}
+	}
+	for i := range crds {
+		if _, err := c.Dynamic.Resource(crdGVR).Create(ctx, &crds[i], metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create CRD %s: %w", crds[i].GetName(), err)
+		}
+	}
+	if err := c.poll(ctx, "velero CRDs established", 60*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := c.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")).Namespace(veleroNamespace).List(ctx, metav1.ListOptions{})
+		return err == nil, err
+	}); err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: veleroNamespace}}
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	creds, _ := os.ReadFile(c.path("s3-credentials"))
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cloud-credentials", Namespace: veleroNamespace}, Data: map[string][]byte{"cloud": creds}}
+	if _, err := c.Kube.CoreV1().Secrets(veleroNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	bsl := &velerov1.BackupStorageLocation{
+		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "BackupStorageLocation"},
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: veleroNamespace},
+		Spec: velerov1.BackupStorageLocationSpec{
+			Provider: "aws", Default: true,
+			StorageType: velerov1.StorageType{ObjectStorage: &velerov1.ObjectStorageLocation{Bucket: bucket}},
+			Config:      map[string]string{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3URL},
+		},
+	}
+	if err := c.createTyped(ctx, velerov1.SchemeGroupVersion.WithResource("backupstoragelocations"), veleroNamespace, bsl); err != nil {
+		return err
+	}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "velero", Namespace: veleroNamespace, Labels: map[string]string{"component": "velero"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"component": "velero"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"component": "velero"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: "velero/velero:v1.18.3"}},
+					Tolerations: []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists}}},
+			},
+		},
+	}
+	if _, err := c.Kube.AppsV1().Deployments(veleroNamespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+func (c *Cluster) createTyped(ctx context.Context, gvr schema.GroupVersionResource, ns string, obj any) error {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if _, err := c.Dynamic.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s %s: %w", gvr.Resource, u.GetName(), err)
+	}
+	return nil
+}
+
+func (c *Cluster) waitBSLAvailable(ctx context.Context) error {
+	gvr := velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")
+	return c.poll(ctx, "velero BackupStorageLocation Available", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		u, err := c.Dynamic.Resource(gvr).Namespace(veleroNamespace).Get(ctx, "default", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		if phase != string(velerov1.BackupStorageLocationPhaseAvailable) {
+			msg, _, _ := unstructured.NestedString(u.Object, "status", "message")
+			return false, fmt.Errorf("phase %q %s", phase, msg)
+		}
+		return true, nil
+	})
+}
