@@ -51,6 +51,12 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 		s.Title = fmt.Sprintf("%s Drill %s started", s.Emoji, s.Drill)
 		return s
 	}
+	if kind == KindReverted {
+		s.Emoji, s.Color = ":recycle:", "#2eb67d"
+		s.Title = fmt.Sprintf("%s Fault of drill %s reverted after its revert had failed (attempt %d); the run's verdict stays %s",
+			s.Emoji, s.Drill, st.RevertAttempts, st.Verdict)
+		return s
+	}
 	switch st.Verdict {
 	case v1alpha1.VerdictPass:
 		s.Emoji, s.Color = ":white_check_mark:", "#2eb67d"
@@ -60,6 +66,9 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 		s.Emoji, s.Color = ":rotating_light:", "#e01e5a"
 	}
 	s.Title = fmt.Sprintf("%s %s: drill %s", s.Emoji, s.Verdict, s.Drill)
+	if st.Phase == v1alpha1.PhaseRevertFailed {
+		s.Title += ": FAULT MAY STILL BE ACTIVE (revert failed; drillbot retries it)"
+	}
 	return s
 }
 
@@ -103,6 +112,9 @@ func (l Log) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (boo
 	level := slog.LevelInfo
 	if kind == KindFinished && run.Status.Verdict != v1alpha1.VerdictPass {
 		level = slog.LevelWarn
+	}
+	if run.Status.Phase == v1alpha1.PhaseRevertFailed {
+		level = slog.LevelError
 	}
 	l.Logger.Log(ctx, level, "drill "+string(kind), "drill", s.Drill, "scenario", s.Scenario, "target", s.Target,
 		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO,

@@ -25,6 +25,9 @@ type Kind string
 const (
 	KindStarted  Kind = "started"
 	KindFinished Kind = "finished"
+	// KindReverted: a run whose revert had failed (its FAIL message said
+	// the fault may still be active) was reverted by a later retry.
+	KindReverted Kind = "reverted"
 )
 
 // Sink delivers one message. retry reports whether a failure is transient.
@@ -83,6 +86,10 @@ func (d *Dispatcher) Observe(ctx context.Context, ev engine.Event) {
 	switch {
 	case ev.Type == engine.EventFinished:
 		kind = KindFinished
+	case ev.Type == engine.EventRevertRetried && ev.Err == nil && ev.Run.Status.OpenFaults() == 0:
+		// Only the retry that clears the fault: the failures in between
+		// would repeat, every backoff, what the FAIL message already said.
+		kind = KindReverted
 	case d.NotifyStart && ev.Type == engine.EventPhaseStarted && ev.Phase == v1alpha1.PhasePreflight:
 		kind = KindStarted
 	default:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,5 +301,45 @@ func TestEventsTellTheStory(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// recordingSink records the kinds it was asked to deliver, with titles.
+type recordingSink struct {
+	mu     sync.Mutex
+	titles []string
+}
+
+func (*recordingSink) Name() string { return "recording" }
+func (r *recordingSink) Notify(_ context.Context, run *v1alpha1.DrillRun, kind notify.Kind) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.titles = append(r.titles, string(kind)+": "+notify.Summarize(run, kind).Title)
+	return false, nil
+}
+
+// TestRevertFailedAndLaterRevertedAreSaid: the FAIL message of a run whose
+// revert failed says the fault may still be active; retries that fail again
+// send nothing more; the retry that reverts it says so.
+func TestRevertFailedAndLaterRevertedAreSaid(t *testing.T) {
+	sink := &recordingSink{}
+	d := &notify.Dispatcher{Sinks: []notify.Sink{sink}}
+	open := finishedRun()
+	open.Status.Phase = v1alpha1.PhaseRevertFailed
+	open.Status.Journal = []v1alpha1.JournalEntry{{ID: "1-delete-pods", State: v1alpha1.JournalFailed}}
+	d.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: open.DeepCopy()})
+	open.Status.RevertAttempts = 1
+	d.Observe(context.Background(), engine.Event{Type: engine.EventRevertRetried, Run: open.DeepCopy(), Err: errors.New("still denied")})
+	done := open.DeepCopy()
+	done.Status.Phase, done.Status.RevertAttempts = v1alpha1.PhaseCompleted, 2
+	done.Status.Journal[0].State = v1alpha1.JournalReverted
+	d.Observe(context.Background(), engine.Event{Type: engine.EventRevertRetried, Run: done})
+	d.Wait(context.Background())
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	slices.Sort(sink.titles) // deliveries run concurrently: "finished" < "reverted"
+	if len(sink.titles) != 2 || !strings.Contains(sink.titles[0], "finished: ") || !strings.Contains(sink.titles[0], "FAULT MAY STILL BE ACTIVE") ||
+		!strings.Contains(sink.titles[1], "reverted: ") || !strings.Contains(sink.titles[1], "attempt 2") || !strings.Contains(sink.titles[1], "stays FAIL") {
+		t.Errorf("messages:\n%s", strings.Join(sink.titles, "\n"))
 	}
 }
