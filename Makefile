@@ -19,6 +19,8 @@ KUBE_APISERVER := $(BIN)/kube-$(KUBE_VERSION)/kube-apiserver
 KUBE_CM        := $(BIN)/kube-$(KUBE_VERSION)/kube-controller-manager
 KUBE_SCHEDULER := $(BIN)/kube-$(KUBE_VERSION)/kube-scheduler
 KUBECTL        := $(BIN)/kube-$(KUBE_VERSION)/kubectl
+KUBELET        := $(BIN)/kube-$(KUBE_VERSION)/kubelet
+KUBE_PROXY     := $(BIN)/kube-$(KUBE_VERSION)/kube-proxy
 ETCD           := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 KWOK           := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
@@ -27,7 +29,9 @@ VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plug
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 DRILLBOT       := $(BIN)/drillbot
 
-CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
+CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
+# The images the real node runs (hack/image: FROM scratch, no Docker).
+IMAGES := $(BIN)/images
 
 # The local cluster reads where its binaries are from these variables.
 export DRILLBOT_ETCD := $(ETCD)
@@ -39,12 +43,15 @@ export DRILLBOT_VERSITYGW := $(VERSITYGW)
 export DRILLBOT_VELERO := $(VELERO)
 export DRILLBOT_VELERO_PLUGIN_DIR := $(dir $(VELERO_AWS))
 export DRILLBOT_HELM := $(HELM)
+export DRILLBOT_KUBELET := $(KUBELET)
+export DRILLBOT_KUBE_PROXY := $(KUBE_PROXY)
+export DRILLBOT_IMAGES := $(IMAGES)
 
 CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: all build chart test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -67,7 +74,7 @@ cluster-bins: $(CLUSTER_BINS)
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)
-$(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL): hack/tools/kube/go.mod
+$(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY): hack/tools/kube/go.mod
 	cd hack/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
 
 $(ETCD): hack/tools/etcd/go.mod hack/tools/etcd/main.go
@@ -88,15 +95,36 @@ $(HELM):
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
 	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
 
+# drillbot's container image without Docker (the Dockerfile's equivalent):
+# a static binary FROM scratch, user 65532, as a tarball for `docker load`
+# or `ctr images import`. `images` adds the real node's pause and sample app.
+image:
+	$(GO) run ./hack/image -out $(IMAGES) -version $(VERSION) drillbot
+
+images:
+	$(GO) run ./hack/image -out $(IMAGES) -version $(VERSION)
+
+# The real node's runtime, from Debian: containerd, runc, the CNI plugins,
+# iptables and conntrack. Installed when missing (needs root and apt).
+NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack
+node-deps:
+	@missing=""; for t in $(NODE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	for p in bridge host-local loopback portmap; do test -x /usr/lib/cni/$$p || missing="$$missing cni/$$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing the real node's runtime (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    containerd runc containernetworking-plugins iptables conntrack >/dev/null; \
+	fi
+
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: $(CLUSTER_BINS) $(HELM)
+test: $(CLUSTER_BINS) $(HELM) images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
 
 # The main job: a local cluster, a real drill, a report.
-demo: $(CLUSTER_BINS) $(DRILLBOT)
+demo: $(CLUSTER_BINS) $(DRILLBOT) images node-deps
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
 
 # Benchmarks on a fresh local cluster: RTO precision, idle footprint,
@@ -108,8 +136,11 @@ bench: $(CLUSTER_BINS) $(DRILLBOT)
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-cluster-up: $(CLUSTER_BINS)
-	$(GO) run ./hack/localcluster up $(CLUSTER_DIR)
+# NODE=real (default): one real node (kubelet, containerd, kube-proxy; needs
+# root); NODE=kwok: fake nodes only, pods never run.
+NODE ?= real
+cluster-up: $(CLUSTER_BINS) images node-deps
+	$(GO) run ./hack/localcluster up -node $(NODE) $(CLUSTER_DIR)
 
 cluster-down:
 	$(GO) run ./hack/localcluster down $(CLUSTER_DIR)

@@ -1,9 +1,10 @@
 package helm_test
 
-// Installs the chart into the real local cluster, checks with
-// SubjectAccessReviews what its service account may and may not do, then
-// runs drillbot as separate processes with that service account's token:
-// `drillbot serve` with the Deployment's own arguments, and a drill.
+// Installs the chart into the real local cluster, whose node is real:
+// drillbot's own image (hack/image) runs as two pods under Pod Security
+// restricted. Checks with SubjectAccessReviews what its service account may
+// and may not do, runs drillbot as separate processes with that service
+// account's token, then watches the in-cluster daemon (realnode_test.go).
 
 import (
 	"context"
@@ -22,17 +23,10 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
@@ -41,7 +35,7 @@ import (
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
+func TestMain(m *testing.M) { os.Exit(localcluster.RunRealNodeTests(m, &cluster)) }
 
 const (
 	release   = "dr"
@@ -59,10 +53,14 @@ func TestInstallIntoCluster(t *testing.T) {
 		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true", "pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	e2e := setUpInClusterDrills(ctx, t)
 	kc := "--kubeconfig=" + cluster.Kubeconfig
-	helm(t, "install", release, "drillbot", kc, "--namespace", releaseNS, "--create-namespace", "--wait", "--timeout", "2m",
-		"--set", "drills.privileged-pod-restricted.enabled=true")
-	t.Cleanup(func() { _, _ = helmErr("uninstall", release, kc, "--namespace", releaseNS, "--wait") })
+	helm(t, "install", release, "drillbot", kc, "--namespace", releaseNS, "--wait", "--timeout", "3m",
+		"--values", e2e.values, "--set", "drills.privileged-pod-restricted.enabled=true")
+	t.Cleanup(func() {
+		_, _ = helmErr("uninstall", release, kc, "--namespace", releaseNS, "--wait")
+		e2e.checkNothingLeft(t)
+	})
 
 	t.Run("service account permissions", func(t *testing.T) {
 		cases := []struct {
@@ -108,40 +106,7 @@ func TestInstallIntoCluster(t *testing.T) {
 		// misplaced field fails. (ServiceMonitor and PrometheusRule need the
 		// Prometheus operator's CRDs, which the local cluster does not have.)
 		out := helm(t, append([]string{"template", "dr", "drillbot", "--namespace", releaseNS, "--include-crds"}, allDrills(t)...)...)
-		mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cluster.Kube.Discovery()))
-		n := 0
-		for _, doc := range strings.Split(string(out), "\n---\n") {
-			var u unstructured.Unstructured
-			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-				t.Fatal(err)
-			}
-			if u.Object == nil || u.GetKind() == "" {
-				continue
-			}
-			if ns := u.GetNamespace(); ns != "" {
-				_, _ = cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-			}
-			gvk := u.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				t.Fatalf("%s %s: %v", gvk, u.GetName(), err)
-			}
-			res := cluster.Dynamic.Resource(m.Resource)
-			var ri dynamic.ResourceInterface = res
-			if m.Scope.Name() == meta.RESTScopeNameNamespace {
-				ri = res.Namespace(u.GetNamespace())
-			}
-			data, err := json.Marshal(u.Object)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "chart-test",
-				DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict", Force: ptr.To(true)}); err != nil {
-				t.Errorf("%s %s/%s: %v", gvk.Kind, u.GetNamespace(), u.GetName(), err)
-			}
-			n++
-		}
-		if n < 20 {
+		if n := applyYAML(ctx, t, out, true); n < 20 {
 			t.Errorf("only %d objects validated", n)
 		}
 	})
@@ -188,6 +153,11 @@ func TestInstallIntoCluster(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+
+	t.Run("drillbot runs in the cluster", e2e.testPods)
+	t.Run("the in-cluster daemon runs a scheduled pod-kill on real containers", e2e.testScheduledPodKill)
+	t.Run("metrics through the Service", e2e.testMetricsService)
+	t.Run("leader pod killed mid-fault", e2e.testLeaderKilledMidFault)
 
 	t.Run("a drill as the service account", func(t *testing.T) {
 		out, err := exec.Command(bin, "run", "-f", "../../drills/privileged-pod-restricted.yaml", "--kubeconfig", saKubeconfig,

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,11 +16,20 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 || (os.Args[1] != "up" && os.Args[1] != "down") {
-		fmt.Fprintln(os.Stderr, "usage: localcluster up|down DIR")
+	usage := func() {
+		fmt.Fprintln(os.Stderr, "usage: localcluster up [-node real|kwok] DIR | down DIR")
 		os.Exit(64)
 	}
-	dir := os.Args[2]
+	if len(os.Args) < 3 || (os.Args[1] != "up" && os.Args[1] != "down") {
+		usage()
+	}
+	flags := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	node := flags.String("node", "real", "real: one real node (kubelet, containerd, kube-proxy; needs root); kwok: fake nodes only")
+	_ = flags.Parse(os.Args[2:])
+	if flags.NArg() != 1 || (*node != "real" && *node != "kwok") {
+		usage()
+	}
+	dir := flags.Arg(0)
 	if os.Args[1] == "down" {
 		if err := localcluster.StopDetached(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "localcluster down:", err)
@@ -40,7 +50,7 @@ func main() {
 		os.Exit(1)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Detach: true, Logger: log})
+	c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Detach: true, Logger: log, RealNode: *node == "real"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster up:", err)
 		os.Exit(1)

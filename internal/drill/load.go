@@ -213,6 +213,15 @@ func yamlFiles(p string) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		// Hidden entries are skipped: a ConfigMap volume holds each file
+		// twice, as name -> ..data/name and in the ..<timestamp> directory
+		// the kubelet swaps in atomically.
+		if path != p && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 			files = append(files, path)
 		}

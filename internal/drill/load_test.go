@@ -197,3 +197,29 @@ func TestShippedCatalogIsValid(t *testing.T) {
 		t.Fatal("drills/ is empty")
 	}
 }
+
+// A ConfigMap mounted as a volume (how the chart ships drills) holds each
+// key as a symlink into ..data, itself a symlink to the ..<timestamp>
+// directory the kubelet swaps in atomically. Each drill loads once.
+func TestLoadPathsConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	ts := filepath.Join(dir, "..2026_11_25_08_30_19.4209920781")
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "a.yaml"), []byte(valid), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []struct{ target, name string }{{filepath.Base(ts), "..data"}, {"..data/a.yaml", "a.yaml"}} {
+		if err := os.Symlink(l.target, filepath.Join(dir, l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defs, err := drill.LoadPaths([]string{dir}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) != 1 || defs[0].Source != filepath.Join(dir, "a.yaml") {
+		t.Fatalf("want a.yaml once, got %d drills: %+v", len(defs), defs)
+	}
+}

@@ -38,30 +38,42 @@ rules:
 // runs a process.
 const advertiseAddress = "192.0.2.1"
 
+// The Service range, and the kubernetes Service's cluster IP in it.
+const (
+	serviceCIDR  = "10.96.0.0/16"
+	apiServiceIP = "10.96.0.1"
+)
+
 const (
 	observedToken = "drillbot-observed-token"
 	adminToken    = "drillbot-admin-token"
 )
 
-// startAPIServer starts kube-apiserver on etcdURL, listening on loopback at
-// port, and writes the kubeconfigs once /readyz answers.
+// startAPIServer starts kube-apiserver on etcdURL, listening at port on
+// loopback (or, with a real node, on the node's bridge address, which it
+// then advertises, so pods reach it), and writes the kubeconfigs once
+// /readyz answers.
 func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) error {
 	if err := c.writeSecrets(); err != nil {
 		return err
 	}
+	advertise := advertiseAddress
+	if c.host != "127.0.0.1" {
+		advertise = c.host
+	}
 	if err := c.start("kube-apiserver", c.cfg.Bins.APIServer, nil,
-		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", advertiseAddress,
+		"--etcd-servers", etcdURL, "--bind-address", c.host, "--advertise-address", advertise,
 		"--secure-port", fmt.Sprint(port), "--cert-dir", c.path("certs"),
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", c.path("sa.pub"), "--service-account-signing-key-file", c.path("sa.key"),
 		"--token-auth-file", c.path("tokens.csv"), "--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.96.0.0/16", "--allow-privileged=true",
+		"--service-cluster-ip-range", serviceCIDR, "--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--audit-policy-file", c.path("audit-policy.yaml"), "--audit-log-path", c.AuditLog(),
 		"--audit-log-maxsize", "200"); err != nil {
 		return err
 	}
-	host := fmt.Sprintf("https://127.0.0.1:%d", port)
+	host := fmt.Sprintf("https://%s:%d", c.host, port)
 	if err := c.waitHTTP(ctx, "kube-apiserver", host+"/readyz", 120*time.Second); err != nil {
 		return err
 	}

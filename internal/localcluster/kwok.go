@@ -25,7 +25,9 @@ func (c *Cluster) startKwok(ctx context.Context) error {
 		return err
 	}
 	if err := c.start("kwok", c.cfg.Bins.Kwok, nil,
-		"--kubeconfig", c.Kubeconfig, "--manage-all-nodes=true", "--node-ip=127.0.0.1",
+		"--kubeconfig", c.Kubeconfig, "--node-ip=127.0.0.1",
+		// Only the fake nodes: a real node's kubelet plays its own.
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		// Node leases keep the node healthy: kwok's status heartbeat alone
 		// (about a minute) is slower than the controller-manager's grace
 		// period, which would mark every pod NotReady.

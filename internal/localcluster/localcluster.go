@@ -36,6 +36,10 @@ import (
 // Bins are the paths of the component binaries.
 type Bins struct {
 	Etcd, APIServer, ControllerManager, Scheduler, Kwok, VersityGW, Velero, VeleroPluginDir string
+	// The real node's: the kubelet, kube-proxy and the directory of the
+	// image tarballs hack/image writes (pause, sampleapp, drillbot).
+	// Optional: checked when a real node is asked for.
+	Kubelet, KubeProxy, Images string
 }
 
 // BinsFromEnv reads the binaries' paths from the environment the Makefile
@@ -60,6 +64,7 @@ func BinsFromEnv() (Bins, error) {
 			missing = append(missing, v.name+"="+*v.dst+" (not found)")
 		}
 	}
+	b.Kubelet, b.KubeProxy, b.Images = os.Getenv("DRILLBOT_KUBELET"), os.Getenv("DRILLBOT_KUBE_PROXY"), os.Getenv("DRILLBOT_IMAGES")
 	if len(missing) > 0 {
 		return b, fmt.Errorf("local cluster binaries missing: %s; build them with 'make cluster-bins'", strings.Join(missing, ", "))
 	}
@@ -75,8 +80,12 @@ type Config struct {
 	// Detach lets the processes outlive this one (make cluster-up). Otherwise
 	// they are killed when the process that started them dies.
 	Detach bool
-	// Nodes is the number of kwok nodes (default 1).
+	// Nodes is the number of kwok nodes (default 1; none with a real
+	// node unless set).
 	Nodes int
+	// RealNode adds a real node (kubelet, containerd, kube-proxy: see
+	// node.go). It needs root and takes the machine's one real node.
+	RealNode bool
 }
 
 // Cluster is a running local cluster.
@@ -91,6 +100,10 @@ type Cluster struct {
 	VeleroNamespace string
 	procs           []*proc
 	log             *slog.Logger
+	// node is set once this cluster owns the machine's real node.
+	node bool
+	// host is the address the API server listens on.
+	host string
 }
 
 // Start starts every component and returns once the API server is ready,
@@ -100,15 +113,21 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Nodes == 0 {
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if cfg.Nodes == 0 && !cfg.RealNode {
 		cfg.Nodes = 1
+	}
+	if cfg.Nodes < 0 {
+		cfg.Nodes = 0
 	}
 	for _, d := range []string{"etcd", "certs", "logs", "s3/" + bucket, "kwok"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	c = &Cluster{cfg: cfg, VeleroNamespace: veleroNamespace, log: cfg.Logger}
+	c = &Cluster{cfg: cfg, VeleroNamespace: veleroNamespace, log: cfg.Logger, host: "127.0.0.1"}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -120,6 +139,12 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return c, err
 	}
 	etcdPort, peerPort, apiPort, s3Port, veleroMetrics := ports[0], ports[1], ports[2], ports[3], ports[4]
+	if cfg.RealNode {
+		if err := c.prepareNodeNetwork(ctx); err != nil {
+			return c, err
+		}
+		c.host = NodeIP
+	}
 	etcdURL, err := c.startEtcd(ctx, etcdPort, peerPort)
 	if err != nil {
 		return c, err
@@ -133,8 +158,15 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.startScheduler(); err != nil {
 		return c, err
 	}
-	if err := c.startKwok(ctx); err != nil {
-		return c, err
+	if c.cfg.Nodes > 0 {
+		if err := c.startKwok(ctx); err != nil {
+			return c, err
+		}
+	}
+	if cfg.RealNode {
+		if err := c.startNode(ctx); err != nil {
+			return c, err
+		}
 	}
 	s3URL, err := c.startS3(ctx, s3Port)
 	if err != nil {
@@ -187,11 +219,27 @@ func (c *Cluster) Stop() {
 		_ = os.Remove(c.path(p.name + ".pid"))
 	}
 	c.procs = nil
+	if c.node {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := StopNode(ctx, c.cfg.Dir, c.log); err != nil {
+			c.log.Error("the real node left something behind", "err", err)
+		}
+		c.node = false
+	}
 }
+
+// RealNode reports whether the cluster has a real node.
+func (c *Cluster) RealNode() bool { return c.node }
+
+// Host is the address the API server listens on: 127.0.0.1, or NodeIP
+// with a real node (pods reach it there). Test servers that pods must
+// reach listen on it too.
+func (c *Cluster) Host() string { return c.host }
 
 // StopDetached stops a cluster started with Detach from its pid files.
 func StopDetached(dir string) error {
-	order := []string{"drillbot-serve", "velero", "versitygw", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+	order := []string{"drillbot-serve", "velero", "versitygw", "kube-proxy", "kubelet", "containerd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
 	var errs []error
 	for _, name := range order {
 		f := filepath.Join(dir, name+".pid")
@@ -215,6 +263,14 @@ func StopDetached(dir string) error {
 		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = os.Remove(f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := StopNode(ctx, dir, slog.New(slog.DiscardHandler)); err != nil {
+		errs = append(errs, err)
+	}
+	if left := NodeLeftovers(dir); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("left behind: %s", strings.Join(left, "; ")))
 	}
 	return errors.Join(errs...)
 }

@@ -21,7 +21,14 @@ const RequireEnv = "DRILLBOT_REQUIRE_CLUSTER"
 // RunTests is a package's TestMain body for integration tests: it starts one
 // local cluster, runs the tests, and stops it. Without the binaries the
 // tests skip (see Require), unless RequireEnv is set.
-func RunTests(m *testing.M, c **Cluster) int {
+func RunTests(m *testing.M, c **Cluster) int { return runTests(m, c, Config{}) }
+
+// RunRealNodeTests is RunTests with a cluster whose node is real (see
+// node.go): pods run. Only one package at a time may use it (one real node
+// per machine).
+func RunRealNodeTests(m *testing.M, c **Cluster) int { return runTests(m, c, Config{RealNode: true}) }
+
+func runTests(m *testing.M, c **Cluster, cfg Config) int {
 	bins, err := BinsFromEnv()
 	if err != nil {
 		if os.Getenv(RequireEnv) != "" {
@@ -39,7 +46,8 @@ func RunTests(m *testing.M, c **Cluster) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cl, err := Start(ctx, Config{Bins: bins, Dir: dir, Logger: log})
+	cfg.Bins, cfg.Dir, cfg.Logger = bins, dir, log
+	cl, err := Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local cluster:", err)
 		return 1
@@ -47,6 +55,12 @@ func RunTests(m *testing.M, c **Cluster) int {
 	*c = cl
 	code := m.Run()
 	cl.Stop()
+	if cfg.RealNode {
+		if left := NodeLeftovers(dir); len(left) > 0 {
+			fmt.Fprintln(os.Stderr, "the real node left behind:", strings.Join(left, "; "))
+			code = 1
+		}
+	}
 	if code == 0 {
 		_ = os.RemoveAll(dir)
 	} else {

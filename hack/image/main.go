@@ -1,0 +1,173 @@
+// Command image builds drillbot's container image, and the images the local
+// cluster's real node runs, without Docker: each is a static Go binary in a
+// FROM-scratch image assembled with go-containerregistry and written as a
+// tarball (docker-archive format) that `ctr images import` and `docker load`
+// both accept. drillbot's image is the Dockerfile's equivalent: the binary
+// at /drillbot, CA certificates, user 65532 (nonroot), nothing else.
+//
+//	go run ./hack/image -out bin/images -tag dev [drillbot pause sampleapp]
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Registry is the (never contacted) registry the local images are named in.
+const Registry = "drillbot.local"
+
+type spec struct {
+	pkg, bin string
+	user     string
+	ldflags  string
+	caCerts  bool
+}
+
+func specs(version string) map[string]spec {
+	return map[string]spec{
+		"drillbot": {pkg: "./cmd/drillbot", bin: "/drillbot", user: "65532:65532", caCerts: true,
+			ldflags: "-s -w -X github.com/drillbot-io/drillbot/internal/version.Version=" + version},
+		"pause":     {pkg: "./hack/images/pause", bin: "/pause", user: "65535:65535", ldflags: "-s -w"},
+		"sampleapp": {pkg: "./hack/images/sampleapp", bin: "/sampleapp", user: "65532:65532", ldflags: "-s -w"},
+	}
+}
+
+func main() {
+	out := flag.String("out", "bin/images", "directory for the image tarballs")
+	tag := flag.String("tag", "dev", "image tag")
+	version := flag.String("version", "dev", "drillbot version stamped into its binary")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	all := specs(*version)
+	names := flag.Args()
+	if len(names) == 0 {
+		for n := range all {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+	for _, n := range names {
+		s, ok := all[n]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "image: unknown image %q\n", n)
+			os.Exit(64)
+		}
+		ref := fmt.Sprintf("%s/%s:%s", Registry, n, *tag)
+		file := filepath.Join(*out, n+".tar")
+		if err := build(context.Background(), s, ref, file); err != nil {
+			fmt.Fprintf(os.Stderr, "image %s: %v\n", n, err)
+			os.Exit(1)
+		}
+		log.Info("image built", "ref", ref, "file", file)
+	}
+}
+
+func build(ctx context.Context, s spec, ref, file string) error {
+	tmp, err := os.MkdirTemp("", "drillbot-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	binPath := filepath.Join(tmp, "bin")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", s.ldflags, "-o", binPath, s.pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", s.pkg, err)
+	}
+	files := []entry{{path: s.bin, src: binPath, mode: 0o755}}
+	if s.caCerts {
+		files = append(files, entry{path: "/etc/ssl/certs/ca-certificates.crt", src: "/etc/ssl/certs/ca-certificates.crt", mode: 0o644})
+	}
+	uid := s.user[:len(s.user)/2]
+	files = append(files, entry{path: "/etc/passwd", data: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:" + uid + ":" + uid + ":nonroot:/:/sbin/nologin\n"), mode: 0o644})
+	layer, err := layerOf(files)
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Config = v1.Config{Entrypoint: []string{s.bin}, User: s.user, WorkingDir: "/",
+		Env: []string{"PATH=/", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	tagRef, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	return tarball.WriteToFile(file, tagRef, img)
+}
+
+type entry struct {
+	path string
+	src  string
+	data []byte
+	mode int64
+}
+
+// layerOf writes one reproducible layer (zero timestamps, root-owned) of
+// files, creating their parent directories.
+func layerOf(files []entry) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		var parents []string
+		for d := filepath.Dir(f.path); d != "/" && !dirs[d]; d = filepath.Dir(d) {
+			parents = append([]string{d}, parents...)
+			dirs[d] = true
+		}
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d[1:] + "/", Mode: 0o755, Format: tar.FormatPAX}); err != nil {
+				return nil, err
+			}
+		}
+		data := f.data
+		if f.src != "" {
+			var err error
+			if data, err = os.ReadFile(f.src); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.path[1:], Mode: f.mode, Size: int64(len(data)), Format: tar.FormatPAX}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
