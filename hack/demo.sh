@@ -8,7 +8,7 @@ export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
 velero() { "$DRILLBOT_VELERO" --namespace velero "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok, versitygw, Velero)"
+step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, a real node: kubelet + containerd + kube-proxy, versitygw, Velero)"
 go run ./hack/localcluster up "$CLUSTER_DIR"
 
 step "Deploying the sample app into namespace drill-demo (labelled drillbot.io/allow-disaster=true)"
@@ -32,7 +32,7 @@ set -e
 
 step "The result is recorded in the cluster"
 "$KUBECTL" get drillruns -n drillbot-system
-"$KUBECTL" -n drill-demo get deployments,statefulsets,pods
+"$KUBECTL" -n drill-demo get deployments,statefulsets,pods -o wide
 
 step "The DR status report (drillbot report --output markdown), for audit evidence"
 "$DRILLBOT" report --drills drills --output markdown

@@ -229,6 +229,9 @@ func (c *Cluster) Stop() {
 	}
 }
 
+// Dir is the cluster's directory.
+func (c *Cluster) Dir() string { return c.cfg.Dir }
+
 // RealNode reports whether the cluster has a real node.
 func (c *Cluster) RealNode() bool { return c.node }
 

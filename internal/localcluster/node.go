@@ -40,6 +40,10 @@ const (
 	cniNetwork   = "drillbot-pods"
 )
 
+// NoRegistryProxy is where the real node's image pulls go: a closed port
+// on loopback (discard), so no registry is ever contacted.
+const NoRegistryProxy = "http://127.0.0.1:9"
+
 // ImageRef is the reference of a local image built by hack/image and
 // imported into the real node's containerd (never pulled).
 func ImageRef(name string) string { return "drillbot.local/" + name + ":dev" }
@@ -49,6 +53,11 @@ func ImageRef(name string) string { return "drillbot.local/" + name + ":dev" }
 var nodeTools = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "ip", "conntrack"}
 
 const cniBinDir = "/usr/lib/cni"
+
+// maxNodeDir bounds the cluster directory of a real node: the longest
+// socket under it (node/kubelet/plugins_registry/..., 50 bytes or so) must
+// fit in a unix socket address.
+const maxNodeDir = 50
 
 func (c *Cluster) nodePath(parts ...string) string {
 	return c.path(append([]string{"node"}, parts...)...)
@@ -93,6 +102,11 @@ func checkNodeHost(bins Bins) error {
 func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
 	if err := checkNodeHost(c.cfg.Bins); err != nil {
 		return err
+	}
+	// The kubelet's sockets live under its root dir, and a unix socket's
+	// path has at most 107 bytes.
+	if len(c.cfg.Dir) > maxNodeDir {
+		return fmt.Errorf("a real node needs a cluster directory of at most %d bytes (its sockets' paths are limited): %s", maxNodeDir, c.cfg.Dir)
 	}
 	if err := claimNode(ctx, c.cfg.Dir, c.cfg.Bins.KubeProxy, c.log); err != nil {
 		return err
@@ -204,7 +218,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	if err := os.WriteFile(c.nodePath("containerd.toml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
-	if err := c.start("containerd", "containerd", nil, "--config", c.nodePath("containerd.toml"), "--log-level", "warn"); err != nil {
+	// Images come from hack/image, imported; a pull (an image that is not
+	// there) goes to a closed port on loopback through this proxy, never to
+	// a registry, nor to the machine's resolver.
+	if err := c.start("containerd", "containerd", []string{"HTTPS_PROXY=" + NoRegistryProxy, "HTTP_PROXY=" + NoRegistryProxy, "NO_PROXY=", "no_proxy="},
+		"--config", c.nodePath("containerd.toml"), "--log-level", "warn"); err != nil {
 		return err
 	}
 	if err := c.poll(ctx, "containerd", 30*time.Second, func(ctx context.Context) (bool, error) {

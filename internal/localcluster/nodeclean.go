@@ -78,7 +78,7 @@ func claimNode(ctx context.Context, dir, kubeProxy string, log *slog.Logger) err
 		return err
 	}
 	if prev != nil {
-		if pids := nodeProcesses(prev.Dir); len(pids) > 0 && prev.Dir != dir {
+		if pids := nodeOwners(prev.Dir); len(pids) > 0 && prev.Dir != dir {
 			return fmt.Errorf("a real node already runs for the cluster in %s (pids %v): stop it first (make cluster-down CLUSTER_DIR=%s)", prev.Dir, pids, prev.Dir)
 		}
 		log.Warn("clearing a real node left behind", "dir", prev.Dir)
@@ -206,6 +206,21 @@ func nodeProcesses(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// nodeOwners lists the node's kubelet, kube-proxy and containerd: the
+// processes that make a node alive. Shims and containers alone are what a
+// crashed node left.
+func nodeOwners(dir string) []int {
+	var owners []int
+	for _, pid := range nodeProcesses(dir) {
+		exe, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
+		switch strings.TrimSuffix(filepath.Base(exe), " (deleted)") {
+		case "kubelet", "kube-proxy", "containerd":
+			owners = append(owners, pid)
+		}
+	}
+	return owners
 }
 
 // mountInfo returns the mount points and file system types of this
@@ -413,36 +428,54 @@ func removeEmptyTree(p string) error {
 }
 
 // NodeLeftovers lists what a real node of the cluster in dir left on this
-// machine: processes, mounts, cgroups, the bridge, iptables chains, the
-// state file, network namespaces. Empty after a clean stop.
+// machine: its processes and mounts, and, unless the machine's real node
+// now belongs to another cluster, the machine-wide things a node makes:
+// pod cgroups, the bridge, iptables chains, the state file, network
+// namespaces, CNI results. Empty after a clean stop.
 func NodeLeftovers(dir string) []string {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
 	var out []string
-	if pids := nodeProcesses(dir); len(pids) > 0 {
-		out = append(out, fmt.Sprintf("processes %v", pids))
+	var own []int
+	for _, pid := range nodeProcesses(dir) {
+		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if strings.Contains(string(cmd), filepath.Join(dir, "node")+"/") {
+			own = append(own, pid)
+		}
 	}
-	for _, m := range mountsUnder(dir) {
-		out = append(out, "mount "+m)
+	if len(own) > 0 {
+		out = append(out, fmt.Sprintf("processes %v", own))
 	}
-	for _, d := range cgroupDirs() {
-		out = append(out, "cgroup "+d)
+	out = appendSome(out, "mounts", mountsUnder(dir))
+	if s, err := readNodeState(); err == nil && s != nil && s.Dir != dir {
+		return out // another cluster's node: its leftovers are its own
 	}
+	if pids := nodeProcesses(dir); len(pids) > len(own) {
+		out = append(out, fmt.Sprintf("%d processes in the pods' cgroups", len(pids)-len(own)))
+	}
+	out = appendSome(out, "cgroups", cgroupDirs())
 	if _, err := net.InterfaceByName(bridgeName); err == nil {
 		out = append(out, "interface "+bridgeName)
 	}
-	for _, ch := range ourChains() {
-		out = append(out, "iptables chain "+ch)
-	}
+	out = appendSome(out, "iptables chains", ourChains())
 	if _, err := os.Stat(nodeStateFile); err == nil {
 		out = append(out, "state file "+nodeStateFile)
 	}
-	if ns, _ := filepath.Glob("/run/netns/cni-*"); len(ns) > 0 {
-		out = append(out, fmt.Sprintf("network namespaces %v", ns))
+	ns, _ := filepath.Glob("/run/netns/cni-*")
+	out = appendSome(out, "network namespaces", ns)
+	rs, _ := filepath.Glob(filepath.Join(cniCacheDir, "results", cniNetwork+"-*"))
+	return appendSome(out, "CNI results", rs)
+}
+
+// appendSome appends "N what (first, ...)" when items is not empty.
+func appendSome(out []string, what string, items []string) []string {
+	switch {
+	case len(items) == 0:
+		return out
+	case len(items) <= 3:
+		return append(out, fmt.Sprintf("%d %s (%s)", len(items), what, strings.Join(items, ", ")))
+	default:
+		return append(out, fmt.Sprintf("%d %s (%s, ...)", len(items), what, strings.Join(items[:3], ", ")))
 	}
-	if rs, _ := filepath.Glob(filepath.Join(cniCacheDir, "results", cniNetwork+"-*")); len(rs) > 0 {
-		out = append(out, fmt.Sprintf("CNI results %v", rs))
-	}
-	return out
 }

@@ -2,12 +2,15 @@ package localcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +49,16 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.RealNode {
+		lockCtx, cancelLock := context.WithTimeout(context.Background(), 20*time.Minute)
+		unlock, err := LockRealNode(lockCtx)
+		cancelLock()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer unlock()
+	}
 	cfg.Bins, cfg.Dir, cfg.Logger = bins, dir, log
 	cl, err := Start(ctx, cfg)
 	if err != nil {
@@ -120,3 +133,33 @@ next:
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// realNodeLock serializes the test packages that use the machine's one
+// real node (go test runs packages in parallel).
+var realNodeLock = filepath.Join(os.TempDir(), "drillbot-real-node.lock")
+
+// LockRealNode waits until no other test process uses the real node, and
+// returns the function that lets the next one in.
+func LockRealNode(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(realNodeLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", realNodeLock, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the real node (%s): %w", realNodeLock, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	return func() { f.Close() }, nil
+}

@@ -112,7 +112,9 @@ func (c *Cluster) installVelero(ctx context.Context, s3URL string) error {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"component": "velero"}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"component": "velero"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: "velero/velero:v1.18.3"}},
+				// The local pause image: never pulled (no registry is contacted), and
+				// on a real node it really runs.
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: ImageRef("pause"), ImagePullPolicy: corev1.PullNever}},
 					Tolerations: []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists}}},
 			},
 		},
