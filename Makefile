@@ -11,6 +11,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 VELERO_VERSION      ?= v1.18.3
 VELERO_AWS_VERSION  ?= v1.14.3
 HELM_VERSION        ?= v3.21.4
+KUBE_SCORE_VERSION  ?= v1.20.0
 
 # Built binaries are cached under bin/, one folder per component and version,
 # so a version bump rebuilds and an unchanged one is reused.
@@ -27,6 +28,7 @@ VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
 VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
+KUBE_SCORE     := $(BIN)/kube-score-$(KUBE_SCORE_VERSION)/kube-score
 DRILLBOT       := $(BIN)/drillbot
 
 CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
@@ -43,6 +45,7 @@ export DRILLBOT_VERSITYGW := $(VERSITYGW)
 export DRILLBOT_VELERO := $(VELERO)
 export DRILLBOT_VELERO_PLUGIN_DIR := $(dir $(VELERO_AWS))
 export DRILLBOT_HELM := $(HELM)
+export DRILLBOT_KUBE_SCORE := $(KUBE_SCORE)
 export DRILLBOT_KUBELET := $(KUBELET)
 export DRILLBOT_KUBE_PROXY := $(KUBE_PROXY)
 export DRILLBOT_IMAGES := $(IMAGES)
@@ -92,6 +95,10 @@ $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
 $(HELM):
 	GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+# kube-score: the chart's rendered manifests are linted in make test.
+$(KUBE_SCORE):
+	GOBIN=$(dir $@) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
 	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
 
@@ -118,7 +125,7 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: $(CLUSTER_BINS) $(HELM) images node-deps
+test: $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...

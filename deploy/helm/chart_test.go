@@ -276,3 +276,117 @@ func TestPrometheusRule(t *testing.T) {
 		t.Error("no-success window is not 35 days")
 	}
 }
+
+// The chart as an HA workload: a PodDisruptionBudget when there is a
+// standby, replicas kept apart (soft by default), ephemeral-storage
+// requests, and drillbot's own NetworkPolicy on demand.
+func TestChartHighAvailability(t *testing.T) {
+	cases := []struct {
+		name     string
+		set      []string
+		pdb      bool
+		affinity string // "preferred", "required" or ""
+	}{
+		{"defaults", nil, true, "preferred"},
+		{"one replica has no budget", []string{"replicas=1"}, false, "preferred"},
+		{"hard anti-affinity", []string{"podAntiAffinity=hard"}, true, "required"},
+		{"no anti-affinity", []string{"podAntiAffinity=none", "podDisruptionBudget.enabled=false"}, false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"template", "dr", "drillbot", "--namespace", "drillbot-system"}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out := string(helm(t, args...))
+			if got := strings.Contains(out, "kind: PodDisruptionBudget"); got != tc.pdb {
+				t.Errorf("PodDisruptionBudget rendered: %v, want %v", got, tc.pdb)
+			}
+			var dep appsv1.Deployment
+			for _, doc := range strings.Split(out, "\n---\n") {
+				if strings.Contains(doc, "kind: Deployment") {
+					if err := yaml.UnmarshalStrict([]byte(doc[strings.Index(doc, "apiVersion:"):]), &dep); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			aa := dep.Spec.Template.Spec.Affinity
+			got := ""
+			switch {
+			case aa == nil || aa.PodAntiAffinity == nil:
+			case len(aa.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0:
+				got = "required"
+			case len(aa.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0:
+				got = "preferred"
+			}
+			if got != tc.affinity {
+				t.Errorf("pod anti-affinity %q, want %q", got, tc.affinity)
+			}
+			res := dep.Spec.Template.Spec.Containers[0].Resources
+			if res.Requests.StorageEphemeral().IsZero() || res.Limits.StorageEphemeral().IsZero() {
+				t.Errorf("no ephemeral-storage request and limit: %v", res)
+			}
+		})
+	}
+	t.Run("network policy needs the API server's addresses", func(t *testing.T) {
+		if out, err := helmErr("template", "dr", "drillbot", "--set", "networkPolicy.enabled=true"); err == nil || !strings.Contains(out, "networkPolicy.egress.apiServer.cidrs is required") {
+			t.Errorf("want the missing cidrs named, got %v: %s", err, out)
+		}
+		out := string(helm(t, "template", "dr", "drillbot", "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}"))
+		for _, want := range []string{"kind: NetworkPolicy", "cidr: 10.0.0.1/32", "port: 6443", "port: metrics"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("rendered NetworkPolicy lacks %q", want)
+			}
+		}
+	})
+}
+
+// kubeScoreExceptions are kube-score's advice the chart does not follow,
+// on purpose (also in the README), as kube-score's flags.
+var kubeScoreExceptions = []string{
+	// CFS throttling would stretch the timings drillbot measures; the
+	// CPU request guarantees its share.
+	"--ignore-container-cpu-limit",
+	// A pinned tag (the chart's appVersion) with IfNotPresent: a drillbot
+	// pod must restart while the registry is down, which is the kind of
+	// disaster it drills.
+	"--ignore-test=container-image-pull-policy",
+}
+
+// The rendered chart passes kube-score (built from the Go module proxy),
+// with every advice not followed written down above.
+func TestKubeScore(t *testing.T) {
+	bin := os.Getenv("DRILLBOT_KUBE_SCORE")
+	if bin == "" {
+		if os.Getenv("DRILLBOT_REQUIRE_CLUSTER") != "" {
+			t.Fatal("DRILLBOT_KUBE_SCORE is not set (make test builds kube-score)")
+		}
+		t.Skip("no kube-score binary (run through make test)")
+	}
+	out := helm(t, "template", "dr", "drillbot", "--namespace", "drillbot-system", "--set", "image.tag=1.0.0",
+		"--set", "networkPolicy.enabled=true", "--set", "networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}")
+	score := func(ignore ...string) (string, error) {
+		args := append([]string{"score", "--output-format", "ci"}, ignore...)
+		cmd := exec.Command(bin, append(args, "-")...)
+		cmd.Stdin = bytes.NewReader(out)
+		report, err := cmd.CombinedOutput()
+		var bad []string
+		for _, l := range strings.Split(string(report), "\n") {
+			if strings.HasPrefix(l, "[CRITICAL]") || strings.HasPrefix(l, "[WARNING]") {
+				bad = append(bad, l)
+			}
+		}
+		return strings.Join(bad, "\n"), err
+	}
+	all := kubeScoreExceptions
+	if bad, err := score(all...); err != nil {
+		t.Fatalf("kube-score: %v\n%s", err, bad)
+	}
+	// Each exception must still be needed: without it, kube-score fails.
+	for _, test := range all {
+		others := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == test })
+		if _, err := score(others...); err == nil {
+			t.Errorf("exception %s is stale: kube-score passes without it", test)
+		}
+	}
+}
