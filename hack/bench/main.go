@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/bench"
 	"github.com/drillbot-io/drillbot/internal/drill"
@@ -37,17 +38,18 @@ func main() {
 		window   = flag.Duration("window", time.Minute, "footprint sampling window")
 		idle     = flag.Int("idle-drills", 50, "drills scheduled in the footprint figure")
 		sizes    = flag.String("sizes", "100,1000,5000", "inventory sizes")
+		real     = flag.Int("real-node-trials", 10, "pod-kill trials on a real node (0: skip; needs root)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes); err != nil {
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string) error {
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials int) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -146,12 +148,61 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 	res.Rows = append(res.Rows, o.Rows()...)
 	res.Details["overhead"] = o
 
+	// 5. pod-kill on a real node (a second cluster: the machine's one real
+	// node, started once the fake-node figures are done).
+	if realTrials > 0 {
+		cl.Stop()
+		log.Info("pod-kill on the real node", "trials", realTrials)
+		rp, err := realPodKill(ctx, bins, filepath.Join(dir, "real"), realTrials, log)
+		if err != nil {
+			return fmt.Errorf("pod-kill on the real node: %w", err)
+		}
+		res.Rows = append(res.Rows, rp.Rows()...)
+		res.Details["realNodePodKill"] = rp
+	}
+
 	res.Duration = time.Since(started).Round(time.Second).String()
 	fmt.Println()
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
 	return write(res, out)
+}
+
+const realPodKillDrill = `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: bench-pod-kill}
+spec:
+  scenario: pod-kill
+  objectives: {rto: 2m}
+  target: {namespace: bench-real, selector: {app: web}}
+`
+
+func realPodKill(ctx context.Context, bins localcluster.Bins, dir string, trials int, log *slog.Logger) (*bench.RealPodKill, error) {
+	cl, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Logger: log, RealNode: true})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Stop()
+	if err := bench.SampleDeployment(ctx, cl.Kube, "bench-real", localcluster.ImageRef("sampleapp"), 2); err != nil {
+		return nil, err
+	}
+	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close(ctx)
+	defs, err := drill.Parse("bench-pod-kill.yaml", []byte(realPodKillDrill), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return nil, err
+	}
+	return bench.MeasureRealPodKill(ctx, cl.Kube, "bench-real", 2, trials, func(ctx context.Context) (*v1alpha1.DrillRun, error) {
+		run, err := a.Engine.Run(ctx, defs[0], "bench")
+		if err != nil {
+			return nil, err
+		}
+		return a.Store.Get(ctx, run.Name)
+	})
 }
 
 func namespace(ctx context.Context, cl *localcluster.Cluster, name string) error {

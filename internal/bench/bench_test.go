@@ -256,3 +256,24 @@ func TestWriteTables(t *testing.T) {
 		t.Errorf("table:\n%s", tab.String())
 	}
 }
+
+func TestRealPodKillRows(t *testing.T) {
+	s := time.Second
+	cases := []struct {
+		name         string
+		rto, kubelet []time.Duration
+		met          bool
+	}{
+		{"drillbot sees Ready after the kubelet's second", []time.Duration{2900 * time.Millisecond, 3100 * time.Millisecond}, []time.Duration{2 * s, 3 * s}, true},
+		{"within the kubelet's 1 s resolution", []time.Duration{2100 * time.Millisecond}, []time.Duration{3 * s}, true},
+		{"shorter than the kubelet's account", []time.Duration{1500 * time.Millisecond}, []time.Duration{3 * s}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := (&RealPodKill{Trials: len(tc.rto), RTO: tc.rto, Kubelet: tc.kubelet}).Rows()
+			if len(rows) != 2 || rows[1].Met == nil || *rows[1].Met != tc.met {
+				t.Fatalf("rows %+v, want met=%v", rows, tc.met)
+			}
+		})
+	}
+}
