@@ -55,7 +55,13 @@ func SampleDeployment(ctx context.Context, c kubernetes.Interface, ns, image str
 func waitDeploymentReady(ctx context.Context, c kubernetes.Interface, ns string, n int32) error {
 	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		d, err := c.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas == n && d.Status.UpdatedReplicas == n && d.Status.Replicas == n, nil
+		if err != nil || d.Status.ReadyReplicas != n || d.Status.UpdatedReplicas != n || d.Status.Replicas != n {
+			return false, nil
+		}
+		// The killed pods of the trial before are gone too (the kubelet
+		// stops them within their grace period).
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		return err == nil && len(pods.Items) == int(n), nil
 	})
 }
 

@@ -226,8 +226,23 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	if err != nil {
 		return fmt.Errorf("list pods: %w", err)
 	}
+	var leaving []string
 	for _, p := range pods.Items {
+		// A pod already terminating (a rollout, an eviction, an earlier
+		// drill) is on its way out: killing it again is no fault, and no
+		// replacement will come for it. On a real kubelet it lingers for
+		// its grace period.
+		if p.DeletionTimestamp != nil {
+			leaving = append(leaving, p.Name)
+			continue
+		}
 		s.killed = append(s.killed, p.Name)
+	}
+	if len(s.killed) == 0 {
+		return engine.Refuse("every pod matching %s in %s is already terminating (%s): nothing to kill", s.selector, s.ns, strings.Join(leaving, ", "))
+	}
+	if len(leaving) > 0 {
+		s.log.Info("pods already terminating are left alone", "pods", leaving)
 	}
 	if err := j.Record(ctx, "delete-pods", fmt.Sprintf("delete %d pods %s in %s; undo: their controllers recreate them", len(s.killed), s.selector, s.ns),
 		Undo{Namespace: s.ns, Selector: s.selector, Pods: s.killed}); err != nil {
