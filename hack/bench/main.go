@@ -187,22 +187,28 @@ func realPodKill(ctx context.Context, bins localcluster.Bins, dir string, trials
 	if err := bench.SampleDeployment(ctx, cl.Kube, "bench-real", localcluster.ImageRef("sampleapp"), 2); err != nil {
 		return nil, err
 	}
-	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
+	a, def, err := drillApp(ctx, cl, log, "bench-pod-kill.yaml", realPodKillDrill)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close(ctx)
-	defs, err := drill.Parse("bench-pod-kill.yaml", []byte(realPodKillDrill), scenarios.Registry(scenarios.Deps{}))
-	if err != nil {
-		return nil, err
-	}
 	return bench.MeasureRealPodKill(ctx, cl.Kube, "bench-real", 2, trials, func(ctx context.Context) (*v1alpha1.DrillRun, error) {
-		run, err := a.Engine.Run(ctx, defs[0], "bench")
+		run, err := a.Engine.Run(ctx, def, "bench")
 		if err != nil {
 			return nil, err
 		}
 		return a.Store.Get(ctx, run.Name)
 	})
+}
+
+// drillApp is drillbot's production wiring on cl, and the drill in doc.
+func drillApp(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger, file, doc string) (*app.App, drill.Definition, error) {
+	defs, err := drill.Parse(file, []byte(doc), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return nil, drill.Definition{}, err
+	}
+	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
+	return a, defs[0], err
 }
 
 func namespace(ctx context.Context, cl *localcluster.Cluster, name string) error {
@@ -226,21 +232,17 @@ func overhead(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger) (
 	if err := bench.DemoApp(ctx, cl.Kube, "bench-shop"); err != nil {
 		return nil, err
 	}
-	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
+	a, def, err := drillApp(ctx, cl, log, "bench-namespace-restore.yaml", overheadDrill)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close(ctx)
-	defs, err := drill.Parse("bench-namespace-restore.yaml", []byte(overheadDrill), scenarios.Registry(scenarios.Deps{}))
-	if err != nil {
-		return nil, err
-	}
 	w, err := bench.Watch(ctx, cl.Kube, cl.Dynamic, "bench-shop", cl.VeleroNamespace)
 	if err != nil {
 		return nil, err
 	}
 	// The preflight waits for the workloads to be Ready.
-	run, err := a.Engine.Run(ctx, defs[0], "bench")
+	run, err := a.Engine.Run(ctx, def, "bench")
 	w.Stop()
 	if err != nil {
 		return nil, err

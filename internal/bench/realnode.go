@@ -118,7 +118,7 @@ func (r *RealPodKill) Rows() []Row {
 			Drillbot: fmt.Sprintf("median %s, p95 %s", ms(rto.Median), ms(rto.P95)), Value: float64(rto.Median) / float64(time.Millisecond), Unit: "ms"},
 		{Figure: "pod-kill RTO minus the kubelet's Ready transition (its timestamps have 1 s resolution)",
 			Drillbot: fmt.Sprintf("median %s, p95 %s, min %s", ms(d.Median), ms(d.P95), ms(d.Min)),
-			Target: ">= -1 s (never shorter than the kubelet's own account)", Met: Met(d.Min >= -time.Second),
+			Target:   ">= -1 s (never shorter than the kubelet's own account)", Met: Met(d.Min >= -time.Second),
 			Value: float64(d.Median) / float64(time.Millisecond), Unit: "ms"},
 	}
 }
