@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
@@ -153,12 +154,14 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 	if realTrials > 0 {
 		cl.Stop()
 		log.Info("pod-kill on the real node", "trials", realTrials)
-		rp, err := realPodKill(ctx, bins, filepath.Join(dir, "real"), realTrials, log)
+		rp, pf, err := realNode(ctx, bins, filepath.Join(dir, "real"), realTrials, drillsDir, idle, window, log)
 		if err != nil {
-			return fmt.Errorf("pod-kill on the real node: %w", err)
+			return fmt.Errorf("real node: %w", err)
 		}
 		res.Rows = append(res.Rows, rp.Rows()...)
+		res.Rows = append(res.Rows, pf.Rows(40<<20)...)
 		res.Details["realNodePodKill"] = rp
+		res.Details["realNodePodFootprint"] = pf
 	}
 
 	res.Duration = time.Since(started).Round(time.Second).String()
@@ -178,12 +181,73 @@ spec:
   target: {namespace: bench-real, selector: {app: web}}
 `
 
-func realPodKill(ctx context.Context, bins localcluster.Bins, dir string, trials int, log *slog.Logger) (*bench.RealPodKill, error) {
+// realNode measures, on a cluster with a real node, pod-kill on real
+// containers, then drillbot's own footprint as the chart installs it (two
+// pods, the idle drills as customDrills).
+func realNode(ctx context.Context, bins localcluster.Bins, dir string, trials int, drillsDir string, idle int, window time.Duration, log *slog.Logger) (*bench.RealPodKill, *bench.PodFootprint, error) {
 	cl, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Logger: log, RealNode: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer cl.Stop()
+	rp, err := realPodKill(ctx, cl, trials, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pod-kill: %w", err)
+	}
+	log.Info("drillbot pod footprint", "drills", idle, "window", window)
+	if err := installChart(ctx, cl, drillsDir, dir); err != nil {
+		return nil, nil, fmt.Errorf("install the chart: %w", err)
+	}
+	// Settle as the process figure does.
+	time.Sleep(5 * time.Second)
+	pf, err := bench.MeasurePodFootprint(ctx, cl.KubeletGet, "drillbot-system", "drillbot", window)
+	if err != nil {
+		return nil, nil, err
+	}
+	pf.Drills = idle
+	return rp, pf, nil
+}
+
+// installChart installs deploy/helm/drillbot with drillbot's local image and
+// the drills in drillsDir as customDrills, and waits for its pods.
+func installChart(ctx context.Context, cl *localcluster.Cluster, drillsDir, dir string) error {
+	if err := cl.ImportImage(ctx, "drillbot"); err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(drillsDir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	custom := map[string]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		custom[strings.TrimSuffix(filepath.Base(f), ".yaml")] = string(b)
+	}
+	values, err := yaml.Marshal(map[string]any{
+		"image":        map[string]any{"repository": "drillbot.local/drillbot", "tag": "dev", "pullPolicy": "Never"},
+		"customDrills": custom,
+		// Only the idle drills: the catalog's default one targets drill-demo.
+		"drills": map[string]any{"unsigned-image": map[string]any{"enabled": false}},
+	})
+	if err != nil {
+		return err
+	}
+	vf := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(vf, values, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, os.Getenv("DRILLBOT_HELM"), "install", "drillbot", "deploy/helm/drillbot", "--kubeconfig", cl.Kubeconfig,
+		"--namespace", "drillbot-system", "--create-namespace", "--values", vf, "--wait", "--timeout", "3m").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("helm install: %w: %s", err, out)
+	}
+	return nil
+}
+
+func realPodKill(ctx context.Context, cl *localcluster.Cluster, trials int, log *slog.Logger) (*bench.RealPodKill, error) {
 	if err := bench.SampleDeployment(ctx, cl.Kube, "bench-real", localcluster.ImageRef("sampleapp"), 2); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -275,5 +276,36 @@ func TestRealPodKillRows(t *testing.T) {
 				t.Fatalf("rows %+v, want met=%v", rows, tc.met)
 			}
 		})
+	}
+}
+
+// The kubelet's /metrics/resource, as v1.34 serves it: the drillbot
+// containers of the namespace are kept, the rest ignored.
+func TestMeasurePodFootprint(t *testing.T) {
+	calls := 0
+	get := func(context.Context, string) ([]byte, error) {
+		calls++
+		cpu := 1.5 + 0.25*float64(calls)
+		return []byte(fmt.Sprintf(`# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds
+# TYPE container_cpu_usage_seconds_total counter
+container_cpu_usage_seconds_total{container="drillbot",namespace="drillbot-system",pod="dr-a"} %g 1764064000000
+container_cpu_usage_seconds_total{container="web",namespace="app",pod="web-1"} 99 1764064000000
+# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes
+# TYPE container_memory_working_set_bytes gauge
+container_memory_working_set_bytes{container="drillbot",namespace="drillbot-system",pod="dr-a"} %d 1764064000000
+container_memory_working_set_bytes{container="drillbot",namespace="drillbot-system",pod="dr-b"} 10485760 1764064000000
+container_memory_working_set_bytes{container="web",namespace="app",pod="web-1"} 999999999 1764064000000
+`, cpu, 20<<20+calls)), nil
+	}
+	f, err := MeasurePodFootprint(context.Background(), get, "drillbot-system", "drillbot", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.WorkingSet["dr-a"] != float64(20<<20+1) || f.WorkingSet["dr-b"] != 10<<20 || len(f.WorkingSet) != 2 {
+		t.Errorf("working sets %v", f.WorkingSet)
+	}
+	rows := f.Rows(40 << 20)
+	if rows[0].Met == nil || !*rows[0].Met {
+		t.Errorf("20 MiB under 40 MiB not met: %+v", rows[0])
 	}
 }

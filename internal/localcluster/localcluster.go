@@ -104,6 +104,8 @@ type Cluster struct {
 	node bool
 	// host is the address the API server listens on.
 	host string
+	// kubeletPort is the real node's kubelet port.
+	kubeletPort int
 }
 
 // Start starts every component and returns once the API server is ready,

@@ -2,9 +2,12 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +150,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 	if err := c.startContainerd(ctx); err != nil {
 		return err
 	}
+	c.kubeletPort = ports[0]
 	if err := c.startKubelet(ports[0], ports[1]); err != nil {
 		return err
 	}
@@ -331,6 +335,33 @@ iptables: {masqueradeAll: false}
 		return err
 	}
 	return c.start("kube-proxy", c.cfg.Bins.KubeProxy, nil, "--config", c.nodePath("kube-proxy.yaml"))
+}
+
+// KubeletGet reads path from the real node's kubelet (e.g.
+// /metrics/resource), as the cluster's admin (the kubelet authenticates
+// and authorizes through the API server).
+func (c *Cluster) KubeletGet(ctx context.Context, path string) ([]byte, error) {
+	if !c.node {
+		return nil, errors.New("the cluster has no real node")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet's self-signed serving certificate, on the harness's bridge
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s%s", net.JoinHostPort(NodeIP, fmt.Sprint(c.kubeletPort)), path), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("kubelet %s: %s", path, resp.Status)
+	}
+	return body, err
 }
 
 func run(ctx context.Context, args ...string) error {
