@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/testharness"
 )
@@ -156,23 +157,6 @@ func setUpInClusterDrills(ctx context.Context, t *testing.T) *inCluster {
 	return &inCluster{values: path, slack: sink}
 }
 
-func restrictedPod(labels map[string]string) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{
-			SecurityContext:               &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			TerminationGracePeriodSeconds: ptr.To[int64](5),
-			Containers: []corev1.Container{{
-				Name: "app", Image: localcluster.ImageRef("sampleapp"), ImagePullPolicy: corev1.PullNever,
-				ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
-					HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}},
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-			}},
-		},
-	}
-}
-
 // createSampleApp runs, on the real node, the pod-kill target (a
 // Deployment of two) and the corrupt-config target (a DaemonSet and its
 // ConfigMap), and waits until their pods are Ready.
@@ -181,11 +165,11 @@ func createSampleApp(ctx context.Context, t *testing.T) {
 	web := map[string]string{"app": "web"}
 	agent := map[string]string{"app": "agent"}
 	if _, err := cluster.Kube.AppsV1().Deployments(appNS).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: web}, Template: restrictedPod(web)}}, metav1.CreateOptions{}); err != nil {
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: web}, Template: localcluster.SampleApp(web)}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cluster.Kube.AppsV1().DaemonSets(configNS).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
-		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: agent}, Template: restrictedPod(agent)}}, metav1.CreateOptions{}); err != nil {
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: agent}, Template: localcluster.SampleApp(agent)}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cluster.Kube.CoreV1().ConfigMaps(configNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: appConfig},
@@ -283,31 +267,16 @@ func podSummary(pods []corev1.Pod) []string {
 	return out
 }
 
-// runsOf lists the drill's DrillRuns, oldest first.
-func runsOf(ctx context.Context, drill string) ([]v1alpha1.DrillRun, error) {
-	list, err := cluster.Dynamic.Resource(v1alpha1.DrillRunResource).Namespace(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelDrill + "=" + drill})
-	if err != nil {
-		return nil, err
-	}
-	var runs []v1alpha1.DrillRun
-	for _, u := range list.Items {
-		var r v1alpha1.DrillRun
-		data, _ := json.Marshal(u.Object)
-		if err := json.Unmarshal(data, &r); err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	sortRuns(runs)
-	return runs, nil
+// runStore reads the release's DrillRuns as drillbot stores them.
+func runStore() *engine.KubeStore {
+	return &engine.KubeStore{Client: cluster.Dynamic, Namespace: releaseNS}
 }
 
-func sortRuns(runs []v1alpha1.DrillRun) {
-	for i := 1; i < len(runs); i++ {
-		for j := i; j > 0 && runs[j].CreationTimestamp.Before(&runs[j-1].CreationTimestamp); j-- {
-			runs[j], runs[j-1] = runs[j-1], runs[j]
-		}
-	}
+// runsOf lists the drill's DrillRuns, oldest first.
+func runsOf(ctx context.Context, drill string) ([]v1alpha1.DrillRun, error) {
+	runs, err := runStore().List(ctx, v1alpha1.LabelDrill+"="+drill)
+	slices.SortFunc(runs, func(a, b v1alpha1.DrillRun) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	return runs, err
 }
 
 func (e *inCluster) testScheduledPodKill(t *testing.T) {
@@ -429,16 +398,11 @@ func (e *inCluster) testLeaderKilledMidFault(t *testing.T) {
 		return err == nil && cm.Data[appConfigKey] == appConfigData, err
 	})
 	pollT(t, "run "+run.Name+" Completed with its fault reverted", 2*time.Minute, func() (bool, error) {
-		u, err := cluster.Dynamic.Resource(v1alpha1.DrillRunResource).Namespace(releaseNS).Get(ctx, run.Name, metav1.GetOptions{})
+		r, err := runStore().Get(ctx, run.Name)
 		if err != nil {
 			return false, err
 		}
-		data, _ := json.Marshal(u.Object)
-		var r v1alpha1.DrillRun
-		if err := json.Unmarshal(data, &r); err != nil {
-			return false, err
-		}
-		run = r
+		run = *r
 		return r.Status.Phase == v1alpha1.PhaseCompleted, nil
 	})
 	if n := run.Status.OpenFaults(); n != 0 {

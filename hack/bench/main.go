@@ -248,7 +248,7 @@ func installChart(ctx context.Context, cl *localcluster.Cluster, drillsDir, dir 
 }
 
 func realPodKill(ctx context.Context, cl *localcluster.Cluster, trials int, log *slog.Logger) (*bench.RealPodKill, error) {
-	if err := bench.SampleDeployment(ctx, cl.Kube, "bench-real", localcluster.ImageRef("sampleapp"), 2); err != nil {
+	if err := bench.SampleDeployment(ctx, cl.Kube, "bench-real", localcluster.SampleApp(map[string]string{"app": "web"}), 2); err != nil {
 		return nil, err
 	}
 	a, def, err := drillApp(ctx, cl, log, "bench-pod-kill.yaml", realPodKillDrill)

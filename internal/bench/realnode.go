@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -31,22 +30,15 @@ type RealPodKill struct {
 // RunPodKill runs one pod-kill drill and returns its finished DrillRun.
 type RunPodKill func(ctx context.Context) (*v1alpha1.DrillRun, error)
 
-// SampleDeployment runs a Deployment of n replicas of image on the real
-// node in ns (opted in), with a readiness probe, and waits until it is
-// Ready.
-func SampleDeployment(ctx context.Context, c kubernetes.Interface, ns, image string, n int32) error {
+// SampleDeployment runs a Deployment "web" of n replicas of tmpl (labelled
+// app=web) in ns (opted in) and waits until it is Ready.
+func SampleDeployment(ctx context.Context, c kubernetes.Interface, ns string, tmpl corev1.PodTemplateSpec, n int32) error {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
 		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	l := map[string]string{"app": "web"}
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(n), Selector: &metav1.LabelSelector{MatchLabels: l},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{
-				TerminationGracePeriodSeconds: ptr.To[int64](5),
-				Containers: []corev1.Container{{Name: "web", Image: image, ImagePullPolicy: corev1.PullNever,
-					ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
-						HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}}}}}}}}, metav1.CreateOptions{}); err != nil {
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(n), Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	return waitDeploymentReady(ctx, c, ns, n)

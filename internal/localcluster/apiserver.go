@@ -58,11 +58,11 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 		return err
 	}
 	advertise := advertiseAddress
-	if c.host != "127.0.0.1" {
-		advertise = c.host
+	if c.cfg.RealNode {
+		advertise = NodeIP
 	}
 	if err := c.start("kube-apiserver", c.cfg.Bins.APIServer, nil,
-		"--etcd-servers", etcdURL, "--bind-address", c.host, "--advertise-address", advertise,
+		"--etcd-servers", etcdURL, "--bind-address", c.Host(), "--advertise-address", advertise,
 		"--secure-port", fmt.Sprint(port), "--cert-dir", c.path("certs"),
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", c.path("sa.pub"), "--service-account-signing-key-file", c.path("sa.key"),
@@ -73,7 +73,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 		"--audit-log-maxsize", "200"); err != nil {
 		return err
 	}
-	host := fmt.Sprintf("https://%s:%d", c.host, port)
+	host := fmt.Sprintf("https://%s:%d", c.Host(), port)
 	if err := c.waitHTTP(ctx, "kube-apiserver", host+"/readyz", 120*time.Second); err != nil {
 		return err
 	}

@@ -102,8 +102,6 @@ type Cluster struct {
 	log             *slog.Logger
 	// node is set once this cluster owns the machine's real node.
 	node bool
-	// host is the address the API server listens on.
-	host string
 	// kubeletPort is the real node's kubelet port.
 	kubeletPort int
 }
@@ -129,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c = &Cluster{cfg: cfg, VeleroNamespace: veleroNamespace, log: cfg.Logger, host: "127.0.0.1"}
+	c = &Cluster{cfg: cfg, VeleroNamespace: veleroNamespace, log: cfg.Logger}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -145,7 +143,6 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		if err := c.prepareNodeNetwork(ctx); err != nil {
 			return c, err
 		}
-		c.host = NodeIP
 	}
 	etcdURL, err := c.startEtcd(ctx, etcdPort, peerPort)
 	if err != nil {
@@ -234,13 +231,15 @@ func (c *Cluster) Stop() {
 // Dir is the cluster's directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
 
-// RealNode reports whether the cluster has a real node.
-func (c *Cluster) RealNode() bool { return c.node }
-
 // Host is the address the API server listens on: 127.0.0.1, or NodeIP
 // with a real node (pods reach it there). Test servers that pods must
 // reach listen on it too.
-func (c *Cluster) Host() string { return c.host }
+func (c *Cluster) Host() string {
+	if c.cfg.RealNode {
+		return NodeIP
+	}
+	return "127.0.0.1"
+}
 
 // StopDetached stops a cluster started with Detach from its pid files.
 func StopDetached(dir string) error {

@@ -2,12 +2,9 @@ package localcluster
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // The real node: a kubelet with containerd, runc and the CNI bridge plugin,
@@ -50,6 +49,27 @@ const NoRegistryProxy = "http://127.0.0.1:9"
 // ImageRef is the reference of a local image built by hack/image and
 // imported into the real node's containerd (never pulled).
 func ImageRef(name string) string { return "drillbot.local/" + name + ":dev" }
+
+// SampleApp is the pod template of the real node's sample workload (the
+// local sampleapp image, never pulled): Pod Security restricted, Ready
+// once its HTTP server answers /healthz (probed every second), stopped
+// within 5 s.
+func SampleApp(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{
+			SecurityContext:               &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			TerminationGracePeriodSeconds: ptr.To[int64](5),
+			Containers: []corev1.Container{{
+				Name: "app", Image: ImageRef("sampleapp"), ImagePullPolicy: corev1.PullNever,
+				ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
+					HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			}},
+		},
+	}
+}
 
 // nodeTools are the system programs a real node needs (Debian packages
 // containerd, runc, containernetworking-plugins, iptables, conntrack).
@@ -143,7 +163,7 @@ func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
 // kubelet and kube-proxy, and waits until the node is Ready and the
 // kubernetes Service answers on its cluster IP.
 func (c *Cluster) startNode(ctx context.Context) error {
-	ports, err := freePorts(5)
+	ports, err := freePorts(4)
 	if err != nil {
 		return err
 	}
@@ -344,24 +364,11 @@ func (c *Cluster) KubeletGet(ctx context.Context, path string) ([]byte, error) {
 	if !c.node {
 		return nil, errors.New("the cluster has no real node")
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet's self-signed serving certificate, on the harness's bridge
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s%s", net.JoinHostPort(NodeIP, fmt.Sprint(c.kubeletPort)), path), nil)
+	body, err := adminGet(ctx, fmt.Sprintf("https://%s%s", net.JoinHostPort(NodeIP, fmt.Sprint(c.kubeletPort)), path))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kubelet %s: %w", path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("kubelet %s: %s", path, resp.Status)
-	}
-	return body, err
+	return body, nil
 }
 
 func run(ctx context.Context, args ...string) error {

@@ -109,8 +109,7 @@ func runSampleApp(ctx context.Context, t *testing.T, c *localcluster.Cluster) {
 	labels := map[string]string{"app": "sample"}
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "sample", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "app", Image: localcluster.ImageRef("sampleapp"), ImagePullPolicy: corev1.PullNever}}}},
+		Template: localcluster.SampleApp(labels),
 	}}
 	if _, err := c.Kube.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -129,8 +129,9 @@ func StopNode(ctx context.Context, dir string, log *slog.Logger) error {
 // iptables chain of the node, and restores the sysctls it found.
 func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 	var errs []error
+	all := func() []int { named, inPods := nodeProcesses(s.Dir); return append(named, inPods...) }
 	for attempt := 0; attempt < 50; attempt++ {
-		pids := nodeProcesses(s.Dir)
+		pids := all()
 		if len(pids) == 0 {
 			break
 		}
@@ -139,7 +140,7 @@ func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if pids := nodeProcesses(s.Dir); len(pids) > 0 {
+	if pids := all(); len(pids) > 0 {
 		errs = append(errs, fmt.Errorf("processes of the real node survive SIGKILL: %v", pids))
 	}
 	for _, m := range mountsUnder(s.Dir) {
@@ -188,24 +189,27 @@ func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 }
 
 // nodeProcesses lists the processes of the real node of the cluster in dir:
-// those in its pods' cgroups, and those whose command line names the
-// node's directory (kubelet, kube-proxy, containerd and its shims).
-func nodeProcesses(dir string) []int {
+// named, those whose command line names the node's directory (kubelet,
+// kube-proxy, containerd and its shims), and inPods, the others in the
+// pods' cgroups (containers, of any cluster's node).
+func nodeProcesses(dir string) (named, inPods []int) {
 	entries, _ := os.ReadDir("/proc")
-	marker := []byte(filepath.Join(dir, "node") + "/")
-	var pids []int
+	marker := filepath.Join(dir, "node") + "/"
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
 		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(cg), "/"+cgroupRoot+"/") || strings.Contains(string(cmd), string(marker)) {
-			pids = append(pids, pid)
+		if strings.Contains(string(cmd), marker) {
+			named = append(named, pid)
+			continue
+		}
+		if cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup")); strings.Contains(string(cg), "/"+cgroupRoot+"/") {
+			inPods = append(inPods, pid)
 		}
 	}
-	return pids
+	return named, inPods
 }
 
 // nodeOwners lists the node's kubelet, kube-proxy and containerd: the
@@ -213,7 +217,8 @@ func nodeProcesses(dir string) []int {
 // crashed node left.
 func nodeOwners(dir string) []int {
 	var owners []int
-	for _, pid := range nodeProcesses(dir) {
+	named, _ := nodeProcesses(dir)
+	for _, pid := range named {
 		exe, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
 		switch strings.TrimSuffix(filepath.Base(exe), " (deleted)") {
 		case "kubelet", "kube-proxy", "containerd":
@@ -437,13 +442,7 @@ func NodeLeftovers(dir string) []string {
 		dir = abs
 	}
 	var out []string
-	var own []int
-	for _, pid := range nodeProcesses(dir) {
-		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-		if strings.Contains(string(cmd), filepath.Join(dir, "node")+"/") {
-			own = append(own, pid)
-		}
-	}
+	own, inPods := nodeProcesses(dir)
 	if len(own) > 0 {
 		out = append(out, fmt.Sprintf("processes %v", own))
 	}
@@ -451,8 +450,8 @@ func NodeLeftovers(dir string) []string {
 	if s, err := readNodeState(); err == nil && s != nil && s.Dir != dir {
 		return out // another cluster's node: its leftovers are its own
 	}
-	if pids := nodeProcesses(dir); len(pids) > len(own) {
-		out = append(out, fmt.Sprintf("%d processes in the pods' cgroups", len(pids)-len(own)))
+	if len(inPods) > 0 {
+		out = append(out, fmt.Sprintf("%d processes in the pods' cgroups", len(inPods)))
 	}
 	out = appendSome(out, "cgroups", cgroupDirs())
 	if _, err := net.InterfaceByName(bridgeName); err == nil {
