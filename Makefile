@@ -12,6 +12,11 @@ VELERO_VERSION      ?= v1.18.3
 VELERO_AWS_VERSION  ?= v1.14.3
 HELM_VERSION        ?= v3.21.4
 KUBE_SCORE_VERSION  ?= v1.20.0
+# The security stack the real node runs (issue #11).
+KYVERNO_VERSION     ?= v1.19.1
+ESO_VERSION         ?= v0.16.2
+KUBE_ROUTER_VERSION ?= v2.1.0
+COSIGN_VERSION      ?= v3.1.2
 
 # Built binaries are cached under bin/, one folder per component and version,
 # so a version bump rebuilds and an unchanged one is reused.
@@ -29,9 +34,21 @@ VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 KUBE_SCORE     := $(BIN)/kube-score-$(KUBE_SCORE_VERSION)/kube-score
+KYVERNO        := $(BIN)/kyverno-$(KYVERNO_VERSION)/kyverno
+KYVERNO_INIT   := $(BIN)/kyverno-$(KYVERNO_VERSION)/kyverno-init
+ESO            := $(BIN)/external-secrets-$(ESO_VERSION)/external-secrets
+KUBE_ROUTER    := $(BIN)/kube-router-$(KUBE_ROUTER_VERSION)/kube-router
+COSIGN         := $(BIN)/cosign-$(COSIGN_VERSION)/cosign
+# The charts the stack is installed from, copied from the modules built.
+KYVERNO_CHART  := $(BIN)/kyverno-$(KYVERNO_VERSION)/chart
+ESO_CHART      := $(BIN)/external-secrets-$(ESO_VERSION)/chart
 DRILLBOT       := $(BIN)/drillbot
 
-CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS)
+CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS) $(KUBE_ROUTER)
+# The real security stack: Kyverno and ESO run as pods from their own charts
+# (static binaries, so hack/image puts them in FROM-scratch images), kube-router enforces
+# NetworkPolicy on the node, cosign signs the registry's test image.
+STACK_BINS := $(KYVERNO) $(KYVERNO_INIT) $(ESO) $(COSIGN) $(KYVERNO_CHART) $(ESO_CHART)
 # The images the real node runs (hack/image: FROM scratch, no Docker).
 IMAGES := $(BIN)/images
 
@@ -49,12 +66,16 @@ export DRILLBOT_KUBE_SCORE := $(KUBE_SCORE)
 export DRILLBOT_KUBELET := $(KUBELET)
 export DRILLBOT_KUBE_PROXY := $(KUBE_PROXY)
 export DRILLBOT_IMAGES := $(IMAGES)
+export DRILLBOT_KUBE_ROUTER := $(KUBE_ROUTER)
+export DRILLBOT_COSIGN := $(COSIGN)
+export DRILLBOT_KYVERNO_CHART := $(KYVERNO_CHART)
+export DRILLBOT_ESO_CHART := $(ESO_CHART)
 
 CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -99,6 +120,42 @@ $(HELM):
 $(KUBE_SCORE):
 	GOBIN=$(dir $@) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
 
+$(KYVERNO) $(KYVERNO_INIT): hack/tools/kyverno/go.mod
+	cd hack/tools/kyverno && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/kyverno/kyverno/cmd/$(notdir $@)
+
+$(ESO): hack/tools/eso/go.mod
+	cd hack/tools/eso && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/external-secrets/external-secrets
+
+# A chart's subcharts from chart repositories are not here: the ones these
+# installs disable are dropped from its Chart.yaml (DROP_DEPS), Kyverno's
+# CRD subchart comes from its API module, ESO's CRDs from its bundle.
+DROP_DEPS = awk '/^  - name: ($(1))$$/{skip=1;next} /^  - name:/{skip=0} !skip' $(2)/Chart.yaml > $(2)/Chart.yaml.new && \
+	mv $(2)/Chart.yaml.new $(2)/Chart.yaml && rm -f $(2)/Chart.lock
+$(KYVERNO_CHART): hack/tools/kyverno/go.mod
+	rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/kyverno && \
+	  cp -r "$$($(GO) list -m -f '{{.Dir}}' github.com/kyverno/kyverno)/charts/kyverno" $@ && chmod -R u+w $@ && \
+	  cp -r "$$($(GO) list -m -f '{{.Dir}}' github.com/kyverno/api)/charts/kyverno-api" $@/charts/ && chmod -R u+w $@
+	$(call DROP_DEPS,openreports|reports-server,$@)
+
+$(ESO_CHART): hack/tools/eso/go.mod
+	rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/eso && dir="$$($(GO) list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)" && \
+	  cp -r "$$dir/deploy/charts/external-secrets" $@ && chmod -R u+w $@ && \
+	  mkdir -p $@/crds && cp "$$dir/deploy/crds/bundle.yaml" $@/crds/ && chmod -R u+w $@
+	$(call DROP_DEPS,bitwarden-sdk-server,$@)
+
+# Their images, beside the real node's others in bin/images.
+stack-images: $(STACK_BINS)
+	$(GO) run ./hack/image -out $(IMAGES) -bin kyverno=$(KYVERNO) -bin kyvernopre=$(KYVERNO_INIT) -bin external-secrets=$(ESO) \
+	  kyverno kyvernopre external-secrets
+
+$(KUBE_ROUTER):
+	GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)
+
+$(COSIGN):
+	GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+
+stack-bins: $(STACK_BINS)
+
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
 	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
 
@@ -113,19 +170,19 @@ images:
 
 # The real node's runtime, from Debian: containerd, runc, the CNI plugins,
 # iptables and conntrack. Installed when missing (needs root and apt).
-NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack
+NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack ipset
 node-deps:
 	@missing=""; for t in $(NODE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	for p in bridge host-local loopback portmap; do test -x /usr/lib/cni/$$p || missing="$$missing cni/$$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing the real node's runtime (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    containerd runc containernetworking-plugins iptables conntrack >/dev/null; \
+	    containerd runc containernetworking-plugins iptables conntrack ipset >/dev/null; \
 	fi
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images node-deps
+test: $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images stack-images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...

@@ -5,13 +5,20 @@
 // both accept. drillbot's image is the Dockerfile's equivalent: the binary
 // at /drillbot, CA certificates, user 65532 (nonroot), nothing else.
 //
-//	go run ./hack/image -out bin/images -tag dev [drillbot pause sampleapp]
+// The images of the real security stack (kyverno, kyvernopre,
+// external-secrets) wrap static binaries the Makefile built from the Go
+// module proxy, named with -bin NAME=PATH; hack/images/rulescheck plays
+// Falco's rules loading.
+//
+//	go run ./hack/image -out bin/images -tag dev [drillbot pause sampleapp rulescheck]
+//	go run ./hack/image -out bin/images -bin kyverno=bin/kyverno-v1.19.1/kyverno kyverno
 package main
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"debug/elf"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,18 +41,27 @@ import (
 const Registry = "drillbot.local"
 
 type spec struct {
+	// pkg is the package to build, or "" for a prebuilt binary (-bin).
 	pkg, bin string
 	user     string
 	ldflags  string
 	caCerts  bool
+	src      string // the prebuilt binary
 }
 
 func specs(version string) map[string]spec {
 	return map[string]spec{
 		"drillbot": {pkg: "./cmd/drillbot", bin: "/drillbot", user: "65532:65532", caCerts: true,
 			ldflags: "-s -w -X github.com/drillbot-io/drillbot/internal/version.Version=" + version},
-		"pause":     {pkg: "./hack/images/pause", bin: "/pause", user: "65535:65535", ldflags: "-s -w"},
-		"sampleapp": {pkg: "./hack/images/sampleapp", bin: "/sampleapp", user: "65532:65532", ldflags: "-s -w"},
+		"pause":      {pkg: "./hack/images/pause", bin: "/pause", user: "65535:65535", ldflags: "-s -w"},
+		"sampleapp":  {pkg: "./hack/images/sampleapp", bin: "/sampleapp", user: "65532:65532", ldflags: "-s -w"},
+		"rulescheck": {pkg: "./hack/images/rulescheck", bin: "/rulescheck", user: "65532:65532", ldflags: "-s -w"},
+		// Kyverno's admission controller and its init container, and the
+		// External Secrets Operator, as their own releases' images lay
+		// them out (the charts pass arguments only).
+		"kyverno":          {bin: "/kyverno", user: "65534:65534", caCerts: true},
+		"kyvernopre":       {bin: "/kyvernopre", user: "65534:65534", caCerts: true},
+		"external-secrets": {bin: "/bin/external-secrets", user: "65534:65534", caCerts: true},
 	}
 }
 
@@ -52,13 +69,24 @@ func main() {
 	out := flag.String("out", "bin/images", "directory for the image tarballs")
 	tag := flag.String("tag", "dev", "image tag")
 	version := flag.String("version", "dev", "drillbot version stamped into its binary")
+	prebuilt := map[string]string{}
+	flag.Func("bin", "NAME=PATH: the prebuilt static binary of image NAME (repeatable)", func(v string) error {
+		n, p, ok := strings.Cut(v, "=")
+		if !ok || n == "" || p == "" {
+			return fmt.Errorf("want NAME=PATH, got %q", v)
+		}
+		prebuilt[n] = p
+		return nil
+	})
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	all := specs(*version)
 	names := flag.Args()
 	if len(names) == 0 {
-		for n := range all {
-			names = append(names, n)
+		for n, s := range all {
+			if s.pkg != "" {
+				names = append(names, n)
+			}
 		}
 		slices.Sort(names)
 	}
@@ -71,6 +99,12 @@ func main() {
 		if !ok {
 			fmt.Fprintf(os.Stderr, "image: unknown image %q\n", n)
 			os.Exit(64)
+		}
+		if s.pkg == "" {
+			if s.src = prebuilt[n]; s.src == "" {
+				fmt.Fprintf(os.Stderr, "image: %s wraps a prebuilt binary: give -bin %s=PATH\n", n, n)
+				os.Exit(64)
+			}
 		}
 		ref := fmt.Sprintf("%s/%s:%s", Registry, n, *tag)
 		file := filepath.Join(*out, n+".tar")
@@ -88,12 +122,17 @@ func build(ctx context.Context, s spec, ref, file string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	binPath := filepath.Join(tmp, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", s.ldflags, "-o", binPath, s.pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", s.pkg, err)
+	binPath := s.src
+	if s.pkg != "" {
+		binPath = filepath.Join(tmp, "bin")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", s.ldflags, "-o", binPath, s.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", s.pkg, err)
+		}
+	} else if err := checkStatic(binPath); err != nil {
+		return err
 	}
 	files := []entry{{path: s.bin, src: binPath, mode: 0o755}}
 	if s.caCerts {
@@ -125,6 +164,22 @@ func build(ctx context.Context, s spec, ref, file string) error {
 		return err
 	}
 	return tarball.WriteToFile(file, tagRef, img)
+}
+
+// checkStatic refuses a dynamically linked binary: a FROM-scratch image has
+// no loader or libc to run it.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked: build it with CGO_ENABLED=0", path)
+		}
+	}
+	return nil
 }
 
 type entry struct {

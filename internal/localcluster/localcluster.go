@@ -40,6 +40,8 @@ type Bins struct {
 	// image tarballs hack/image writes (pause, sampleapp, drillbot).
 	// Optional: checked when a real node is asked for.
 	Kubelet, KubeProxy, Images string
+	// KubeRouter enforces NetworkPolicy on the real node (kuberouter.go).
+	KubeRouter string
 }
 
 // BinsFromEnv reads the binaries' paths from the environment the Makefile
@@ -65,6 +67,7 @@ func BinsFromEnv() (Bins, error) {
 		}
 	}
 	b.Kubelet, b.KubeProxy, b.Images = os.Getenv("DRILLBOT_KUBELET"), os.Getenv("DRILLBOT_KUBE_PROXY"), os.Getenv("DRILLBOT_IMAGES")
+	b.KubeRouter = os.Getenv("DRILLBOT_KUBE_ROUTER")
 	if len(missing) > 0 {
 		return b, fmt.Errorf("local cluster binaries missing: %s; build them with 'make cluster-bins'", strings.Join(missing, ", "))
 	}

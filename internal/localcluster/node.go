@@ -72,8 +72,8 @@ func SampleApp(labels map[string]string) corev1.PodTemplateSpec {
 }
 
 // nodeTools are the system programs a real node needs (Debian packages
-// containerd, runc, containernetworking-plugins, iptables, conntrack).
-var nodeTools = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "ip", "conntrack"}
+// containerd, runc, containernetworking-plugins, iptables, conntrack, ipset).
+var nodeTools = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "ip", "conntrack", "ipset"}
 
 const cniBinDir = "/usr/lib/cni"
 
@@ -104,9 +104,9 @@ func checkNodeHost(bins Bins) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("a real node needs %s: apt-get install containerd runc containernetworking-plugins iptables conntrack (make node-deps)", strings.Join(missing, ", "))
+		return fmt.Errorf("a real node needs %s: apt-get install containerd runc containernetworking-plugins iptables conntrack ipset (make node-deps)", strings.Join(missing, ", "))
 	}
-	for name, p := range map[string]string{"DRILLBOT_KUBELET": bins.Kubelet, "DRILLBOT_KUBE_PROXY": bins.KubeProxy, "DRILLBOT_IMAGES": bins.Images} {
+	for name, p := range map[string]string{"DRILLBOT_KUBELET": bins.Kubelet, "DRILLBOT_KUBE_PROXY": bins.KubeProxy, "DRILLBOT_IMAGES": bins.Images, "DRILLBOT_KUBE_ROUTER": bins.KubeRouter} {
 		if p == "" {
 			return fmt.Errorf("a real node needs %s (make cluster-bins images)", name)
 		}
@@ -160,8 +160,9 @@ func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
 }
 
 // startNode starts containerd (with the local images imported), the
-// kubelet and kube-proxy, and waits until the node is Ready and the
-// kubernetes Service answers on its cluster IP.
+// kubelet and kube-proxy, waits until the node is Ready and the kubernetes
+// Service answers on its cluster IP, then starts the NetworkPolicy
+// enforcer.
 func (c *Cluster) startNode(ctx context.Context) error {
 	ports, err := freePorts(4)
 	if err != nil {
@@ -196,7 +197,11 @@ func (c *Cluster) startNode(ctx context.Context) error {
 	}
 	// kube-proxy has written the kubernetes Service's rules once its
 	// cluster IP leads to the API server.
-	return c.waitTCP(ctx, "kubernetes Service through kube-proxy", net.JoinHostPort(apiServiceIP, "443"), 60*time.Second)
+	if err := c.waitTCP(ctx, "kubernetes Service through kube-proxy", net.JoinHostPort(apiServiceIP, "443"), 60*time.Second); err != nil {
+		return err
+	}
+	// kube-router finds its node by name: after the kubelet registered it.
+	return c.startKubeRouter(ctx)
 }
 
 func (c *Cluster) containerdSocket() string { return c.nodePath("containerd.sock") }

@@ -126,7 +126,7 @@ func StopNode(ctx context.Context, dir string, log *slog.Logger) error {
 // containerd, its shims and every container), unmounts what is mounted
 // under the cluster directory (container root filesystems, network
 // namespaces, volumes), removes the pods' cgroups, the bridge and every
-// iptables chain of the node, and restores the sysctls it found.
+// iptables chain and ipset of the node, and restores the sysctls it found.
 func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 	var errs []error
 	all := func() []int { named, inPods := nodeProcesses(s.Dir); return append(named, inPods...) }
@@ -163,6 +163,9 @@ func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 		if err := removeChains(ctx, family); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := removeIPSets(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := net.InterfaceByName(bridgeName); err == nil {
 		if err := run(ctx, "ip", "link", "del", bridgeName); err != nil {
@@ -458,6 +461,7 @@ func NodeLeftovers(dir string) []string {
 		out = append(out, "interface "+bridgeName)
 	}
 	out = appendSome(out, "iptables chains", ourChains())
+	out = appendSome(out, "ipsets", ourIPSets())
 	if _, err := os.Stat(nodeStateFile); err == nil {
 		out = append(out, "state file "+nodeStateFile)
 	}

@@ -462,7 +462,12 @@ func (s *scenario) waitES(ctx context.Context, window time.Duration, cond func(m
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
 	if s.noEffect {
-		v.Inconclusive = fmt.Sprintf("fault had no effect: NetworkPolicy may not be enforced by the cluster's CNI (no ExternalSecret failed to sync within %s)", s.window)
+		// Both causes were seen for real: a CNI without NetworkPolicy
+		// support, and an enforcer that tracks connections (kube-router,
+		// Calico) letting ESO's keep-alive connection to its backend through.
+		v.Inconclusive = fmt.Sprintf("fault had no effect: NetworkPolicy may not be enforced by the cluster's CNI, "+
+			"or the controller kept a connection to the backend it had open before the block (enforcers that track connections let established ones through) "+
+			"(no ExternalSecret failed to sync within %s)", s.window)
 	}
 	if len(s.lossFound) > 0 {
 		v.Failures = append(v.Failures, "Secrets lost or changed during the outage: "+strings.Join(s.lossFound, ", "))

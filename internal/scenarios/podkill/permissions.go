@@ -10,8 +10,8 @@ import (
 var _ engine.Permissioner = Kind{}
 
 // Permissions implements engine.Permissioner: delete pods and read
-// workloads in the target namespace, probe admission, read the required
-// objects.
+// workloads in the target namespace, probe admission (and list the
+// webhook configurations it watches), read the required objects.
 func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	var p Params
 	_ = drill.Params(def.Spec, &p)
@@ -23,6 +23,9 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 			probe = ns
 		}
 		g = append(g, admissionprobe.ProbeGrant(probe), engine.Allow("", "", []string{"namespaces"}, []string{"get"}, probe))
+		if a.WebhookConfigurations != "" {
+			g = append(g, engine.Allow("", "admissionregistration.k8s.io", []string{"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}, []string{"list"}))
+		}
 	}
 	if r := p.RequiredObjects; r != nil {
 		g = append(g, engine.Allow(r.Namespace, r.Group, []string{r.Resource}, []string{"get", "list"}))

@@ -62,6 +62,12 @@ type Admission struct {
 	ReasonContains string `json:"reasonContains,omitempty"`
 	// Interval between probes while admission is down (default 2s).
 	Interval v1alpha1.Duration `json:"interval,omitempty"`
+	// WebhookConfigurations is a label selector of the controller's
+	// validating and mutating webhook configurations (Kyverno's:
+	// webhook.kyverno.io/managed-by=kyverno). Each must keep every webhook
+	// and rule it had before: a loss during the drill is a finding, one
+	// not restored after recovery a failure (see webhooks.go).
+	WebhookConfigurations string `json:"webhookConfigurations,omitempty"`
 }
 
 // RequiredObjects name cluster-scoped or namespaced objects to keep.
@@ -106,6 +112,13 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 		if a.Interval != "" {
 			if d, err := time.ParseDuration(string(a.Interval)); err != nil || d < 100*time.Millisecond {
 				errs = append(errs, field.Invalid(path.Child("admission", "interval"), a.Interval, "a duration of at least 100ms"))
+			}
+		}
+		if a.WebhookConfigurations != "" {
+			if sel, err := labels.Parse(a.WebhookConfigurations); err != nil {
+				errs = append(errs, field.Invalid(path.Child("admission", "webhookConfigurations"), a.WebhookConfigurations, err.Error()))
+			} else if sel.Empty() {
+				errs = append(errs, field.Invalid(path.Child("admission", "webhookConfigurations"), a.WebhookConfigurations, "a selector that selects the controller's own configurations, not every one"))
 			}
 		}
 	}
@@ -155,6 +168,8 @@ type scenario struct {
 	killed   []string // pod names deleted
 	required []string // required object names found before
 	probes   probeLog
+	webhooks *registrationWatch // nil unless admission.webhookConfigurations
+	killedAt time.Time
 	stop     context.CancelFunc
 	enforced chan struct{}
 }
@@ -193,8 +208,25 @@ func (s *scenario) Preflight(ctx context.Context) error {
 				return err
 			}
 		}
-		if r := admissionprobe.Probe(ctx, s.deps.Kube, s.probeNS, s.run, a.Attempt); r.Outcome != admissionprobe.Denied {
+		r := admissionprobe.Probe(ctx, s.deps.Kube, s.probeNS, s.run, a.Attempt)
+		if r.Outcome != admissionprobe.Denied {
 			return fmt.Errorf("admission does not enforce before the drill (%s %s): nothing to measure", r.Outcome, r.Message)
+		}
+		if !s.expectedDenial(r) {
+			// Another control (Pod Security, another policy) denies the
+			// probe first: while the controller is down it would still
+			// deny it, and a fail-open window would go unseen.
+			return engine.Refuse("admission denies the probe, but not for the expected reason %q: %s; make the attempt pass every other control (e.g. admission.attempt.restricted: true in a Pod Security restricted namespace)", a.ReasonContains, r.Message)
+		}
+		if a.WebhookConfigurations != "" {
+			w, err := newRegistrationWatch(ctx, s.deps.Kube, a.WebhookConfigurations)
+			if err != nil {
+				return err
+			}
+			if len(w.before) == 0 {
+				return engine.Refuse("no validating or mutating webhook configuration matches %s: the admission controller is not registered as the drill says", a.WebhookConfigurations)
+			}
+			s.webhooks = w
 		}
 	}
 	if r := s.params.RequiredObjects; r != nil {
@@ -253,6 +285,9 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		s.stop, s.enforced = cancel, make(chan struct{})
 		go s.probeLoop(pctx)
 	}
+	if s.webhooks != nil {
+		s.killedAt = s.deps.Clock.Now()
+	}
 	for _, name := range s.killed {
 		err := s.deps.Kube.CoreV1().Pods(s.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: s.params.GracePeriodSeconds})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -289,7 +324,7 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
 	if s.stop != nil {
 		s.stop()
-		open, closed, total := s.probes.windows()
+		open, closed, masked, total := s.probes.windows()
 		if open.count > 0 {
 			msg := fmt.Sprintf("fail-open window %s: %d of %d probes while admission was down ADMITTED %s",
 				open.span.Round(time.Millisecond), open.count, total, s.params.Admission.Attempt.Image)
@@ -303,8 +338,24 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 			v.Findings = append(v.Findings, fmt.Sprintf("fail-closed window %s: %d of %d probes got no answer from admission (every pod creation would be refused)",
 				closed.span.Round(time.Millisecond), closed.count, total))
 		}
-		if open.count == 0 && closed.count == 0 {
+		if masked.count > 0 {
+			// Not PASS: the control under test was not seen enforcing, and
+			// an admitted unsigned image may have hidden behind the denial.
+			v.Inconclusive = fmt.Sprintf("%d of %d probes while admission was down (%s) were denied for another reason than %q, so a fail-open window may be hidden: %s",
+				masked.count, total, masked.span.Round(time.Millisecond), s.params.Admission.ReasonContains, s.probes.firstMessage(deniedOtherwise))
+		}
+		if open.count == 0 && closed.count == 0 && masked.count == 0 {
 			v.Findings = append(v.Findings, fmt.Sprintf("admission enforced in all %d probes during the outage", total))
+		}
+	}
+	if w := s.webhooks; w != nil {
+		still, err := w.check(ctx, s.deps.Clock.Now())
+		if err != nil {
+			return v, err
+		}
+		v.Findings = append(v.Findings, w.findings(s.killedAt)...)
+		if len(still) > 0 {
+			v.Failures = append(v.Failures, "after recovery, admission registration not restored: "+strings.Join(still, ", "))
 		}
 	}
 	if s.params.RequiredObjects != nil {
@@ -394,8 +445,15 @@ func (s *scenario) probeLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.probes.add(s.deps.Clock.Now(), r.Outcome)
-		if r.Outcome == admissionprobe.Denied && (a.ReasonContains == "" || strings.Contains(r.Message, a.ReasonContains)) && !signalled {
+		o := r.Outcome
+		if o == admissionprobe.Denied && !s.expectedDenial(r) {
+			o = deniedOtherwise
+		}
+		s.probes.add(s.deps.Clock.Now(), o, r.Message)
+		if s.webhooks != nil {
+			_, _ = s.webhooks.check(ctx, s.deps.Clock.Now()) // errors are counted and reported
+		}
+		if o == admissionprobe.Denied && !signalled {
 			// Enforcing, but only counts once the killed pods are gone:
 			// a deny from a pod still terminating is not recovery.
 			if gone, _ := allGone(ctx, s.deps.Kube, s.ns, s.killed); gone {
@@ -411,6 +469,16 @@ func (s *scenario) probeLoop(ctx context.Context) {
 	}
 }
 
+// deniedOtherwise is a probe denied, but not for the expected reason:
+// another control answered, and the one under test may not have.
+const deniedOtherwise admissionprobe.Outcome = "denied-otherwise"
+
+// expectedDenial tells whether a denial is the one the drill checks for.
+func (s *scenario) expectedDenial(r admissionprobe.Result) bool {
+	rc := s.params.Admission.ReasonContains
+	return r.Outcome == admissionprobe.Denied && (rc == "" || strings.Contains(r.Message, rc))
+}
+
 // probeLog records probe answers to size the windows.
 type probeLog struct {
 	mu      sync.Mutex
@@ -420,6 +488,7 @@ type probeLog struct {
 type answer struct {
 	at      time.Time
 	outcome admissionprobe.Outcome
+	message string
 }
 
 type window struct {
@@ -427,16 +496,28 @@ type window struct {
 	span  time.Duration
 }
 
-func (l *probeLog) add(at time.Time, o admissionprobe.Outcome) {
+func (l *probeLog) add(at time.Time, o admissionprobe.Outcome, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.answers = append(l.answers, answer{at, o})
+	l.answers = append(l.answers, answer{at, o, msg})
 }
 
-// windows sizes the fail-open (admitted) and fail-closed (unanswered)
-// windows: each from its first such answer to the next answer of another
-// kind (or the last answer).
-func (l *probeLog) windows() (open, closed window, total int) {
+// firstMessage is the message of the first answer with outcome o.
+func (l *probeLog) firstMessage(o admissionprobe.Outcome) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.answers {
+		if a.outcome == o {
+			return a.message
+		}
+	}
+	return ""
+}
+
+// windows sizes the fail-open (admitted), fail-closed (unanswered) and
+// masked (denied for another reason) windows: each from its first such
+// answer to the next answer of another kind (or the last answer).
+func (l *probeLog) windows() (open, closed, masked window, total int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	measure := func(o admissionprobe.Outcome) window {
@@ -454,5 +535,5 @@ func (l *probeLog) windows() (open, closed window, total int) {
 		}
 		return w
 	}
-	return measure(admissionprobe.Admitted), measure(admissionprobe.Unanswered), len(l.answers)
+	return measure(admissionprobe.Admitted), measure(admissionprobe.Unanswered), measure(deniedOtherwise), len(l.answers)
 }

@@ -1,0 +1,157 @@
+// Package realstack installs the security stack the seeds' plan names on
+// the local cluster's real node, from the releases the Makefile built from
+// the Go module proxy (make stack-bins stack-images) and their own charts:
+// Kyverno's admission controller, the External Secrets Operator, and a
+// stand-in for Falco (hack/images/rulescheck, as Falco needs a kernel
+// driver). NetworkPolicy is enforced by the real node's kube-router.
+//
+// Its tests run drillbot's security drills against them: unsigned-image and
+// kill-kyverno against Kyverno verifying cosign signatures from a local
+// registry, block-key-vault against ESO reading a backend on this machine,
+// corrupt-falco-rules against the stand-in's DaemonSet.
+package realstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/drillbot-io/drillbot/internal/localcluster"
+)
+
+// Paths are where the stack's charts and tools are (the Makefile exports
+// them).
+type Paths struct {
+	Helm, Cosign, KyvernoChart, ESOChart string
+}
+
+// PathsFromEnv reads Paths, naming every variable that is unset or points
+// nowhere.
+func PathsFromEnv() (Paths, error) {
+	var p Paths
+	var missing []string
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{
+		{"DRILLBOT_HELM", &p.Helm}, {"DRILLBOT_COSIGN", &p.Cosign},
+		{"DRILLBOT_KYVERNO_CHART", &p.KyvernoChart}, {"DRILLBOT_ESO_CHART", &p.ESOChart},
+	} {
+		*v.dst = os.Getenv(v.name)
+		if *v.dst == "" {
+			missing = append(missing, v.name+" (unset)")
+		} else if _, err := os.Stat(*v.dst); err != nil {
+			missing = append(missing, v.name+"="+*v.dst+" (not found)")
+		}
+	}
+	if len(missing) > 0 {
+		return p, fmt.Errorf("the security stack is missing: %s; build it with 'make stack-bins stack-images'", strings.Join(missing, ", "))
+	}
+	return p, nil
+}
+
+// helmInstall installs chart as release into ns (created) with values and
+// waits for its workloads.
+func (p Paths) helmInstall(ctx context.Context, c *localcluster.Cluster, release, ns, chart, values string) error {
+	f, err := os.CreateTemp("", "drillbot-values-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(values); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, p.Helm, "install", release, chart, "--kubeconfig", c.Kubeconfig,
+		"--namespace", ns, "--create-namespace", "--values", f.Name(), "--wait", "--timeout", "4m")
+	// Helm's own caches and config stay out of $HOME.
+	home := filepath.Join(c.Dir(), "helm")
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("helm install %s: %w: %s", release, err, out)
+	}
+	return nil
+}
+
+// KyvernoNamespace is where Kyverno is installed.
+const KyvernoNamespace = "kyverno"
+
+// KyvernoWebhooks selects the webhook configurations Kyverno registers.
+const KyvernoWebhooks = "webhook.kyverno.io/managed-by=kyverno"
+
+// kyvernoValues: the admission controller only (the background, cleanup
+// and reports controllers are off, as the issue allows), the local images,
+// and plain-HTTP registries allowed (the test registry has no TLS).
+const kyvernoValues = `
+crds:
+  migration: {enabled: false}
+admissionController:
+  replicas: %d
+  initContainer:
+    image: {registry: drillbot.local, repository: kyvernopre, tag: dev, pullPolicy: Never}
+  container:
+    image: {registry: drillbot.local, repository: kyverno, tag: dev, pullPolicy: Never}
+    extraArgs:
+      allowInsecureRegistry: true
+backgroundController: {enabled: false}
+cleanupController: {enabled: false}
+reportsController: {enabled: false}
+webhooksCleanup: {enabled: false}
+policyReportsCleanup: {enabled: false}
+`
+
+// InstallKyverno installs Kyverno's admission controller (replicas pods)
+// from its chart, with the namespace opted in to drills, and waits until
+// it has registered its webhooks.
+func InstallKyverno(ctx context.Context, c *localcluster.Cluster, p Paths, replicas int) error {
+	for _, img := range []string{"kyverno", "kyvernopre"} {
+		if err := c.ImportImage(ctx, img); err != nil {
+			return err
+		}
+	}
+	if err := p.helmInstall(ctx, c, "kyverno", KyvernoNamespace, p.KyvernoChart, fmt.Sprintf(kyvernoValues, replicas)); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: KyvernoWebhooks})
+		if err != nil {
+			return false, err
+		}
+		return len(l.Items) > 0, nil
+	})
+}
+
+// ESONamespace is where the External Secrets Operator is installed.
+const ESONamespace = "external-secrets"
+
+// esoValues: the controller only (its admission webhook and certificate
+// controller are off; the CRDs come from the chart's crds/, copied from the
+// release's bundle), the local image. (Turning processPushSecret off in
+// v0.16.2's chart drops the RBAC for PushSecrets while its
+// ClusterPushSecret controller still watches them: no ExternalSecret then
+// syncs. The defaults are kept.)
+const esoValues = `
+installCRDs: false
+replicaCount: 1
+image: {repository: drillbot.local/external-secrets, tag: dev, pullPolicy: Never}
+webhook: {create: false}
+certController: {create: false}
+`
+
+// InstallExternalSecrets installs the External Secrets Operator from its
+// chart, with its namespace opted in to drills.
+func InstallExternalSecrets(ctx context.Context, c *localcluster.Cluster, p Paths) error {
+	if err := c.ImportImage(ctx, "external-secrets"); err != nil {
+		return err
+	}
+	return p.helmInstall(ctx, c, "external-secrets", ESONamespace, p.ESOChart, esoValues)
+}
