@@ -155,6 +155,7 @@ func TestInstallIntoCluster(t *testing.T) {
 	})
 
 	t.Run("drillbot runs in the cluster", e2e.testPods)
+	t.Run("the chart's NetworkPolicy is enforced", e2e.testNetworkPolicy)
 	t.Run("the in-cluster daemon runs a scheduled pod-kill on real containers", e2e.testScheduledPodKill)
 	t.Run("metrics through the Service", e2e.testMetricsService)
 	t.Run("leader pod killed mid-fault", e2e.testLeaderKilledMidFault)

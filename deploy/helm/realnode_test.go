@@ -9,14 +9,17 @@ package helm_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,10 +145,25 @@ func setUpInClusterDrills(ctx context.Context, t *testing.T) *inCluster {
 	}
 	applyYAML(ctx, t, rbac, false)
 
+	// The chart's own NetworkPolicy, enforced by the node's kube-router:
+	// the API server's endpoint, and the Slack sink as the one extra
+	// destination (no HTTPS anywhere: nothing outside is reachable here).
+	apiPort, err := apiServerPort(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkPort := sink.port()
+	node := localcluster.NodeIP + "/32"
 	values, err := yaml.Marshal(map[string]any{
 		"image":        map[string]any{"repository": "drillbot.local/drillbot", "tag": "dev", "pullPolicy": "Never"},
 		"slack":        map[string]any{"existingSecret": "slack"},
 		"customDrills": custom,
+		"networkPolicy": map[string]any{"enabled": true, "egress": map[string]any{
+			"apiServer": map[string]any{"cidrs": []string{node}, "port": apiPort},
+			"https":     []string{},
+			"extra": []any{map[string]any{"to": []any{map[string]any{"ipBlock": map[string]any{"cidr": node}}},
+				"ports": []any{map[string]any{"protocol": "TCP", "port": sinkPort}}}},
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +173,64 @@ func setUpInClusterDrills(ctx context.Context, t *testing.T) *inCluster {
 		t.Fatal(err)
 	}
 	return &inCluster{values: path, slack: sink}
+}
+
+// apiServerPort is the API server's port as pods reach it (the endpoint of
+// default/kubernetes).
+func apiServerPort(ctx context.Context) (int32, error) {
+	sl, err := cluster.Kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range sl.Items {
+		for _, p := range s.Ports {
+			if p.Port != nil {
+				return *p.Port, nil
+			}
+		}
+	}
+	return 0, errors.New("default/kubernetes has no endpoint port")
+}
+
+func (s *slackSink) port() int {
+	u, _ := url.Parse(s.url)
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// testNetworkPolicy: drillbot runs (the other subtests) under its chart's
+// NetworkPolicy, enforced by kube-router; from a drillbot pod's network
+// namespace the Slack sink (allowed) answers and another port of the same
+// address does not.
+func (e *inCluster) testNetworkPolicy(t *testing.T) {
+	ctx := context.Background()
+	other, err := net.Listen("tcp", net.JoinHostPort(localcluster.NodeIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	pods, err := cluster.Kube.CoreV1().Pods(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=drillbot"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("drillbot pods: %v %d", err, len(pods.Items))
+	}
+	pid, err := cluster.ContainerPID(ctx, pods.Items[0].Status.ContainerStatuses[0].ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(port int) error {
+		out, err := exec.CommandContext(ctx, "nsenter", "-n", "-t", strconv.Itoa(pid), "--", "timeout", "3",
+			"bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", localcluster.NodeIP, port)).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := dial(e.slack.port()); err != nil {
+		t.Errorf("the Slack sink, allowed by the chart's policy, is not reachable from drillbot's pod: %v", err)
+	}
+	if err := dial(other.Addr().(*net.TCPAddr).Port); err == nil {
+		t.Errorf("a port the chart's policy does not allow was reachable from drillbot's pod: the policy is not enforced")
+	}
 }
 
 // createSampleApp runs, on the real node, the pod-kill target (a

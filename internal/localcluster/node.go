@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -279,6 +280,26 @@ func (c *Cluster) ImportImage(ctx context.Context, name string) error {
 		return fmt.Errorf("import image %s: %w", tarball, err)
 	}
 	return nil
+}
+
+// ContainerPID is the host PID of a running container of the real node,
+// from its status' containerID ("containerd://ID"): tests enter its
+// namespaces (nsenter) to look from inside a pod.
+func (c *Cluster) ContainerPID(ctx context.Context, containerID string) (int, error) {
+	if !c.node {
+		return 0, errors.New("the cluster has no real node")
+	}
+	id := strings.TrimPrefix(containerID, "containerd://")
+	out, err := exec.CommandContext(ctx, "ctr", "--address", c.containerdSocket(), "-n", "k8s.io", "tasks", "ls").Output()
+	if err != nil {
+		return 0, fmt.Errorf("ctr tasks ls: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == id {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("container %s has no running task", id)
 }
 
 // makeCgroupRoot creates the pods' cgroup root in every hierarchy (the

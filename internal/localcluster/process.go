@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,12 +54,22 @@ func (c *Cluster) start(name, bin string, env []string, args ...string) error {
 	return nil
 }
 
+// ErrPortTaken is a component that could not bind a port freePorts had
+// found free: another process took it in between (tests start clusters in
+// parallel). Starting again picks other ports.
+var ErrPortTaken = errors.New("a port picked for the cluster was taken by another process")
+
 // exited reports a component that died, so waits fail fast with its name.
 func (c *Cluster) exited() error {
 	for _, p := range c.procs {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited: %v (see %s)", p.name, p.err, c.path("logs", p.name+".log"))
+			logFile := c.path("logs", p.name+".log")
+			err := fmt.Errorf("%s exited: %v (see %s)", p.name, p.err, logFile)
+			if tail, _ := os.ReadFile(logFile); bytes.Contains(tail[max(0, len(tail)-4096):], []byte("address already in use")) {
+				err = fmt.Errorf("%w: %w", ErrPortTaken, err)
+			}
+			return err
 		default:
 		}
 	}

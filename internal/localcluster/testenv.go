@@ -61,6 +61,13 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 	}
 	cfg.Bins, cfg.Dir, cfg.Logger = bins, dir, log
 	cl, err := Start(ctx, cfg)
+	if errors.Is(err, ErrPortTaken) {
+		fmt.Fprintln(os.Stderr, "start local cluster again:", err)
+		if cfg.Dir, err = os.MkdirTemp("", "drillbot-cluster-"); err == nil {
+			dir = cfg.Dir
+			cl, err = Start(ctx, cfg)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local cluster:", err)
 		return 1
