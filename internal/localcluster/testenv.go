@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,11 +98,19 @@ func Require(t *testing.T, c *Cluster) {
 	}
 }
 
-// WriteRecorder wraps a rest.Config so every mutating request it sends is
-// recorded, for tests that assert "refused with zero writes".
+// WriteRecorder wraps a rest.Config so every request it sends is recorded:
+// the mutating ones for tests that assert "refused with zero writes", all
+// of them for the check that a run made only the calls its plan lists.
 type WriteRecorder struct {
-	mu     sync.Mutex
-	writes []string
+	mu       sync.Mutex
+	writes   []string
+	requests []Request
+}
+
+// Request is one recorded request.
+type Request struct {
+	Method string
+	URL    *url.URL
 }
 
 // Config returns a copy of cfg whose requests are recorded.
@@ -109,15 +118,25 @@ func (w *WriteRecorder) Config(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
 	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			w.mu.Lock()
+			u := *r.URL
+			w.requests = append(w.requests, Request{Method: r.Method, URL: &u})
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.mu.Lock()
 				w.writes = append(w.writes, r.Method+" "+r.URL.Path)
-				w.mu.Unlock()
 			}
+			w.mu.Unlock()
 			return rt.RoundTrip(r)
 		})
 	})
 	return c
+}
+
+// Requests returns the requests recorded from the from-th on, and how many
+// there are in all (the from of the next call).
+func (w *WriteRecorder) Requests(from int) ([]Request, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Request(nil), w.requests[min(from, len(w.requests)):]...), len(w.requests)
 }
 
 // Writes returns the recorded writes whose path contains none of except.

@@ -33,6 +33,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/internal/plan"
 	"github.com/drillbot-io/drillbot/internal/rbac"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
@@ -95,10 +96,12 @@ func (h *Harness) Run(def drill.Definition) *v1alpha1.DrillRun {
 		defer cancel()
 		a.Close(cctx)
 	}()
+	_, from := h.Writes.Requests(0)
 	run, err := a.Engine.Run(ctx, def, "test")
 	if err != nil {
 		h.T.Fatal(err)
 	}
+	h.checkPlanned(def, from)
 	stored, err := a.Store.Get(ctx, run.Name)
 	if err != nil {
 		h.T.Fatal(err)
@@ -108,10 +111,44 @@ func (h *Harness) Run(def drill.Definition) *v1alpha1.DrillRun {
 	return stored
 }
 
+// checkPlanned fails the test when the run sent a request that drillbot
+// plan does not list for def (every integration test checks the plan).
+func (h *Harness) checkPlanned(def drill.Definition, from int) {
+	h.T.Helper()
+	calls, err := plan.Calls(def, scenarios.Registry(scenarios.Deps{}), RunNamespace)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	reqs, _ := h.Writes.Requests(from)
+	bad, err := Unplanned(reqs, calls)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	for _, b := range bad {
+		h.T.Errorf("the run sent a request drillbot plan does not list: %s", b)
+	}
+}
+
 // leastPrivilege creates a service account bound to the RBAC drillbot
 // derives for def (rbac.Base and rbac.ForDrill) and returns a config that
 // authenticates as it. Roles in namespaces that do not exist are skipped.
 func (h *Harness) leastPrivilege(ctx context.Context, def drill.Definition) *rest.Config {
+	h.T.Helper()
+	name := h.ServiceAccount(ctx, def)
+	tr, err := h.cluster.Kube.CoreV1().ServiceAccounts(RunNamespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(h.cluster.REST)
+	cfg.BearerToken = tr.Status.Token
+	return cfg
+}
+
+// ServiceAccount creates (once per test) a service account in
+// RunNamespace bound to exactly the RBAC drillbot derives for def, waits
+// until the authorizer applies it, and returns its name.
+func (h *Harness) ServiceAccount(ctx context.Context, def drill.Definition) string {
 	h.T.Helper()
 	c := h.cluster.Kube
 	sum := sha256.Sum256([]byte(h.T.Name()))
@@ -165,14 +202,7 @@ func (h *Harness) leastPrivilege(ctx context.Context, def drill.Definition) *res
 			h.T.Fatalf("RBAC for %s not in effect: %+v", def.Name, p)
 		}
 	}
-	tr, err := c.CoreV1().ServiceAccounts(RunNamespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	cfg := rest.AnonymousClientConfig(h.cluster.REST)
-	cfg.BearerToken = tr.Status.Token
-	return cfg
+	return name
 }
 
 func attributes(ns string, r rbacv1.PolicyRule) authorizationv1.ResourceAttributes {

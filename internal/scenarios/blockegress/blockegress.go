@@ -124,6 +124,7 @@ type scenario struct {
 	window   time.Duration
 
 	np        *networkingv1.NetworkPolicy // built in Preflight
+	pods      int                         // pods it selects at Preflight
 	gvr       schema.GroupVersionResource
 	before    map[string]esState // per "ns/name"
 	noEffect  bool
@@ -160,6 +161,7 @@ func (s *scenario) Preflight(ctx context.Context) error {
 	if len(pods.Items) == 0 {
 		return engine.Refuse("no pods match %v in %s", s.selector, s.ns)
 	}
+	s.pods = len(pods.Items)
 	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.ns).Get(ctx, PolicyName, metav1.GetOptions{}); err == nil {
 		return fmt.Errorf("NetworkPolicy %s/%s already exists (left by an earlier run?): refusing", s.ns, PolicyName)
 	}

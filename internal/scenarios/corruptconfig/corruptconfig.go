@@ -104,8 +104,9 @@ type scenario struct {
 	ns, run string
 	log     *slog.Logger
 
-	restarts map[types.UID]int32 // container restarts per pod before the drill
-	undo     Undo
+	restarts     map[types.UID]int32 // container restarts per pod before the drill
+	originalSize int                 // the key's size before the drill
+	undo         Undo
 }
 
 // Undo is the journal data: the key's exact original value and where it was.
@@ -141,6 +142,7 @@ func (s *scenario) Preflight(ctx context.Context) error {
 	if _, ok := cm.Data[s.p.Key]; !ok {
 		return fmt.Errorf("rules ConfigMap %s has no key %q", s.p.ConfigMap, s.p.Key)
 	}
+	s.originalSize = len(cm.Data[s.p.Key])
 	ds, err := s.deps.Kube.AppsV1().DaemonSets(s.ns).Get(ctx, s.p.DaemonSet, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("daemonset: %w", err)

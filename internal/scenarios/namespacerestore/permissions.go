@@ -1,12 +1,16 @@
 package namespacerestore
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
 var (
-	read  = []string{"get", "list", "watch"}
 	_     = engine.Permissioner(Kind{})
 	inApp = []string{"deployments", "statefulsets", "daemonsets"}
 )
@@ -28,9 +32,11 @@ var InventoryGrants = map[string][]string{
 	"autoscaling":               {"horizontalpodautoscalers"},
 }
 
-// WorkloadReads are what readiness checks read in a namespace.
+// WorkloadReads are what readiness checks read in a namespace: lists, and
+// the informers' watches.
 func WorkloadReads(ns string) []engine.Grant {
-	return []engine.Grant{engine.Allow(ns, "apps", inApp, read), engine.Allow(ns, "", []string{"pods"}, read)}
+	lw := []string{"list", "watch"}
+	return []engine.Grant{engine.Allow(ns, "apps", inApp, lw), engine.Allow(ns, "", []string{"pods"}, lw)}
 }
 
 // Permissions implements engine.Permissioner. The target namespace is
@@ -44,10 +50,19 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	_ = drill.Params(def.Spec, &p)
 	p.defaults()
 	ns := def.Spec.Target.Namespace
+	vns := p.VeleroNamespace
+	backups := []string{"list"} // the schedule's newest backup; the report's last backup age
+	switch {
+	case p.Backup.Create:
+		backups = append(backups, "create", "watch")
+	case p.Backup.Name != "":
+		backups = append(backups, "get")
+	}
 	g := []engine.Grant{
 		engine.Allow("", "", []string{"namespaces"}, []string{"get", "list", "watch", "delete"}, ns),
-		engine.Allow(p.VeleroNamespace, "velero.io", []string{"backupstoragelocations", "schedules"}, read),
-		engine.Allow(p.VeleroNamespace, "velero.io", []string{"backups", "restores"}, []string{"get", "list", "watch", "create"}),
+		engine.Allow(vns, "velero.io", []string{"backupstoragelocations"}, []string{"list"}),
+		engine.Allow(vns, "velero.io", []string{"backups"}, backups),
+		engine.Allow(vns, "velero.io", []string{"restores"}, []string{"create", "list", "watch"}),
 		engine.Allow("", "", []string{"configmaps"}, []string{"get", "update"}, MarkerName),
 		engine.Allow(ns, "", []string{"configmaps"}, []string{"create"}),
 	}
@@ -55,4 +70,129 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		g = append(g, engine.Allow("", group, res, []string{"list"}))
 	}
 	return append(g, WorkloadReads("")...)
+}
+
+var _ engine.Planner = Kind{}
+
+// OptInCall is the read of a target namespace's opt-in label.
+func OptInCall(b engine.CallBuilder, ns string) engine.Call {
+	return b.Call("get", "", "namespaces", ns, ns, "the namespace exists, is opted in and is not terminating")
+}
+
+// WorkloadCalls are the reads of a readiness check of ns (WorkloadsReady);
+// with wait, those of a wait for readiness too (WaitWorkloadsReady:
+// informers, so lists and watches).
+func WorkloadCalls(b engine.CallBuilder, ns string, wait bool) []engine.Call {
+	var out []engine.Call
+	for _, r := range []struct{ group, resource string }{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"", "pods"}} {
+		why := "every workload in " + ns + " is Ready"
+		if wait {
+			out = append(out, b.Reads(r.group, r.resource, ns, "wait until "+why)...)
+		} else {
+			out = append(out, b.Call("list", r.group, r.resource, ns, "", why))
+		}
+	}
+	return out
+}
+
+// restoreCalls wait until the namespace is gone, then restore it with
+// Velero and wait for the restore to end.
+func restoreCalls(b engine.CallBuilder, ns, vns, why string) []engine.Call {
+	return []engine.Call{
+		b.Call("list", "", "namespaces", "", ns, "wait until the namespace is gone"),
+		b.Call("watch", "", "namespaces", "", ns, "wait until the namespace is gone"),
+		b.Call("create", "velero.io", "restores", vns, "", why),
+		b.Call("list", "velero.io", "restores", vns, "", "wait until the restore is Completed (by its name, the run's)"),
+		b.Call("watch", "velero.io", "restores", vns, "", "wait until the restore is Completed (by its name, the run's)"),
+	}
+}
+
+// inventoryCalls list the granted kinds, then try every other namespaced
+// kind discovery finds: one drillbot may not list is named in the run's
+// findings as not covered.
+func inventoryCalls(b engine.CallBuilder, ns, why string) []engine.Call {
+	var out []engine.Call
+	groups := make([]string, 0, len(InventoryGrants))
+	for g := range InventoryGrants {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	for _, g := range groups {
+		for _, r := range InventoryGrants[g] {
+			out = append(out, b.Call("list", g, r, ns, "", why))
+		}
+	}
+	return append(out, b.Optional("list", "*", "*", ns, why+": every other namespaced kind the API server serves, tried; "+
+		"those drillbot may not list (Secrets among them) are named in the run's findings as not covered"))
+}
+
+// Calls implements engine.Planner.
+func (Kind) Calls(def drill.Definition) []engine.Call {
+	var p Params
+	_ = drill.Params(def.Spec, &p)
+	p.defaults()
+	ns, vns := def.Spec.Target.Namespace, p.VeleroNamespace
+	ph := engine.Phases()
+	pre, inj, rec, ver, rev := ph.Preflight, ph.Inject, ph.Recover, ph.Verify, ph.Revert
+	c := []engine.Call{
+		OptInCall(pre, ns),
+		pre.Call("list", "velero.io", "backupstoragelocations", vns, "", "the backup storage location is Available"),
+	}
+	switch {
+	case p.Backup.Create:
+	case p.Backup.Name != "":
+		c = append(c, pre.Call("get", "velero.io", "backups", vns, p.Backup.Name, "the backup is Completed and covers the namespace"))
+	default:
+		c = append(c, pre.Call("list", "velero.io", "backups", vns, "", "the newest finished backup of schedule "+p.Backup.Schedule+" is Completed and covers the namespace"))
+	}
+	c = append(c, WorkloadCalls(pre, ns, false)...)
+	c = append(c, inventoryCalls(pre, ns, "inventory: what must come back (metadata only)")...)
+	if p.Backup.Create {
+		c = append(c,
+			inj.Call("get", "", "configmaps", ns, MarkerName, "stamp the RPO marker before the backup"),
+			inj.Call("create", "", "configmaps", ns, "", "stamp the RPO marker (first time)"),
+			inj.Call("update", "", "configmaps", ns, MarkerName, "stamp the RPO marker"),
+			inj.Call("create", "velero.io", "backups", vns, "", "take the backup the drill restores from"),
+			inj.Call("list", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"),
+			inj.Call("watch", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"))
+	}
+	c = append(c,
+		inj.Call("get", "", "namespaces", ns, ns, "the namespace's UID, so only this namespace is deleted"),
+		inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"),
+	)
+	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
+	c = append(c, WorkloadCalls(rec, ns, true)...)
+	c = append(c, inventoryCalls(ver, ns, "inventory again: every object came back")...)
+	c = append(c,
+		ver.Call("get", "", "configmaps", ns, MarkerName, "RPO: the restored marker's timestamp"),
+		rev.Call("get", "", "namespaces", ns, ns, "the namespace still there with the same UID: nothing to undo"))
+	c = append(c, restoreCalls(rev, ns, vns, "the undo: restore the namespace (idempotent)")...)
+	// The daemon keeps the target's RPO marker stamped, so a backup
+	// carries the time of its data; drillbot report reads the newest
+	// backup's age.
+	between := ph.Between
+	return append(c,
+		OptInCall(between, ns),
+		between.Call("get", "", "configmaps", ns, MarkerName, "the RPO marker the daemon stamps every minute (drillbot serve)"),
+		between.Call("create", "", "configmaps", ns, "", "create the RPO marker when missing"),
+		between.Call("update", "", "configmaps", ns, MarkerName, "stamp the RPO marker"),
+		between.Call("list", "velero.io", "backups", vns, "", "drillbot report: the age of the newest Completed backup"))
+}
+
+// Preview implements engine.Previewer.
+func (s *scenario) Preview() []string {
+	out := []string{"namespace " + s.ns + " would be deleted"}
+	if s.backup != nil {
+		age := s.deps.Clock.Since(s.backup.CreationTimestamp.Time).Round(time.Second)
+		out = append(out, fmt.Sprintf("restored from Velero backup %s/%s (%s, %s old)", s.params.VeleroNamespace, s.backup.Name, s.backup.Status.Phase, age))
+	} else if s.params.Backup.Create {
+		out = append(out, "from a backup the drill takes first (storage location "+s.params.StorageLocation+")")
+	}
+	if s.inventory != nil {
+		out = append(out, fmt.Sprintf("%d objects in the namespace must come back (inventory)", len(s.inventory)))
+	}
+	if len(s.skipped) > 0 {
+		out = append(out, "not covered by the inventory: "+strings.Join(s.skipped, ", "))
+	}
+	return out
 }

@@ -165,6 +165,7 @@ type scenario struct {
 	probeNS  string
 	interval time.Duration
 
+	found    []string // pod names Preflight found
 	killed   []string // pod names deleted
 	required []string // required object names found before
 	probes   probeLog
@@ -194,10 +195,12 @@ func (s *scenario) Preflight(ctx context.Context) error {
 	if len(pods.Items) == 0 {
 		return engine.Refuse("no pods match %s in %s", s.selector, s.ns)
 	}
+	s.found = nil
 	for i := range pods.Items {
 		if !controlled(&pods.Items[i]) {
 			return engine.Refuse("pod %s has no controller: killing it would not be recovered", pods.Items[i].Name)
 		}
+		s.found = append(s.found, pods.Items[i].Name)
 	}
 	if err := namespacerestore.WorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
 		return fmt.Errorf("target not healthy before the drill, refusing to break it further: %w", err)

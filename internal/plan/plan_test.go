@@ -1,0 +1,183 @@
+package plan_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/plan"
+	"github.com/drillbot-io/drillbot/internal/scenarios"
+)
+
+const podKill = `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: kill-web}
+spec:
+  scenario: pod-kill
+  objectives: {rto: 5m}
+  target: {namespace: shop, selector: {app: web}}
+`
+
+type halted bool
+
+func (h halted) Halted(context.Context) (string, bool, error) { return "change freeze", bool(h), nil }
+
+// cluster is a namespace shop (opted in or not) with a Deployment whose two
+// pods are Ready.
+func cluster(optIn bool) *fake.Clientset {
+	labels := map[string]string{}
+	if optIn {
+		labels[v1alpha1.LabelAllowDisaster] = "true"
+	}
+	objs := []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: labels}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)},
+			Status: appsv1.DeploymentStatus{Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}},
+	}
+	for _, n := range []string{"web-a", "web-b"} {
+		objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "shop", Labels: map[string]string{"app": "web"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-1", Controller: ptr.To(true)}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
+	}
+	return fake.NewClientset(objs...)
+}
+
+// denying answers SubjectAccessReviews: allowed unless verb and resource
+// are in deny ("delete pods").
+func denying(c *fake.Clientset, deny ...string) {
+	c.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		sar := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
+		ra := sar.Spec.ResourceAttributes
+		for _, d := range deny {
+			if d == ra.Verb+" "+ra.Resource {
+				sar.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: false, Reason: "no RBAC policy matched"}
+				return true, sar, nil
+			}
+		}
+		sar.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "RBAC: allowed"}
+		return true, sar, nil
+	})
+}
+
+func TestBuild(t *testing.T) {
+	cases := []struct {
+		name        string
+		optIn       bool
+		halted      bool
+		deny        []string
+		wantVerdict plan.Verdict
+		want        []string // in the table output
+	}{
+		{name: "would run", optIn: true, wantVerdict: plan.WouldRun,
+			want: []string{"2 pods matching app=web in shop would be deleted: web-a, web-b", "delete", "pods in shop", "THE FAULT"}},
+		{name: "not opted in", wantVerdict: plan.WouldBeRefused, want: []string{"lacks the label drillbot.io/allow-disaster=true"}},
+		{name: "halted", optIn: true, halted: true, wantVerdict: plan.WouldBeRefused, want: []string{"drillbot is halted (change freeze)"}},
+		{name: "service account may not delete pods", optIn: true, deny: []string{"delete pods"}, wantVerdict: plan.MissingPermissions,
+			want: []string{"DENIED: delete pods in shop for system:serviceaccount:drillbot-system:drillbot: no RBAC policy matched"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster(tc.optIn)
+			denying(c, tc.deny...)
+			defs, err := drill.Parse("kill-web.yaml", []byte(podKill), scenarios.Registry(scenarios.Deps{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := plan.Config{Kinds: scenarios.Registry(scenarios.Deps{Clients: &kube.Clients{Kube: c}}), Namespace: ns,
+				Reviewer: plan.SAR{Kube: c}, Halt: halted(tc.halted)}
+
+			p, err := plan.Build(context.Background(), cfg, defs[0], plan.ServiceAccount(ns, "drillbot"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			var out bytes.Buffer
+			if err := plan.Write(&out, p, "table"); err != nil {
+				t.Fatal(err)
+			}
+			if p.Verdict != tc.wantVerdict || p.OK() != (tc.wantVerdict == plan.WouldRun) {
+				t.Errorf("verdict %s, want %s\n%s", p.Verdict, tc.wantVerdict, out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if p.Denied != len(tc.deny) {
+				t.Errorf("%d calls denied, want %d", p.Denied, len(tc.deny))
+			}
+			// Zero writes: only reads and SubjectAccessReviews (which
+			// persist nothing).
+			for _, a := range c.Actions() {
+				switch a.GetVerb() {
+				case "get", "list", "watch":
+				case "create":
+					if a.GetResource().Resource != "subjectaccessreviews" {
+						t.Errorf("plan wrote: %s %s", a.GetVerb(), a.GetResource().Resource)
+					}
+				default:
+					t.Errorf("plan wrote: %s %s", a.GetVerb(), a.GetResource().Resource)
+				}
+			}
+		})
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	c := cluster(true)
+	denying(c)
+	defs, err := drill.Parse("kill-web.yaml", []byte(podKill), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := plan.Config{Kinds: scenarios.Registry(scenarios.Deps{Clients: &kube.Clients{Kube: c}}), Namespace: ns, Reviewer: plan.SAR{Kube: c}}
+	p, err := plan.Build(context.Background(), cfg, defs[0], plan.ServiceAccount(ns, "drillbot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string]string{
+		"json":     `"verb": "delete"`,
+		"markdown": "| Injecting | delete | `pods in shop` | allowed |",
+		"table":    "Verdict    WOULD RUN",
+	} {
+		var out bytes.Buffer
+		if err := plan.Write(&out, p, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%s output lacks %q:\n%s", format, want, out.String())
+		}
+	}
+	if err := plan.Write(&bytes.Buffer{}, p, "yaml"); err == nil {
+		t.Error("an unknown format was accepted")
+	}
+}
+
+func TestParseSubject(t *testing.T) {
+	for as, want := range map[string]string{
+		"drillbot":                               "system:serviceaccount:drillbot-system:drillbot",
+		"ops:runner":                             "system:serviceaccount:ops:runner",
+		"system:serviceaccount:ops:runner":       "system:serviceaccount:ops:runner",
+		"system:serviceaccount:ops:runner:extra": "",
+		"":                                       "",
+		"ops:":                                   "",
+	} {
+		s, err := plan.ParseSubject(as, ns)
+		if (err != nil) != (want == "") || s.User != want {
+			t.Errorf("ParseSubject(%q) = %q, %v; want %q", as, s.User, err, want)
+		}
+	}
+}
