@@ -71,18 +71,26 @@ export DRILLBOT_COSIGN := $(COSIGN)
 export DRILLBOT_KYVERNO_CHART := $(KYVERNO_CHART)
 export DRILLBOT_ESO_CHART := $(ESO_CHART)
 
+# Each component's build prints one line when it starts and one when it is
+# done (name, version, time, log); its full output goes to bin/logs/.
+LOGS := $(BIN)/logs
+step = @$(CURDIR)/hack/step.sh $(1) $(2) $(LOGS)/$(1)-$(2).log --
+
 CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: announce stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
 build: $(DRILLBOT)
 
+# bin/kubectl-drillbot is the same binary as a kubectl plugin: with bin/
+# on the PATH, kubectl drillbot plan ... works.
 $(DRILLBOT): FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/drillbot
+	@ln -sf drillbot $(BIN)/kubectl-drillbot
 
 FORCE:
 
@@ -92,39 +100,43 @@ chart:
 	$(GO) run ./cmd/drillbot rbac --helm -f drills > deploy/helm/drillbot/templates/rbac.yaml
 	cp internal/api/v1alpha1/crd/drillbot.io_drillruns.yaml deploy/helm/drillbot/crds/
 
-cluster-bins: $(CLUSTER_BINS)
+cluster-bins: announce $(CLUSTER_BINS)
+
+# Said once before the components are checked: a cold first build is long.
+announce:
+	@echo "local cluster components, cached in bin/ by version (a first build from the Go module proxy takes about 40 min on 2 cores; logs in bin/logs/):"
 
 # The version stamp makes the binaries report v1.34.x instead of v0.0.0-master.
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)
 $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY): hack/tools/kube/go.mod
-	cd hack/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+	$(call step,$(notdir $@),$(KUBE_VERSION)) bash -c "cd hack/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)"
 
 $(ETCD): hack/tools/etcd/go.mod hack/tools/etcd/main.go
-	cd hack/tools/etcd && $(GO) build -o $@ .
+	$(call step,etcd,$(ETCD_VERSION)) bash -c "cd hack/tools/etcd && $(GO) build -o $@ ."
 
 $(KWOK):
-	GOBIN=$(dir $@) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	$(call step,kwok,$(KWOK_VERSION)) env GOBIN=$(dir $@) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 
 $(VERSITYGW):
-	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	$(call step,versitygw,$(VERSITYGW_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
-	cd hack/tools/velero && $(GO) build -o $@ .
+	$(call step,velero,$(VELERO_VERSION)) bash -c "cd hack/tools/velero && $(GO) build -o $@ ."
 
 $(HELM):
-	GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	$(call step,helm,$(HELM_VERSION)) env GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 # kube-score: the chart's rendered manifests are linted in make test.
 $(KUBE_SCORE):
-	GOBIN=$(dir $@) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	$(call step,kube-score,$(KUBE_SCORE_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
 
 $(KYVERNO) $(KYVERNO_INIT): hack/tools/kyverno/go.mod
-	cd hack/tools/kyverno && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/kyverno/kyverno/cmd/$(notdir $@)
+	$(call step,$(notdir $@),$(KYVERNO_VERSION)) bash -c "cd hack/tools/kyverno && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/kyverno/kyverno/cmd/$(notdir $@)"
 
 $(ESO): hack/tools/eso/go.mod
-	cd hack/tools/eso && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/external-secrets/external-secrets
+	$(call step,external-secrets,$(ESO_VERSION)) bash -c "cd hack/tools/eso && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/external-secrets/external-secrets"
 
 # A chart's subcharts from chart repositories are not here: the ones these
 # installs disable are dropped from its Chart.yaml (DROP_DEPS), Kyverno's
@@ -145,19 +157,19 @@ $(ESO_CHART): hack/tools/eso/go.mod
 
 # Their images, beside the real node's others in bin/images.
 stack-images: $(STACK_BINS)
-	$(GO) run ./hack/image -out $(IMAGES) -bin kyverno=$(KYVERNO) -bin kyvernopre=$(KYVERNO_INIT) -bin external-secrets=$(ESO) \
+	$(call step,stack-images,$(KYVERNO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) -bin kyverno=$(KYVERNO) -bin kyvernopre=$(KYVERNO_INIT) -bin external-secrets=$(ESO) \
 	  kyverno kyvernopre external-secrets
 
 $(KUBE_ROUTER):
-	GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)
+	$(call step,kube-router,$(KUBE_ROUTER_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)
 
 $(COSIGN):
-	GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+	$(call step,cosign,$(COSIGN_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 
 stack-bins: $(STACK_BINS)
 
 $(VELERO_AWS): hack/tools/veleroaws/go.mod
-	cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
+	$(call step,velero-plugin-for-aws,$(VELERO_AWS_VERSION)) bash -c "cd hack/tools/veleroaws && $(GO) build -o $@ github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws"
 
 # drillbot's container image without Docker (the Dockerfile's equivalent):
 # a static binary FROM scratch, user 65532, as a tarball for `docker load`
@@ -166,7 +178,7 @@ image:
 	$(GO) run ./hack/image -out $(IMAGES) -version $(VERSION) drillbot
 
 images:
-	$(GO) run ./hack/image -out $(IMAGES) -version $(VERSION)
+	$(call step,images,$(VERSION)) $(GO) run ./hack/image -out $(IMAGES) -version $(VERSION)
 
 # The real node's runtime, from Debian: containerd, runc, the CNI plugins,
 # iptables and conntrack. Installed when missing (needs root and apt).
@@ -182,13 +194,13 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images stack-images node-deps
+test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images stack-images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
 
 # The main job: a local cluster, a real drill, a report.
-demo: $(CLUSTER_BINS) $(DRILLBOT) images node-deps
+demo: announce $(CLUSTER_BINS) $(DRILLBOT) images node-deps
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
 
 # Benchmarks on a fresh local cluster: RTO precision, idle footprint,
@@ -203,7 +215,7 @@ test-unit:
 # NODE=real (default): one real node (kubelet, containerd, kube-proxy; needs
 # root); NODE=kwok: fake nodes only, pods never run.
 NODE ?= real
-cluster-up: $(CLUSTER_BINS) images node-deps
+cluster-up: announce $(CLUSTER_BINS) images node-deps
 	$(GO) run ./hack/localcluster up -node $(NODE) $(CLUSTER_DIR)
 
 cluster-down:

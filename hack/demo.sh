@@ -16,6 +16,18 @@ step "Deploying the sample app into namespace drill-demo (labelled drillbot.io/a
 "$KUBECTL" -n drill-demo rollout status deployment/shop-web --timeout=120s
 "$KUBECTL" -n drill-demo rollout status statefulset/shop-cache --timeout=120s
 
+step "drillbot's service account, with the RBAC drillbot derives for the drill (drillbot rbac), as the Helm chart installs it"
+# Before the backup: the drill's Role in drill-demo (creating the RPO
+# marker) is deleted with the namespace, and only a backup that holds it
+# brings it back (drillbot plan finds it missing otherwise).
+"$KUBECTL" create namespace drillbot-system --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+"$KUBECTL" -n drillbot-system create serviceaccount drillbot --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+"$DRILLBOT" rbac -f drills/namespace-restore.yaml | "$KUBECTL" apply -f -
+for _ in $(seq 30); do # the authorizer applies new bindings after a moment
+  "$KUBECTL" auth can-i delete namespaces/drill-demo --as system:serviceaccount:drillbot-system:drillbot >/dev/null 2>&1 && break
+  sleep 1
+done
+
 step "Stamping the RPO marker, then backing up with the Velero Schedule drill-demo-daily"
 "$DRILLBOT" marker --target drill-demo
 velero schedule create drill-demo-daily --schedule "0 2 * * *" --include-namespaces drill-demo >/dev/null
@@ -23,6 +35,11 @@ velero backup create --from-schedule drill-demo-daily --wait
 # Time passes between the last backup and the disaster: that gap is the data
 # at risk, and the drill's RPO measures it from the restored marker.
 sleep "${DEMO_GAP_SECONDS:-5}"
+
+step "Before it runs: drillbot plan -f drills/namespace-restore.yaml (read-only: calls, what the fault hits, preflight, permissions)"
+# plan asks the API server whether drillbot's service account may make
+# every call of the drill.
+"$DRILLBOT" plan -f drills/namespace-restore.yaml --as drillbot-system:drillbot
 
 step "Running the drill: drillbot run -f drills/namespace-restore.yaml --wait"
 set +e

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -12,29 +12,37 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
 
-func rbacCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rbac", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newRBACCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		files         multiFlag
+		files         []string
 		namespace, sa string
 		name          string
 		helm          bool
 	)
-	fs.Var(&files, "f", "drill file or directory (repeatable; default drills/)")
-	fs.StringVar(&namespace, "namespace", "drillbot-system", "drillbot's namespace (its DrillRuns and service account)")
-	fs.StringVar(&sa, "service-account", "drillbot", "drillbot's service account")
-	fs.StringVar(&name, "name", "drillbot", "name of the roles and bindings")
-	fs.BoolVar(&helm, "helm", false, "print the Helm chart's RBAC template (one block per drill, each gated by .Values.drills.NAME.enabled)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: drillbot rbac [-f PATH ...] [--namespace NS] [--service-account SA] [--helm]\n\nPrints the least-privilege RBAC the drills need: a ClusterRole for what is\ncluster-wide, a Role per namespace for the rest.")
-		fs.PrintDefaults()
+	cmd := &cobra.Command{
+		Use:   "rbac [-f PATH ...]",
+		Short: "print the least-privilege RBAC the drills need (or the chart's template)",
+		Long: `Prints the least-privilege RBAC the drills need, derived from the calls each
+scenario kind declares (the calls drillbot plan lists): a ClusterRole for what
+is cluster-wide, a Role per namespace for the rest.`,
+		Example: `  drillbot rbac -f drills/ --namespace drillbot-system | kubectl apply -f -
+  drillbot rbac --helm -f drills > deploy/helm/drillbot/templates/rbac.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return code(printRBAC(files, namespace, sa, name, helm, stdout, stderr))
+		},
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
+	drillFiles(cmd, &files, "drill file or directory (repeatable; default drills/)")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "drillbot-system", "drillbot's namespace (its DrillRuns and service account)")
+	cmd.Flags().StringVar(&sa, "service-account", "drillbot", "drillbot's service account")
+	cmd.Flags().StringVar(&name, "name", "drillbot", "name of the roles and bindings")
+	cmd.Flags().BoolVar(&helm, "helm", false, "print the Helm chart's RBAC template (one block per drill, each gated by .Values.drills.NAME.enabled)")
+	return cmd
+}
+
+func printRBAC(files []string, namespace, sa, name string, helm bool, stdout, stderr io.Writer) int {
 	if len(files) == 0 {
-		files = multiFlag{"drills"}
+		files = []string{"drills"}
 	}
 	kinds := scenarios.Registry(scenarios.Deps{})
 	defs, err := drill.LoadPaths(files, kinds)

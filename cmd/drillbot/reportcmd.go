@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -15,28 +16,38 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
-func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		cf     clusterFlags
-		drills multiFlag
+		drills []string
 		last   int
 		days   int
 		output string
 	)
-	cf.register(fs)
-	fs.Var(&drills, "drills", "the drill catalog (file or directory, repeatable): its drills are reported even when they never ran")
-	fs.IntVar(&last, "last", 5, "runs shown per drill")
-	fs.IntVar(&days, "days", 30, "compliance window in days")
-	fs.StringVar(&output, "output", "table", "table, json or markdown")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "DR status report from recorded runs: table, json or markdown",
+		Long: `The DR status report from the DrillRuns recorded in the cluster: per drill the
+last runs with verdict and RTO/RPO against target, the RTO trend, the age of the
+last successful backup, open faults, and compliance over the window.`,
+		Example: `  drillbot report --drills drills/ -o markdown > dr-status.md`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(cmd, output, "table", "json", "markdown"); err != nil {
+				return err
+			}
+			return code(statusReport(cmd.Context(), cf, drills, last, days, output, stdout, stderr))
+		},
 	}
-	if output != "table" && output != "json" && output != "markdown" {
-		fmt.Fprintf(stderr, "drillbot report: unknown --output %q (table, json, markdown)\n", output)
-		return exitUsage
-	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringArrayVar(&drills, "drills", nil, "the drill catalog (file or directory, repeatable): its drills are reported even when they never ran")
+	cmd.Flags().IntVar(&last, "last", 5, "runs shown per drill")
+	cmd.Flags().IntVar(&days, "days", 30, "compliance window in days")
+	outputFlag(cmd, &output, "table", "json", "markdown")
+	return cmd
+}
+
+func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, days int, output string, stdout, stderr io.Writer) int {
 	var defs []drill.Definition
 	if len(drills) > 0 {
 		var err error

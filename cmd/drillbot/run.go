@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
@@ -21,24 +22,32 @@ import (
 	"github.com/drillbot-io/drillbot/internal/version"
 )
 
-func versionCmd(_ context.Context, _ []string, stdout, _ io.Writer) int {
-	fmt.Fprintf(stdout, "drillbot %s\n", version.Version)
-	return 0
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "print the version", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintf(stdout, "drillbot %s\n", version.Version)
+			return nil
+		}}
 }
 
-func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	var pf protectedFlags
-	pf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: drillbot validate [-n NAMESPACE] [--velero-namespace NS] [PATH ...] (files or directories; default drills/)")
-		fs.PrintDefaults()
+	cmd := &cobra.Command{
+		Use:   "validate [PATH ...]",
+		Short: "check drill files; exit non-zero on any error",
+		Long: `Checks drill files (or directories of them; default drills/) strictly: unknown
+and duplicate fields, durations, schedules that never fire or fire too often,
+protected targets, each scenario kind's params. Every problem names its file
+and field. Exit code 1 on any problem.`,
+		Example: `  drillbot validate drills/
+  drillbot validate -n drillbot-system --velero-namespace velero my-drills/`,
+		RunE: func(_ *cobra.Command, args []string) error { return code(validate(args, pf, stdout, stderr)) },
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	paths := fs.Args()
+	pf.register(cmd.Flags())
+	return cmd
+}
+
+func validate(paths []string, pf protectedFlags, stdout, stderr io.Writer) int {
 	if len(paths) == 0 {
 		paths = []string{"drills"}
 	}
@@ -68,32 +77,48 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv()})
 }
 
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cf     clusterFlags
-		files  multiFlag
-		name   string
-		wait   bool
-		output string
-	)
-	cf.register(fs)
-	fs.Var(&files, "f", "drill file or directory (repeatable)")
-	fs.StringVar(&name, "drill", "", "drill to run when the files hold several")
-	fs.BoolVar(&wait, "wait", false, "print live progress while the drill runs (the run always goes to its end, revert included)")
-	fs.StringVar(&output, "output", "table", "report format: table or json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: drillbot run -f FILE [--drill NAME] [--wait] [--output table|json]\n\nExit code: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run.")
-		fs.PrintDefaults()
+// runOptions are drillbot run's flags.
+type runOptions struct {
+	cf     clusterFlags
+	files  []string
+	name   string
+	wait   bool
+	output string
+}
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run -f FILE [--drill NAME] [--wait]",
+		Short: "run one drill now and print its report",
+		Long: `Runs one drill now, to its end (revert included), records it as a DrillRun and
+prints its report. Exit code: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run.`,
+		Example: `  # The catalog's namespace restore, with live progress
+  drillbot run -f drills/namespace-restore.yaml --wait
+
+  # One drill of a directory, the report as JSON
+  drillbot run -f drills/ --drill kill-kyverno -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(o.files) == 0 {
+				return usageError{cmd, errors.New("-f FILE is required")}
+			}
+			if err := checkOutput(cmd, o.output, "table", "json"); err != nil {
+				return err
+			}
+			return code(o.run(cmd.Context(), stdout, stderr))
+		},
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	if len(files) == 0 || (output != "table" && output != "json") {
-		fs.Usage()
-		return exitUsage
-	}
+	o.cf.register(cmd.Flags())
+	drillFiles(cmd, &o.files, "drill file or directory (repeatable)")
+	cmd.Flags().StringVar(&o.name, "drill", "", "drill to run when the files hold several")
+	cmd.Flags().BoolVar(&o.wait, "wait", false, "print live progress while the drill runs (the run always goes to its end, revert included)")
+	outputFlag(cmd, &o.output, "table", "json")
+	return cmd
+}
+
+func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
+	cf, files, name, wait, output := o.cf, o.files, o.name, o.wait, o.output
 	defs, err := drill.LoadPaths(files, scenarios.Registry(scenarios.Deps{}), cf.protect())
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
@@ -107,7 +132,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := cf.logger(stderr)
 	var observers []engine.Observer
 	if wait {
-		observers = append(observers, &progress{w: stdout})
+		p := newProgress(stdout)
+		defer p.stop()
+		observers = append(observers, p)
 	}
 	s, err := newApp(ctx, cf, log, false, nil, observers...)
 	if err != nil {
@@ -161,62 +188,38 @@ func pick(defs []drill.Definition, name string) (drill.Definition, error) {
 	return drill.Definition{}, fmt.Errorf("no drill named %q", name)
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// progress prints a run's events as they happen.
-type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
+func newMarkerCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		cf     clusterFlags
+		target string
+	)
+	cmd := &cobra.Command{
+		Use:     "marker --target NAMESPACE",
+		Short:   "stamp the RPO marker ConfigMap in a namespace once",
+		Long:    "Stamps the RPO marker (ConfigMap drillbot-rpo-marker) in an opted-in namespace: a backup taken after it carries its time, which the restore drill reads back as the RPO.",
+		Example: "  drillbot marker --target drill-demo",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if target == "" {
+				return usageError{cmd, errors.New("--target is required")}
+			}
+			return code(marker(cmd.Context(), cf, target, stdout, stderr))
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", "", "namespace whose RPO marker to stamp (must be opted in)")
+	return cmd
 }
 
-func (p *progress) Observe(_ context.Context, ev engine.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.start.IsZero() && ev.Run.Status.StartedAt != nil {
-		p.start = ev.Run.Status.StartedAt.Time
-	}
-	at := fmt.Sprintf("[%8s]", engine.FormatDuration(time.Since(p.start)))
-	switch ev.Type {
-	case engine.EventPhaseStarted:
-		fmt.Fprintf(p.w, "%s %-11s started\n", at, ev.Phase)
-	case engine.EventPhaseFinished:
-		if ev.Err != nil {
-			fmt.Fprintf(p.w, "%s %-11s FAILED: %v\n", at, ev.Phase, ev.Err)
-		} else {
-			fmt.Fprintf(p.w, "%s %-11s done\n", at, ev.Phase)
-		}
-	case engine.EventMilestone:
-		fmt.Fprintf(p.w, "%s   milestone %s\n", at, ev.Message)
-	case engine.EventFinished:
-		fmt.Fprintf(p.w, "%s finished: %s\n", at, ev.Run.Status.Verdict)
-	}
-}
-
-func markerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("marker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clusterFlags
-	cf.register(fs)
-	target := fs.String("target", "", "namespace whose RPO marker to stamp (must be opted in)")
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	if *target == "" {
-		fmt.Fprintln(stderr, "drillbot marker: --target is required")
-		return exitUsage
-	}
+func marker(ctx context.Context, cf clusterFlags, target string, stdout, stderr io.Writer) int {
 	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
 	if err == nil {
 		var c *kube.Clients
 		if c, err = kube.NewClients(cfg); err == nil {
-			if err = namespacerestore.CheckOptIn(ctx, c.Kube, *target, nil); err == nil {
+			if err = namespacerestore.CheckOptIn(ctx, c.Kube, target, nil); err == nil {
 				now := time.Now()
-				if err = namespacerestore.TouchMarker(ctx, c.Kube, *target, now); err == nil {
-					fmt.Fprintf(stdout, "marker %s/%s = %s\n", *target, namespacerestore.MarkerName, now.UTC().Format(time.RFC3339Nano))
+				if err = namespacerestore.TouchMarker(ctx, c.Kube, target, now); err == nil {
+					fmt.Fprintf(stdout, "marker %s/%s = %s\n", target, namespacerestore.MarkerName, now.UTC().Format(time.RFC3339Nano))
 					return 0
 				}
 			}
@@ -226,14 +229,22 @@ func markerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return exitError
 }
 
-func installCRDsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("install-crds", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newInstallCRDsCmd(stdout, stderr io.Writer) *cobra.Command {
 	var cf clusterFlags
-	cf.register(fs)
-	if code, ok := parse(fs, args); !ok {
-		return code
+	cmd := &cobra.Command{
+		Use:     "install-crds",
+		Short:   "install the DrillRun CustomResourceDefinition",
+		Example: "  drillbot install-crds --kubeconfig ~/.kube/config",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return code(installCRDs(cmd.Context(), cf, stdout, stderr))
+		},
 	}
+	cf.register(cmd.Flags())
+	return cmd
+}
+
+func installCRDs(ctx context.Context, cf clusterFlags, stdout, stderr io.Writer) int {
 	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
 	if err == nil {
 		err = kube.EnsureCRD(ctx, cfg, v1alpha1.DrillRunCRD)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,36 +32,50 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
-func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cf             clusterFlags
-		drills         multiFlag
-		listen         string
-		markerInterval time.Duration
-		notifyStart    bool
-		leaderElect    bool
-		leaseName      string
-		sweepEvery     time.Duration
-		catchUp        bool
-	)
-	cf.register(fs)
-	fs.Var(&drills, "drills", "drill file or directory (repeatable; default drills/)")
-	fs.StringVar(&listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
-	fs.DurationVar(&markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
-	fs.BoolVar(&notifyStart, "notify-start", false, "also notify when a drill starts")
-	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader through a Lease: only the leader schedules and runs drills (run several replicas)")
-	fs.StringVar(&leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
-	fs.BoolVar(&catchUp, "catch-up", true, "after downtime, run a drill that missed its schedule once (never more); false skips missed runs")
-	fs.DurationVar(&sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
-	fs.DurationVar(&cf.revertBackoff, "revert-retry-backoff", 30*time.Second, "first wait before the sweep retries a revert that failed (doubles per attempt, up to 10m)")
-	if code, ok := parse(fs, args); !ok {
-		return code
+// serveOptions are drillbot serve's flags.
+type serveOptions struct {
+	cf             clusterFlags
+	drills         []string
+	listen         string
+	markerInterval time.Duration
+	notifyStart    bool
+	leaderElect    bool
+	leaseName      string
+	sweepEvery     time.Duration
+	catchUp        bool
+}
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the daemon: schedule drills, serve /healthz, /readyz, /metrics",
+		Long: `Runs the daemon: every drill on its schedule, the sweep that reverts what dead
+drillbots left, the RPO markers, /healthz, /readyz and /metrics. All drill files
+are validated first: one bad file and nothing runs.`,
+		Example: `  # As the Helm chart runs it (several replicas, one leads)
+  drillbot serve --drills /etc/drillbot/drills --leader-elect --listen :9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return code(o.run(cmd.Context(), stdout, stderr)) },
 	}
-	if len(drills) == 0 {
-		drills = multiFlag{"drills"}
-	}
+	fs := cmd.Flags()
+	o.cf.register(fs)
+	fs.StringArrayVar(&o.drills, "drills", []string{"drills"}, "drill file or directory (repeatable)")
+	fs.StringVar(&o.listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
+	fs.DurationVar(&o.markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
+	fs.BoolVar(&o.notifyStart, "notify-start", false, "also notify when a drill starts")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader through a Lease: only the leader schedules and runs drills (run several replicas)")
+	fs.StringVar(&o.leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
+	fs.BoolVar(&o.catchUp, "catch-up", true, "after downtime, run a drill that missed its schedule once (never more); false skips missed runs")
+	fs.DurationVar(&o.sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
+	fs.DurationVar(&o.cf.revertBackoff, "revert-retry-backoff", 30*time.Second, "first wait before the sweep retries a revert that failed (doubles per attempt, up to 10m)")
+	return cmd
+}
+
+func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
+	cf, drills, listen, markerInterval, notifyStart := o.cf, o.drills, o.listen, o.markerInterval, o.notifyStart
+	leaderElect, leaseName, sweepEvery, catchUp := o.leaderElect, o.leaseName, o.sweepEvery, o.catchUp
+	_ = stdout
 	log := cf.logger(stderr)
 	// All drills are validated before anything starts: one bad file and the
 	// daemon refuses to run any.
