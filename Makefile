@@ -104,7 +104,7 @@ cluster-bins: announce $(CLUSTER_BINS)
 
 # Said once before the components are checked: a cold first build is long.
 announce:
-	@echo "local cluster components, cached in bin/ by version (a first build from the Go module proxy takes about 40 min on 2 cores; logs in bin/logs/):"
+	@echo "local cluster components, cached in bin/ by version (a first build from the Go module proxy takes about 45 min on 2 cores; logs in bin/logs/):"
 
 # The version stamp makes the binaries report v1.34.x instead of v0.0.0-master.
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
@@ -144,16 +144,18 @@ $(ESO): hack/tools/eso/go.mod
 DROP_DEPS = awk '/^  - name: ($(1))$$/{skip=1;next} /^  - name:/{skip=0} !skip' $(2)/Chart.yaml > $(2)/Chart.yaml.new && \
 	mv $(2)/Chart.yaml.new $(2)/Chart.yaml && rm -f $(2)/Chart.lock
 $(KYVERNO_CHART): hack/tools/kyverno/go.mod
-	rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/kyverno && \
+	@echo "  copying  kyverno chart            $(KYVERNO_VERSION)   to $@"
+	@rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/kyverno && \
 	  cp -r "$$($(GO) list -m -f '{{.Dir}}' github.com/kyverno/kyverno)/charts/kyverno" $@ && chmod -R u+w $@ && \
 	  cp -r "$$($(GO) list -m -f '{{.Dir}}' github.com/kyverno/api)/charts/kyverno-api" $@/charts/ && chmod -R u+w $@
-	$(call DROP_DEPS,openreports|reports-server,$@)
+	@$(call DROP_DEPS,openreports|reports-server,$@)
 
 $(ESO_CHART): hack/tools/eso/go.mod
-	rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/eso && dir="$$($(GO) list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)" && \
+	@echo "  copying  external-secrets chart   $(ESO_VERSION)   to $@"
+	@rm -rf $@ && mkdir -p $(dir $@) && cd hack/tools/eso && dir="$$($(GO) list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)" && \
 	  cp -r "$$dir/deploy/charts/external-secrets" $@ && chmod -R u+w $@ && \
 	  mkdir -p $@/crds && cp "$$dir/deploy/crds/bundle.yaml" $@/crds/ && chmod -R u+w $@
-	$(call DROP_DEPS,bitwarden-sdk-server,$@)
+	@$(call DROP_DEPS,bitwarden-sdk-server,$@)
 
 # Their images, beside the real node's others in bin/images.
 stack-images: $(STACK_BINS)

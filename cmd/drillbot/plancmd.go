@@ -105,10 +105,11 @@ func (o *planOptions) build(ctx context.Context, def drill.Definition, subject p
 	return buildPlan(ctx, cfg, o.cf, def, subject, stderr)
 }
 
+// buildPlan plans def through cfg. The scenario's own progress logs are
+// not the plan: below warn they are dropped unless --log-level says debug.
 func buildPlan(ctx context.Context, cfg *rest.Config, cf clusterFlags, def drill.Definition, subject plan.Subject, stderr io.Writer) (*plan.Plan, error) {
-	o := planOptions{cf: cf}
-	if o.cf.logLevel == "" || o.cf.logLevel == "info" {
-		o.cf.logLevel = "warn" // the scenario's own progress logs are not the plan
+	if cf.logLevel == "" || cf.logLevel == "info" {
+		cf.logLevel = "warn"
 	}
 	c, err := kube.NewClients(cfg)
 	if err != nil {
@@ -117,10 +118,10 @@ func buildPlan(ctx context.Context, cfg *rest.Config, cf clusterFlags, def drill
 	stop := startProgress(stderr, "planning "+def.Name+": preflight (read-only)")
 	defer stop()
 	return plan.Build(ctx, plan.Config{
-		Kinds: scenarios.Registry(scenarios.Deps{Clients: c, Clock: clock.RealClock{}, Logger: o.cf.logger(stderr),
-			Protected: []string{o.cf.namespace, o.cf.veleroNamespace}}),
-		Namespace: o.cf.namespace,
+		Kinds: scenarios.Registry(scenarios.Deps{Clients: c, Clock: clock.RealClock{}, Logger: cf.logger(stderr),
+			Protected: []string{cf.namespace, cf.veleroNamespace}}),
+		Namespace: cf.namespace,
 		Reviewer:  plan.SAR{Kube: c.Kube},
-		Halt:      halt.Switch{Kube: c.Kube, Namespace: o.cf.namespace},
+		Halt:      halt.Switch{Kube: c.Kube, Namespace: cf.namespace},
 	}, def, subject)
 }

@@ -136,7 +136,7 @@ type Config struct {
 // preflight, its status written at each phase), the Lease that locks the
 // target, the Events, the halt switch, and the history it keeps.
 func RecordCalls(ns string, t v1alpha1.Target) []engine.Call {
-	p, any, done := engine.In(v1alpha1.PhasePending), engine.In(engine.AnyPhase), engine.In(v1alpha1.PhaseCompleted)
+	p, every, done := engine.In(v1alpha1.PhasePending), engine.In(engine.AnyPhase), engine.In(v1alpha1.PhaseCompleted)
 	lease := engine.LeaseName(engine.TargetKey(t))
 	return []engine.Call{
 		p.Call("get", "apiextensions.k8s.io", "customresourcedefinitions", "", "drillruns.drillbot.io", "the DrillRun CRD is installed"),
@@ -149,10 +149,10 @@ func RecordCalls(ns string, t v1alpha1.Target) []engine.Call {
 		p.Call("create", "coordination.k8s.io", "leases", ns, "", "lock the target (one run per namespace)"),
 		p.Call("get", "coordination.k8s.io", "leases", ns, lease, "the target's lock, when it exists"),
 		p.Call("update", "coordination.k8s.io", "leases", ns, lease, "take over the lock of a finished run"),
-		any.Call("get", "drillbot.io", "drillruns", ns, "", "re-read the DrillRun after a conflicting write"),
-		any.Call("update", "drillbot.io", "drillruns/status", ns, "", "phases, journal (before each fault), heartbeat, RTO/RPO, verdict"),
-		any.Call("create", "", "events", ns, "", "an Event per phase, milestone and verdict"),
-		any.Call("patch", "", "events", ns, "", "repeated Events are counted"),
+		every.Call("get", "drillbot.io", "drillruns", ns, "", "re-read the DrillRun after a conflicting write"),
+		every.Call("update", "drillbot.io", "drillruns/status", ns, "", "phases, journal (before each fault), heartbeat, RTO/RPO, verdict"),
+		every.Call("create", "", "events", ns, "", "an Event per phase, milestone and verdict"),
+		every.Call("patch", "", "events", ns, "", "repeated Events are counted"),
 		done.Call("delete", "coordination.k8s.io", "leases", ns, lease, "release the target's lock"),
 		done.Call("list", "drillbot.io", "drillruns", ns, "", "history: the drill's runs"),
 		done.Call("delete", "drillbot.io", "drillruns", ns, "", "history: DrillRuns beyond the drill's limits"),
