@@ -51,6 +51,7 @@ func TestPlanEveryScenarioKind(t *testing.T) {
 		{"block-secrets-backend", crashBlockEgress},
 		{"namespace-restore", crashNamespaceRestore},
 	}
+	testharness.New(t, cluster) // drillbot's namespace and CRD
 	// A service account with no RBAC at all.
 	nobody := "drillbot-plan-nobody"
 	if _, err := cluster.Kube.CoreV1().ServiceAccounts(testharness.RunNamespace).Create(context.Background(),

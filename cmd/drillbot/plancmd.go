@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -19,9 +18,8 @@ import (
 
 // planOptions are drillbot plan's flags.
 type planOptions struct {
-	cf     clusterFlags
-	files  []string
-	name   string
+	cf clusterFlags
+	drillChoice
 	as     string
 	output string
 }
@@ -48,8 +46,8 @@ refused, would fail preflight, or lacks a permission; 3 could not plan.`,
   kubectl drillbot plan -f drills/block-key-vault.yaml -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.files) == 0 {
-				return usageError{cmd, errors.New("-f FILE is required")}
+			if err := o.required(cmd); err != nil {
+				return err
 			}
 			if err := checkOutput(cmd, o.output, "table", "json", "markdown"); err != nil {
 				return err
@@ -62,24 +60,16 @@ refused, would fail preflight, or lacks a permission; 3 could not plan.`,
 		},
 	}
 	o.cf.register(cmd.Flags())
-	drillFiles(cmd, &o.files, "drill file or directory (repeatable)")
-	cmd.Flags().StringVar(&o.name, "drill", "", "drill to plan when the files hold several")
+	o.drillChoice.register(cmd, "plan")
 	cmd.Flags().StringVar(&o.as, "as", "drillbot", "the service account drillbot runs as: NAME (in -n), NAMESPACE:NAME or system:serviceaccount:NAMESPACE:NAME")
 	outputFlag(cmd, &o.output, "table", "json", "markdown")
 	return cmd
 }
 
 func (o *planOptions) run(ctx context.Context, subject plan.Subject, stdout, stderr io.Writer) int {
-	kinds := scenarios.Registry(scenarios.Deps{})
-	defs, err := drill.LoadPaths(o.files, kinds, o.cf.protect())
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return exitError
-	}
-	def, err := pick(defs, o.name)
-	if err != nil {
-		fmt.Fprintf(stderr, "drillbot plan: %v\n", err)
-		return exitUsage
+	def, code := o.load("plan", o.cf.protectedFlags, stderr)
+	if code != 0 {
+		return code
 	}
 	p, err := o.build(ctx, def, subject, stderr)
 	if err == nil {

@@ -79,11 +79,46 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 
 // runOptions are drillbot run's flags.
 type runOptions struct {
-	cf     clusterFlags
-	files  []string
-	name   string
+	cf clusterFlags
+	drillChoice
 	wait   bool
 	output string
+}
+
+// drillChoice is the one drill a command acts on: -f FILE (repeatable) and
+// --drill NAME when the files hold several (run, plan).
+type drillChoice struct {
+	files []string
+	name  string
+}
+
+func (d *drillChoice) register(cmd *cobra.Command, verb string) {
+	drillFiles(cmd, &d.files, "drill file or directory (repeatable)")
+	cmd.Flags().StringVar(&d.name, "drill", "", "drill to "+verb+" when the files hold several")
+}
+
+// required refuses a command line without -f.
+func (d *drillChoice) required(cmd *cobra.Command) error {
+	if len(d.files) == 0 {
+		return usageError{cmd, errors.New("-f FILE is required")}
+	}
+	return nil
+}
+
+// load validates every file (one bad file and nothing runs) and picks the
+// drill; on failure it has said why and returns the exit code.
+func (d *drillChoice) load(cmd string, pf protectedFlags, stderr io.Writer) (drill.Definition, int) {
+	defs, err := drill.LoadPaths(d.files, scenarios.Registry(scenarios.Deps{}), pf.protect())
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return drill.Definition{}, exitError
+	}
+	def, err := pick(defs, d.name)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot %s: %v\n", cmd, err)
+		return drill.Definition{}, exitUsage
+	}
+	return def, 0
 }
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -100,8 +135,8 @@ prints its report. Exit code: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run.`,
   drillbot run -f drills/ --drill kill-kyverno -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.files) == 0 {
-				return usageError{cmd, errors.New("-f FILE is required")}
+			if err := o.required(cmd); err != nil {
+				return err
 			}
 			if err := checkOutput(cmd, o.output, "table", "json"); err != nil {
 				return err
@@ -110,24 +145,17 @@ prints its report. Exit code: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run.`,
 		},
 	}
 	o.cf.register(cmd.Flags())
-	drillFiles(cmd, &o.files, "drill file or directory (repeatable)")
-	cmd.Flags().StringVar(&o.name, "drill", "", "drill to run when the files hold several")
+	o.drillChoice.register(cmd, "run")
 	cmd.Flags().BoolVar(&o.wait, "wait", false, "print live progress while the drill runs (the run always goes to its end, revert included)")
 	outputFlag(cmd, &o.output, "table", "json")
 	return cmd
 }
 
 func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
-	cf, files, name, wait, output := o.cf, o.files, o.name, o.wait, o.output
-	defs, err := drill.LoadPaths(files, scenarios.Registry(scenarios.Deps{}), cf.protect())
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return exitError
-	}
-	def, err := pick(defs, name)
-	if err != nil {
-		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
-		return exitUsage
+	cf, wait, output := o.cf, o.wait, o.output
+	def, code := o.load("run", cf.protectedFlags, stderr)
+	if code != 0 {
+		return code
 	}
 	log := cf.logger(stderr)
 	var observers []engine.Observer
