@@ -12,6 +12,7 @@ VELERO_VERSION      ?= v1.18.3
 VELERO_AWS_VERSION  ?= v1.14.3
 HELM_VERSION        ?= v3.21.4
 KUBE_SCORE_VERSION  ?= v1.20.0
+PROMTOOL_VERSION    ?= v0.316.0
 # The security stack the real node runs (issue #11).
 KYVERNO_VERSION     ?= v1.19.1
 ESO_VERSION         ?= v0.16.2
@@ -34,6 +35,7 @@ VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 KUBE_SCORE     := $(BIN)/kube-score-$(KUBE_SCORE_VERSION)/kube-score
+PROMTOOL       := $(BIN)/promtool-$(PROMTOOL_VERSION)/promtool
 KYVERNO        := $(BIN)/kyverno-$(KYVERNO_VERSION)/kyverno
 KYVERNO_INIT   := $(BIN)/kyverno-$(KYVERNO_VERSION)/kyverno-init
 ESO            := $(BIN)/external-secrets-$(ESO_VERSION)/external-secrets
@@ -63,6 +65,7 @@ export DRILLBOT_VELERO := $(VELERO)
 export DRILLBOT_VELERO_PLUGIN_DIR := $(dir $(VELERO_AWS))
 export DRILLBOT_HELM := $(HELM)
 export DRILLBOT_KUBE_SCORE := $(KUBE_SCORE)
+export DRILLBOT_PROMTOOL := $(PROMTOOL)
 export DRILLBOT_KUBELET := $(KUBELET)
 export DRILLBOT_KUBE_PROXY := $(KUBE_PROXY)
 export DRILLBOT_IMAGES := $(IMAGES)
@@ -127,6 +130,10 @@ $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
 
 $(HELM):
 	$(call step,helm,$(HELM_VERSION)) env GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# promtool: the chart's alerts are checked and unit-tested in make test.
+$(PROMTOOL):
+	$(call step,promtool,$(PROMTOOL_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 # kube-score: the chart's rendered manifests are linted in make test.
 $(KUBE_SCORE):
@@ -196,7 +203,7 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) images stack-images node-deps
+test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) images stack-images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
