@@ -107,7 +107,7 @@ cluster-bins: announce $(CLUSTER_BINS)
 
 # Said once before the components are checked: a cold first build is long.
 announce:
-	@echo "local cluster components, cached in bin/ by version (a first build from the Go module proxy takes about 45 min on 2 cores; logs in bin/logs/):"
+	@echo "local cluster components, cached in bin/ by version (a first build from the Go module proxy takes about 50 min on 2 cores; logs in bin/logs/):"
 
 # The version stamp makes the binaries report v1.34.x instead of v0.0.0-master.
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \

@@ -1,6 +1,8 @@
 package helm_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,5 +77,88 @@ func TestAlertsWithPromtool(t *testing.T) {
 				t.Errorf("alert %s has no promtool test", alert)
 			}
 		}
+	}
+}
+
+// TestDashboardWithPromtool: the dashboard's panels, evaluated by promtool
+// on the series of the chart's default topology (two replicas, both
+// exporting every drill's targets and fault gauges, only the leader the
+// results), show the truth: compliance 100% when every drill's last run
+// passed (it said 50%: every target counted twice), 50% when one of two
+// failed; a fault the leader holds counts once; one target line per drill.
+func TestDashboardWithPromtool(t *testing.T) {
+	bin := promtool(t)
+	raw, err := os.ReadFile("drillbot/dashboards/drillbot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	expr := func(title string, i int) string {
+		for _, p := range dash.Panels {
+			if p.Title == title && i < len(p.Targets) {
+				return strings.ReplaceAll(p.Targets[i].Expr, "$drill", ".*")
+			}
+		}
+		t.Fatalf("no panel %q with a target %d", title, i)
+		return ""
+	}
+	type sample struct {
+		Labels string  `json:"labels"`
+		Value  float64 `json:"value"`
+	}
+	type exprTest struct {
+		Expr       string   `json:"expr"`
+		EvalTime   string   `json:"eval_time"`
+		ExpSamples []sample `json:"exp_samples"`
+	}
+	series := func(s, v string) map[string]string { return map[string]string{"series": s, "values": v} }
+	var input []map[string]string
+	for _, d := range []struct{ drill, scenario string }{{"namespace-restore", "namespace-restore"}, {"kill-kyverno", "pod-kill"}} {
+		for _, pod := range []string{"drillbot-a", "drillbot-b"} {
+			l := fmt.Sprintf(`{drill=%q,scenario=%q,pod=%q}`, d.drill, d.scenario, pod)
+			faults := "0x20"
+			if d.drill == "namespace-restore" && pod == "drillbot-a" {
+				faults = "0x9 1x10" // from 10m the leader holds a fault
+			}
+			input = append(input, series("drillbot_rto_target_seconds"+l, "1800x20"), series("drillbot_active_faults"+l, faults))
+		}
+	}
+	// The leader's results: both passed; from 10m kill-kyverno failed.
+	input = append(input,
+		series(`drillbot_last_run_verdict{drill="namespace-restore",scenario="namespace-restore",verdict="PASS",pod="drillbot-a"}`, "1x20"),
+		series(`drillbot_last_run_verdict{drill="kill-kyverno",scenario="pod-kill",verdict="PASS",pod="drillbot-a"}`, "1x9 0x10"),
+		series(`drillbot_last_run_verdict{drill="kill-kyverno",scenario="pod-kill",verdict="FAIL",pod="drillbot-a"}`, "0x9 1x10"),
+	)
+	compliance, faults, target := expr("Compliance: drills whose last run passed", 0), expr("Active faults (must be 0 outside drills)", 0), expr("RTO vs target", 1)
+	tests := []exprTest{
+		{compliance, "5m", []sample{{"{}", 100}}},
+		{compliance, "15m", []sample{{"{}", 50}}},
+		{faults, "5m", []sample{{"{}", 0}}},
+		{faults, "15m", []sample{{"{}", 1}}},
+		{target, "5m", []sample{{`{drill="kill-kyverno"}`, 1800}, {`{drill="namespace-restore"}`, 1800}}},
+	}
+	doc, err := yaml.Marshal(map[string]any{"rule_files": []string{}, "evaluation_interval": "1m",
+		"tests": []any{map[string]any{"interval": "1m", "input_series": input, "promql_expr_test": tests}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dashboard_test.yaml"), doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "test", "rules", "dashboard_test.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, doc)
 	}
 }
