@@ -1,7 +1,6 @@
 package helm_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/drillbot-io/drillbot/internal/metrics"
 )
 
 // promtool returns the promtool binary make test builds.
@@ -88,19 +89,8 @@ func TestAlertsWithPromtool(t *testing.T) {
 // failed; a fault the leader holds counts once; one target line per drill.
 func TestDashboardWithPromtool(t *testing.T) {
 	bin := promtool(t)
-	raw, err := os.ReadFile("drillbot/dashboards/drillbot.json")
+	dash, err := metrics.ReadDashboard("drillbot/dashboards/drillbot.json")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
 	expr := func(title string, i int) string {
