@@ -13,25 +13,12 @@ import (
 	"github.com/drillbot-io/drillbot/internal/metrics"
 )
 
-// promtool returns the promtool binary make test builds.
-func promtool(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("DRILLBOT_PROMTOOL")
-	if bin == "" {
-		if os.Getenv("DRILLBOT_REQUIRE_CLUSTER") != "" {
-			t.Fatal("DRILLBOT_PROMTOOL is not set (make test builds promtool)")
-		}
-		t.Skip("no promtool binary (run through make test)")
-	}
-	return bin
-}
-
 // TestAlertsWithPromtool: the chart's alerts, rendered as a PrometheusRule,
 // pass promtool's checks and its unit tests (testdata/alerts*_test.yaml),
 // written for the chart's default topology: two replicas scraped, a
 // failover. Every shipped alert has a test.
 func TestAlertsWithPromtool(t *testing.T) {
-	bin := promtool(t)
+	bin := tool(t, "DRILLBOT_PROMTOOL", "promtool")
 	docs := render(t, "--set", "metrics.prometheusRule.enabled=true")
 	if len(docs["PrometheusRule"]) != 1 {
 		t.Fatalf("%d PrometheusRules", len(docs["PrometheusRule"]))
@@ -88,7 +75,7 @@ func TestAlertsWithPromtool(t *testing.T) {
 // passed (it said 50%: every target counted twice), 50% when one of two
 // failed; a fault the leader holds counts once; one target line per drill.
 func TestDashboardWithPromtool(t *testing.T) {
-	bin := promtool(t)
+	bin := tool(t, "DRILLBOT_PROMTOOL", "promtool")
 	dash, err := metrics.ReadDashboard("drillbot/dashboards/drillbot.json")
 	if err != nil {
 		t.Fatal(err)

@@ -23,15 +23,23 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
 
-func helm(t *testing.T, args ...string) []byte {
+// tool is the binary make test builds and names in env: the test fails
+// without it under make test (DRILLBOT_REQUIRE_CLUSTER) and skips elsewhere.
+func tool(t *testing.T, env, name string) string {
 	t.Helper()
-	bin := os.Getenv("DRILLBOT_HELM")
+	bin := os.Getenv(env)
 	if bin == "" {
 		if os.Getenv("DRILLBOT_REQUIRE_CLUSTER") != "" {
-			t.Fatal("DRILLBOT_HELM is not set (make test builds helm)")
+			t.Fatalf("%s is not set (make test builds %s)", env, name)
 		}
-		t.Skip("no helm binary (run through make test)")
+		t.Skipf("no %s binary (run through make test)", name)
 	}
+	return bin
+}
+
+func helm(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin := tool(t, "DRILLBOT_HELM", "helm")
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -356,13 +364,7 @@ var kubeScoreExceptions = []string{
 // The rendered chart passes kube-score (built from the Go module proxy),
 // with every advice not followed written down above.
 func TestKubeScore(t *testing.T) {
-	bin := os.Getenv("DRILLBOT_KUBE_SCORE")
-	if bin == "" {
-		if os.Getenv("DRILLBOT_REQUIRE_CLUSTER") != "" {
-			t.Fatal("DRILLBOT_KUBE_SCORE is not set (make test builds kube-score)")
-		}
-		t.Skip("no kube-score binary (run through make test)")
-	}
+	bin := tool(t, "DRILLBOT_KUBE_SCORE", "kube-score")
 	out := helm(t, "template", "dr", "drillbot", "--namespace", "drillbot-system", "--set", "image.tag=1.0.0",
 		"--set", "networkPolicy.enabled=true", "--set", "networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}")
 	score := func(ignore ...string) (string, error) {

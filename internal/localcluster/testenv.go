@@ -103,7 +103,6 @@ func Require(t *testing.T, c *Cluster) {
 // of them for the check that a run made only the calls its plan lists.
 type WriteRecorder struct {
 	mu       sync.Mutex
-	writes   []string
 	requests []Request
 }
 
@@ -121,9 +120,6 @@ func (w *WriteRecorder) Config(cfg *rest.Config) *rest.Config {
 			w.mu.Lock()
 			u := *r.URL
 			w.requests = append(w.requests, Request{Method: r.Method, URL: &u})
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.writes = append(w.writes, r.Method+" "+r.URL.Path)
-			}
 			w.mu.Unlock()
 			return rt.RoundTrip(r)
 		})
@@ -139,13 +135,17 @@ func (w *WriteRecorder) Requests(from int) ([]Request, int) {
 	return append([]Request(nil), w.requests[min(from, len(w.requests)):]...), len(w.requests)
 }
 
-// Writes returns the recorded writes whose path contains none of except.
+// Writes returns the recorded writes ("METHOD path") whose path contains
+// none of except.
 func (w *WriteRecorder) Writes(except ...string) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	reqs, _ := w.Requests(0)
 	var out []string
 next:
-	for _, wr := range w.writes {
+	for _, r := range reqs {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			continue
+		}
+		wr := r.Method + " " + r.URL.Path
 		for _, e := range except {
 			if strings.Contains(wr, e) {
 				continue next
