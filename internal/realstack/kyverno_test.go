@@ -18,7 +18,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
@@ -118,8 +117,6 @@ func setUpKyverno(ctx context.Context) error {
 	return err
 }
 
-var clusterPolicies = schema.GroupVersionResource{Group: "kyverno.io", Version: "v1", Resource: "clusterpolicies"}
-
 // requireSignedImages is the plan's policy: pods in namespaces labelled
 // drillbot.io/signed-images=required may only run images of the registry
 // signed with the key. failurePolicy is the webhook's when Kyverno does not
@@ -163,7 +160,7 @@ func applyPolicy(t *testing.T, s signing, failurePolicy, publicKey string) {
 	if err := yaml.Unmarshal([]byte(fmt.Sprintf(requireSignedImages, failurePolicy, host+":*", publicKey)), &obj.Object); err != nil {
 		t.Fatal(err)
 	}
-	res := cluster.Dynamic.Resource(clusterPolicies)
+	res := cluster.Dynamic.Resource(realstack.ClusterPolicies)
 	if cur, err := res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err == nil {
 		obj.SetResourceVersion(cur.GetResourceVersion())
 		_, err = res.Update(ctx, &obj, metav1.UpdateOptions{})

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/drillbot-io/drillbot/internal/localcluster"
@@ -121,14 +123,35 @@ func InstallKyverno(ctx context.Context, c *localcluster.Cluster, p Paths, repli
 	if err := p.helmInstall(ctx, c, "kyverno", KyvernoNamespace, p.KyvernoChart, fmt.Sprintf(kyvernoValues, replicas)); err != nil {
 		return err
 	}
-	return wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	if err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		l, err := c.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: KyvernoWebhooks})
 		if err != nil {
 			return false, err
 		}
 		return len(l.Items) > 0, nil
-	})
+	}); err != nil {
+		return fmt.Errorf("kyverno registered no webhooks: %w", err)
+	}
+	// Registered is not answering: its policy webhook must admit a policy
+	// (seen here: "connection refused" from kyverno-svc right after the
+	// webhooks appeared, failing the first ClusterPolicy write).
+	probe := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+		"metadata": map[string]any{"name": "drillbot-readiness-probe"},
+		"spec": map[string]any{"rules": []any{map[string]any{"name": "noop",
+			"match":    map[string]any{"any": []any{map[string]any{"resources": map[string]any{"kinds": []any{"ConfigMap"}}}}},
+			"validate": map[string]any{"message": "noop", "pattern": map[string]any{"metadata": map[string]any{"name": "?*"}}}}}}}}
+	var last error
+	if err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, last = c.Dynamic.Resource(ClusterPolicies).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return last == nil, nil
+	}); err != nil {
+		return fmt.Errorf("kyverno does not answer its policy webhook: %w (last: %v)", err, last)
+	}
+	return nil
 }
+
+// ClusterPolicies is Kyverno's ClusterPolicy API.
+var ClusterPolicies = schema.GroupVersionResource{Group: "kyverno.io", Version: "v1", Resource: "clusterpolicies"}
 
 // ESONamespace is where the External Secrets Operator is installed.
 const ESONamespace = "external-secrets"
