@@ -170,6 +170,8 @@ type clusterFlags struct {
 	// retries a failed revert (zero: the engine's default).
 	revertBackoff time.Duration
 	protectedFlags
+	// alerts are set by serve and run (loaded from their alertFlags).
+	alerts alertOptions
 }
 
 // protectedFlags name the namespaces that are never drill targets beyond

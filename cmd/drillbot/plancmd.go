@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/halt"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/plan"
@@ -19,6 +20,7 @@ import (
 // planOptions are drillbot plan's flags.
 type planOptions struct {
 	cf clusterFlags
+	af alertFlags
 	drillChoice
 	as     string
 	output string
@@ -60,6 +62,7 @@ refused, would fail preflight, or lacks a permission; 3 could not plan.`,
 		},
 	}
 	o.cf.register(cmd.Flags())
+	o.af.register(cmd.Flags())
 	o.drillChoice.register(cmd, "plan")
 	cmd.Flags().StringVar(&o.as, "as", "drillbot", "the service account drillbot runs as: NAME (in -n), NAMESPACE:NAME or system:serviceaccount:NAMESPACE:NAME")
 	outputFlag(cmd, &o.output, "table", "json", "markdown")
@@ -71,6 +74,12 @@ func (o *planOptions) run(ctx context.Context, subject plan.Subject, stdout, std
 	if code != 0 {
 		return code
 	}
+	ao, err := o.af.load([]drill.Definition{def})
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot plan: %v\n", err)
+		return exitError
+	}
+	o.cf.alerts = ao
 	p, err := o.build(ctx, def, subject, stderr)
 	if err == nil {
 		err = plan.Write(stdout, p, o.output)
@@ -113,5 +122,6 @@ func buildPlan(ctx context.Context, cfg *rest.Config, cf clusterFlags, def drill
 		Namespace: cf.namespace,
 		Reviewer:  plan.SAR{Kube: c.Kube},
 		Halt:      halt.Switch{Kube: c.Kube, Namespace: cf.namespace},
+		Start:     &engine.StartConditions{Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze},
 	}, def, subject)
 }

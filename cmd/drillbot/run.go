@@ -74,12 +74,14 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 		return nil, err
 	}
 	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, VeleroNamespace: cf.veleroNamespace, Logger: log, NotifyStart: notifyStart,
-		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv()})
+		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv(),
+		Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, AlertPoll: cf.alerts.poll})
 }
 
 // runOptions are drillbot run's flags.
 type runOptions struct {
 	cf clusterFlags
+	af alertFlags
 	drillChoice
 	wait   bool
 	output string
@@ -145,6 +147,7 @@ prints its report. Exit code: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run.`,
 		},
 	}
 	o.cf.register(cmd.Flags())
+	o.af.register(cmd.Flags())
 	o.drillChoice.register(cmd, "run")
 	cmd.Flags().BoolVar(&o.wait, "wait", false, "print live progress while the drill runs (the run always goes to its end, revert included)")
 	outputFlag(cmd, &o.output, "table", "json")
@@ -157,6 +160,12 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
+	ao, err := o.af.load([]drill.Definition{def})
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
+		return exitError
+	}
+	cf.alerts = ao
 	log := cf.logger(stderr)
 	var observers []engine.Observer
 	if wait {

@@ -35,6 +35,7 @@ import (
 // serveOptions are drillbot serve's flags.
 type serveOptions struct {
 	cf             clusterFlags
+	af             alertFlags
 	drills         []string
 	listen         string
 	markerInterval time.Duration
@@ -60,6 +61,7 @@ are validated first: one bad file and nothing runs.`,
 	}
 	fs := cmd.Flags()
 	o.cf.register(fs)
+	o.af.register(fs)
 	fs.StringArrayVar(&o.drills, "drills", []string{"drills"}, "drill file or directory (repeatable)")
 	fs.StringVar(&o.listen, "listen", ":9090", "address for /healthz, /readyz and /metrics")
 	fs.DurationVar(&o.markerInterval, "marker-interval", time.Minute, "how often to stamp the RPO marker in namespace-restore targets")
@@ -81,6 +83,10 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 	// daemon refuses to run any.
 	defs, err := drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{}), cf.protect())
 	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	if cf.alerts, err = o.af.load(defs); err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
 	}
@@ -119,6 +125,9 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 	for _, d := range defs {
 		m.Drill(d)
 	}
+	for _, sink := range s.Sinks {
+		m.NotificationSink(sink)
+	}
 	lead := func(ctx context.Context) error {
 		// Faults that a stopped drillbot left behind are reverted before any new run.
 		if err := sweep(ctx, s.Engine, log); err != nil {
@@ -146,7 +155,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		sched := &engine.Scheduler{
 			Clock: clock.RealClock{}, Logger: log, OnNext: m.NextRun,
 			Run: func(ctx context.Context, d drill.Definition) {
-				if _, err := s.Engine.Run(ctx, d, "schedule"); err != nil {
+				if _, err := s.Engine.Run(ctx, d, engine.TriggerSchedule); err != nil {
 					log.Error("scheduled drill did not run", "drill", d.Name, "err", err)
 				}
 			},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -390,5 +391,59 @@ func TestKubeScore(t *testing.T) {
 		if _, err := score(others...); err == nil {
 			t.Errorf("exception %s is stale: kube-score passes without it", test)
 		}
+	}
+}
+
+// TestChartPolicy: stop conditions and freeze windows become a DrillPolicy
+// that drillbot's own loader accepts, mounted where --policy reads it; the
+// Alertmanager's URL, poll interval and HTTP config reach serve's flags.
+func TestChartPolicy(t *testing.T) {
+	docs := render(t, "--set", "drills.kill-kyverno.enabled=true", "--set-json", `stopWhen=["{severity=\"critical\"}"]`,
+		"--set-json", `freezeWindows=[{"name":"year-end","start":"2026-12-20T00:00:00Z","end":"2027-01-04T00:00:00Z"},{"name":"fridays","schedule":"0 12 * * 5","duration":"12h"}]`,
+		"--set", "alertmanager.url=http://alertmanager.monitoring:9093", "--set", "alertmanager.httpConfigSecret=am-auth")
+	var policy *corev1.ConfigMap
+	for _, m := range docs["ConfigMap"] {
+		if cm := decode[corev1.ConfigMap](t, m); cm.Name == "dr-drillbot-policy" {
+			policy = &cm
+		}
+	}
+	if policy == nil {
+		t.Fatal("no policy ConfigMap")
+	}
+	p, err := drill.ParsePolicy("policy.yaml", []byte(policy.Data["policy.yaml"]))
+	if err != nil {
+		t.Fatalf("the rendered policy is refused by drillbot: %v\n%s", err, policy.Data["policy.yaml"])
+	}
+	if len(p.StopWhen) != 1 || len(p.Freeze) != 2 {
+		t.Errorf("policy %+v", p)
+	}
+	if _, _, frozen := p.Frozen(time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC)); !frozen {
+		t.Error("Christmas Eve is not in the year-end freeze")
+	}
+	dep := decode[appsv1.Deployment](t, docs["Deployment"][0])
+	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"--alertmanager-url=http://alertmanager.monitoring:9093", "--alert-poll-interval=10s",
+		"--alertmanager-http-config=/etc/drillbot/alertmanager/http-config.yaml", "--policy=/etc/drillbot/policy/policy.yaml"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %s: %s", want, args)
+		}
+	}
+	var mounts []string
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounts = append(mounts, m.MountPath)
+	}
+	if !slices.Contains(mounts, "/etc/drillbot/policy") || !slices.Contains(mounts, "/etc/drillbot/alertmanager") {
+		t.Errorf("mounts %v", mounts)
+	}
+	// Without them: no flag, no ConfigMap.
+	plain := render(t, "--set", "drills.kill-kyverno.enabled=true")
+	if len(plain["ConfigMap"]) != 2 { // drills and the dashboard
+		t.Errorf("%d ConfigMaps without a policy", len(plain["ConfigMap"]))
+	}
+	if a := strings.Join(decode[appsv1.Deployment](t, plain["Deployment"][0]).Spec.Template.Spec.Containers[0].Args, " "); strings.Contains(a, "--policy") || strings.Contains(a, "--alertmanager") {
+		t.Errorf("args without alerting: %s", a)
+	}
+	if out, err := helmErr("template", "dr", "drillbot", "--set", "drills.kill-kyverno.enabled=true", "--set", "alertmanager.url=alertmanager:9093"); err == nil {
+		t.Errorf("an Alertmanager URL without scheme rendered:\n%s", out)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/halt"
@@ -48,6 +49,12 @@ type Options struct {
 	RevertBackoff time.Duration
 	// Failpoint is the engine's crash-test hook.
 	Failpoint func(step string)
+	// Alerts, StopWhen, Freeze and AlertPoll are the engine's (expected
+	// alerts, stop conditions, freeze windows).
+	Alerts    engine.AlertSource
+	StopWhen  []alerts.Matchers
+	Freeze    engine.Freezer
+	AlertPoll time.Duration
 }
 
 // App is a wired drillbot.
@@ -56,7 +63,9 @@ type App struct {
 	Engine  *engine.Engine
 	Store   *engine.KubeStore
 	// Halt is the halt switch the engine checks before every run and fault.
-	Halt  halt.Switch
+	Halt halt.Switch
+	// Sinks name where notifications go (slack, or log).
+	Sinks []string
 	close func(ctx context.Context)
 }
 
@@ -99,7 +108,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,
-		Heartbeat: o.Heartbeat, RevertBackoff: o.RevertBackoff, Failpoint: o.Failpoint, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
+		Heartbeat: o.Heartbeat, RevertBackoff: o.RevertBackoff, Failpoint: o.Failpoint,
+		Alerts: o.Alerts, StopWhen: o.StopWhen, Freeze: o.Freeze, AlertPoll: o.AlertPoll, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
@@ -114,7 +124,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 			o.Logger.Error("halt switch not watched", "err", err)
 		}
 	}()
-	return &App{Clients: clients, Engine: e, Store: store, Halt: sw, close: func(ctx context.Context) {
+	return &App{Clients: clients, Engine: e, Store: store, Halt: sw, Sinks: []string{sink.Name()}, close: func(ctx context.Context) {
 		stopWatch()
 		<-watched
 		dispatcher.Wait(ctx)

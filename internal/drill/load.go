@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -24,6 +25,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
 
@@ -79,6 +81,36 @@ type Definition struct {
 	Timeouts Timeouts
 	// History is how many Completed runs are kept.
 	History History
+	// Alerts are the drill's expected alerts and its own stop conditions.
+	Alerts Alerts
+}
+
+// Alerts are a drill's resolved alert checks.
+type Alerts struct {
+	Expect   []ExpectedAlert
+	StopWhen []alerts.Matchers
+}
+
+// ExpectedAlert is a resolved spec.alerts.expect entry.
+type ExpectedAlert struct {
+	Name string
+	// Matchers is empty when the drill names the alert only.
+	Matchers      *alerts.Matchers
+	Within        time.Duration
+	ResolveWithin time.Duration
+}
+
+// String names the alert with its matchers.
+func (e ExpectedAlert) String() string {
+	if e.Matchers == nil {
+		return e.Name
+	}
+	return e.Name + e.Matchers.String()
+}
+
+// Matches reports whether an alert with these labels is this one.
+func (e ExpectedAlert) Matches(l map[string]string) bool {
+	return l["alertname"] == e.Name && (e.Matchers == nil || e.Matchers.Matches(l))
 }
 
 // History is a drill's resolved history limits.
@@ -423,6 +455,7 @@ func validate(d *v1alpha1.Drill, v ParamsValidator, o options) field.ErrorList {
 			errs = append(errs, checkDuration(to.Child(name), val)...)
 		}
 	}
+	errs = append(errs, validateAlerts(spec.Child("alerts"), s)...)
 	if s.Target.Namespace == "" {
 		errs = append(errs, field.Required(spec.Child("target", "namespace"), "every drill names its target namespace"))
 	} else {
@@ -474,6 +507,60 @@ func checkSchedule(path *field.Path, expr string, sched cron.Schedule, now time.
 	return nil
 }
 
+// maxResolveWithin bounds how long a run waits, after recovery, for an
+// expected alert to resolve.
+const maxResolveWithin = time.Hour
+
+// validateAlerts checks spec.alerts: names, matchers in Alertmanager's
+// syntax, and deadlines the fault can meet (a detection deadline past the
+// recover timeout asks for an alert after the fault is gone).
+func validateAlerts(path *field.Path, s v1alpha1.DrillSpec) field.ErrorList {
+	var errs field.ErrorList
+	recoverTO := mustDuration(s.Timeouts.Recover, recoverTimeoutFactor*mustDuration(s.Objectives.RTO, 0))
+	if checkDuration(field.NewPath(""), s.Timeouts.Recover) != nil && s.Timeouts.Recover != "" {
+		recoverTO = 0 // reported on its own field
+	}
+	seen := map[string]bool{}
+	for i, e := range s.Alerts.Expect {
+		p := path.Child("expect").Index(i)
+		if e.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), "the alertname the fault must raise"))
+		} else if !model.LabelValue(e.Name).IsValid() || strings.ContainsAny(e.Name, "{}\"\n") {
+			errs = append(errs, field.Invalid(p.Child("name"), e.Name, "not an alertname"))
+		}
+		key := e.Name + e.Matchers
+		if seen[key] {
+			errs = append(errs, field.Duplicate(p, key))
+		}
+		seen[key] = true
+		if e.Matchers != "" {
+			if _, err := alerts.ParseMatchers(e.Matchers); err != nil {
+				errs = append(errs, field.Invalid(p.Child("matchers"), e.Matchers, "not Alertmanager matchers: "+err.Error()))
+			}
+		}
+		if e.Within == "" {
+			errs = append(errs, field.Required(p.Child("within"), "the longest acceptable time from the disaster to the alert firing"))
+		} else if de := checkDuration(p.Child("within"), e.Within); len(de) > 0 {
+			errs = append(errs, de...)
+		} else if w := mustDuration(e.Within, 0); recoverTO > 0 && w > recoverTO {
+			errs = append(errs, field.Invalid(p.Child("within"), e.Within, fmt.Sprintf("longer than the recover timeout %s: the fault is gone by then", recoverTO)))
+		}
+		if e.ResolveWithin != "" {
+			if de := checkDuration(p.Child("resolveWithin"), e.ResolveWithin); len(de) > 0 {
+				errs = append(errs, de...)
+			} else if mustDuration(e.ResolveWithin, 0) > maxResolveWithin {
+				errs = append(errs, field.Invalid(p.Child("resolveWithin"), e.ResolveWithin, fmt.Sprintf("at most %s: the run waits for it", maxResolveWithin)))
+			}
+		}
+	}
+	for i, m := range s.Alerts.StopWhen {
+		if _, err := alerts.ParseMatchers(m); err != nil {
+			errs = append(errs, field.Invalid(path.Child("stopWhen").Index(i), m, "not Alertmanager matchers: "+err.Error()))
+		}
+	}
+	return errs
+}
+
 func sortErrors(errs field.ErrorList) {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 }
@@ -520,6 +607,19 @@ func (def *Definition) FromSpec() {
 	}
 	if s.FailedRunsHistoryLimit != nil {
 		def.History.Failed = int(*s.FailedRunsHistoryLimit)
+	}
+	def.Alerts = Alerts{}
+	for _, e := range s.Alerts.Expect {
+		ea := ExpectedAlert{Name: e.Name, Within: mustDuration(e.Within, 0), ResolveWithin: mustDuration(e.ResolveWithin, 0)}
+		if e.Matchers != "" {
+			m, _ := alerts.ParseMatchers(e.Matchers)
+			ea.Matchers = &m
+		}
+		def.Alerts.Expect = append(def.Alerts.Expect, ea)
+	}
+	for _, src := range s.Alerts.StopWhen {
+		m, _ := alerts.ParseMatchers(src)
+		def.Alerts.StopWhen = append(def.Alerts.StopWhen, m)
 	}
 	def.Timeouts = Timeouts{
 		Preflight: mustDuration(s.Timeouts.Preflight, DefaultPreflightTimeout),

@@ -81,6 +81,14 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 		{"kube-system target", mutate("namespace: shop", "namespace: kube-system"), []string{"spec.target.namespace", "protected"}},
 		{"drillbot's own namespace", mutate("namespace: shop", "namespace: drillbot-system"), []string{"spec.target.namespace", "protected"}},
 		{"Velero's namespace", mutate("namespace: shop", "namespace: velero"), []string{"spec.target.namespace", "protected"}},
+		{"expected alert without a name", mutate("", "  alerts:\n    expect:\n      - within: 2m\n"), []string{"spec.alerts.expect[0].name", "Required"}},
+		{"expected alert without a deadline", mutate("", "  alerts:\n    expect:\n      - name: VeleroRestoreFailed\n"), []string{"spec.alerts.expect[0].within", "Required"}},
+		{"expected alert with bad matchers", mutate("", "  alerts:\n    expect:\n      - name: X\n        matchers: '{namespace=shop'\n        within: 2m\n"), []string{"spec.alerts.expect[0].matchers", "not Alertmanager matchers"}},
+		{"detection deadline past the recover timeout", mutate("", "  alerts:\n    expect:\n      - name: X\n        within: 2h\n"), []string{"spec.alerts.expect[0].within", "longer than the recover timeout 1h0m0s"}},
+		{"resolution waited for too long", mutate("", "  alerts:\n    expect:\n      - name: X\n        within: 2m\n        resolveWithin: 3h\n"), []string{"spec.alerts.expect[0].resolveWithin", "at most 1h0m0s"}},
+		{"the same alert twice", mutate("", "  alerts:\n    expect:\n      - {name: X, within: 2m}\n      - {name: X, within: 3m}\n"), []string{"spec.alerts.expect[1]", "Duplicate"}},
+		{"bad stop condition", mutate("", "  alerts:\n    stopWhen: ['severity==\"critical\"']\n"), []string{"spec.alerts.stopWhen[0]", "not Alertmanager matchers"}},
+		{"unknown alerts field", mutate("", "  alerts:\n    page: true\n"), []string{"spec.alerts.page", "unknown field"}},
 		{"history limit of zero", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  failedRunsHistoryLimit: 0\n"), []string{"spec.failedRunsHistoryLimit", "at least 1"}},
 	}
 	for _, tc := range cases {
@@ -98,6 +106,34 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseAlerts(t *testing.T) {
+	doc := mutate("", "  alerts:\n    expect:\n      - name: KyvernoAdmissionDown\n        matchers: '{namespace=\"kyverno\"}'\n        within: 2m\n        resolveWithin: 5m\n    stopWhen: ['{severity=\"critical\"}']\n")
+	defs, err := drill.Parse("x.yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := defs[0].Alerts
+	if len(a.Expect) != 1 || a.Expect[0].Within != 2*time.Minute || a.Expect[0].ResolveWithin != 5*time.Minute || len(a.StopWhen) != 1 {
+		t.Fatalf("%+v", a)
+	}
+	x := a.Expect[0]
+	for _, tc := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{"alertname": "KyvernoAdmissionDown", "namespace": "kyverno", "severity": "page"}, true},
+		{map[string]string{"alertname": "KyvernoAdmissionDown", "namespace": "other"}, false},
+		{map[string]string{"alertname": "Other", "namespace": "kyverno"}, false},
+	} {
+		if got := x.Matches(tc.labels); got != tc.want {
+			t.Errorf("%s matches %v: %v, want %v", x, tc.labels, got, tc.want)
+		}
+	}
+	if !a.StopWhen[0].Matches(map[string]string{"alertname": "EtcdDown", "severity": "critical"}) || a.StopWhen[0].Matches(map[string]string{"severity": "warning"}) {
+		t.Errorf("stop condition %s", a.StopWhen[0])
 	}
 }
 

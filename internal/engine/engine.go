@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 )
@@ -125,6 +126,16 @@ type Config struct {
 	// revert (default 30s); it doubles per attempt up to RevertBackoffCap
 	// (default 10m).
 	RevertBackoff, RevertBackoffCap time.Duration
+	// Alerts is where expected alerts and stop conditions are read (nil:
+	// nowhere; a drill that needs it does not start).
+	Alerts AlertSource
+	// StopWhen are the daemon-wide stop conditions: while an active alert
+	// matches one, no drill starts and running drills stop and revert.
+	StopWhen []alerts.Matchers
+	// Freeze holds scheduled runs in its windows (nil: never frozen).
+	Freeze Freezer
+	// AlertPoll is how often a run reads the alerts (default 10s).
+	AlertPoll time.Duration
 }
 
 // Engine runs drills.
@@ -142,6 +153,10 @@ type Engine struct {
 	failpoint func(string)
 	locks     TargetLocks
 	backoff   wait.Backoff
+	alerts    AlertSource
+	stopWhen  []alerts.Matchers
+	freeze    Freezer
+	alertPoll time.Duration
 
 	mu      sync.Mutex
 	active  map[string]string                  // target key -> run name
@@ -160,6 +175,10 @@ func New(cfg Config) *Engine {
 		holder: cfg.Holder, observers: cfg.Observers, persistTO: cfg.PersistTimeout, gate: cfg.Gate,
 		active: map[string]string{}, cancels: map[string]context.CancelCauseFunc{},
 		locks: cfg.Locks, observed: map[string]observation{}, retries: map[string]retry{},
+		alerts: cfg.Alerts, stopWhen: cfg.StopWhen, freeze: cfg.Freeze, alertPoll: cfg.AlertPoll,
+	}
+	if e.alertPoll == 0 {
+		e.alertPoll = 10 * time.Second
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
@@ -266,11 +285,20 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 		return rs.run, fmt.Errorf("drill %s: %w", def.Name, err)
 	}
 	rs.startHeartbeat(ctx)
-	sc, err := kind.New(def, created.Name)
-	if err != nil {
+	var sc Scenario
+	if stop := rs.holdback(ctx, trigger); stop != nil {
+		// Nothing was touched: the run is recorded, so the skipped drill
+		// is evidence too, and says why.
+		rs.mu.Lock()
+		rs.run.Status.Stop = stop
+		rs.mu.Unlock()
+		rs.out.inconclusive = stopReason(*stop)
+		rs.log.Warn("drill not started", "reason", rs.out.inconclusive)
+	} else if sc, err = kind.New(def, created.Name); err != nil {
 		rs.out.failures = append(rs.out.failures, "scenario: "+err.Error())
 		sc = nil
 	} else {
+		rs.reverting, rs.settle = rs.startAlertWatch(ctx, cancel)
 		rs.execute(ctx, sc)
 	}
 	final := rs.finish(ctx, sc)
@@ -345,10 +373,12 @@ func (e *Engine) claim(ctx context.Context, key string) (func(), error) {
 
 // outcome collects what the phases found; decide turns it into a verdict.
 type outcome struct {
-	failures     []string
-	inconclusive string
-	rto, rpo     *time.Duration
-	findings     []string
+	// detectFailures and detectMet are what the expected alerts add.
+	detectFailures, detectMet []string
+	failures                  []string
+	inconclusive              string
+	rto, rpo                  *time.Duration
+	findings                  []string
 }
 
 type runState struct {
@@ -359,6 +389,10 @@ type runState struct {
 	stopHeartbeat func() // nil when no heartbeat runs
 	// retry: the run already has its verdict; only its revert is retried.
 	retry bool
+	// reverting and settle end the run's alert watch (see startAlertWatch);
+	// nil when none runs.
+	reverting func()
+	settle    func(ctx context.Context, wait bool)
 
 	mu  sync.Mutex // guards run while a scenario marks milestones
 	run *v1alpha1.DrillRun
@@ -693,6 +727,9 @@ func (rs *runState) startHeartbeat(ctx context.Context) {
 // every fault is reverted, RevertFailed while one may still be active.
 func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun {
 	var revertErr error
+	if rs.reverting != nil {
+		rs.reverting()
+	}
 	if sc != nil {
 		revertErr = rs.revertAll(ctx, sc)
 		if revertErr != nil && !rs.retry {
@@ -702,11 +739,22 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 			rs.log.Error("revert failed: fault may still be active", "err", revertErr)
 		}
 	}
+	stop := stoppedBy(ctx)
+	if rs.settle != nil {
+		// Expected alerts are waited for until decided, unless the run was
+		// cancelled (halted, stopped, shut down): then they are decided now.
+		rs.settle(ctx, ctx.Err() == nil)
+	}
 	if rs.stopHeartbeat != nil {
 		rs.stopHeartbeat()
 	}
 	rs.mu.Lock()
 	st := &rs.run.Status
+	if stop != nil && !rs.retry {
+		st.Stop = stop
+		rs.out.failures = append([]string{stopReason(*stop)}, rs.out.failures...)
+	}
+	rs.out.detectFailures, rs.out.detectMet = detectionFailures(st.Detections)
 	if rs.retry {
 		// The verdict was decided when the run ended; a later revert only
 		// changes whether its fault is still active.

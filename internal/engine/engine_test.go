@@ -63,6 +63,17 @@ func (s *script) Inject(ctx context.Context, j engine.Journal) error {
 	return nil
 }
 
+func (s *script) recovered() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.calls {
+		if c == "verify" {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *script) Recover(ctx context.Context, m engine.Milestones) error {
 	s.call("recover")
 	if s.recover != nil {
@@ -115,6 +126,20 @@ func definition(rto, rpo time.Duration) drill.Definition {
 	}
 	d.FromSpec()
 	return d
+}
+
+// wantVerdict checks a run's verdict and that its reason mentions each of
+// reasons.
+func wantVerdict(t *testing.T, st v1alpha1.DrillRunStatus, verdict v1alpha1.Verdict, reasons ...string) {
+	t.Helper()
+	if st.Verdict != verdict {
+		t.Errorf("verdict %s (%s), want %s", st.Verdict, st.Reason, verdict)
+	}
+	for _, w := range reasons {
+		if !strings.Contains(st.Reason, w) {
+			t.Errorf("reason %q does not mention %q", st.Reason, w)
+		}
+	}
 }
 
 func newEngine(store engine.RunStore, sc *script) *engine.Engine {
@@ -254,14 +279,7 @@ func TestRunVerdicts(t *testing.T) {
 				t.Errorf("calls %q, want %q", got, tc.wantCalls)
 			}
 			st := run.Status
-			if st.Verdict != tc.wantVerdict {
-				t.Errorf("verdict %s (%s), want %s", st.Verdict, st.Reason, tc.wantVerdict)
-			}
-			for _, w := range tc.wantReason {
-				if !strings.Contains(st.Reason, w) {
-					t.Errorf("reason %q does not mention %q", st.Reason, w)
-				}
-			}
+			wantVerdict(t, st, tc.wantVerdict, tc.wantReason...)
 			if st.RTO != tc.wantRTO || st.RPO != tc.wantRPO {
 				t.Errorf("RTO %q RPO %q, want %q %q", st.RTO, st.RPO, tc.wantRTO, tc.wantRPO)
 			}

@@ -47,7 +47,7 @@ func RPO(disaster, data time.Time) (rpo time.Duration, ok bool, why string) {
 // INCONCLUSIVE, which wins over PASS. Objectives are checked only when
 // measured: a recovery that never happened already failed.
 func Decide(o outcome, rtoTarget, rpoTarget time.Duration) (v1alpha1.Verdict, string) {
-	failures := append([]string(nil), o.failures...)
+	failures := append(append([]string(nil), o.failures...), o.detectFailures...)
 	var met []string
 	if o.rto != nil {
 		if rtoTarget > 0 && *o.rto > rtoTarget {
@@ -69,6 +69,7 @@ func Decide(o outcome, rtoTarget, rpoTarget time.Duration) (v1alpha1.Verdict, st
 			met = append(met, fmt.Sprintf("RPO %s within %s", FormatDuration(*o.rpo), rpoTarget))
 		}
 	}
+	met = append(met, o.detectMet...)
 	switch {
 	case len(failures) > 0:
 		return v1alpha1.VerdictFail, strings.Join(failures, "; ")

@@ -3,6 +3,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -64,6 +66,50 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 
 // EnsureCRD creates the CRD unless it exists and waits until it is
 // Established. An existing CRD is left as it is (the chart owns upgrades).
+// MissingFields lists the fields (as .spec.x.y paths, per version) that
+// want's schema has and installed's does not.
+func MissingFields(installed, want *apiextensionsv1.CustomResourceDefinition) []string {
+	have := map[string]*apiextensionsv1.JSONSchemaProps{}
+	for i := range installed.Spec.Versions {
+		if v := installed.Spec.Versions[i]; v.Schema != nil {
+			have[v.Name] = v.Schema.OpenAPIV3Schema
+		}
+	}
+	var missing []string
+	for _, v := range want.Spec.Versions {
+		if v.Schema == nil {
+			continue
+		}
+		h, ok := have[v.Name]
+		if !ok {
+			missing = append(missing, "version "+v.Name)
+			continue
+		}
+		missing = append(missing, missingProps(v.Name, "", h, v.Schema.OpenAPIV3Schema)...)
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+func missingProps(version, path string, have, want *apiextensionsv1.JSONSchemaProps) []string {
+	if want == nil || have == nil || have.XPreserveUnknownFields != nil && *have.XPreserveUnknownFields {
+		return nil
+	}
+	var out []string
+	for name, w := range want.Properties {
+		h, ok := have.Properties[name]
+		if !ok {
+			out = append(out, version+" "+path+"."+name)
+			continue
+		}
+		out = append(out, missingProps(version, path+"."+name, &h, &w)...)
+	}
+	if want.Items != nil && want.Items.Schema != nil && have.Items != nil && have.Items.Schema != nil {
+		out = append(out, missingProps(version, path+"[]", have.Items.Schema, want.Items.Schema)...)
+	}
+	return out
+}
+
 func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(manifest, &crd); err != nil {
@@ -76,7 +122,15 @@ func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 	crds := c.ApiextensionsV1().CustomResourceDefinitions()
 	// Read first: where the chart installed the CRD, drillbot needs no right
 	// to create CRDs, and an existing one is not written to.
-	_, err = crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	installed, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	if err == nil {
+		// An older CRD would prune the fields it lacks from every DrillRun
+		// written: evidence lost without a word. Refuse instead.
+		if missing := MissingFields(installed, &crd); len(missing) > 0 {
+			return fmt.Errorf("CRD %s in the cluster is older than this drillbot: it lacks %s, which the API server would drop from every run; apply the CRD shipped with this version (deploy/helm/drillbot/crds/, Helm does not upgrade crds/)",
+				crd.Name, strings.Join(missing, ", "))
+		}
+	}
 	if apierrors.IsNotFound(err) {
 		_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {

@@ -42,6 +42,9 @@ type Bins struct {
 	Kubelet, KubeProxy, Images string
 	// KubeRouter enforces NetworkPolicy on the real node (kuberouter.go).
 	KubeRouter string
+	// Prometheus and Alertmanager are the monitoring StartMonitoring
+	// starts (prometheus.go, alertmanager.go). Optional.
+	Prometheus, Alertmanager string
 }
 
 // BinsFromEnv reads the binaries' paths from the environment the Makefile
@@ -68,6 +71,7 @@ func BinsFromEnv() (Bins, error) {
 	}
 	b.Kubelet, b.KubeProxy, b.Images = os.Getenv("DRILLBOT_KUBELET"), os.Getenv("DRILLBOT_KUBE_PROXY"), os.Getenv("DRILLBOT_IMAGES")
 	b.KubeRouter = os.Getenv("DRILLBOT_KUBE_ROUTER")
+	b.Prometheus, b.Alertmanager = os.Getenv("DRILLBOT_PROMETHEUS"), os.Getenv("DRILLBOT_ALERTMANAGER")
 	if len(missing) > 0 {
 		return b, fmt.Errorf("local cluster binaries missing: %s; build them with 'make cluster-bins'", strings.Join(missing, ", "))
 	}
@@ -246,7 +250,7 @@ func (c *Cluster) Host() string {
 
 // StopDetached stops a cluster started with Detach from its pid files.
 func StopDetached(dir string) error {
-	order := []string{"drillbot-serve", "velero", "versitygw", "kube-proxy", "kubelet", "containerd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+	order := []string{"drillbot-serve", "prometheus", "alertmanager", "velero", "versitygw", "kube-proxy", "kubelet", "containerd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
 	var errs []error
 	for _, name := range order {
 		f := filepath.Join(dir, name+".pid")

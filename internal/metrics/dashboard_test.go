@@ -1,14 +1,21 @@
 package metrics_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/metrics"
 )
 
@@ -21,7 +28,12 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	Feed(metrics.New(reg))
+	m := metrics.New(reg)
+	Feed(m)
+	// A run held by a freeze window: the stop counter's series.
+	m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: &v1alpha1.DrillRun{
+		Spec:   v1alpha1.DrillRunSpec{Drill: "held", Scenario: "pod-kill"},
+		Status: v1alpha1.DrillRunStatus{Verdict: v1alpha1.VerdictInconclusive, Stop: &v1alpha1.Stop{Kind: v1alpha1.StopFreezeWindow, Before: true}}}})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -72,4 +84,38 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 	if !strings.Contains(string(raw), "${datasource}") {
 		t.Error("dashboard hard-codes its datasource")
 	}
+}
+
+// TestDashboardDecodesStrictlyAsGrafana: the shipped dashboard decodes
+// into Grafana's own dashboard types (the Grafana Foundation SDK, panel
+// options by panel type) with unknown or mistyped fields refused.
+func TestDashboardDecodesStrictlyAsGrafana(t *testing.T) {
+	raw, err := os.ReadFile(DashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugins.RegisterDefaultPlugins()
+	var d dashboard.Dashboard
+	if err := strict(d.UnmarshalJSONStrict(raw)); err != nil {
+		t.Fatalf("the dashboard is not Grafana's schema: %v (%#v)", err, err)
+	}
+	if len(d.Panels) < 12 {
+		t.Errorf("%d panels decoded", len(d.Panels))
+	}
+	// And the check can fail: a misspelt field is refused.
+	bad := strings.Replace(string(raw), `"gridPos"`, `"gridPosition"`, 1)
+	var d2 dashboard.Dashboard
+	if err := strict(d2.UnmarshalJSONStrict([]byte(bad))); err == nil {
+		t.Error("a misspelt panel field was accepted")
+	}
+}
+
+// strict is the SDK's error, where an empty cog.BuildErrors (which
+// UnmarshalJSONStrict v0.0.22 returns, typed, on success) is none.
+func strict(err error) error {
+	var be cog.BuildErrors
+	if errors.As(err, &be) && len(be) == 0 {
+		return nil
+	}
+	return err
 }

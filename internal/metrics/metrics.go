@@ -15,6 +15,16 @@ import (
 
 var verdicts = []v1alpha1.Verdict{v1alpha1.VerdictPass, v1alpha1.VerdictFail, v1alpha1.VerdictInconclusive}
 
+// stops are the (kind, when) pairs a run can be stopped by: held before it
+// starts by any, stopped during it by an alert or unreadable alerts.
+var stops = []struct {
+	kind v1alpha1.StopKind
+	when string
+}{
+	{v1alpha1.StopFreezeWindow, "before"}, {v1alpha1.StopAlert, "before"}, {v1alpha1.StopAlertsUnreadable, "before"},
+	{v1alpha1.StopExpectedFiring, "before"}, {v1alpha1.StopAlert, "during"}, {v1alpha1.StopAlertsUnreadable, "during"},
+}
+
 // Metrics are drillbot's collectors. It is an engine.Observer.
 type Metrics struct {
 	runs          *prometheus.CounterVec
@@ -31,6 +41,9 @@ type Metrics struct {
 	faultExpiry   *prometheus.GaugeVec
 	lastSuccess   *prometheus.GaugeVec
 	notifyFailure *prometheus.CounterVec
+	detection     *prometheus.GaugeVec
+	missed        *prometheus.CounterVec
+	stopped       *prometheus.CounterVec
 }
 
 // New registers drillbot's metrics with reg.
@@ -58,9 +71,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		lastSuccess: gauge("drillbot_last_success_timestamp_seconds", "When the drill's last PASS finished, as Unix time."),
 		notifyFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_notification_failures_total",
 			Help: "Notifications given up on after their retries."}, []string{"sink"}),
+		detection: gauge("drillbot_detection_seconds", "Time from the disaster to each expected alert firing, in the drill's last run (absent when it did not fire in time).", "alert"),
+		missed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_detections_missed_total",
+			Help: "Expected alerts that did not fire in time (or were silenced, or did not resolve)."}, append(append([]string{}, dl...), "alert")),
+		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_runs_stopped_total",
+			Help: "Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, or unreadable alerts."}, append(append([]string{}, dl...), "kind", "when")),
 	}
 	reg.MustRegister(m.runs, m.rto, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastVerdict,
-		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure)
+		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure, m.detection, m.missed, m.stopped)
 	return m
 }
 
@@ -72,6 +90,19 @@ func (m *Metrics) Drill(d drill.Definition) {
 	}
 	m.active.WithLabelValues(d.Name, d.Spec.Scenario).Set(0)
 	m.faultExpiry.WithLabelValues(d.Name, d.Spec.Scenario).Set(0)
+	// Counters and the histogram start at 0, so the first run is an
+	// increase (a series born at 1 has none: increase() and rate() would
+	// miss it).
+	m.rto.WithLabelValues(d.Name, d.Spec.Scenario)
+	for _, v := range verdicts {
+		m.runs.WithLabelValues(d.Name, d.Spec.Scenario, string(v))
+	}
+	for _, x := range d.Alerts.Expect {
+		m.missed.WithLabelValues(d.Name, d.Spec.Scenario, x.String())
+	}
+	for _, st := range stops {
+		m.stopped.WithLabelValues(d.Name, d.Spec.Scenario, string(st.kind), st.when)
+	}
 }
 
 // earliestExpiry is the earliest deadline of the run's unreverted faults, 0
@@ -113,6 +144,10 @@ func (m *Metrics) NextRun(d drill.Definition, next time.Time) {
 // NotificationFailed counts a notification given up on.
 func (m *Metrics) NotificationFailed(sink string) { m.notifyFailure.WithLabelValues(sink).Inc() }
 
+// NotificationSink exports the sink's failure counter at 0, so "no
+// failures" is a 0 on the dashboard, not an empty panel.
+func (m *Metrics) NotificationSink(sink string) { m.notifyFailure.WithLabelValues(sink) }
+
 // Observe implements engine.Observer.
 func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 	r := ev.Run
@@ -122,6 +157,18 @@ func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 		return
 	}
 	m.runs.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(r.Status.Verdict)).Inc()
+	for _, d := range r.Status.Detections {
+		if d.Problem != "" {
+			m.missed.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, d.Alert).Inc()
+		}
+	}
+	if st := r.Status.Stop; st != nil {
+		when := "during"
+		if st.Before {
+			when = "before"
+		}
+		m.stopped.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, string(st.Kind), when).Inc()
+	}
 	if d, err := time.ParseDuration(r.Status.RTO); err == nil {
 		m.rto.WithLabelValues(l...).Observe(d.Seconds())
 	}
@@ -143,6 +190,16 @@ func (m *Metrics) Seed(r *v1alpha1.DrillRun) {
 		m.lastRun.WithLabelValues(l...).Set(float64(r.Status.FinishedAt.UnixMicro()) / 1e6)
 	}
 	m.SeedSuccess(r)
+	if r.Status.Stop == nil || !r.Status.Stop.Before {
+		// A run that never started detected nothing: the last detection
+		// stays the last measured one.
+		m.detection.DeletePartialMatch(prometheus.Labels{"drill": r.Spec.Drill, "scenario": r.Spec.Scenario})
+		for _, d := range r.Status.Detections {
+			if v, err := time.ParseDuration(d.Detection); err == nil && d.FiredAt != nil {
+				m.detection.WithLabelValues(r.Spec.Drill, r.Spec.Scenario, d.Alert).Set(v.Seconds())
+			}
+		}
+	}
 	for _, v := range verdicts {
 		val := 0.0
 		if r.Status.Verdict == v {

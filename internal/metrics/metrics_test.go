@@ -28,13 +28,15 @@ func Feed(m *metrics.Metrics) {
 	mt := func(s float64) metav1.MicroTime {
 		return metav1.NewMicroTime(t0.Add(time.Duration(s * float64(time.Second))))
 	}
-	fin := mt(12)
+	fin, fired := mt(12), mt(4.25)
 	recStep := mt(11.6)
 	run := &v1alpha1.DrillRun{Spec: v1alpha1.DrillRunSpec{Drill: "namespace-restore", Scenario: "namespace-restore"},
 		Status: v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictPass, RTO: "11.543s", RPO: "9.006s",
 			FinishedAt: &fin,
 			Steps:      []v1alpha1.Step{{Phase: v1alpha1.PhaseRecovering, StartedAt: mt(0.1), FinishedAt: &recStep}},
-			Journal:    []v1alpha1.JournalEntry{{ID: "1", State: v1alpha1.JournalReverted}}}}
+			Journal:    []v1alpha1.JournalEntry{{ID: "1", State: v1alpha1.JournalReverted}},
+			Detections: []v1alpha1.Detection{{Alert: "KubeNamespaceDown", Within: "2m0s", FiredAt: &fired, Detection: "4.25s"},
+				{Alert: "ShopSLOBurn", Within: "1m0s", Problem: "not firing within 1m0s of the disaster"}}}}
 	m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: run})
 	m.NotificationFailed("slack")
 }
@@ -62,6 +64,8 @@ drillbot_last_rpo_seconds{drill="namespace-restore",scenario="namespace-restore"
 drillbot_rto_target_seconds{drill="namespace-restore",scenario="namespace-restore"} 1800
 # HELP drillbot_runs_total Finished drill runs by verdict.
 # TYPE drillbot_runs_total counter
+drillbot_runs_total{drill="namespace-restore",scenario="namespace-restore",verdict="FAIL"} 0
+drillbot_runs_total{drill="namespace-restore",scenario="namespace-restore",verdict="INCONCLUSIVE"} 0
 drillbot_runs_total{drill="namespace-restore",scenario="namespace-restore",verdict="PASS"} 1
 # HELP drillbot_last_run_verdict 1 for the verdict of the drill's last run, 0 for the others.
 # TYPE drillbot_last_run_verdict gauge
@@ -74,16 +78,58 @@ drillbot_phase_duration_seconds{drill="namespace-restore",phase="Recovering",sce
 # HELP drillbot_active_faults Faults injected and not yet reverted (0 outside drills).
 # TYPE drillbot_active_faults gauge
 drillbot_active_faults{drill="namespace-restore",scenario="namespace-restore"} 0
+# HELP drillbot_detection_seconds Time from the disaster to each expected alert firing, in the drill's last run (absent when it did not fire in time).
+# TYPE drillbot_detection_seconds gauge
+drillbot_detection_seconds{alert="KubeNamespaceDown",drill="namespace-restore",scenario="namespace-restore"} 4.25
+# HELP drillbot_detections_missed_total Expected alerts that did not fire in time (or were silenced, or did not resolve).
+# TYPE drillbot_detections_missed_total counter
+drillbot_detections_missed_total{alert="ShopSLOBurn",drill="namespace-restore",scenario="namespace-restore"} 1
 # HELP drillbot_notification_failures_total Notifications given up on after their retries.
 # TYPE drillbot_notification_failures_total counter
 drillbot_notification_failures_total{sink="slack"} 1
 `
 	names := []string{"drillbot_last_rto_seconds", "drillbot_last_rpo_seconds", "drillbot_rto_target_seconds", "drillbot_runs_total",
-		"drillbot_last_run_verdict", "drillbot_phase_duration_seconds", "drillbot_active_faults", "drillbot_notification_failures_total"}
+		"drillbot_last_run_verdict", "drillbot_phase_duration_seconds", "drillbot_active_faults", "drillbot_notification_failures_total",
+		"drillbot_detection_seconds", "drillbot_detections_missed_total"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(reg, "drillbot_rto_seconds"); n != 1 {
 		t.Errorf("RTO histogram has %d series", n)
+	}
+}
+
+// TestStoppedRuns: a run held by a freeze window counts as stopped before,
+// and keeps the last measured detection; one stopped mid-run counts as
+// during.
+func TestStoppedRuns(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	Feed(m)
+	for _, st := range []*v1alpha1.Stop{{Kind: v1alpha1.StopFreezeWindow, Name: "year-end", Before: true}, {Kind: v1alpha1.StopAlert, Name: "EtcdDown{}"}} {
+		m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: &v1alpha1.DrillRun{
+			Spec:   v1alpha1.DrillRunSpec{Drill: "namespace-restore", Scenario: "namespace-restore"},
+			Status: v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictInconclusive, Stop: st}}})
+		if st.Before {
+			if n := testutil.CollectAndCount(reg, "drillbot_detection_seconds"); n != 1 {
+				t.Errorf("a run that never started dropped the last detection (%d series)", n)
+			}
+		}
+	}
+	want := `
+# HELP drillbot_runs_stopped_total Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, or unreadable alerts.
+# TYPE drillbot_runs_stopped_total counter
+drillbot_runs_stopped_total{drill="namespace-restore",kind="Alert",scenario="namespace-restore",when="before"} 0
+drillbot_runs_stopped_total{drill="namespace-restore",kind="Alert",scenario="namespace-restore",when="during"} 1
+drillbot_runs_stopped_total{drill="namespace-restore",kind="AlertsUnreadable",scenario="namespace-restore",when="before"} 0
+drillbot_runs_stopped_total{drill="namespace-restore",kind="AlertsUnreadable",scenario="namespace-restore",when="during"} 0
+drillbot_runs_stopped_total{drill="namespace-restore",kind="ExpectedAlertFiring",scenario="namespace-restore",when="before"} 0
+drillbot_runs_stopped_total{drill="namespace-restore",kind="FreezeWindow",scenario="namespace-restore",when="before"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drillbot_runs_stopped_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(reg, "drillbot_detection_seconds"); n != 0 {
+		t.Errorf("a run stopped mid-drill detected nothing, yet %d detection series remain", n)
 	}
 }

@@ -12,16 +12,20 @@ import (
 
 // Summary is what every sink says about a run, in plain fields.
 type Summary struct {
-	Title     string
-	Emoji     string
-	Color     string
-	Verdict   string
-	Reason    string
-	Drill     string
-	Scenario  string
-	Target    string
-	RTO       string // "11.5s / target 30m"
-	RPO       string
+	Title    string
+	Emoji    string
+	Color    string
+	Verdict  string
+	Reason   string
+	Drill    string
+	Scenario string
+	Target   string
+	RTO      string // "11.5s / target 30m"
+	RPO      string
+	// Detection is each expected alert's time to detect, or its problem.
+	Detection []string
+	// Stop says why the run did not start or was stopped.
+	Stop      string
 	Breakdown []string
 	Phases    []string
 	Findings  []string
@@ -40,6 +44,13 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	}
 	for _, b := range st.Breakdown {
 		s.Breakdown = append(s.Breakdown, b.Name+" "+b.Duration)
+	}
+	s.Detection = Detections(st.Detections)
+	if st.Stop != nil {
+		s.Stop = string(st.Stop.Kind) + " " + st.Stop.Name
+		if st.Stop.Before {
+			s.Stop = "not started: " + s.Stop
+		}
 	}
 	for _, p := range st.Steps {
 		if p.FinishedAt != nil {
@@ -72,6 +83,16 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	return s
 }
 
+// Detections says, per expected alert, its time to detect against its
+// target, or why it does not count.
+func Detections(ds []v1alpha1.Detection) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
+}
+
 func vsTarget(measured, target string) string {
 	if measured == "" {
 		measured = "not measured"
@@ -86,6 +107,9 @@ func vsTarget(measured, target string) string {
 func (s Summary) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\nscenario %s, target %s\nRTO %s, RPO %s\n%s", s.Title, s.Scenario, s.Target, s.RTO, s.RPO, s.Reason)
+	if len(s.Detection) > 0 {
+		fmt.Fprintf(&b, "\ndetection: %s", strings.Join(s.Detection, ", "))
+	}
 	if len(s.Breakdown) > 0 {
 		fmt.Fprintf(&b, "\nbreakdown: %s", strings.Join(s.Breakdown, ", "))
 	}
@@ -117,7 +141,7 @@ func (l Log) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (boo
 		level = slog.LevelError
 	}
 	l.Logger.Log(ctx, level, "drill "+string(kind), "drill", s.Drill, "scenario", s.Scenario, "target", s.Target,
-		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO,
+		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO, "detection", strings.Join(s.Detection, ", "), "stop", s.Stop,
 		"breakdown", strings.Join(s.Breakdown, ", "), "phases", strings.Join(s.Phases, ", "), "findings", strings.Join(s.Findings, "; "), "run", run.Name)
 	return false, nil
 }

@@ -37,6 +37,8 @@ func finishedRun() *v1alpha1.DrillRun {
 			Steps:     []v1alpha1.Step{{Phase: v1alpha1.PhaseRecovering, StartedAt: metav1.NewMicroTime(t0), FinishedAt: &recovered}},
 			Breakdown: []v1alpha1.Span{{Name: "pods-deleted", Duration: "120ms"}, {Name: "admission-enforcing", Duration: "6m1.88s"}},
 			Findings:  []string{"fail-open window: 41s during which an unsigned image was admitted"},
+			Detections: []v1alpha1.Detection{{Alert: "KyvernoAdmissionDown", Within: "2m0s", Detection: "14.2s", FiredAt: &recovered},
+				{Alert: "KyvernoWebhookErrors", Within: "1m0s", Problem: "not firing within 1m0s of the disaster"}},
 		},
 	}
 }
@@ -185,6 +187,8 @@ func TestSlackPayload(t *testing.T) {
 		`"type":"header"`, "FAIL · kill-kyverno", "pod-kill", "kyverno",
 		"6m2s / target 5m", "0s / target 1m", "RTO 6m2s exceeds target 5m0s",
 		"admission-enforcing 6m1.88s", "Recovering 6m2s", "fail-open window: 41s",
+		"*Detection* (disaster → alert firing)", "KyvernoAdmissionDown 14.2s / target 2m0s",
+		"KyvernoWebhookErrors not detected / target 1m0s (not firing within 1m0s of the disaster)",
 		"kubectl -n drillbot-system describe drillrun kill-kyverno-20261124-030000-abcd",
 	} {
 		if !strings.Contains(body, want) {

@@ -108,6 +108,9 @@ func Blocks(s Summary) []slack.Block {
 	if s.Reason != "" {
 		blocks = append(blocks, slack.NewSectionBlock(md("*Reason*\n"+s.Reason), nil, nil))
 	}
+	if len(s.Detection) > 0 {
+		blocks = append(blocks, slack.NewSectionBlock(md("*Detection* (disaster → alert firing)\n"+strings.Join(s.Detection, "\n")), nil, nil))
+	}
 	if len(s.Breakdown) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(md("*RTO breakdown*\n"+strings.Join(s.Breakdown, "\n")), nil, nil))
 	}

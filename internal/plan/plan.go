@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,6 +67,9 @@ const (
 	WouldFail Verdict = "WOULD FAIL PREFLIGHT"
 	// MissingPermissions: the subject may not make some of the calls.
 	MissingPermissions Verdict = "MISSING PERMISSIONS"
+	// WouldNotStart: a freeze window, a stop condition's alert or an
+	// expected alert already active would hold a scheduled run now.
+	WouldNotStart Verdict = "WOULD NOT START"
 )
 
 // Plan is the answer.
@@ -129,6 +133,11 @@ type Config struct {
 	Halt interface {
 		Halted(ctx context.Context) (string, bool, error)
 	}
+	// Start, when set, are the daemon's start conditions (freeze windows,
+	// stop conditions, expected alerts), checked as for a scheduled run now.
+	Start *engine.StartConditions
+	// Now is the time they are checked at (default time.Now).
+	Now func() time.Time
 }
 
 // RecordCalls are the requests the engine itself makes for every run in
@@ -222,6 +231,20 @@ func (p *Plan) preflight(ctx context.Context, cfg Config, def drill.Definition) 
 		}
 		if on {
 			p.Verdict, p.Preflight = WouldBeRefused, "drillbot is halted ("+reason+"): no drill starts until drillbot resume"
+			return nil
+		}
+	}
+	if cfg.Start != nil {
+		now := time.Now
+		if cfg.Now != nil {
+			now = cfg.Now
+		}
+		trigger := "cli" // freeze windows hold scheduled runs only
+		if def.Schedule != nil {
+			trigger = engine.TriggerSchedule
+		}
+		if st := cfg.Start.Check(ctx, def, trigger, now()); st != nil {
+			p.Verdict, p.Preflight = WouldNotStart, engine.StopReason(*st)
 			return nil
 		}
 	}

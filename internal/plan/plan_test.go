@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -15,8 +16,10 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/plan"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
@@ -72,11 +75,33 @@ func denying(c *fake.Clientset, deny ...string) {
 	})
 }
 
+type frozen struct{}
+
+func (frozen) Frozen(t time.Time) (string, time.Time, bool) {
+	return "year-end", time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC), true
+}
+
+type firing struct{}
+
+func (firing) Active(context.Context) ([]alerts.Alert, error) {
+	return []alerts.Alert{{Name: "EtcdDown", Labels: map[string]string{"alertname": "EtcdDown", "severity": "critical"}}}, nil
+}
+
+func mustMatchers(t *testing.T, s string) alerts.Matchers {
+	m, err := alerts.ParseMatchers(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestBuild(t *testing.T) {
 	cases := []struct {
 		name        string
 		optIn       bool
 		halted      bool
+		start       *engine.StartConditions
+		scheduled   bool
 		deny        []string
 		wantVerdict plan.Verdict
 		want        []string // in the table output
@@ -85,6 +110,12 @@ func TestBuild(t *testing.T) {
 			want: []string{"2 pods matching app=web in shop would be deleted: web-a, web-b", "delete", "pods in shop", "THE FAULT"}},
 		{name: "not opted in", wantVerdict: plan.WouldBeRefused, want: []string{"lacks the label drillbot.io/allow-disaster=true"}},
 		{name: "halted", optIn: true, halted: true, wantVerdict: plan.WouldBeRefused, want: []string{"drillbot is halted (change freeze)"}},
+		{name: "on demand in a freeze window", optIn: true, start: &engine.StartConditions{Freeze: frozen{}}, wantVerdict: plan.WouldRun},
+		{name: "scheduled, in a freeze window", optIn: true, scheduled: true, start: &engine.StartConditions{Freeze: frozen{}}, wantVerdict: plan.WouldNotStart,
+			want: []string{"not started: freeze window year-end (until 2027-01-04T00:00:00Z)"}},
+		{name: "a stop condition's alert active", optIn: true, wantVerdict: plan.WouldNotStart,
+			start: &engine.StartConditions{Alerts: firing{}, StopWhen: []alerts.Matchers{mustMatchers(t, `{severity="critical"}`)}},
+			want:  []string{`not started: alert EtcdDown{severity="critical"} firing`}},
 		{name: "service account may not delete pods", optIn: true, deny: []string{"delete pods"}, wantVerdict: plan.MissingPermissions,
 			want: []string{"DENIED: delete pods in shop for system:serviceaccount:drillbot-system:drillbot: no RBAC policy matched"}},
 	}
@@ -92,12 +123,17 @@ func TestBuild(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cluster(tc.optIn)
 			denying(c, tc.deny...)
-			defs, err := drill.Parse("kill-web.yaml", []byte(podKill), scenarios.Registry(scenarios.Deps{}))
+			doc := podKill
+			if tc.scheduled {
+				doc = strings.Replace(doc, "  scenario: pod-kill\n", "  scenario: pod-kill\n  schedule: \"@monthly\"\n", 1)
+			}
+			defs, err := drill.Parse("kill-web.yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg := plan.Config{Kinds: scenarios.Registry(scenarios.Deps{Clients: &kube.Clients{Kube: c}}), Namespace: ns,
-				Reviewer: plan.SAR{Kube: c}, Halt: halted(tc.halted)}
+				Reviewer: plan.SAR{Kube: c}, Halt: halted(tc.halted), Start: tc.start,
+				Now: func() time.Time { return time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC) }}
 
 			p, err := plan.Build(context.Background(), cfg, defs[0], plan.ServiceAccount(ns, "drillbot"))
 			if err != nil {

@@ -9,6 +9,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/realstack"
@@ -370,4 +373,97 @@ func kyvernoPods(t *testing.T) []string {
 		t.Fatal("no Kyverno admission controller pods")
 	}
 	return names
+}
+
+// kyvernoDownRules alert when no Kyverno admission controller is scraped
+// up: the local cluster's Prometheus finds the pods by their annotations.
+const kyvernoDownRules = `groups:
+  - name: kyverno
+    rules:
+      - alert: KyvernoAdmissionDown
+        expr: absent(up{job="kyverno-admission"} == 1)
+        labels: {severity: page, namespace: kyverno}
+      - alert: KyvernoNeverFires
+        expr: absent(up{job="kyverno-admission"} == 1) and vector(1) == 2
+        labels: {severity: page, namespace: kyverno}
+`
+
+// TestKillKyvernoIsDetected: Kyverno's pods killed for real, with a real
+// Prometheus scraping them and a real Alertmanager. The runbook's "verify:
+// alerts sent": an expected alert that fires while Kyverno is down PASSes
+// with its time to detect (Alertmanager's startsAt, after the disaster) and
+// resolves after recovery; the same drill expecting an alert whose rule
+// never fires FAILs naming it.
+func TestKillKyvernoIsDetected(t *testing.T) {
+	s := kyverno(t)
+	mon, err := cluster.StartMonitoring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.SetRules(context.Background(), "kyverno", []byte(kyvernoDownRules)); err != nil {
+		t.Fatal(err)
+	}
+	am, err := alerts.NewAlertmanager(mon.AlertmanagerURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := mon.PrometheusURL + `/api/v1/query?query=up{job="kyverno-admission"}==1`
+	pollUntil(t, "Prometheus scrapes Kyverno's admission controller", 2*time.Minute, func() (bool, error) {
+		body, err := httpGet(prom)
+		return strings.Contains(body, `"job":"kyverno-admission"`), err
+	})
+	applyPolicy(t, s, "Fail", s.publicKey)
+	for _, tc := range []struct {
+		name, expect string
+		verdict      v1alpha1.Verdict
+		reason       string
+	}{
+		{"detected", "KyvernoAdmissionDown", v1alpha1.VerdictPass, "alert KyvernoAdmissionDown{namespace=\"kyverno\"} detected in "},
+		{"never detected", "KyvernoNeverFires", v1alpha1.VerdictFail, "alert KyvernoNeverFires{namespace=\"kyverno\"} not firing within 1m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := testharness.New(t, cluster)
+			h.Alerts, h.AlertPoll = am, time.Second
+			doc := fmt.Sprintf(killKyvernoDrill, probeNS, s.unsigned, kyvernoDenial, realstack.KyvernoWebhooks) +
+				"  alerts:\n    expect:\n      - {name: " + tc.expect + ", matchers: '{namespace=\"kyverno\"}', within: 1m, resolveWithin: 2m}\n"
+			run := h.Run(h.Drill(doc))
+			st := run.Status
+			t.Logf("verdict %s RTO %s: %s; detections %s", st.Verdict, st.RTO, st.Reason, localcluster.JSON(st.Detections))
+			if st.Verdict != tc.verdict || !strings.Contains(st.Reason, tc.reason) {
+				t.Fatalf("verdict %s %q, want %s with %q", st.Verdict, st.Reason, tc.verdict, tc.reason)
+			}
+			if tc.verdict != v1alpha1.VerdictPass {
+				return
+			}
+			d := st.Detections[0]
+			if d.FiredAt == nil || d.FiredAt.Before(st.DisasterAt) || d.ResolvedAt == nil || d.ResolvedAt.Before(st.RecoveredAt) {
+				t.Errorf("detection %s: fired before the disaster (%s) or not resolved after recovery (%s)", localcluster.JSON(d), st.DisasterAt, st.RecoveredAt)
+			}
+			if rto, _ := time.ParseDuration(st.RTO); rto > 0 && d.FiredAt.Sub(st.DisasterAt.Time) > rto {
+				t.Errorf("detected %s after the disaster, after recovery (RTO %s)", d.Detection, st.RTO)
+			}
+		})
+	}
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url) //nolint:gosec // the local cluster's Prometheus
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
+	t.Helper()
+	var last error
+	if err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(context.Context) (bool, error) {
+		ok, err := cond()
+		last = err
+		return ok, nil
+	}); err != nil {
+		t.Fatalf("%s: not within %s (last error: %v)", what, timeout, last)
+	}
 }

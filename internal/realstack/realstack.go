@@ -98,6 +98,9 @@ crds:
   migration: {enabled: false}
 admissionController:
   replicas: %d
+  # The local cluster's Prometheus scrapes pods annotated so (its
+  # kubernetes-pods job): Kyverno's metrics server, on 8000.
+  podAnnotations: {prometheus.io/scrape: "true", prometheus.io/port: "8000", prometheus.io/job: kyverno-admission}
   initContainer:
     image: {registry: drillbot.local, repository: kyvernopre, tag: dev, pullPolicy: Never}
   container:

@@ -54,7 +54,9 @@ type RunRow struct {
 	Verdict  v1alpha1.Verdict `json:"verdict"`
 	RTO      string           `json:"rto,omitempty"`
 	RPO      string           `json:"rpo,omitempty"`
-	Reason   string           `json:"reason,omitempty"`
+	// Detection is each expected alert's time to detect (or its problem).
+	Detection []string `json:"detection,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
 	// FaultActive: the run's revert failed and has not succeeded since.
 	FaultActive bool `json:"faultActive,omitempty"`
 }
@@ -113,7 +115,7 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 		}
 		if len(d.Runs) < o.LastN {
 			d.Runs = append(d.Runs, RunRow{Name: r.Name, Finished: r.Status.FinishedAt.Time, Verdict: r.Status.Verdict,
-				RTO: r.Status.RTO, RPO: r.Status.RPO, Reason: r.Status.Reason, FaultActive: open})
+				RTO: r.Status.RTO, RPO: r.Status.RPO, Detection: detections(r.Status.Detections), Reason: r.Status.Reason, FaultActive: open})
 		}
 	}
 	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays}
@@ -206,9 +208,10 @@ func table(w io.Writer, rep Report) error {
 		}
 		fmt.Fprintf(w, "\n%s:\n", d.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FINISHED\tVERDICT\tRTO\tRPO\tRUN\tREASON")
+		fmt.Fprintln(tw, "  FINISHED\tVERDICT\tRTO\tRPO\tDETECTION\tRUN\tREASON")
 		for _, r := range d.Runs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict, dash(r.RTO), dash(r.RPO), r.Name, r.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict, dash(r.RTO), dash(r.RPO),
+				dash(strings.Join(r.Detection, "; ")), r.Name, r.Reason)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -232,14 +235,22 @@ func markdown(w io.Writer, rep Report) error {
 		if len(d.Runs) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n## %s\n\n| Finished (UTC) | Verdict | RTO | RPO | DrillRun | Reason |\n|---|---|---|---|---|---|\n", d.Name)
+		fmt.Fprintf(&b, "\n## %s\n\n| Finished (UTC) | Verdict | RTO | RPO | Detection | DrillRun | Reason |\n|---|---|---|---|---|---|---|\n", d.Name)
 		for _, r := range d.Runs {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | `%s` | %s |\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict,
-				dash(r.RTO), dash(r.RPO), r.Name, strings.ReplaceAll(r.Reason, "|", "\\|"))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s` | %s |\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict,
+				dash(r.RTO), dash(r.RPO), strings.ReplaceAll(dash(strings.Join(r.Detection, "; ")), "|", "\\|"), r.Name, strings.ReplaceAll(r.Reason, "|", "\\|"))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func detections(ds []v1alpha1.Detection) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
 }
 
 func mark(ok bool) string {

@@ -63,14 +63,16 @@ func TestBuild(t *testing.T) {
 }
 
 func TestWriteFormats(t *testing.T) {
-	rep := report.Build([]v1alpha1.DrillRun{run("shop", "shop-1", 1, v1alpha1.VerdictPass, "12s")}, report.Options{Now: now})
+	r := run("shop", "shop-1", 1, v1alpha1.VerdictPass, "12s")
+	r.Status.Detections = []v1alpha1.Detection{{Alert: "KubeNamespaceDown", Within: "2m0s", Detection: "4s", FiredAt: r.Status.FinishedAt}}
+	rep := report.Build([]v1alpha1.DrillRun{r}, report.Options{Now: now})
 	var md, js, tb bytes.Buffer
 	for f, w := range map[string]*bytes.Buffer{"markdown": &md, "json": &js, "table": &tb} {
 		if err := report.Write(w, rep, f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, want := range []string{"**Compliance (last 30 days): 100%**", "| shop | namespace-restore | ✅ last run passed |", "| 2026-11-23 12:00 | PASS | 12s | - | `shop-1` | r\\|shop-1 |"} {
+	for _, want := range []string{"**Compliance (last 30 days): 100%**", "| shop | namespace-restore | ✅ last run passed |", "| 2026-11-23 12:00 | PASS | 12s | - | KubeNamespaceDown 4s / target 2m0s | `shop-1` | r\\|shop-1 |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/plan"
 	"github.com/drillbot-io/drillbot/internal/rbac"
@@ -47,6 +48,10 @@ type Harness struct {
 	cluster *localcluster.Cluster
 	Writes  *localcluster.WriteRecorder
 	log     *slog.Logger
+	// Alerts, when set, is where runs read expected alerts and stop
+	// conditions (the local cluster's Alertmanager), every AlertPoll.
+	Alerts    engine.AlertSource
+	AlertPoll time.Duration
 }
 
 // New builds a harness on cluster with the production wiring (app.New);
@@ -87,7 +92,8 @@ func (h *Harness) Run(def drill.Definition) *v1alpha1.DrillRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cfg := h.leastPrivilege(ctx, def)
-	a, err := app.New(ctx, h.Writes.Config(cfg), app.Options{Namespace: RunNamespace, Logger: h.log, Holder: h.T.Name()})
+	a, err := app.New(ctx, h.Writes.Config(cfg), app.Options{Namespace: RunNamespace, Logger: h.log, Holder: h.T.Name(),
+		Alerts: h.Alerts, AlertPoll: h.AlertPoll})
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -84,6 +84,37 @@ type DrillSpec struct {
 	Target Target `json:"target"`
 	// Params are the scenario kind's own parameters, decoded strictly by it.
 	Params json.RawMessage `json:"params,omitempty"`
+	// Alerts are what monitoring must show during the drill (expected
+	// alerts, timed as detection) and what stops it (read from the
+	// Alertmanager the daemon is pointed at).
+	Alerts DrillAlerts `json:"alerts,omitempty"`
+}
+
+// DrillAlerts are a drill's checks against the cluster's alerts.
+type DrillAlerts struct {
+	// Expect lists alerts that must fire while the fault is active: a run
+	// in which one did not fire in time FAILs, however fast it recovered.
+	Expect []ExpectedAlert `json:"expect,omitempty"`
+	// StopWhen adds, for this drill, matcher sets (Alertmanager syntax,
+	// e.g. {severity="critical"}) to the daemon's: while an alert matching
+	// one is active the drill does not start, and a running drill stops and
+	// reverts.
+	StopWhen []string `json:"stopWhen,omitempty"`
+}
+
+// ExpectedAlert is an alert a drill's fault must raise.
+type ExpectedAlert struct {
+	// Name is the alert's alertname.
+	Name string `json:"name"`
+	// Matchers narrow the alert by its other labels (Alertmanager syntax,
+	// e.g. {namespace="kyverno"}).
+	Matchers string `json:"matchers,omitempty"`
+	// Within is the longest acceptable time from the disaster to the alert
+	// firing (its time to detect).
+	Within Duration `json:"within"`
+	// ResolveWithin, when set, is the longest acceptable time from recovery
+	// to the alert no longer active.
+	ResolveWithin Duration `json:"resolveWithin,omitempty"`
 }
 
 // Objectives are the recovery targets a drill is measured against.
@@ -210,6 +241,73 @@ type DrillRunStatus struct {
 	// RevertAttempts counts the reverts tried after the run's own (by the
 	// sweep or drillbot halt) while it was RevertFailed.
 	RevertAttempts int32 `json:"revertAttempts,omitempty"`
+	// Detections are the drill's expected alerts: when each fired, its time
+	// to detect, and when it resolved.
+	Detections []Detection `json:"detections,omitempty"`
+	// Stop, when set, says why the run did not start or was stopped: a
+	// freeze window, an alert matching a stop condition, or alerts that
+	// could not be read.
+	Stop *Stop `json:"stop,omitempty"`
+}
+
+// Detection is what became of one expected alert.
+type Detection struct {
+	// Alert is the expected alert's name (and matchers, if any).
+	Alert string `json:"alert"`
+	// Within is the detection target, as written in the drill.
+	Within string `json:"within"`
+	// FiredAt is when it started firing (Alertmanager's startsAt, never
+	// before the disaster nor after drillbot saw it).
+	FiredAt *metav1.MicroTime `json:"firedAt,omitempty"`
+	// Detection is the time from the disaster to FiredAt.
+	Detection string `json:"detection,omitempty"`
+	// ResolveWithin is the resolution target ("" when not checked).
+	ResolveWithin string `json:"resolveWithin,omitempty"`
+	// ResolvedAt is when drillbot saw it no longer active after recovery.
+	ResolvedAt *metav1.MicroTime `json:"resolvedAt,omitempty"`
+	// Problem says why it does not count: not firing in time, silenced,
+	// still active after recovery, alerts unreadable.
+	Problem string `json:"problem,omitempty"`
+}
+
+// String says the alert's time to detect against its target, or why it
+// does not count.
+func (d Detection) String() string {
+	measured := d.Detection
+	if measured == "" {
+		measured = "not detected"
+	}
+	line := d.Alert + " " + measured + " / target " + d.Within
+	if d.Problem != "" {
+		line += " (" + d.Problem + ")"
+	} else if d.ResolvedAt != nil {
+		line += ", resolved"
+	}
+	return line
+}
+
+// StopKind says what stopped a run.
+type StopKind string
+
+// Stop kinds.
+const (
+	StopFreezeWindow     StopKind = "FreezeWindow"
+	StopAlert            StopKind = "Alert"
+	StopAlertsUnreadable StopKind = "AlertsUnreadable"
+	// StopExpectedFiring: an expected alert was already active before the
+	// fault, so its detection cannot be measured.
+	StopExpectedFiring StopKind = "ExpectedAlertFiring"
+)
+
+// Stop is why a run did not start, or was stopped.
+type Stop struct {
+	Kind StopKind `json:"kind"`
+	// Name is the freeze window or the alert (with its labels).
+	Name string `json:"name,omitempty"`
+	// Before is true when the run never started (nothing was touched).
+	Before bool              `json:"before,omitempty"`
+	At     *metav1.MicroTime `json:"at,omitempty"`
+	Detail string            `json:"detail,omitempty"`
 }
 
 // OpenFaults counts the journal entries not reverted: faults that may be
@@ -285,4 +383,33 @@ func (in *DrillRun) DeepCopy() *DrillRun {
 		panic("drillrun deepcopy: " + err.Error())
 	}
 	return out
+}
+
+// DrillPolicy is the daemon's policy file (serve --policy): when no drill
+// starts, whatever its schedule.
+type DrillPolicy struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   DrillMeta       `json:"metadata,omitempty"`
+	Spec       DrillPolicySpec `json:"spec"`
+}
+
+// DrillPolicySpec holds the stop conditions and freeze windows.
+type DrillPolicySpec struct {
+	// StopWhen are matcher sets (Alertmanager syntax): while an active
+	// alert matches one, no drill starts and running drills stop and
+	// revert.
+	StopWhen []string `json:"stopWhen,omitempty"`
+	// FreezeWindows are times in which no scheduled drill starts.
+	FreezeWindows []FreezeWindow `json:"freezeWindows,omitempty"`
+}
+
+// FreezeWindow is one freeze: from Start to End (RFC 3339), or recurring,
+// for Duration from each time Schedule (cron, CRON_TZ= allowed) fires.
+type FreezeWindow struct {
+	Name     string   `json:"name"`
+	Start    string   `json:"start,omitempty"`
+	End      string   `json:"end,omitempty"`
+	Schedule string   `json:"schedule,omitempty"`
+	Duration Duration `json:"duration,omitempty"`
 }

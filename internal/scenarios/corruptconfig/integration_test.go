@@ -69,51 +69,6 @@ func falco(t *testing.T, ns string) {
 	}
 }
 
-// playFalco fails the DaemonSet's pods whenever the rules are corrupt, until
-// ctx ends. onDetected runs once, just before the first failure is
-// reported: an on-call's hotfix made then lands before drillbot can see the
-// failure and restore (run after it, the hotfix raced drillbot's restore
-// and sometimes lost with a conflict, so the case passed or failed by
-// timing).
-func playFalco(ctx context.Context, t *testing.T, ns string, onDetected func()) {
-	failed := map[string]bool{}
-	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		if err != nil || cm.Data["falco_rules.yaml"] != corruptconfig.DefaultCorruptRules {
-			return false, nil
-		}
-		pods, err := cluster.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=falco"})
-		if err != nil {
-			return false, nil
-		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if failed[p.Name] || p.DeletionTimestamp != nil {
-				continue
-			}
-			if onDetected != nil {
-				onDetected()
-				onDetected = nil
-			}
-			for j := range p.Status.Conditions {
-				if p.Status.Conditions[j].Type == corev1.PodReady {
-					p.Status.Conditions[j].Status = corev1.ConditionFalse
-				}
-			}
-			for j := range p.Status.ContainerStatuses {
-				cs := &p.Status.ContainerStatuses[j]
-				cs.Ready, cs.RestartCount = false, cs.RestartCount+1
-			}
-			if _, err := cluster.Kube.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-				t.Logf("falco player: %v", err)
-				continue
-			}
-			failed[p.Name] = true
-		}
-		return false, nil
-	})
-}
-
 func TestCorruptFalcoRules(t *testing.T) {
 	cases := []struct {
 		name        string
@@ -147,7 +102,7 @@ func TestCorruptFalcoRules(t *testing.T) {
 					}
 				}
 			}
-			go playFalco(ctx, t, ns, onDetected)
+			go testharness.PlayFalco(ctx, t, cluster.Kube, ns, onDetected)
 
 			run := h.Run(h.Drill(fmt.Sprintf(falcoDrill, ns, ns)))
 

@@ -1,0 +1,319 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/drillbot-io/drillbot/internal/alerts"
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+)
+
+// fakeAlerts is an Alertmanager whose alerts are a function of the fake
+// clock's time; it counts reads.
+type fakeAlerts struct {
+	clk *testingclock.FakeClock
+	mu  sync.Mutex
+	at  func(now time.Time) ([]alerts.Alert, error)
+	n   int
+}
+
+func (f *fakeAlerts) Active(context.Context) ([]alerts.Alert, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return f.at(f.clk.Now())
+}
+
+func (f *fakeAlerts) reads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func alert(name string, startsAt time.Time, kv ...string) alerts.Alert {
+	l := map[string]string{"alertname": name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return alerts.Alert{Name: name, Labels: l, StartsAt: startsAt}
+}
+
+func matchers(t *testing.T, s string) alerts.Matchers {
+	t.Helper()
+	m, err := alerts.ParseMatchers(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func alertDrill(t *testing.T, expect ...v1alpha1.ExpectedAlert) drill.Definition {
+	t.Helper()
+	d := definition(5*time.Minute, 0)
+	d.Spec.Alerts.Expect = expect
+	d.FromSpec()
+	return d
+}
+
+// TestExpectedAlerts: the disaster is at t0 (the scripted Inject); Recover
+// takes 90s of fake time. The alert's startsAt decides its detection.
+func TestExpectedAlerts(t *testing.T) {
+	down := v1alpha1.ExpectedAlert{Name: "KyvernoAdmissionDown", Matchers: `{namespace="kyverno"}`, Within: "2m"}
+	cases := []struct {
+		name       string
+		expect     []v1alpha1.ExpectedAlert
+		at         func(now time.Time) ([]alerts.Alert, error)
+		verdict    v1alpha1.Verdict
+		reason     []string
+		detection  string
+		problem    string
+		notStarted bool
+	}{
+		{name: "fired in time", expect: []v1alpha1.ExpectedAlert{down},
+			at: func(now time.Time) ([]alerts.Alert, error) {
+				if now.Before(t0.Add(20 * time.Second)) {
+					return nil, nil
+				}
+				return []alerts.Alert{alert("KyvernoAdmissionDown", t0.Add(20*time.Second), "namespace", "kyverno")}, nil
+			},
+			verdict: v1alpha1.VerdictPass, reason: []string{"alert KyvernoAdmissionDown{namespace=\"kyverno\"} detected in 20s within 2m0s"}, detection: "20s"},
+		{name: "never fired", expect: []v1alpha1.ExpectedAlert{{Name: "KyvernoAdmissionDown", Within: "1m"}},
+			at:      func(time.Time) ([]alerts.Alert, error) { return nil, nil },
+			verdict: v1alpha1.VerdictFail, reason: []string{"alert KyvernoAdmissionDown not firing within 1m0s of the disaster"}, problem: "not firing within 1m0s"},
+		{name: "other labels do not count", expect: []v1alpha1.ExpectedAlert{{Name: "KyvernoAdmissionDown", Matchers: `{namespace="kyverno"}`, Within: "1m"}},
+			at: func(time.Time) ([]alerts.Alert, error) {
+				return []alerts.Alert{alert("KyvernoAdmissionDown", t0.Add(5*time.Second), "namespace", "other")}, nil
+			},
+			// Active from before the run? No: its labels differ, so it was
+			// not the expected alert at the start either; it never fires.
+			verdict: v1alpha1.VerdictFail, reason: []string{"not firing within 1m0s"}, problem: "not firing"},
+		{name: "fired too late", expect: []v1alpha1.ExpectedAlert{{Name: "SlowAlert", Within: "1m"}},
+			at: func(now time.Time) ([]alerts.Alert, error) {
+				if now.Before(t0.Add(70 * time.Second)) {
+					return nil, nil
+				}
+				return []alerts.Alert{alert("SlowAlert", t0.Add(70*time.Second))}, nil
+			},
+			verdict: v1alpha1.VerdictFail, reason: []string{"alert SlowAlert fired 1m10s after the disaster, later than 1m0s"}, detection: "1m10s", problem: "later than 1m0s"},
+		{name: "silenced: nobody notified", expect: []v1alpha1.ExpectedAlert{{Name: "Quiet", Within: "1m"}},
+			at: func(now time.Time) ([]alerts.Alert, error) {
+				if now.Before(t0.Add(10 * time.Second)) {
+					return nil, nil
+				}
+				a := alert("Quiet", t0.Add(10*time.Second))
+				a.Suppressed = true
+				return []alerts.Alert{a}, nil
+			},
+			verdict: v1alpha1.VerdictFail, reason: []string{"silenced or inhibited"}, problem: "nobody was notified"},
+		{name: "already active before the fault: not started", expect: []v1alpha1.ExpectedAlert{{Name: "Always", Within: "1m"}},
+			at: func(time.Time) ([]alerts.Alert, error) {
+				return []alerts.Alert{alert("Always", t0.Add(-time.Hour))}, nil
+			},
+			verdict: v1alpha1.VerdictInconclusive, reason: []string{"not started: expected alert Always{} already active"}, notStarted: true},
+		{name: "alerts unreadable at the start: not started", expect: []v1alpha1.ExpectedAlert{{Name: "X", Within: "1m"}},
+			at:      func(time.Time) ([]alerts.Alert, error) { return nil, errors.New("connection refused") },
+			verdict: v1alpha1.VerdictInconclusive, reason: []string{"not started: alerts cannot be read", "connection refused"}, notStarted: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(t0)
+			sc := &script{clk: clk}
+			src := &fakeAlerts{clk: clk, at: tc.at}
+			e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test", Alerts: src, AlertPoll: time.Second})
+			run, err := e.Run(context.Background(), alertDrill(t, tc.expect...), "manual")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := run.Status
+			wantVerdict(t, st, tc.verdict, tc.reason...)
+			if tc.notStarted {
+				if len(sc.calls) != 0 || st.Stop == nil || !st.Stop.Before {
+					t.Errorf("held run: calls %v, stop %+v", sc.calls, st.Stop)
+				}
+				return
+			}
+			if len(st.Detections) != len(tc.expect) {
+				t.Fatalf("detections %+v", st.Detections)
+			}
+			d := st.Detections[0]
+			if d.Detection != tc.detection || !strings.Contains(d.Problem, tc.problem) {
+				t.Errorf("detection %q problem %q, want %q, %q", d.Detection, d.Problem, tc.detection, tc.problem)
+			}
+			if tc.problem == "" && d.Problem != "" {
+				t.Errorf("unexpected problem %q", d.Problem)
+			}
+		})
+	}
+}
+
+// TestExpectedAlertResolves: with resolveWithin, the run waits after
+// recovery until the alert is gone, and FAILs when it stays.
+func TestExpectedAlertResolves(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		goneAt  time.Duration // after t0; 0: never
+		verdict v1alpha1.Verdict
+	}{{"resolved", 3 * time.Minute, v1alpha1.VerdictPass}, {"still firing", 0, v1alpha1.VerdictFail}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(t0)
+			sc := &script{clk: clk}
+			src := &fakeAlerts{clk: clk, at: func(now time.Time) ([]alerts.Alert, error) {
+				if now.Before(t0.Add(10*time.Second)) || (tc.goneAt > 0 && !now.Before(t0.Add(tc.goneAt))) {
+					return nil, nil
+				}
+				return []alerts.Alert{alert("Down", t0.Add(10*time.Second))}, nil
+			}}
+			e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test", Alerts: src, AlertPoll: time.Second})
+			def := alertDrill(t, v1alpha1.ExpectedAlert{Name: "Down", Within: "1m", ResolveWithin: "5m"})
+			done := make(chan *v1alpha1.DrillRun)
+			go func() {
+				run, err := e.Run(context.Background(), def, "manual")
+				if err != nil {
+					t.Error(err)
+				}
+				done <- run
+			}()
+			// Recovery is at t0+90s (the script); then time passes until the
+			// run has decided.
+			var run *v1alpha1.DrillRun
+			for run == nil {
+				select {
+				case run = <-done:
+				case <-time.After(time.Millisecond):
+					if clk.Now().After(t0.Add(100*time.Second)) || sc.recovered() {
+						clk.Step(time.Second)
+					}
+				}
+			}
+			if run.Status.Verdict != tc.verdict {
+				t.Errorf("verdict %s %q, want %s", run.Status.Verdict, run.Status.Reason, tc.verdict)
+			}
+			d := run.Status.Detections[0]
+			if tc.verdict == v1alpha1.VerdictPass && (d.ResolvedAt == nil || d.ResolvedAt.Time.Before(t0.Add(tc.goneAt))) {
+				t.Errorf("resolved at %v, want at or after %v", d.ResolvedAt, t0.Add(tc.goneAt))
+			}
+			if tc.verdict == v1alpha1.VerdictFail && !strings.Contains(d.Problem, "still active 5m0s after recovery") {
+				t.Errorf("problem %q", d.Problem)
+			}
+		})
+	}
+}
+
+// TestStopConditions: an alert matching a stop condition holds the start
+// (nothing touched) and stops a running drill, which reverts.
+func TestStopConditions(t *testing.T) {
+	critical := func(from time.Time) func(now time.Time) ([]alerts.Alert, error) {
+		return func(now time.Time) ([]alerts.Alert, error) {
+			if now.Before(from) {
+				return []alerts.Alert{alert("Harmless", t0, "severity", "info")}, nil
+			}
+			return []alerts.Alert{alert("EtcdDown", from, "severity", "critical")}, nil
+		}
+	}
+	t.Run("held at the start", func(t *testing.T) {
+		clk := testingclock.NewFakeClock(t0)
+		sc := &script{clk: clk}
+		e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test",
+			Alerts: &fakeAlerts{clk: clk, at: critical(t0.Add(-time.Minute))}, StopWhen: []alerts.Matchers{matchers(t, `{severity="critical"}`)}})
+		run, err := e.Run(context.Background(), definition(5*time.Minute, 0), "schedule")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := run.Status
+		if st.Verdict != v1alpha1.VerdictInconclusive || !strings.Contains(st.Reason, `not started: alert EtcdDown{severity="critical"} firing (stop condition {severity="critical"})`) {
+			t.Errorf("%s %q", st.Verdict, st.Reason)
+		}
+		if len(sc.calls) != 0 || st.Stop == nil || st.Stop.Kind != v1alpha1.StopAlert || !st.Stop.Before {
+			t.Errorf("calls %v stop %+v", sc.calls, st.Stop)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		at     func(*testingclock.FakeClock) func(time.Time) ([]alerts.Alert, error)
+		reason string
+		kind   v1alpha1.StopKind
+	}{
+		{"an alert starts firing mid-drill", func(*testingclock.FakeClock) func(time.Time) ([]alerts.Alert, error) {
+			return critical(t0.Add(30 * time.Second))
+		},
+			`stopped: alert EtcdDown{severity="critical"} firing`, v1alpha1.StopAlert},
+		{"alerts unreadable for three polls", func(*testingclock.FakeClock) func(time.Time) ([]alerts.Alert, error) {
+			return func(now time.Time) ([]alerts.Alert, error) {
+				if now.Before(t0.Add(30 * time.Second)) {
+					return nil, nil
+				}
+				return nil, errors.New("alertmanager: 503")
+			}
+		}, "stopped: alerts cannot be read", v1alpha1.StopAlertsUnreadable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(t0)
+			// Recovery waits for the target forever: only the stop ends it.
+			sc := &script{clk: clk, recover: func(ctx context.Context, _ engine.Milestones) error {
+				for ctx.Err() == nil {
+					clk.Step(time.Second)
+					time.Sleep(time.Millisecond)
+				}
+				return ctx.Err()
+			}}
+			e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test",
+				Alerts: &fakeAlerts{clk: clk, at: tc.at(clk)}, StopWhen: []alerts.Matchers{matchers(t, `severity="critical"`)}, AlertPoll: time.Second})
+			run, err := e.Run(context.Background(), definition(time.Hour, 0), "schedule")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := run.Status
+			if st.Verdict != v1alpha1.VerdictFail || !strings.HasPrefix(st.Reason, tc.reason) {
+				t.Errorf("%s %q, want FAIL %q...", st.Verdict, st.Reason, tc.reason)
+			}
+			if st.Stop == nil || st.Stop.Kind != tc.kind || st.Stop.Before {
+				t.Errorf("stop %+v", st.Stop)
+			}
+			if st.Phase != v1alpha1.PhaseCompleted || len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
+				t.Errorf("not reverted: %s %+v", st.Phase, st.Journal)
+			}
+		})
+	}
+}
+
+type freeze struct{ from, to time.Time }
+
+func (f freeze) Frozen(t time.Time) (string, time.Time, bool) {
+	return "year-end", f.to, !t.Before(f.from) && t.Before(f.to)
+}
+
+// TestFreezeWindowHoldsScheduledRunsOnly: a scheduled run in a freeze
+// window is recorded as not started; a run asked for by hand goes ahead.
+func TestFreezeWindowHoldsScheduledRunsOnly(t *testing.T) {
+	for _, tc := range []struct {
+		trigger string
+		verdict v1alpha1.Verdict
+	}{{engine.TriggerSchedule, v1alpha1.VerdictInconclusive}, {"manual", v1alpha1.VerdictPass}} {
+		t.Run(tc.trigger, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(t0)
+			sc := &script{clk: clk}
+			e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test",
+				Freeze: freeze{t0.Add(-time.Hour), t0.Add(24 * time.Hour)}})
+			run, err := e.Run(context.Background(), definition(5*time.Minute, 0), tc.trigger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Status.Verdict != tc.verdict {
+				t.Fatalf("%s %q", run.Status.Verdict, run.Status.Reason)
+			}
+			if tc.verdict == v1alpha1.VerdictInconclusive {
+				if !strings.Contains(run.Status.Reason, "not started: freeze window year-end (until 2026-11-25T03:00:00Z)") || len(sc.calls) != 0 {
+					t.Errorf("%q, calls %v", run.Status.Reason, sc.calls)
+				}
+			}
+		})
+	}
+}
