@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/alerts"
@@ -99,7 +100,7 @@ func promAPI(t *testing.T, m *localcluster.Monitoring) promv1.API {
 // query evaluates expr now (as Grafana does: $drill is .*).
 func query(t *testing.T, p promv1.API, expr string) model.Vector {
 	t.Helper()
-	expr = strings.ReplaceAll(expr, "$drill", ".*")
+	expr = strings.NewReplacer("$drill", ".*", "$cluster", ".*").Replace(expr)
 	v, _, _, err := p.Query(context.Background(), expr, time.Now())
 	if err != nil {
 		t.Fatalf("query %s: %v", expr, err)
@@ -141,10 +142,7 @@ func TestDashboardAndRulesUnderTheChartTopology(t *testing.T) {
 	// enforces Pod Security restricted, so its privileged pod is denied by
 	// the API server (a PASS); the Falco stand-in has its own.
 	ns, falcoNS := "alerts-topo-"+localcluster.RandomSuffix(), "alerts-topo-falco-"+localcluster.RandomSuffix()
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
-		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true", "pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	restrictedNamespace(t, cluster, ns)
 	falco(t, falcoNS)
 	// A probe that passes every few seconds, and a corrupt-config drill
 	// (with an RPO target) that never runs here: the catalog's second drill.
@@ -175,10 +173,26 @@ spec:
     expect:
       - {name: E2EDrillFaultActive, matchers: '{drill="topo-falco"}', within: 1m}
 `, ns, falcoNS))
-	// The test plays Falco: its pods fail while the rules are corrupt.
+	// The test plays Falco: its pods fail while the rules are corrupt, once
+	// the fault's alert is active (a fault shorter than a scrape interval
+	// is seen by no alert: seen here, a 277 ms fault went undetected, a
+	// true FAIL, but not this test's point).
+	am, err := alerts.NewAlertmanager(m.AlertmanagerURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	faultAlerted := func(ctx context.Context) bool {
+		as, err := am.Active(ctx)
+		for _, a := range as {
+			if a.Name == "E2EDrillFaultActive" && a.Labels["drill"] == "topo-falco" {
+				return err == nil
+			}
+		}
+		return false
+	}
 	ctx, stopFalco := context.WithCancel(context.Background())
 	defer stopFalco()
-	go testharness.PlayFalco(ctx, t, cluster.Kube, falcoNS, nil)
+	go testharness.PlayFalcoWhen(ctx, t, cluster.Kube, falcoNS, nil, faultAlerted)
 	bin := testharness.Binary(t)
 	lease := []string{"--leader-election-lease", "drillbot-topology", "--alertmanager-url", m.AlertmanagerURL, "--alert-poll-interval", "1s"}
 	a := startDaemon(t, bin, dir, lease...)
@@ -209,9 +223,12 @@ spec:
 		t.Fatal(err)
 	}
 	check := func(t *testing.T, leader *daemon, replicas int) {
-		// The leader's results in Prometheus.
-		eventually(t, "Prometheus has the leader's results", time.Minute, func() bool {
-			return len(query(t, p, fmt.Sprintf(`drillbot_last_run_verdict{drill="topo-probe",instance=%q}`, leader.addr))) > 0
+		// The leader's results in Prometheus: both drills' last runs passed
+		// (after a failover, a run the old leader was in may have been
+		// interrupted: FAIL, until the next run).
+		eventually(t, "Prometheus has the leader's results, both PASS", 2*time.Minute, func() bool {
+			v := query(t, p, fmt.Sprintf(`count(drillbot_last_run_verdict{verdict="PASS",instance=%q} == 1)`, leader.addr))
+			return len(v) == 1 && v[0].Value == 2
 		})
 		// A run in the last seconds, and the histogram's increase seen;
 		// the Falco drill passed, detected, and Prometheus has it.
@@ -252,6 +269,12 @@ spec:
 			`sum(drillbot_last_run_verdict{drill="topo-probe",verdict="FAIL"})`:             0,
 			`count(max by (drill) (drillbot_rto_target_seconds{drill="topo-probe"}) == 60)`: 1,
 		}
+		// And the dashboard's own compliance query says so.
+		for _, panel := range dash.Panels {
+			if strings.HasPrefix(panel.Title, "Compliance") {
+				want[panel.Targets[0].Expr] = 100
+			}
+		}
 		for expr, v := range want {
 			got := query(t, p, expr)
 			if len(got) != 1 || float64(got[0].Value) != v {
@@ -260,27 +283,37 @@ spec:
 		}
 		// Every rule of the chart evaluates (an evaluation error, such as
 		// many-to-many matching over two replicas, is health "err"), and
-		// none fires: every drill is fine.
-		rules, err := p.Rules(context.Background(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				if ar, ok := r.(promv1.AlertingRule); ok && g.Name == "drillbot" {
-					n++
-					if ar.Health != promv1.RuleHealthGood && ar.Health != promv1.RuleHealthUnknown {
-						t.Errorf("rule %s: health %s: %s", ar.Name, ar.Health, ar.LastError)
-					}
-					if ar.State == "firing" {
-						t.Errorf("rule %s fires: %v", ar.Name, ar.Alerts)
+		// none fires once every drill's last run passed (a rule that
+		// fired for an interrupted run resolves at its next evaluation).
+		var problems []string
+		_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			rules, err := p.Rules(context.Background(), nil)
+			if err != nil {
+				problems = []string{err.Error()}
+				return false, nil
+			}
+			problems = nil
+			n := 0
+			for _, g := range rules.Groups {
+				for _, r := range g.Rules {
+					if ar, ok := r.(promv1.AlertingRule); ok && g.Name == "drillbot" {
+						n++
+						if ar.Health != promv1.RuleHealthGood {
+							problems = append(problems, fmt.Sprintf("rule %s: health %s: %s", ar.Name, ar.Health, ar.LastError))
+						}
+						if ar.State == "firing" || ar.State == "pending" {
+							problems = append(problems, fmt.Sprintf("rule %s %s: %s", ar.Name, ar.State, localcluster.JSON(ar.Alerts)))
+						}
 					}
 				}
 			}
-		}
-		if n < 5 {
-			t.Errorf("%d chart rules loaded, want 5", n)
+			if n < 5 {
+				problems = append(problems, fmt.Sprintf("%d chart rules loaded, want 5", n))
+			}
+			return len(problems) == 0, nil
+		})
+		if len(problems) > 0 {
+			t.Errorf("chart rules: %s", strings.Join(problems, "; "))
 		}
 	}
 	t.Cleanup(func() {
@@ -294,6 +327,16 @@ spec:
 	t.Run("both replicas scraped", func(t *testing.T) { check(t, a, 2) })
 
 	t.Run("after a failover", func(t *testing.T) {
+		// Killed between two Falco runs, so no fault is held (that case is
+		// TestLeaderElectionAndTakeover's).
+		eventually(t, "no topo-falco run in progress", time.Minute, func() bool {
+			for _, r := range listRuns(t, "topo-falco") {
+				if r.Status.Phase != v1alpha1.PhaseCompleted {
+					return false
+				}
+			}
+			return true
+		})
 		if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -502,5 +545,15 @@ spec:
 	out, err := exec.Command(bin, "serve", "--kubeconfig", cluster.Kubeconfig, "--drills", dir, "--policy", policy, "--listen", "127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), policy+": spec.freezeWindows[0].until: Forbidden: unknown field") {
 		t.Errorf("serve with a bad policy: %v\n%s", err, out)
+	}
+}
+
+// restrictedNamespace creates ns in c, opted in to drills and enforcing Pod
+// Security restricted (an admission probe's privileged pod is denied).
+func restrictedNamespace(t *testing.T, c *localcluster.Cluster, ns string) {
+	t.Helper()
+	if _, err := c.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true", "pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

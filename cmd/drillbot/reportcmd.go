@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -19,6 +20,7 @@ import (
 func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		cf     clusterFlags
+		fleet  fleetFlags
 		drills []string
 		last   int
 		days   int
@@ -29,17 +31,29 @@ func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "DR status report from recorded runs: table, json or markdown",
 		Long: `The DR status report from the DrillRuns recorded in the cluster: per drill the
 last runs with verdict and RTO/RPO against target, the RTO trend, the age of the
-last successful backup, open faults, and compliance over the window.`,
-		Example: `  drillbot report --drills drills/ -o markdown > dr-status.md`,
-		Args:    cobra.NoArgs,
+last successful backup, open faults, and compliance over the window.
+
+With --cluster-context or --cluster-kubeconfig (repeatable), the fleet report:
+per cluster and drill the newest run, a pass older than --days counted as
+expired, and the fleet's compliance. A cluster that cannot be read is named
+and its drills count for nothing: the report is printed and the exit code is 1.`,
+		Example: `  drillbot report --drills drills/ -o markdown > dr-status.md
+
+  # Three clusters of one kubeconfig, and one of another
+  drillbot report --cluster-context prod --cluster-context staging --cluster-kubeconfig ~/.kube/dr-region`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(cmd, output, "table", "json", "markdown"); err != nil {
 				return err
+			}
+			if fleet.any() {
+				return code(fleetReport(cmd.Context(), cf, fleet, drills, last, days, output, stdout, stderr))
 			}
 			return code(statusReport(cmd.Context(), cf, drills, last, days, output, stdout, stderr))
 		},
 	}
 	cf.register(cmd.Flags())
+	fleet.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&drills, "drills", nil, "the drill catalog (file or directory, repeatable): its drills are reported even when they never ran")
 	cmd.Flags().IntVar(&last, "last", 5, "runs shown per drill")
 	cmd.Flags().IntVar(&days, "days", 30, "compliance window in days")
@@ -47,16 +61,26 @@ last successful backup, open faults, and compliance over the window.`,
 	return cmd
 }
 
-func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, days int, output string, stdout, stderr io.Writer) int {
-	var defs []drill.Definition
-	if len(drills) > 0 {
-		var err error
-		if defs, err = drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{})); err != nil {
-			fmt.Fprintf(stderr, "%v\n", err)
-			return exitError
-		}
+// catalog loads the --drills catalog, if any.
+func catalog(drills []string) ([]drill.Definition, error) {
+	if len(drills) == 0 {
+		return nil, nil
 	}
-	rep, err := buildReport(ctx, cf, defs, report.Options{Now: time.Now(), WindowDays: days, LastN: last})
+	return drill.LoadPaths(drills, scenarios.Registry(scenarios.Deps{}))
+}
+
+func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, days int, output string, stdout, stderr io.Writer) int {
+	defs, err := catalog(drills)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return exitError
+	}
+	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
+		return exitError
+	}
+	rep, err := buildReport(ctx, cfg, cf.namespace, defs, report.Options{Now: time.Now(), WindowDays: days, LastN: last})
 	if err == nil {
 		err = report.Write(stdout, rep, output)
 	}
@@ -67,16 +91,12 @@ func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, d
 	return 0
 }
 
-func buildReport(ctx context.Context, cf clusterFlags, defs []drill.Definition, o report.Options) (report.Report, error) {
-	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
-	if err != nil {
-		return report.Report{}, err
-	}
+func buildReport(ctx context.Context, cfg *rest.Config, namespace string, defs []drill.Definition, o report.Options) (report.Report, error) {
 	c, err := kube.NewClients(cfg)
 	if err != nil {
 		return report.Report{}, err
 	}
-	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: cf.namespace}).List(ctx, "")
+	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: namespace}).List(ctx, "")
 	if err != nil {
 		return report.Report{}, err
 	}

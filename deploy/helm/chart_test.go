@@ -284,6 +284,15 @@ func TestPrometheusRule(t *testing.T) {
 	if !bytes.Contains(out, []byte("35 * 86400")) {
 		t.Error("no-success window is not 35 days")
 	}
+	sm, _ := json.Marshal(docs["ServiceMonitor"][0])
+	if bytes.Contains(sm, []byte("relabelings")) {
+		t.Errorf("a cluster label without clusterLabel: %s", sm)
+	}
+	docs = render(t, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.clusterLabel=prod-eu")
+	sm, _ = json.Marshal(docs["ServiceMonitor"][0])
+	if !bytes.Contains(sm, []byte(`"relabelings":[{"replacement":"prod-eu","targetLabel":"cluster"}]`)) {
+		t.Errorf("clusterLabel not a relabeling: %s", sm)
+	}
 }
 
 // The chart as an HA workload: a PodDisruptionBudget when there is a

@@ -93,6 +93,13 @@ type Config struct {
 	// RealNode adds a real node (kubelet, containerd, kube-proxy: see
 	// node.go). It needs root and takes the machine's one real node.
 	RealNode bool
+	// S3URL, when set, is another cluster's S3 store (its S3URL): this one
+	// starts none and its Velero reads the same bucket, as a DR cluster
+	// reads production's backups.
+	S3URL string
+	// ReadOnlyBSL makes Velero's storage location ReadOnly: it syncs the
+	// backups it finds and writes none.
+	ReadOnlyBSL bool
 }
 
 // Cluster is a running local cluster.
@@ -105,8 +112,10 @@ type Cluster struct {
 	// VeleroNamespace is where Velero runs; its BackupStorageLocation
 	// "default" is Available once Start returns.
 	VeleroNamespace string
-	procs           []*proc
-	log             *slog.Logger
+	// S3URL is the S3 store Velero's storage location is on.
+	S3URL string
+	procs []*proc
+	log   *slog.Logger
 	// node is set once this cluster owns the machine's real node.
 	node bool
 	// kubeletPort is the real node's kubelet port.
@@ -174,10 +183,15 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return c, err
 		}
 	}
-	s3URL, err := c.startS3(ctx, s3Port)
-	if err != nil {
+	s3URL := cfg.S3URL
+	if s3URL == "" {
+		if s3URL, err = c.startS3(ctx, s3Port); err != nil {
+			return c, err
+		}
+	} else if err := c.writeS3Credentials(); err != nil {
 		return c, err
 	}
+	c.S3URL = s3URL
 	if err := c.startVelero(ctx, s3URL, veleroMetrics); err != nil {
 		return c, err
 	}

@@ -17,8 +17,7 @@ const (
 // startS3 starts versitygw (posix backend) on loopback at port, writes the
 // credentials file Velero's AWS plugin reads, and returns the store's URL.
 func (c *Cluster) startS3(ctx context.Context, port int) (string, error) {
-	creds := fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)
-	if err := os.WriteFile(c.path("s3-credentials"), []byte(creds), 0o600); err != nil {
+	if err := c.writeS3Credentials(); err != nil {
 		return "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -27,4 +26,11 @@ func (c *Cluster) startS3(ctx context.Context, port int) (string, error) {
 		return "", err
 	}
 	return "http://" + addr, c.waitTCP(ctx, "versitygw", addr, 30*time.Second)
+}
+
+// writeS3Credentials writes the store's credentials file for Velero's AWS
+// plugin (every local store has the same).
+func (c *Cluster) writeS3Credentials() error {
+	creds := fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)
+	return os.WriteFile(c.path("s3-credentials"), []byte(creds), 0o600)
 }

@@ -189,3 +189,34 @@ func LockRealNode(ctx context.Context) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// Another starts one more kwok-only cluster for the test (a fleet's other
+// member, a DR cluster), with its own control plane and Velero on free
+// ports and its own S3 store unless cfg names one (S3URL, with
+// ReadOnlyBSL for a DR cluster reading another's backups); it stops when
+// the test ends.
+func Another(t *testing.T, cfg ...Config) *Cluster {
+	t.Helper()
+	var o Config
+	if len(cfg) > 0 {
+		o = cfg[0]
+	}
+	bins, err := BinsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	o.Bins, o.Logger = bins, log
+	start := func() (*Cluster, error) { o.Dir = t.TempDir(); return Start(ctx, o) }
+	c, err := start()
+	if errors.Is(err, ErrPortTaken) {
+		c, err = start()
+	}
+	if err != nil {
+		t.Fatalf("start another local cluster: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}

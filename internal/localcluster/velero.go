@@ -36,6 +36,9 @@ func (c *Cluster) startVelero(ctx context.Context, s3URL string, metricsPort int
 		"server", "--kubeconfig", c.Kubeconfig, "--namespace", veleroNamespace,
 		"--plugin-dir", c.cfg.Bins.VeleroPluginDir, "--metrics-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--profiler-address", "", "--store-validation-frequency", "10s",
+		// Backups another cluster wrote to the same bucket appear within
+		// seconds (default: a minute).
+		"--backup-sync-period", "5s",
 		"--log-level", "info"); err != nil {
 		return err
 	}
@@ -101,6 +104,9 @@ func (c *Cluster) installVelero(ctx context.Context, s3URL string) error {
 			StorageType: velerov1.StorageType{ObjectStorage: &velerov1.ObjectStorageLocation{Bucket: bucket}},
 			Config:      map[string]string{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3URL},
 		},
+	}
+	if c.cfg.ReadOnlyBSL {
+		bsl.Spec.AccessMode = velerov1.BackupStorageLocationAccessModeReadOnly
 	}
 	if err := c.createTyped(ctx, velerov1.SchemeGroupVersion.WithResource("backupstoragelocations"), veleroNamespace, bsl); err != nil {
 		return err

@@ -128,6 +128,9 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 			d.Status = "FAULT MAY STILL BE ACTIVE: revert failed in " + strings.Join(d.OpenFaults, ", ")
 		case len(d.Runs) == 0:
 			d.Status = "never run"
+		case d.Runs[0].Finished.Before(since) && d.Runs[0].Verdict == v1alpha1.VerdictPass:
+			// Evidence has an age: a pass older than the window has expired.
+			d.Status = fmt.Sprintf("expired: last run passed %d days ago (window %d days)", int(o.Now.Sub(d.Runs[0].Finished).Hours()/24), o.WindowDays)
 		case d.Runs[0].Finished.Before(since):
 			d.Status = fmt.Sprintf("no run in the last %d days", o.WindowDays)
 		case d.Runs[0].Verdict == v1alpha1.VerdictPass:
@@ -178,15 +181,20 @@ func trend(runs []RunRow) string {
 
 // Write renders the report as table, json or markdown.
 func Write(w io.Writer, rep Report, format string) error {
+	return write(w, rep, format, func() error { return markdown(w, rep) }, func() error { return table(w, rep) })
+}
+
+// write renders v as indented JSON, or with its markdown or table writer.
+func write(w io.Writer, v any, format string, markdown, table func() error) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return enc.Encode(v)
 	case "markdown":
-		return markdown(w, rep)
+		return markdown()
 	case "table", "":
-		return table(w, rep)
+		return table()
 	}
 	return fmt.Errorf("unknown report format %q (table, json, markdown)", format)
 }

@@ -48,7 +48,7 @@ func TestBuild(t *testing.T) {
 	cases := []struct{ drill, status, trend string }{
 		{"shop", "last run passed", "better (RTO 40s -> 12s)"},
 		{"billing", "last run FAIL", "n/a"},
-		{"old", "no run in the last 30 days", "n/a"},
+		{"old", "expired: last run passed 45 days ago (window 30 days)", "n/a"},
 		{"never", "never run", "n/a"},
 	}
 	for _, c := range cases {

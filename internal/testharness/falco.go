@@ -21,10 +21,16 @@ import (
 // and sometimes lost with a conflict, so the case passed or failed by
 // timing).
 func PlayFalco(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string, onDetected func()) {
+	PlayFalcoWhen(ctx, t, kube, ns, onDetected, nil)
+}
+
+// PlayFalcoWhen is PlayFalco that fails the pods only once when(ctx) also
+// holds (nil: at once): e.g. a fault that lasts until an alert fired.
+func PlayFalcoWhen(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string, onDetected func(), when func(context.Context) bool) {
 	failed := map[string]bool{}
 	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, "falco-rules", metav1.GetOptions{})
-		if err != nil || cm.Data["falco_rules.yaml"] != corruptconfig.DefaultCorruptRules {
+		if err != nil || cm.Data["falco_rules.yaml"] != corruptconfig.DefaultCorruptRules || (when != nil && !when(ctx)) {
 			return false, nil
 		}
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=falco"})
