@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/report"
 )
@@ -33,21 +31,15 @@ func (f *fleetFlags) register(fs *pflag.FlagSet) {
 
 func (f *fleetFlags) any() bool { return len(f.contexts)+len(f.kubeconfigs) > 0 }
 
-// fleetCluster is one cluster to read: its name and how to reach it.
-type fleetCluster struct {
-	name string
-	cfg  func() (*rest.Config, error)
-}
-
-func (f *fleetFlags) clusters(cf clusterFlags) ([]fleetCluster, error) {
-	var out []fleetCluster
+func (f *fleetFlags) clusters(cf clusterFlags) ([]report.Target, error) {
+	var out []report.Target
 	seen := map[string]bool{}
 	add := func(name string, cfg func() (*rest.Config, error)) error {
 		if seen[name] {
 			return fmt.Errorf("cluster %q named twice", name)
 		}
 		seen[name] = true
-		out = append(out, fleetCluster{name: name, cfg: cfg})
+		out = append(out, report.Target{Name: name, Config: cfg})
 		return nil
 	}
 	for _, ctx := range f.contexts {
@@ -85,18 +77,7 @@ func fleetReport(ctx context.Context, cf clusterFlags, ff fleetFlags, drills []s
 		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
 		return exitUsage
 	}
-	now := time.Now()
-	clusters := make([]report.Cluster, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			clusters[i] = readCluster(ctx, t, cf.namespace, defs, report.Options{Now: now, WindowDays: days, LastN: last}, ff.timeout)
-		}()
-	}
-	wg.Wait()
-	f := report.BuildFleet(clusters, now, days)
+	f := report.CollectFleet(ctx, targets, cf.namespace, defs, report.Options{Now: time.Now(), WindowDays: days, LastN: last}, ff.timeout)
 	if err := report.WriteFleet(stdout, f, output); err != nil {
 		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
 		return exitError
@@ -105,17 +86,4 @@ func fleetReport(ctx context.Context, cf clusterFlags, ff fleetFlags, drills []s
 		return exitFail
 	}
 	return 0
-}
-
-func readCluster(ctx context.Context, t fleetCluster, namespace string, defs []drill.Definition, o report.Options, timeout time.Duration) report.Cluster {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cfg, err := t.cfg()
-	if err == nil {
-		var rep report.Report
-		if rep, err = buildReport(ctx, cfg, namespace, defs, o); err == nil {
-			return report.Cluster{Name: t.name, Report: &rep}
-		}
-	}
-	return report.Cluster{Name: t.name, Error: err.Error()}
 }

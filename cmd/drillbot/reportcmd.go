@@ -7,14 +7,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
 
 	"github.com/drillbot-io/drillbot/internal/drill"
-	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/report"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
-	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
 func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -80,7 +77,7 @@ func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, d
 		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
 		return exitError
 	}
-	rep, err := buildReport(ctx, cfg, cf.namespace, defs, report.Options{Now: time.Now(), WindowDays: days, LastN: last})
+	rep, err := report.Collect(ctx, cfg, cf.namespace, defs, report.Options{Now: time.Now(), WindowDays: days, LastN: last})
 	if err == nil {
 		err = report.Write(stdout, rep, output)
 	}
@@ -89,41 +86,4 @@ func statusReport(ctx context.Context, cf clusterFlags, drills []string, last, d
 		return exitError
 	}
 	return 0
-}
-
-func buildReport(ctx context.Context, cfg *rest.Config, namespace string, defs []drill.Definition, o report.Options) (report.Report, error) {
-	c, err := kube.NewClients(cfg)
-	if err != nil {
-		return report.Report{}, err
-	}
-	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: namespace}).List(ctx, "")
-	if err != nil {
-		return report.Report{}, err
-	}
-	// The drills to report on: the catalog, else what the runs snapshotted.
-	specs := map[string]drill.Definition{}
-	for _, d := range defs {
-		specs[d.Name] = d
-		o.Drills = append(o.Drills, report.DrillInfo{Name: d.Name, Scenario: d.Spec.Scenario,
-			RTOTarget: string(d.Spec.Objectives.RTO), RPOTarget: string(d.Spec.Objectives.RPO)})
-	}
-	for _, r := range runs {
-		if _, ok := specs[r.Spec.Drill]; !ok && len(defs) == 0 {
-			specs[r.Spec.Drill] = drill.Definition{Name: r.Spec.Drill, Spec: r.Spec.Snapshot}
-		}
-	}
-	o.BackupTimes = map[string]time.Time{}
-	for name, d := range specs {
-		if d.Spec.Scenario != namespacerestore.Name {
-			continue
-		}
-		t, ok, err := namespacerestore.LastCompletedBackup(ctx, c.Dynamic, d.Spec)
-		if err != nil {
-			return report.Report{}, fmt.Errorf("drill %s: %w", name, err)
-		}
-		if ok {
-			o.BackupTimes[name] = t
-		}
-	}
-	return report.Build(runs, o), nil
 }

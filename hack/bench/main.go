@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -40,17 +41,19 @@ func main() {
 		idle     = flag.Int("idle-drills", 50, "drills scheduled in the footprint figure")
 		sizes    = flag.String("sizes", "100,1000,5000", "inventory sizes")
 		real     = flag.Int("real-node-trials", 10, "pod-kill trials on a real node (0: skip; needs root)")
+		fleet    = flag.Int("fleet-clusters", 10, "clusters of the fleet report figure (kwok-only; 0: skip)")
+		fleetN   = flag.Int("fleet-runs", 1000, "DrillRuns per cluster of the fleet report figure")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real); err != nil {
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials int) error {
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns int) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -149,7 +152,19 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 	res.Rows = append(res.Rows, o.Rows()...)
 	res.Details["overhead"] = o
 
-	// 5. pod-kill on a real node (a second cluster: the machine's one real
+	// 5. The fleet report: the bench cluster and fleetClusters-1 more
+	// (control plane and kwok only), fleetRuns DrillRuns each.
+	if fleetClusters > 0 {
+		log.Info("fleet report", "clusters", fleetClusters, "runs", fleetRuns)
+		fs, err := fleet(ctx, bins, cl, filepath.Join(dir, "fleet"), fleetClusters, fleetRuns, log)
+		if err != nil {
+			return fmt.Errorf("fleet report: %w", err)
+		}
+		res.Rows = append(res.Rows, fs.Rows(3*time.Second)...)
+		res.Details["fleetReport"] = fs
+	}
+
+	// 6. pod-kill on a real node (a second cluster: the machine's one real
 	// node, started once the fake-node figures are done).
 	if realTrials > 0 {
 		cl.Stop()
@@ -273,6 +288,37 @@ func drillApp(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger, f
 	}
 	a, err := app.New(ctx, cl.REST, app.Options{Namespace: "drillbot-system", Logger: log})
 	return a, defs[0], err
+}
+
+// fleet starts the fleet's other clusters, fills every one with runs
+// DrillRuns and measures the fleet report over the first cluster alone and
+// over all of them.
+func fleet(ctx context.Context, bins localcluster.Bins, first *localcluster.Cluster, dir string, clusters, runs int, log *slog.Logger) (*bench.FleetScale, error) {
+	cfgs := []*rest.Config{first.REST}
+	for i := 1; i < clusters; i++ {
+		c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, fmt.Sprint(i)), Logger: log, NoBackups: true})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Stop()
+		cfgs = append(cfgs, c.REST)
+	}
+	const ns = "bench-fleet"
+	for i, cfg := range cfgs {
+		log.Info("fleet report: recording runs", "cluster", i, "runs", runs)
+		if err := bench.FillRuns(ctx, cfg, ns, runs); err != nil {
+			return nil, err
+		}
+	}
+	s := &bench.FleetScale{}
+	for _, k := range []int{1, len(cfgs)} {
+		c, err := bench.MedianOf(3, func() (bench.FleetCost, error) { return bench.MeasureFleet(ctx, cfgs[:k], ns, runs) }, func(c bench.FleetCost) time.Duration { return c.Wall })
+		if err != nil {
+			return nil, err
+		}
+		s.Costs = append(s.Costs, c)
+	}
+	return s, nil
 }
 
 func namespace(ctx context.Context, cl *localcluster.Cluster, name string) error {

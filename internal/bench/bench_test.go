@@ -309,3 +309,19 @@ container_memory_working_set_bytes{container="web",namespace="app",pod="web-1"} 
 		t.Errorf("20 MiB under 40 MiB not met: %+v", rows[0])
 	}
 }
+
+func TestFleetRows(t *testing.T) {
+	s := &FleetScale{Costs: []FleetCost{
+		{Clusters: 1, Runs: 1000, Wall: 200 * time.Millisecond, Requests: 3, Bytes: 4 << 20},
+		{Clusters: 10, Runs: 1000, Wall: 1500 * time.Millisecond, Requests: 30, Bytes: 40 << 20},
+	}}
+	rows := s.Rows(3 * time.Second)
+	if len(rows) != 2 || rows[0].Met == nil || !*rows[0].Met || rows[1].Met == nil || !*rows[1].Met || rows[1].Value != 1 {
+		t.Fatalf("%+v", rows)
+	}
+	s.Costs[1].Wall, s.Costs[1].Bytes = 4*time.Second, 80<<20 // slow, and twice the bytes per cluster
+	rows = s.Rows(3 * time.Second)
+	if *rows[0].Met || *rows[1].Met || rows[1].Value != 2 {
+		t.Errorf("%+v", rows)
+	}
+}

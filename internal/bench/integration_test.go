@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 )
 
@@ -61,5 +63,31 @@ func TestMeasurementsRun(t *testing.T) {
 	}
 	if p.WriteSpan.N != 2 || p.WriteSpan.Max <= 0 {
 		t.Errorf("write span %+v", p.WriteSpan)
+	}
+}
+
+// TestFleetMeasurementRuns: the fleet figure, small: two clusters (this
+// one and a control plane only), 20 runs each, the report reads them all.
+func TestFleetMeasurementRuns(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	other := localcluster.Another(t, localcluster.Config{NoBackups: true})
+	cfgs := []*rest.Config{cluster.REST, other.REST}
+	for _, cfg := range cfgs {
+		if err := FillRuns(ctx, cfg, "bench-fleet", 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := MeasureFleet(ctx, cfgs[:1], "bench-fleet", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := MeasureFleet(ctx, cfgs, "bench-fleet", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each cluster: its runs listed once (every run's JSON read).
+	if one.Drills != 5 || two.Drills != 10 || one.Bytes < 20*500 || two.Bytes < 2*one.Bytes*9/10 || two.Requests < 2*one.Requests {
+		t.Errorf("one cluster %+v, two %+v", one, two)
 	}
 }

@@ -189,14 +189,20 @@ func fit(cs []InventoryCost) (fixed time.Duration, perObject float64) {
 // Median runs measure three times and keeps the run with the median wall
 // time.
 func Median(measure func() (InventoryCost, error)) (InventoryCost, error) {
-	var runs []InventoryCost
-	for range 3 {
+	return MedianOf(3, measure, func(c InventoryCost) time.Duration { return c.Wall })
+}
+
+// MedianOf measures n times and returns the run of median wall time.
+func MedianOf[T any](n int, measure func() (T, error), wall func(T) time.Duration) (T, error) {
+	var runs []T
+	for range n {
 		c, err := measure()
 		if err != nil {
-			return InventoryCost{}, err
+			var zero T
+			return zero, err
 		}
 		runs = append(runs, c)
 	}
-	slices.SortFunc(runs, func(x, y InventoryCost) int { return cmp.Compare(x.Wall, y.Wall) })
-	return runs[1], nil
+	slices.SortFunc(runs, func(x, y T) int { return cmp.Compare(wall(x), wall(y)) })
+	return runs[len(runs)/2], nil
 }

@@ -100,6 +100,9 @@ type Config struct {
 	// ReadOnlyBSL makes Velero's storage location ReadOnly: it syncs the
 	// backups it finds and writes none.
 	ReadOnlyBSL bool
+	// NoBackups starts neither the S3 store nor Velero: a control plane
+	// and kwok only (a fleet's members in make bench).
+	NoBackups bool
 }
 
 // Cluster is a running local cluster.
@@ -182,6 +185,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		if err := c.startNode(ctx); err != nil {
 			return c, err
 		}
+	}
+	if cfg.NoBackups {
+		c.log.Info("local cluster ready (no S3 store, no Velero)", "kubeconfig", c.Kubeconfig, "dir", cfg.Dir)
+		return c, nil
 	}
 	s3URL := cfg.S3URL
 	if s3URL == "" {

@@ -1,0 +1,87 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// Collect reads one cluster's DrillRuns (in drillbot's namespace) and, for
+// namespace-restore drills, the age of their newest Completed backup, and
+// builds its report. defs is the catalog (nil: the drills the runs name).
+func Collect(ctx context.Context, cfg *rest.Config, namespace string, defs []drill.Definition, o Options) (Report, error) {
+	c, err := kube.NewClients(cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: namespace}).List(ctx, "")
+	if err != nil {
+		return Report{}, err
+	}
+	// The drills to report on: the catalog, else what the runs snapshotted.
+	specs := map[string]drill.Definition{}
+	for _, d := range defs {
+		specs[d.Name] = d
+		o.Drills = append(o.Drills, DrillInfo{Name: d.Name, Scenario: d.Spec.Scenario,
+			RTOTarget: string(d.Spec.Objectives.RTO), RPOTarget: string(d.Spec.Objectives.RPO)})
+	}
+	for _, r := range runs {
+		if _, ok := specs[r.Spec.Drill]; !ok && len(defs) == 0 {
+			specs[r.Spec.Drill] = drill.Definition{Name: r.Spec.Drill, Spec: r.Spec.Snapshot}
+		}
+	}
+	o.BackupTimes = map[string]time.Time{}
+	for name, d := range specs {
+		if d.Spec.Scenario != namespacerestore.Name {
+			continue
+		}
+		t, ok, err := namespacerestore.LastCompletedBackup(ctx, c.Dynamic, d.Spec)
+		if err != nil {
+			return Report{}, fmt.Errorf("drill %s: %w", name, err)
+		}
+		if ok {
+			o.BackupTimes[name] = t
+		}
+	}
+	return Build(runs, o), nil
+}
+
+// Target is one cluster of a fleet: its name and how to reach it.
+type Target struct {
+	Name   string
+	Config func() (*rest.Config, error)
+}
+
+// CollectFleet reads every target at once, each within timeout, and
+// builds the fleet's report; a target that fails is named in it.
+func CollectFleet(ctx context.Context, targets []Target, namespace string, defs []drill.Definition, o Options, timeout time.Duration) Fleet {
+	clusters := make([]Cluster, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			cfg, err := t.Config()
+			if err == nil {
+				var rep Report
+				if rep, err = Collect(ctx, cfg, namespace, defs, o); err == nil {
+					clusters[i] = Cluster{Name: t.Name, Report: &rep}
+					return
+				}
+			}
+			clusters[i] = Cluster{Name: t.Name, Error: err.Error()}
+		}()
+	}
+	wg.Wait()
+	return BuildFleet(clusters, o.Now, o.WindowDays)
+}
