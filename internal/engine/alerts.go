@@ -183,8 +183,9 @@ func (w *alertWatch) settle(ctx context.Context, wait bool, reverting func(), se
 	close(settled)
 	if wait {
 		// Bounded by the deadlines (each poll past one decides it); the
-		// bound here only guards against a clock that never moves.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.rs.maxAlertWait())
+		// bound here only guards against a clock that never moves. A run
+		// cancelled meanwhile (halt, shutdown) stops waiting.
+		wctx, cancel := context.WithTimeout(ctx, w.rs.maxAlertWait())
 		select {
 		case <-done:
 		case <-wctx.Done():
@@ -241,7 +242,7 @@ func (w *alertWatch) poll(ctx context.Context) bool {
 	defer rs.mu.Unlock()
 	st := &rs.run.Status
 	if st.DisasterAt == nil {
-		return false
+		return true // nothing broken yet: nothing to decide (the loop ends only once settled)
 	}
 	disaster := st.DisasterAt.Time
 	for i, x := range w.expect {

@@ -317,3 +317,29 @@ func TestFreezeWindowHoldsScheduledRunsOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestPreflightFailureDoesNotWaitForExpectedAlerts: a run that broke
+// nothing has nothing to detect; it ends at once (it waited out the
+// deadlines, a minute of real time, before).
+func TestPreflightFailureDoesNotWaitForExpectedAlerts(t *testing.T) {
+	clk := testingclock.NewFakeClock(t0)
+	sc := &script{clk: clk, preflight: func(context.Context) error { return errors.New("target not healthy") }}
+	src := &fakeAlerts{clk: clk, at: func(time.Time) ([]alerts.Alert, error) { return nil, nil }}
+	e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "test", Alerts: src, AlertPoll: time.Second})
+	done := make(chan *v1alpha1.DrillRun, 1)
+	go func() {
+		run, err := e.Run(context.Background(), alertDrill(t, v1alpha1.ExpectedAlert{Name: "X", Within: "1m"}), "manual")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- run
+	}()
+	select {
+	case run := <-done:
+		if run.Status.Verdict != v1alpha1.VerdictFail || len(run.Status.Detections) != 1 || run.Status.Detections[0].Problem != "no fault was injected" {
+			t.Errorf("%s %q %+v", run.Status.Verdict, run.Status.Reason, run.Status.Detections)
+		}
+	case <-time.After(10 * time.Second): // a hang guard: the fake clock never moves
+		t.Fatal("a run that failed preflight waited for its expected alerts")
+	}
+}
