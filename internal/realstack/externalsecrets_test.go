@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,3 +264,51 @@ func secretData(t *testing.T, ns, name string) string {
 }
 
 var _ = corev1.SecretTypeOpaque
+
+// TestKillExternalSecrets: the catalog's kill-external-secrets (the
+// runbook's ESO row) against the real controller: its pods are killed, the
+// Deployment brings new ones, and the ExternalSecrets the drill names are
+// still there and Ready: PASS, RTO measured.
+func TestKillExternalSecrets(t *testing.T) {
+	externalSecrets(t)
+	kv := serveKeyVault(t, map[string]string{"db-password": "s3cr3t-db", "api-token": "tok-123"}, false)
+	ns := appNamespace(t, kv, "db-password", "api-token")
+	doc, err := os.ReadFile("../../drills/kill-external-secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testharness.New(t, cluster)
+	before := esoPods(t)
+	run := h.Run(h.Drill(strings.Replace(string(doc), "namespace: payments", "namespace: "+ns, 1)))
+	st := run.Status
+	t.Logf("verdict %s RTO %s: %s", st.Verdict, st.RTO, st.Reason)
+	if st.Verdict != v1alpha1.VerdictPass || st.RTO == "" {
+		t.Fatalf("verdict %s %q, want PASS with an RTO", st.Verdict, st.Reason)
+	}
+	for _, p := range esoPods(t) {
+		if slices.Contains(before, p) {
+			t.Errorf("ESO pod %s survived the kill", p)
+		}
+	}
+	if got := secretData(t, ns, "db-password"); got != "s3cr3t-db" {
+		t.Errorf("db-password after the drill: %q", got)
+	}
+}
+
+func esoPods(t *testing.T) []string {
+	t.Helper()
+	pods, err := cluster.Kube.CoreV1().Pods(realstack.ESONamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=external-secrets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no External Secrets controller pods")
+	}
+	return names
+}
