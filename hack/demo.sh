@@ -63,7 +63,11 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 if command -v curl >/dev/null; then
-  curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/readyz" >/dev/null && curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/metrics" | grep '^drillbot_' || true
+  # The drill's last results (loaded from its DrillRun at start); every
+  # catalog drill also exports its targets and counters, at 0 (the
+  # counters count this daemon's runs): curl the endpoint for all.
+  curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/readyz" >/dev/null && curl -fsS "127.0.0.1:$DEMO_METRICS_PORT/metrics" |
+    grep '^drillbot_' | grep 'drill="namespace-restore"' | grep -v -e '_bucket{' -e '_sum{' -e '_count{' -e '_total{' || true
 fi
 
 cat <<MSG
