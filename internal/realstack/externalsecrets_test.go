@@ -278,14 +278,14 @@ func TestKillExternalSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := testharness.New(t, cluster)
-	before := esoPods(t)
+	before := controllerPods(t, realstack.ESONamespace, "app.kubernetes.io/name=external-secrets")
 	run := h.Run(h.Drill(strings.Replace(string(doc), "namespace: payments", "namespace: "+ns, 1)))
 	st := run.Status
 	t.Logf("verdict %s RTO %s: %s", st.Verdict, st.RTO, st.Reason)
 	if st.Verdict != v1alpha1.VerdictPass || st.RTO == "" {
 		t.Fatalf("verdict %s %q, want PASS with an RTO", st.Verdict, st.Reason)
 	}
-	for _, p := range esoPods(t) {
+	for _, p := range controllerPods(t, realstack.ESONamespace, "app.kubernetes.io/name=external-secrets") {
 		if slices.Contains(before, p) {
 			t.Errorf("ESO pod %s survived the kill", p)
 		}
@@ -293,22 +293,4 @@ func TestKillExternalSecrets(t *testing.T) {
 	if got := secretData(t, ns, "db-password"); got != "s3cr3t-db" {
 		t.Errorf("db-password after the drill: %q", got)
 	}
-}
-
-func esoPods(t *testing.T) []string {
-	t.Helper()
-	pods, err := cluster.Kube.CoreV1().Pods(realstack.ESONamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=external-secrets"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			names = append(names, p.Name)
-		}
-	}
-	if len(names) == 0 {
-		t.Fatal("no External Secrets controller pods")
-	}
-	return names
 }

@@ -359,7 +359,14 @@ func TestKillKyverno(t *testing.T) {
 
 func kyvernoPods(t *testing.T) []string {
 	t.Helper()
-	pods, err := cluster.Kube.CoreV1().Pods(realstack.KyvernoNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=admission-controller"})
+	return controllerPods(t, realstack.KyvernoNamespace, "app.kubernetes.io/component=admission-controller")
+}
+
+// controllerPods names the pods matching selector in ns that are not
+// being deleted; there must be some.
+func controllerPods(t *testing.T, ns, selector string) []string {
+	t.Helper()
+	pods, err := cluster.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +377,7 @@ func kyvernoPods(t *testing.T) []string {
 		}
 	}
 	if len(names) == 0 {
-		t.Fatal("no Kyverno admission controller pods")
+		t.Fatalf("no pods matching %s in %s", selector, ns)
 	}
 	return names
 }

@@ -25,11 +25,8 @@ type Fleet struct {
 	GeneratedAt time.Time `json:"generatedAt"`
 	// WindowDays is the freshness: a pass older than this has expired.
 	WindowDays int `json:"windowDays"`
-	// Compliance is the share, in percent, of every reachable cluster's
-	// drills whose newest run in the window passed.
-	Compliance      float64 `json:"compliancePercent"`
-	CompliantDrills int     `json:"compliantDrills"`
-	TotalDrills     int     `json:"totalDrills"`
+	// The share is over every reachable cluster's drills.
+	ComplianceShare
 	// Unreachable names the clusters that could not be read: their drills
 	// count for nothing, so a fleet with one is never fully compliant.
 	Unreachable []string   `json:"unreachable,omitempty"`
@@ -66,14 +63,8 @@ func BuildFleet(clusters []Cluster, now time.Time, windowDays int) Fleet {
 				row.Verdict, row.Finished = d.Runs[0].Verdict, &fin
 			}
 			f.Rows = append(f.Rows, row)
-			f.TotalDrills++
-			if d.Compliant {
-				f.CompliantDrills++
-			}
+			f.count(d.Compliant)
 		}
-	}
-	if f.TotalDrills > 0 {
-		f.Compliance = 100 * float64(f.CompliantDrills) / float64(f.TotalDrills)
 	}
 	return f
 }

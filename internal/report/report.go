@@ -20,12 +20,25 @@ import (
 type Report struct {
 	GeneratedAt time.Time `json:"generatedAt"`
 	WindowDays  int       `json:"windowDays"`
-	// Compliance is the share of drills, in percent, whose newest run within
-	// the window passed.
-	Compliance      float64       `json:"compliancePercent"`
-	CompliantDrills int           `json:"compliantDrills"`
-	TotalDrills     int           `json:"totalDrills"`
-	Drills          []DrillReport `json:"drills"`
+	ComplianceShare
+	Drills []DrillReport `json:"drills"`
+}
+
+// ComplianceShare is the share of drills, in percent, whose newest run
+// within the window passed.
+type ComplianceShare struct {
+	Compliance      float64 `json:"compliancePercent"`
+	CompliantDrills int     `json:"compliantDrills"`
+	TotalDrills     int     `json:"totalDrills"`
+}
+
+// count adds one drill.
+func (c *ComplianceShare) count(compliant bool) {
+	c.TotalDrills++
+	if compliant {
+		c.CompliantDrills++
+	}
+	c.Compliance = 100 * float64(c.CompliantDrills) / float64(c.TotalDrills)
 }
 
 // DrillReport is one drill's history.
@@ -142,14 +155,8 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 		if t, ok := o.BackupTimes[name]; ok {
 			d.LastBackupAge = o.Now.Sub(t).Round(time.Second).String()
 		}
-		if d.Compliant {
-			rep.CompliantDrills++
-		}
-		rep.TotalDrills++
+		rep.count(d.Compliant)
 		rep.Drills = append(rep.Drills, *d)
-	}
-	if rep.TotalDrills > 0 {
-		rep.Compliance = 100 * float64(rep.CompliantDrills) / float64(rep.TotalDrills)
 	}
 	return rep
 }
