@@ -28,9 +28,7 @@ func (a *alertFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&a.poll, "alert-poll-interval", 10*time.Second, "how often a running drill reads the alerts")
 }
 
-// engineOptions are what the flags give the engine. defs are checked too:
-// a drill that reads alerts with no Alertmanager to read them from could
-// never run, and is refused with its file named.
+// alertOptions are what the flags give the engine.
 type alertOptions struct {
 	source   engine.AlertSource
 	stopWhen []alerts.Matchers
@@ -38,6 +36,9 @@ type alertOptions struct {
 	poll     time.Duration
 }
 
+// load builds the options. defs are checked too: a drill that reads alerts
+// with no Alertmanager to read them from could never run, and is refused
+// with its file named.
 func (a *alertFlags) load(defs []drill.Definition) (alertOptions, error) {
 	o := alertOptions{poll: a.poll}
 	if a.poll < time.Second {

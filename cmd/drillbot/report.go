@@ -8,7 +8,6 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
-	"github.com/drillbot-io/drillbot/internal/notify"
 )
 
 // printReport prints one finished run for people.
@@ -24,7 +23,7 @@ func printReport(w io.Writer, run *v1alpha1.DrillRun) {
 		rpoNote += ", from " + st.RPOSource
 	}
 	fmt.Fprintf(tw, "RPO\t%s\t%s\n", orDash(st.RPO), rpoNote)
-	for _, d := range notify.Detections(st.Detections) {
+	for _, d := range v1alpha1.DetectionLines(st.Detections) {
 		fmt.Fprintf(tw, "Detection\t%s\n", d)
 	}
 	tw.Flush()

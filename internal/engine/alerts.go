@@ -60,11 +60,30 @@ type alertWatch struct {
 	lastOK   time.Time
 	lastErr  error
 	stopping bool // stop conditions are no longer checked (reverting)
+
+	// revert and settled are closed once by reverting and settle; done
+	// when the poll loop has ended; stopWatch ends it.
+	revert, settled, done  chan struct{}
+	stopWatch              func()
+	revertOnce, settleOnce sync.Once
 }
 
-// stopConditions are the engine's and the drill's.
-func (e *Engine) stopConditions(def drill.Definition) []alerts.Matchers {
-	return append(append([]alerts.Matchers{}, e.stopWhen...), def.Alerts.StopWhen...)
+// stopConditions are the daemon's and the drill's.
+func stopConditions(daemon []alerts.Matchers, def drill.Definition) []alerts.Matchers {
+	return append(append([]alerts.Matchers{}, daemon...), def.Alerts.StopWhen...)
+}
+
+// stopAlert is the first active alert a stop condition matches, as the
+// Stop it causes.
+func stopAlert(active []alerts.Alert, stop []alerts.Matchers, at metav1.MicroTime, before bool) *v1alpha1.Stop {
+	for _, a := range active {
+		for _, m := range stop {
+			if m.Matches(a.Labels) {
+				return &v1alpha1.Stop{Kind: v1alpha1.StopAlert, Name: a.String(), Before: before, At: &at, Detail: m.String()}
+			}
+		}
+	}
+	return nil
 }
 
 // StartConditions are what may hold a run before it starts: freeze
@@ -86,7 +105,7 @@ func (c StartConditions) Check(ctx context.Context, def drill.Definition, trigge
 			return &v1alpha1.Stop{Kind: v1alpha1.StopFreezeWindow, Name: name, Before: true, At: &at, Detail: "until " + until.UTC().Format(time.RFC3339)}
 		}
 	}
-	stop := append(append([]alerts.Matchers{}, c.StopWhen...), def.Alerts.StopWhen...)
+	stop := stopConditions(c.StopWhen, def)
 	if len(stop) == 0 && len(def.Alerts.Expect) == 0 {
 		return nil
 	}
@@ -97,12 +116,8 @@ func (c StartConditions) Check(ctx context.Context, def drill.Definition, trigge
 	if err != nil {
 		return &v1alpha1.Stop{Kind: v1alpha1.StopAlertsUnreadable, Before: true, At: &at, Detail: err.Error()}
 	}
-	for _, a := range active {
-		for _, m := range stop {
-			if m.Matches(a.Labels) {
-				return &v1alpha1.Stop{Kind: v1alpha1.StopAlert, Name: a.String(), Before: true, At: &at, Detail: m.String()}
-			}
-		}
+	if st := stopAlert(active, stop, at, true); st != nil {
+		return st
 	}
 	for _, a := range active {
 		for _, x := range def.Alerts.Expect {
@@ -113,9 +128,6 @@ func (c StartConditions) Check(ctx context.Context, def drill.Definition, trigge
 	}
 	return nil
 }
-
-// StopReason is the verdict reason of a run held or stopped by s.
-func StopReason(s v1alpha1.Stop) string { return stopReason(s) }
 
 // holdback is the engine's StartConditions for one run, checked before its
 // first write to the target.
@@ -130,7 +142,7 @@ func (rs *runState) holdback(ctx context.Context, trigger string) *v1alpha1.Stop
 // stops checking stop conditions (the run is reverting anyway) and one that
 // waits until every expected alert is decided and stops the watch.
 func (rs *runState) startAlertWatch(ctx context.Context, cancel context.CancelCauseFunc) (reverting func(), settle func(ctx context.Context, wait bool)) {
-	w := &alertWatch{rs: rs, src: rs.e.alerts, stop: rs.e.stopConditions(rs.def), expect: rs.def.Alerts.Expect, cancel: cancel, lastOK: rs.e.clock.Now()}
+	w := &alertWatch{rs: rs, src: rs.e.alerts, stop: stopConditions(rs.e.stopWhen, rs.def), expect: rs.def.Alerts.Expect, cancel: cancel, lastOK: rs.e.clock.Now()}
 	if w.src == nil || (len(w.stop) == 0 && len(w.expect) == 0) {
 		return func() {}, func(context.Context, bool) {}
 	}
@@ -144,13 +156,11 @@ func (rs *runState) startAlertWatch(ctx context.Context, cancel context.CancelCa
 	}
 	rs.mu.Unlock()
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	revert := make(chan struct{})
-	settled := make(chan struct{})
+	w.revert, w.settled, w.done, w.stopWatch = make(chan struct{}), make(chan struct{}), make(chan struct{}), stopWatch
 	go func() {
-		defer close(done)
+		defer close(w.done)
 		// Each channel is set to nil once seen: a closed one is always ready.
-		revert, settled := revert, settled
+		revert, settled := w.revert, w.settled
 		for {
 			if finished := w.poll(wctx); finished && settled == nil {
 				return
@@ -167,34 +177,34 @@ func (rs *runState) startAlertWatch(ctx context.Context, cancel context.CancelCa
 			}
 		}
 	}()
-	var revertOnce, settleOnce sync.Once
-	reverting = func() { revertOnce.Do(func() { close(revert) }) }
-	settle = func(ctx context.Context, wait bool) {
-		settleOnce.Do(func() { w.settle(ctx, wait, reverting, settled, done, stopWatch) })
-	}
-	return reverting, settle
+	return w.reverting, w.settle
 }
+
+// reverting stops checking stop conditions.
+func (w *alertWatch) reverting() { w.revertOnce.Do(func() { close(w.revert) }) }
 
 // settle ends the watch: stop conditions are no longer checked, and once
 // every expected alert is decided (or at once when wait is false) the rest
 // get their problem.
-func (w *alertWatch) settle(ctx context.Context, wait bool, reverting func(), settled chan struct{}, done <-chan struct{}, stopWatch func()) {
-	reverting()
-	close(settled)
-	if wait {
-		// Bounded by the deadlines (each poll past one decides it); the
-		// bound here only guards against a clock that never moves. A run
-		// cancelled meanwhile (halt, shutdown) stops waiting.
-		wctx, cancel := context.WithTimeout(ctx, w.rs.maxAlertWait())
-		select {
-		case <-done:
-		case <-wctx.Done():
+func (w *alertWatch) settle(ctx context.Context, wait bool) {
+	w.settleOnce.Do(func() {
+		w.reverting()
+		close(w.settled)
+		if wait {
+			// Bounded by the deadlines (each poll past one decides it); the
+			// bound here only guards against a clock that never moves. A run
+			// cancelled meanwhile (halt, shutdown) stops waiting.
+			wctx, cancel := context.WithTimeout(ctx, w.rs.maxAlertWait())
+			select {
+			case <-w.done:
+			case <-wctx.Done():
+			}
+			cancel()
 		}
-		cancel()
-	}
-	stopWatch()
-	<-done
-	w.decideRest()
+		w.stopWatch()
+		<-w.done
+		w.decideRest()
+	})
 }
 
 // maxAlertWait bounds how long a finished run waits for its expected
@@ -223,19 +233,14 @@ func (w *alertWatch) poll(ctx context.Context) bool {
 			w.stopping = true
 		}
 		rs.log.Warn("alerts not read", "err", err)
-		return w.decided(now)
+		return w.decided()
 	}
 	w.lastOK, w.lastErr = now, nil
 	if !w.stopping {
-		for _, a := range active {
-			for _, m := range w.stop {
-				if m.Matches(a.Labels) {
-					at := metav1.NewMicroTime(now)
-					rs.log.Warn("stop condition: alert firing, stopping the run", "alert", a.String(), "matchers", m.String())
-					w.cancel(&StoppedError{Stop: v1alpha1.Stop{Kind: v1alpha1.StopAlert, Name: a.String(), At: &at, Detail: m.String()}})
-					w.stopping = true
-				}
-			}
+		if st := stopAlert(active, w.stop, metav1.NewMicroTime(now), false); st != nil {
+			rs.log.Warn("stop condition: alert firing, stopping the run", "alert", st.Name, "matchers", st.Detail)
+			w.cancel(&StoppedError{Stop: *st})
+			w.stopping = true
 		}
 	}
 	rs.mu.Lock()
@@ -290,19 +295,19 @@ func (w *alertWatch) poll(ctx context.Context) bool {
 			}
 		}
 	}
-	return w.decidedLocked(now)
+	return w.decidedLocked()
 }
 
-func (w *alertWatch) decided(now time.Time) bool {
+func (w *alertWatch) decided() bool {
 	w.rs.mu.Lock()
 	defer w.rs.mu.Unlock()
-	return w.decidedLocked(now)
+	return w.decidedLocked()
 }
 
 // decidedLocked: every expected alert fired (and resolved, if asked, once
 // recovered) or has a problem. A run that never recovered has nothing to
 // resolve.
-func (w *alertWatch) decidedLocked(time.Time) bool {
+func (w *alertWatch) decidedLocked() bool {
 	st := &w.rs.run.Status
 	if st.DisasterAt == nil {
 		return true // nothing was broken: nothing to detect
@@ -374,8 +379,8 @@ func stoppedBy(ctx context.Context) *v1alpha1.Stop {
 	return nil
 }
 
-// stopReason is the verdict reason of a run held or stopped.
-func stopReason(s v1alpha1.Stop) string {
+// StopReason is the verdict reason of a run held or stopped by s.
+func StopReason(s v1alpha1.Stop) string {
 	if s.Before {
 		return "not started: " + strings.TrimPrefix(describeStop(s), "stopped: ")
 	}

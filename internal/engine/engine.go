@@ -292,7 +292,7 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 		rs.mu.Lock()
 		rs.run.Status.Stop = stop
 		rs.mu.Unlock()
-		rs.out.inconclusive = stopReason(*stop)
+		rs.out.inconclusive = StopReason(*stop)
 		rs.log.Warn("drill not started", "reason", rs.out.inconclusive)
 	} else if sc, err = kind.New(def, created.Name); err != nil {
 		rs.out.failures = append(rs.out.failures, "scenario: "+err.Error())
@@ -752,7 +752,7 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 	st := &rs.run.Status
 	if stop != nil && !rs.retry {
 		st.Stop = stop
-		rs.out.failures = append([]string{stopReason(*stop)}, rs.out.failures...)
+		rs.out.failures = append([]string{StopReason(*stop)}, rs.out.failures...)
 	}
 	rs.out.detectFailures, rs.out.detectMet = detectionFailures(st.Detections)
 	if rs.retry {

@@ -42,11 +42,6 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 		fmt.Fprintln(os.Stderr, "integration tests will skip:", err)
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "drillbot-cluster-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -60,15 +55,13 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 		}
 		defer unlock()
 	}
-	cfg.Bins, cfg.Dir, cfg.Logger = bins, dir, log
-	cl, err := Start(ctx, cfg)
-	if errors.Is(err, ErrPortTaken) {
-		fmt.Fprintln(os.Stderr, "start local cluster again:", err)
-		if cfg.Dir, err = os.MkdirTemp("", "drillbot-cluster-"); err == nil {
-			dir = cfg.Dir
-			cl, err = Start(ctx, cfg)
-		}
-	}
+	cfg.Bins, cfg.Logger = bins, log
+	var dir string // the cluster's, kept when a test fails
+	cl, err := startFresh(ctx, cfg, func() (string, error) {
+		d, err := os.MkdirTemp("", "drillbot-cluster-")
+		dir = d
+		return d, err
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local cluster:", err)
 		return 1
@@ -209,14 +202,28 @@ func Another(t *testing.T, cfg ...Config) *Cluster {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	o.Bins, o.Logger = bins, log
-	start := func() (*Cluster, error) { o.Dir = t.TempDir(); return Start(ctx, o) }
-	c, err := start()
-	if errors.Is(err, ErrPortTaken) {
-		c, err = start()
-	}
+	c, err := startFresh(ctx, o, func() (string, error) { return t.TempDir(), nil })
 	if err != nil {
 		t.Fatalf("start another local cluster: %v", err)
 	}
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// startFresh starts a cluster in dir(), and once more in a new dir() when
+// a port it picked was taken by another process meanwhile.
+func startFresh(ctx context.Context, cfg Config, dir func() (string, error)) (*Cluster, error) {
+	var err error
+	if cfg.Dir, err = dir(); err != nil {
+		return nil, err
+	}
+	c, err := Start(ctx, cfg)
+	if errors.Is(err, ErrPortTaken) {
+		fmt.Fprintln(os.Stderr, "start local cluster again:", err)
+		if cfg.Dir, err = dir(); err != nil {
+			return nil, err
+		}
+		c, err = Start(ctx, cfg)
+	}
+	return c, err
 }

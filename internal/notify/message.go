@@ -45,7 +45,7 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	for _, b := range st.Breakdown {
 		s.Breakdown = append(s.Breakdown, b.Name+" "+b.Duration)
 	}
-	s.Detection = Detections(st.Detections)
+	s.Detection = v1alpha1.DetectionLines(st.Detections)
 	if st.Stop != nil {
 		s.Stop = string(st.Stop.Kind) + " " + st.Stop.Name
 		if st.Stop.Before {
@@ -81,16 +81,6 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 		s.Title += ": FAULT MAY STILL BE ACTIVE (revert failed; drillbot retries it)"
 	}
 	return s
-}
-
-// Detections says, per expected alert, its time to detect against its
-// target, or why it does not count.
-func Detections(ds []v1alpha1.Detection) []string {
-	out := make([]string, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, d.String())
-	}
-	return out
 }
 
 func vsTarget(measured, target string) string {

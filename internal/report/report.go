@@ -128,7 +128,7 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 		}
 		if len(d.Runs) < o.LastN {
 			d.Runs = append(d.Runs, RunRow{Name: r.Name, Finished: r.Status.FinishedAt.Time, Verdict: r.Status.Verdict,
-				RTO: r.Status.RTO, RPO: r.Status.RPO, Detection: detections(r.Status.Detections), Reason: r.Status.Reason, FaultActive: open})
+				RTO: r.Status.RTO, RPO: r.Status.RPO, Detection: v1alpha1.DetectionLines(r.Status.Detections), Reason: r.Status.Reason, FaultActive: open})
 		}
 	}
 	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays}
@@ -258,14 +258,6 @@ func markdown(w io.Writer, rep Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func detections(ds []v1alpha1.Detection) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.String())
-	}
-	return out
 }
 
 func mark(ok bool) string {

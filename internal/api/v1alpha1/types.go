@@ -286,6 +286,15 @@ func (d Detection) String() string {
 	return line
 }
 
+// DetectionLines is each detection as its String.
+func DetectionLines(ds []Detection) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
+}
+
 // StopKind says what stopped a run.
 type StopKind string
 
