@@ -87,10 +87,13 @@ LOGS := $(BIN)/logs
 step = @$(CURDIR)/hack/step.sh $(1) $(2) $(LOGS)/$(1)-$(2).log --
 
 CLUSTER_DIR ?= $(CURDIR)/tmp/cluster
+# make demo-dr's two clusters.
+PROD_DIR ?= $(CURDIR)/tmp/cluster-prod
+DR_DIR ?= $(CURDIR)/tmp/cluster-dr
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: announce monitoring stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: announce monitoring stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -236,6 +239,10 @@ test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $
 demo: announce $(CLUSTER_BINS) $(DRILLBOT) images node-deps
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
 
+# The regional failure drill across two kwok-only clusters (no root).
+demo-dr: announce $(CLUSTER_BINS) $(DRILLBOT)
+	PROD_DIR=$(PROD_DIR) DR_DIR=$(DR_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo-dr.sh
+
 # Benchmarks on a fresh local cluster: RTO precision, idle footprint,
 # inventory scale, drill overhead. Prints a table; writes bench/results/.
 BENCH_ARGS ?=
@@ -253,3 +260,5 @@ cluster-up: announce $(CLUSTER_BINS) images node-deps
 
 cluster-down:
 	$(GO) run ./hack/localcluster down $(CLUSTER_DIR)
+	$(GO) run ./hack/localcluster down $(PROD_DIR)
+	$(GO) run ./hack/localcluster down $(DR_DIR)

@@ -207,6 +207,12 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	for _, m := range docs["ClusterRole"] {
 		for _, r := range decode[rbacv1.ClusterRole](t, m).Rules {
 			for _, v := range r.Verbs {
+				// RBAC cannot limit create by name; failover-restore creates
+				// its copy's namespace (labelled with the run, the only one
+				// its undo deletes, by name).
+				if v == "create" && slices.Equal(r.Resources, []string{"namespaces"}) {
+					continue
+				}
 				if (v == "create" || v == "update" || v == "patch" || v == "delete") && len(r.ResourceNames) == 0 {
 					t.Errorf("ClusterRole %s: cluster-wide %s on %v", m["metadata"].(map[string]any)["name"], v, r.Resources)
 				}

@@ -1,6 +1,7 @@
 // Command bench is `make bench`: it starts the local cluster and measures
 // drillbot's RTO precision (against 1s and 5s polling), its idle footprint,
-// the scale of the namespace inventory, and its share of a measured RTO. It
+// the scale of the namespace inventory, its share of a measured RTO, a
+// failover restore in a second cluster and the fleet report. It
 // prints a table and writes it as JSON (and Markdown) under -out.
 package main
 
@@ -18,8 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
@@ -29,6 +32,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
 func main() {
@@ -43,17 +47,18 @@ func main() {
 		real     = flag.Int("real-node-trials", 10, "pod-kill trials on a real node (0: skip; needs root)")
 		fleet    = flag.Int("fleet-clusters", 10, "clusters of the fleet report figure (kwok-only; 0: skip)")
 		fleetN   = flag.Int("fleet-runs", 1000, "DrillRuns per cluster of the fleet report figure")
+		failover = flag.Int("failover-objects", 1000, "objects in the namespace the failover-restore figure restores in a DR cluster (0: skip)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN); err != nil {
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns int) error {
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -152,7 +157,19 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 	res.Rows = append(res.Rows, o.Rows()...)
 	res.Details["overhead"] = o
 
-	// 5. The fleet report: the bench cluster and fleetClusters-1 more
+	// 5. A regional failover: a DR cluster restores a copy of a namespace
+	// of failoverObjects objects from the bench cluster's backups.
+	if failoverObjects > 0 {
+		log.Info("failover restore", "objects", failoverObjects)
+		fo, err := failover(ctx, bins, cl, filepath.Join(dir, "dr"), failoverObjects, log)
+		if err != nil {
+			return fmt.Errorf("failover restore: %w", err)
+		}
+		res.Rows = append(res.Rows, fo.Rows()...)
+		res.Details["failoverRestore"] = fo
+	}
+
+	// 6. The fleet report: the bench cluster and fleetClusters-1 more
 	// (control plane and kwok only), fleetRuns DrillRuns each.
 	if fleetClusters > 0 {
 		log.Info("fleet report", "clusters", fleetClusters, "runs", fleetRuns)
@@ -362,6 +379,75 @@ func overhead(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger) (
 		return nil, err
 	}
 	return w.Compare(stored)
+}
+
+const failoverDrill = `apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: bench-failover-restore}
+spec:
+  scenario: failover-restore
+  objectives: {rto: 30m, rpo: 1h}
+  timeouts: {recover: 10m, verify: 5m, revert: 10m}
+  target: {namespace: bench-failover-copy}
+  params: {sourceNamespace: bench-failover, storageLocation: default}
+`
+
+// failover starts a DR cluster reading src's store through a ReadOnly
+// location, backs up a namespace of objects ConfigMaps and an app in src,
+// and runs failover-restore in the DR cluster, witnessed independently.
+func failover(ctx context.Context, bins localcluster.Bins, src *localcluster.Cluster, dir string, objects int, log *slog.Logger) (*bench.Overhead, error) {
+	const ns = "bench-failover"
+	if err := bench.DemoApp(ctx, src.Kube, ns); err != nil {
+		return nil, err
+	}
+	if err := bench.Fill(ctx, src.Kube, ns, 0, objects); err != nil {
+		return nil, err
+	}
+	if err := namespacerestore.TouchMarker(ctx, src.Kube, ns, time.Now()); err != nil {
+		return nil, err
+	}
+	dr, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Logger: log, S3URL: src.S3URL, ReadOnlyBSL: true})
+	if err != nil {
+		return nil, err
+	}
+	defer dr.Stop()
+	if b, err := src.Backup(ctx, ns+"-1", ns); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		return nil, fmt.Errorf("backup: %s %v", b.Status.Phase, err)
+	}
+	if _, err := dr.WaitBackup(ctx, ns+"-1"); err != nil {
+		return nil, err
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"}}}`, v1alpha1.LabelAllowDisaster)
+	if _, err := dr.Dynamic.Resource(namespacerestore.BSLGVR).Namespace(dr.VeleroNamespace).Patch(ctx, "default", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return nil, err
+	}
+	a, def, err := drillApp(ctx, dr, log, "bench-failover-restore.yaml", failoverDrill)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close(ctx)
+	w, err := bench.WatchCopy(ctx, dr.Kube, dr.Dynamic, "bench-failover-copy", dr.VeleroNamespace)
+	if err != nil {
+		return nil, err
+	}
+	run, err := a.Engine.Run(ctx, def, "bench")
+	w.Stop()
+	if err != nil {
+		return nil, err
+	}
+	stored, err := a.Store.Get(ctx, run.Name)
+	if err != nil {
+		return nil, err
+	}
+	if stored.Status.Verdict != v1alpha1.VerdictPass {
+		return nil, fmt.Errorf("run %s: %s %s", stored.Name, stored.Status.Verdict, stored.Status.Reason)
+	}
+	o, err := w.Compare(stored)
+	if err != nil {
+		return nil, err
+	}
+	o.Label = fmt.Sprintf("failover-restore (%d objects)", objects)
+	return o, nil
 }
 
 func write(res *bench.Results, out string) error {

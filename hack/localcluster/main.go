@@ -10,14 +10,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 )
 
+// s3URLFile, in a cluster's directory, names its S3 store (for -backups-of).
+const s3URLFile = "s3-url"
+
 func main() {
 	usage := func() {
-		fmt.Fprintln(os.Stderr, "usage: localcluster up [-node real|kwok] DIR | down DIR")
+		fmt.Fprintln(os.Stderr, "usage: localcluster up [-node real|kwok] [-backups-of DIR] DIR | down DIR")
 		os.Exit(64)
 	}
 	if len(os.Args) < 3 || (os.Args[1] != "up" && os.Args[1] != "down") {
@@ -25,6 +30,7 @@ func main() {
 	}
 	flags := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	node := flags.String("node", "real", "real: one real node (kubelet, containerd, kube-proxy; needs root); kwok: fake nodes only")
+	backupsOf := flags.String("backups-of", "", "a DR cluster: read the backups of the cluster in this directory (its S3 store, through a ReadOnly location)")
 	_ = flags.Parse(os.Args[2:])
 	if flags.NArg() != 1 || (*node != "real" && *node != "kwok") {
 		usage()
@@ -49,9 +55,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "localcluster up:", err)
 		os.Exit(1)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Detach: true, Logger: log, RealNode: *node == "real"})
+	cfg := localcluster.Config{Bins: bins, Dir: dir, Detach: true, RealNode: *node == "real"}
+	if *backupsOf != "" {
+		url, err := os.ReadFile(filepath.Join(*backupsOf, s3URLFile))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "localcluster up: -backups-of:", err)
+			os.Exit(1)
+		}
+		cfg.S3URL, cfg.ReadOnlyBSL = strings.TrimSpace(string(url)), true
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c, err := localcluster.Start(ctx, cfg)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "localcluster up:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(filepath.Join(dir, s3URLFile), []byte(c.S3URL+"\n"), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster up:", err)
 		os.Exit(1)
 	}

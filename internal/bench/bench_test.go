@@ -242,6 +242,38 @@ func TestOverheadCompare(t *testing.T) {
 	}
 }
 
+// TestOverheadCompareCopy: failover-restore's milestones against a witness
+// of a fresh copy, and its rows labelled with the RTO's breakdown.
+func TestOverheadCompareCopy(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	run := &v1alpha1.DrillRun{}
+	run.Status.RTO = "20s"
+	run.Status.Milestones = []v1alpha1.Milestone{
+		{Name: "restore-finished", At: metav1.NewMicroTime(at(19001))},
+		{Name: "workloads-ready", At: metav1.NewMicroTime(at(19030))},
+	}
+	run.Status.Breakdown = []v1alpha1.Span{{Name: "restore-finished", Duration: "19s"}, {Name: "workloads-ready", Duration: "30ms"}}
+	w := &Witness{fresh: true, gone: at(10), restored: at(19000), ready: at(19020)}
+	o, err := w.Compare(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Total != 11*time.Millisecond || len(o.Phases) != 2 {
+		t.Fatalf("phases %+v, total %v", o.Phases, o.Total)
+	}
+	o.Label = "failover-restore (1000 objects)"
+	rows := o.Rows()
+	if rows[0].Figure != "failover-restore (1000 objects) RTO (restore-finished 19000.00 ms, workloads-ready 30.00 ms)" ||
+		!strings.HasPrefix(rows[1].Figure, "failover-restore (1000 objects) overhead: restore-finished") {
+		t.Errorf("rows %+v", rows)
+	}
+	// A namespace-restore witness does not accept a copy's milestones.
+	if _, err := (&Witness{gone: at(10), restored: at(19000), ready: at(19020)}).Compare(run); err == nil {
+		t.Error("the namespace-restore witness accepted failover-restore's milestones")
+	}
+}
+
 func TestWriteTables(t *testing.T) {
 	r := &Results{Rows: []Row{{Figure: "a|b", Drillbot: "1 ms", Ratio: 2, Target: "< 2 ms", Met: Met(false)}}}
 	var md, tab strings.Builder

@@ -34,33 +34,65 @@ type PhaseOverhead struct {
 
 // Overhead is the drill-overhead figure.
 type Overhead struct {
+	// Label names the drill in the figures (default: the namespace-restore
+	// overhead figure's names).
+	Label  string          `json:"label,omitempty"`
 	Run    string          `json:"run"`
 	RTO    time.Duration   `json:"rto"`
 	Phases []PhaseOverhead `json:"phases"`
 	Total  time.Duration   `json:"total"`
+	// Breakdown is the run's RTO breakdown (restore, readiness).
+	Breakdown []BreakdownPart `json:"breakdown,omitempty"`
+}
+
+// BreakdownPart is one share of a run's RTO.
+type BreakdownPart struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration"`
 }
 
 // Witness watches, independently of drillbot, the events that complete
-// the namespace-restore drill's milestones: the namespace gone, the Velero
-// Restore Completed, and the last workload Ready after the namespace came
-// back.
+// a restore drill's milestones: for namespace-restore the namespace gone,
+// the Velero Restore Completed, and the last workload Ready after the
+// namespace came back; for failover-restore (a fresh copy) the copy
+// created, the Restore Completed and the last workload Ready in the copy.
 type Witness struct {
 	mu                    sync.Mutex
+	fresh                 bool // the namespace is a fresh copy
 	gone, restored, ready time.Time
 	stop                  context.CancelFunc
 	done                  sync.WaitGroup
 }
 
-// Watch starts the witness for namespace ns.
+// Watch starts the witness for namespace ns (deleted and restored).
 func Watch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface, ns, veleroNS string) (*Witness, error) {
+	return watch(ctx, c, dyn, ns, veleroNS, false)
+}
+
+// WatchCopy starts the witness for copy, a namespace a restore creates.
+func WatchCopy(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface, copyNS, veleroNS string) (*Witness, error) {
+	return watch(ctx, c, dyn, copyNS, veleroNS, true)
+}
+
+func watch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface, ns, veleroNS string, fresh bool) (*Witness, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Witness{stop: cancel}
+	w := &Witness{stop: cancel, fresh: fresh}
 	// The namespace.
 	nsInf := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ns).String()
 	}))
+	// gone doubles as "armed": a copy is armed when it is created.
 	if _, err := nsInf.Core().V1().Namespaces().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(any) { w.set(&w.gone) },
+		AddFunc: func(any) {
+			if fresh {
+				w.set(&w.gone)
+			}
+		},
+		DeleteFunc: func(any) {
+			if !fresh {
+				w.set(&w.gone)
+			}
+		},
 	}); err != nil {
 		cancel()
 		return nil, err
@@ -154,15 +186,27 @@ func (w *Witness) Compare(run *v1alpha1.DrillRun) (*Overhead, error) {
 	if w.restored.After(lastReady) {
 		lastReady = w.restored
 	}
-	truth := map[string]struct {
+	type event struct {
 		event string
 		at    time.Time
-	}{
+	}
+	truth := map[string]event{
 		"namespace-terminated": {"namespace delete event", w.gone},
 		"restore-completed":    {"Restore phase Completed event", w.restored},
 		"workloads-ready":      {"last workload Ready event (or restore completed)", lastReady},
 	}
+	if w.fresh {
+		truth = map[string]event{
+			"restore-finished": {"Restore phase Completed event", w.restored},
+			"workloads-ready":  {"last workload Ready event in the copy (or restore completed)", lastReady},
+		}
+	}
 	o := &Overhead{Run: run.Name, RTO: rto}
+	for _, p := range run.Status.Breakdown {
+		if d, err := time.ParseDuration(p.Duration); err == nil {
+			o.Breakdown = append(o.Breakdown, BreakdownPart{Name: p.Name, Duration: d})
+		}
+	}
 	for _, m := range run.Status.Milestones {
 		t, ok := truth[m.Name]
 		if !ok {
@@ -185,15 +229,30 @@ func (w *Witness) Compare(run *v1alpha1.DrillRun) (*Overhead, error) {
 func (o *Overhead) Rows() []Row {
 	var rows []Row
 	var parts []string
+	prefix := "drill overhead: "
+	if o.Label != "" {
+		prefix = o.Label + " overhead: "
+		rows = append(rows, Row{Figure: o.Label + " RTO (" + strings.Join(o.breakdown(), ", ") + ")",
+			Drillbot: ms(o.RTO), Value: float64(o.RTO) / float64(time.Millisecond), Unit: "ms"})
+	}
 	for _, p := range o.Phases {
-		rows = append(rows, Row{Figure: "drill overhead: " + p.Milestone + " (" + p.Event + " -> recorded)",
+		rows = append(rows, Row{Figure: prefix + p.Milestone + " (" + p.Event + " -> recorded)",
 			Drillbot: ms(p.Latency), Value: float64(p.Latency) / float64(time.Millisecond), Unit: "ms"})
 		parts = append(parts, p.Milestone)
 	}
 	share := 100 * float64(o.Total) / float64(o.RTO)
-	rows = append(rows, Row{Figure: fmt.Sprintf("drill overhead: share of measured RTO (%s)", o.RTO.Round(time.Millisecond)),
+	rows = append(rows, Row{Figure: fmt.Sprintf("%sshare of measured RTO (%s)", prefix, o.RTO.Round(time.Millisecond)),
 		Drillbot: fmt.Sprintf("%.2f%% (%s of %s)", share, ms(o.Total), strings.Join(parts, "+")), Value: share, Unit: "%"})
 	return rows
+}
+
+// breakdown is the RTO's shares, as the run recorded them.
+func (o *Overhead) breakdown() []string {
+	var out []string
+	for _, p := range o.Breakdown {
+		out = append(out, p.Name+" "+ms(p.Duration))
+	}
+	return out
 }
 
 // DemoApp creates the workload the overhead drill restores: a Deployment

@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/drillbot-io/drillbot/internal/kube"
 )
 
 // Bins are the paths of the component binaries.
@@ -103,6 +105,11 @@ type Config struct {
 	// NoBackups starts neither the S3 store nor Velero: a control plane
 	// and kwok only (a fleet's members in make bench).
 	NoBackups bool
+	// CRDs are installed before Velero starts. Velero's server reads the
+	// API's discovery at start and refreshes it every 5 minutes (hard-coded
+	// in its server): objects of a CRD installed later are silently left
+	// out of backups until then.
+	CRDs [][]byte
 }
 
 // Cluster is a running local cluster.
@@ -183,6 +190,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if cfg.RealNode {
 		if err := c.startNode(ctx); err != nil {
+			return c, err
+		}
+	}
+	for _, crd := range cfg.CRDs {
+		if err := kube.EnsureCRD(ctx, c.REST, crd); err != nil {
 			return c, err
 		}
 	}

@@ -158,3 +158,46 @@ func (c *Cluster) waitBSLAvailable(ctx context.Context) error {
 		return true, nil
 	})
 }
+
+// Backup takes a Velero backup of namespaces in the default location and
+// waits until it has finished (in whatever phase).
+func (c *Cluster) Backup(ctx context.Context, name string, namespaces ...string) (velerov1.Backup, error) {
+	b := &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: veleroNamespace},
+		Spec:       velerov1.BackupSpec{IncludedNamespaces: namespaces, StorageLocation: "default"}}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
+	if err != nil {
+		return velerov1.Backup{}, err
+	}
+	if _, err := c.Dynamic.Resource(backupsGVR).Namespace(veleroNamespace).Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
+		return velerov1.Backup{}, fmt.Errorf("create backup %s: %w", name, err)
+	}
+	return c.WaitBackup(ctx, name)
+}
+
+var backupsGVR = velerov1.SchemeGroupVersion.WithResource("backups")
+
+// WaitBackup waits until the backup exists and has finished: taken here,
+// or synced from a shared store (Velero's backup sync reconciles at most
+// once a minute, whatever --backup-sync-period says).
+func (c *Cluster) WaitBackup(ctx context.Context, name string) (velerov1.Backup, error) {
+	var b velerov1.Backup
+	err := c.poll(ctx, "velero backup "+name+" finished", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		u, err := c.Dynamic.Resource(backupsGVR).Namespace(veleroNamespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+			return false, err
+		}
+		switch b.Status.Phase {
+		case velerov1.BackupPhaseCompleted, velerov1.BackupPhaseFailed, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailedValidation:
+			return true, nil
+		}
+		return false, nil
+	})
+	return b, err
+}

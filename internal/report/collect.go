@@ -6,16 +6,20 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
+	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
 // Collect reads one cluster's DrillRuns (in drillbot's namespace) and, for
-// namespace-restore drills, the age of their newest Completed backup, and
+// namespace-restore and failover-restore drills, the age of their newest
+// Completed backup, and
 // builds its report. defs is the catalog (nil: the drills the runs name).
 func Collect(ctx context.Context, cfg *rest.Config, namespace string, defs []drill.Definition, o Options) (Report, error) {
 	c, err := kube.NewClients(cfg)
@@ -40,10 +44,16 @@ func Collect(ctx context.Context, cfg *rest.Config, namespace string, defs []dri
 	}
 	o.BackupTimes = map[string]time.Time{}
 	for name, d := range specs {
-		if d.Spec.Scenario != namespacerestore.Name {
+		var last func(context.Context, dynamic.Interface, v1alpha1.DrillSpec) (time.Time, bool, error)
+		switch d.Spec.Scenario {
+		case namespacerestore.Name:
+			last = namespacerestore.LastCompletedBackup
+		case failoverrestore.Name:
+			last = failoverrestore.LastCompletedBackup
+		default:
 			continue
 		}
-		t, ok, err := namespacerestore.LastCompletedBackup(ctx, c.Dynamic, d.Spec)
+		t, ok, err := last(ctx, c.Dynamic, d.Spec)
 		if err != nil {
 			return Report{}, fmt.Errorf("drill %s: %w", name, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
+	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
 )
@@ -35,6 +36,7 @@ func Registry(d Deps) engine.Registry {
 		pk podkill.Deps
 		cc corruptconfig.Deps
 		be blockegress.Deps
+		fr failoverrestore.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -43,6 +45,9 @@ func Registry(d Deps) engine.Registry {
 		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
+		fr = failoverrestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
+			Discovery: d.Clients.Discovery, Contents: failoverrestore.VeleroContents{Dynamic: d.Clients.Dynamic},
+			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -50,5 +55,6 @@ func Registry(d Deps) engine.Registry {
 		podkill.Name:          podkill.Kind{Deps: pk},
 		corruptconfig.Name:    corruptconfig.Kind{Deps: cc},
 		blockegress.Name:      blockegress.Kind{Deps: be},
+		failoverrestore.Name:  failoverrestore.Kind{Deps: fr},
 	}
 }

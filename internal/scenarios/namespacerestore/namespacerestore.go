@@ -231,7 +231,7 @@ func (s *scenario) checkStorageLocation(ctx context.Context) error {
 	}
 	for i := range list.Items {
 		var bsl velerov1.BackupStorageLocation
-		if err := fromUnstructured(&list.Items[i], &bsl); err != nil {
+		if err := FromUnstructured(&list.Items[i], &bsl); err != nil {
 			return err
 		}
 		if (s.params.StorageLocation == "" && bsl.Spec.Default) || bsl.Name == s.params.StorageLocation {
@@ -260,7 +260,7 @@ func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
 		if err != nil {
 			return nil, fmt.Errorf("velero backup %s: %w", name, err)
 		}
-		if err := fromUnstructured(u, &b); err != nil {
+		if err := FromUnstructured(u, &b); err != nil {
 			return nil, err
 		}
 	} else {
@@ -275,10 +275,10 @@ func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
 		var newest *velerov1.Backup
 		for i := range list.Items {
 			var c velerov1.Backup
-			if err := fromUnstructured(&list.Items[i], &c); err != nil {
+			if err := FromUnstructured(&list.Items[i], &c); err != nil {
 				return nil, err
 			}
-			if !finished(c.Status.Phase) {
+			if !Finished(c.Status.Phase) {
 				continue // still running: neither usable nor a failure yet
 			}
 			if newest == nil || c.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
@@ -297,8 +297,8 @@ func (s *scenario) findBackup(ctx context.Context) (*velerov1.Backup, error) {
 	return &b, nil
 }
 
-// finished reports whether a backup has reached a final phase.
-func finished(p velerov1.BackupPhase) bool {
+// Finished reports whether a backup has reached a final phase.
+func Finished(p velerov1.BackupPhase) bool {
 	switch p {
 	case velerov1.BackupPhaseCompleted, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailed,
 		velerov1.BackupPhaseFailedValidation, velerov1.BackupPhaseDeleting:
@@ -359,7 +359,7 @@ func (s *scenario) createBackup(ctx context.Context) (*velerov1.Backup, error) {
 			Labels: map[string]string{v1alpha1.LabelRun: s.run}},
 		Spec: velerov1.BackupSpec{IncludedNamespaces: []string{s.ns}, StorageLocation: s.params.StorageLocation},
 	}
-	u, err := toUnstructured(b)
+	u, err := ToUnstructured(b)
 	if err != nil {
 		return nil, err
 	}
@@ -402,37 +402,39 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	return nil
 }
 
-// ensureRestore creates the restore (unless it exists) and waits for it to
-// end. Anything but Completed is an error naming the phase and counts.
+// ensureRestore restores the undo's namespace from its backup, in place.
 func ensureRestore(ctx context.Context, c dynamic.Interface, u Undo) (*velerov1.Restore, error) {
-	r := &velerov1.Restore{
+	return EnsureRestore(ctx, c, &velerov1.Restore{
 		TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Restore"},
 		ObjectMeta: metav1.ObjectMeta{Name: u.Restore, Namespace: u.VeleroNamespace,
 			Labels: map[string]string{v1alpha1.LabelRun: u.Restore}},
 		Spec: velerov1.RestoreSpec{BackupName: u.Backup, IncludedNamespaces: []string{u.Namespace}},
-	}
-	obj, err := toUnstructured(r)
+	})
+}
+
+// EnsureRestore creates the restore (unless it exists) and waits for it to
+// end. Anything but Completed is an error naming the phase and counts; the
+// restore as last seen is returned either way.
+func EnsureRestore(ctx context.Context, c dynamic.Interface, r *velerov1.Restore) (*velerov1.Restore, error) {
+	obj, err := ToUnstructured(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Resource(RestoresGVR).Namespace(u.VeleroNamespace).Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create Velero restore %s: %w", u.Restore, err)
+	if _, err := c.Resource(RestoresGVR).Namespace(r.Namespace).Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create Velero restore %s: %w", r.Name, err)
 	}
 	var done velerov1.Restore
-	err = waitFinal(ctx, c, RestoresGVR, u.VeleroNamespace, u.Restore, &done, func() (bool, error) {
+	err = waitFinal(ctx, c, RestoresGVR, r.Namespace, r.Name, &done, func() (bool, error) {
 		switch done.Status.Phase {
 		case velerov1.RestorePhaseCompleted:
 			return true, nil
 		case velerov1.RestorePhasePartiallyFailed, velerov1.RestorePhaseFailed, velerov1.RestorePhaseFailedValidation:
-			return false, fmt.Errorf("velero restore %s ended %s (errors: %d, warnings: %d%s)", u.Restore, done.Status.Phase,
+			return false, fmt.Errorf("velero restore %s ended %s (errors: %d, warnings: %d%s)", r.Name, done.Status.Phase,
 				done.Status.Errors, done.Status.Warnings, failureReason(&done))
 		}
 		return false, nil
 	})
-	if err != nil {
-		return &done, err
-	}
-	return &done, nil
+	return &done, err
 }
 
 // waitFinal watches a Velero object, decoding it into out on every change,
@@ -442,7 +444,7 @@ func waitFinal(ctx context.Context, c dynamic.Interface, gvr schema.GroupVersion
 		if u == nil {
 			return false, nil
 		}
-		if err := fromUnstructured(u, out); err != nil {
+		if err := FromUnstructured(u, out); err != nil {
 			return false, err
 		}
 		return final()
@@ -547,7 +549,8 @@ func TouchMarker(ctx context.Context, c kubernetes.Interface, ns string, now tim
 	return nil
 }
 
-func toUnstructured(obj any) (*unstructured.Unstructured, error) {
+// ToUnstructured encodes a typed object (Velero's) for the dynamic client.
+func ToUnstructured(obj any) (*unstructured.Unstructured, error) {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", obj, err)
@@ -555,7 +558,8 @@ func toUnstructured(obj any) (*unstructured.Unstructured, error) {
 	return &unstructured.Unstructured{Object: m}, nil
 }
 
-func fromUnstructured(u *unstructured.Unstructured, out any) error {
+// FromUnstructured decodes a dynamic client's object into a typed one.
+func FromUnstructured(u *unstructured.Unstructured, out any) error {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
 		return fmt.Errorf("decode %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
@@ -586,7 +590,7 @@ func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1
 	}
 	for i := range list.Items {
 		var b velerov1.Backup
-		if err := fromUnstructured(&list.Items[i], &b); err != nil {
+		if err := FromUnstructured(&list.Items[i], &b); err != nil {
 			return t, false, err
 		}
 		if b.Status.Phase == velerov1.BackupPhaseCompleted && b.Status.CompletionTimestamp != nil && b.Status.CompletionTimestamp.After(t) {

@@ -33,7 +33,7 @@ func optedIn(name string) *corev1.Namespace {
 
 func unstructuredOf(t *testing.T, obj any) runtime.Object {
 	t.Helper()
-	u, err := toUnstructured(obj)
+	u, err := ToUnstructured(obj)
 	if err != nil {
 		t.Fatal(err)
 	}

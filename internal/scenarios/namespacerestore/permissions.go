@@ -107,10 +107,10 @@ func restoreCalls(b engine.CallBuilder, ns, vns, why string) []engine.Call {
 	}
 }
 
-// inventoryCalls list the granted kinds, then try every other namespaced
+// InventoryCalls list the granted kinds, then try every other namespaced
 // kind discovery finds: one drillbot may not list is named in the run's
 // findings as not covered.
-func inventoryCalls(b engine.CallBuilder, ns, why string) []engine.Call {
+func InventoryCalls(b engine.CallBuilder, ns, why string) []engine.Call {
 	var out []engine.Call
 	groups := make([]string, 0, len(InventoryGrants))
 	for g := range InventoryGrants {
@@ -146,7 +146,7 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		c = append(c, pre.Call("list", "velero.io", "backups", vns, "", "the newest finished backup of schedule "+p.Backup.Schedule+" is Completed and covers the namespace"))
 	}
 	c = append(c, WorkloadCalls(pre, ns, false)...)
-	c = append(c, inventoryCalls(pre, ns, "inventory: what must come back (metadata only)")...)
+	c = append(c, InventoryCalls(pre, ns, "inventory: what must come back (metadata only)")...)
 	if p.Backup.Create {
 		c = append(c,
 			inj.Call("get", "", "configmaps", ns, MarkerName, "stamp the RPO marker before the backup"),
@@ -162,7 +162,7 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	)
 	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
 	c = append(c, WorkloadCalls(rec, ns, true)...)
-	c = append(c, inventoryCalls(ver, ns, "inventory again: every object came back")...)
+	c = append(c, InventoryCalls(ver, ns, "inventory again: every object came back")...)
 	c = append(c,
 		ver.Call("get", "", "configmaps", ns, MarkerName, "RPO: the restored marker's timestamp"),
 		rev.Call("get", "", "namespaces", ns, ns, "the namespace still there with the same UID: nothing to undo"))

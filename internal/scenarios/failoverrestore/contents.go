@@ -1,0 +1,297 @@
+package failoverrestore
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// DownloadRequestsGVR is Velero's DownloadRequest resource.
+var DownloadRequestsGVR = velerov1.SchemeGroupVersion.WithResource("downloadrequests")
+
+// VeleroContents reads resource lists the way `velero backup describe
+// --details` does: a DownloadRequest, then a GET of the signed URL Velero's
+// server puts in its status. Velero's own helper (pkg/cmd/util/downloadrequest)
+// is not used: it needs a controller-runtime client and brings eleven more
+// modules (cockroachdb/errors, the CSI snapshotter's client, ...) into the
+// binary, and polls the request every 25 ms; this watches it.
+type VeleroContents struct {
+	Dynamic dynamic.Interface
+	// HTTP fetches the signed URL (default: http.DefaultClient).
+	HTTP *http.Client
+	// Timeout bounds one read (default 1m).
+	Timeout time.Duration
+}
+
+// BackupResourceList implements ResourceLister.
+func (v VeleroContents) BackupResourceList(ctx context.Context, vns, backup string) (map[string][]string, error) {
+	timeout := v.Timeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req := &velerov1.DownloadRequest{
+		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "DownloadRequest"},
+		ObjectMeta: metav1.ObjectMeta{Name: backup + "-" + rand.String(8), Namespace: vns, Labels: map[string]string{"app.kubernetes.io/managed-by": "drillbot"}},
+		Spec:       velerov1.DownloadRequestSpec{Target: velerov1.DownloadTarget{Kind: velerov1.DownloadTargetKindBackupResourceList, Name: backup}},
+	}
+	obj, err := nr.ToUnstructured(req)
+	if err != nil {
+		return nil, err
+	}
+	created, err := v.Dynamic.Resource(DownloadRequestsGVR).Namespace(vns).Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create Velero DownloadRequest for backup %s: %w", backup, err)
+	}
+	var url string
+	_, err = kube.WaitObject(ctx, v.Dynamic, DownloadRequestsGVR, vns, created.GetName(), func(u *unstructured.Unstructured) (bool, error) {
+		if u == nil {
+			return false, nil
+		}
+		url, _, _ = unstructured.NestedString(u.Object, "status", "downloadURL")
+		return url != "", nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("velero gave no download URL for backup %s's resource list (is its storage location Available?): %w", backup, err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := v.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("download backup %s's resource list: %w", backup, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("backup %s has no resource list in its storage location (taken before Velero 1.1, or its upload failed)", backup)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("download backup %s's resource list: %s", backup, resp.Status)
+	}
+	gz, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s's resource list: %w", backup, err)
+	}
+	var list map[string][]string
+	if err := json.NewDecoder(gz).Decode(&list); err != nil {
+		return nil, fmt.Errorf("decode backup %s's resource list: %w", backup, err)
+	}
+	return list, nil
+}
+
+// notRestored are resources Velero never restores (its restore
+// controller's nonRestorableResources) and those remade by controllers
+// under new names, which the readiness wait covers.
+var (
+	notRestored = []string{"nodes", "events", "events.events.k8s.io", "backups.velero.io", "restores.velero.io",
+		"resticrepositories.velero.io", "backuprepositories.velero.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
+		"datauploads.velero.io", "datadownloads.velero.io"}
+	remade = []string{"pods", "replicasets.apps", "controllerrevisions.apps", "endpoints", "endpointslices.discovery.k8s.io"}
+)
+
+// comparison is what the copy holds against what the backup lists.
+type comparison struct {
+	missing       []string            // resource.group/name
+	unserved      map[string][]string // API version/kind the cluster does not serve -> object names
+	uncovered     []string            // resources drillbot may not list (RBAC)
+	remade        map[string]int      // resource -> objects left to their controllers
+	clusterScoped map[string]int      // resource -> objects not restored by design
+	excluded      map[string]int
+	checked       int
+}
+
+const maxNamed = 20
+
+func (c comparison) failures() []string {
+	var out []string
+	if len(c.missing) > 0 {
+		out = append(out, fmt.Sprintf("in the backup but not restored (%d): %s", len(c.missing), named(c.missing)))
+	}
+	keys := make([]string, 0, len(c.unserved))
+	for k := range c.unserved {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("this cluster does not serve %s (a CRD or API missing here): not restored (%d): %s", k, len(c.unserved[k]), named(c.unserved[k])))
+	}
+	return out
+}
+
+// named lists up to maxNamed names, and how many more there are.
+func named(names []string) string {
+	if len(names) <= maxNamed {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:maxNamed], ", ") + fmt.Sprintf(" and %d more", len(names)-maxNamed)
+}
+
+func (c comparison) findings() []string {
+	out := []string{fmt.Sprintf("%d objects of the backup checked in the copy", c.checked)}
+	if len(c.uncovered) > 0 {
+		out = append(out, fmt.Sprintf("not checked, drillbot may not list them (RBAC): %s", strings.Join(c.uncovered, ", ")))
+	}
+	if s := counts(c.remade); s != "" {
+		out = append(out, "left to their controllers (remade under new names; the readiness wait covers them): "+s)
+	}
+	if s := counts(c.clusterScoped); s != "" {
+		out = append(out, "cluster-scoped, not restored into the copy by design: "+s)
+	}
+	if s := counts(c.excluded); s != "" {
+		out = append(out, "excluded by the drill (params.excludedResources): "+s)
+	}
+	return out
+}
+
+func counts(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// compare checks every object the backup lists in the source namespace
+// is in the copy, by name, one list per kind (metadata only).
+func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata.Interface, list map[string][]string, src, copyNS string, excluded []string) (comparison, error) {
+	c := comparison{unserved: map[string][]string{}, remade: map[string]int{}, clusterScoped: map[string]int{}, excluded: map[string]int{}}
+	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
+		cached.Invalidate()
+	}
+	groups, err := restmapper.GetAPIGroupResources(disc)
+	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+		return c, fmt.Errorf("discover API resources: %w", err)
+	}
+	mapper := restmapper.NewDiscoveryRESTMapper(groups)
+	keys := make([]string, 0, len(list))
+	for k := range list {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		var names []string
+		var cluster int
+		for _, e := range list[key] {
+			ns, name, ok := strings.Cut(e, "/")
+			switch {
+			case !ok:
+				cluster++
+			case ns == src:
+				names = append(names, name)
+			}
+		}
+		i := strings.LastIndex(key, "/")
+		if i < 0 {
+			return c, fmt.Errorf("backup resource list: key %q is not API version/kind", key)
+		}
+		gv, err := schema.ParseGroupVersion(key[:i])
+		if err != nil {
+			return c, fmt.Errorf("backup resource list: key %q: %w", key, err)
+		}
+		gvk := gv.WithKind(key[i+1:])
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			if len(names) > 0 {
+				c.unserved[key] = append(c.unserved[key], names...)
+			}
+			continue
+		}
+		if err != nil {
+			return c, fmt.Errorf("map %s to a resource: %w", key, err)
+		}
+		resource := m.Resource.GroupResource().String()
+		if m.Scope.Name() == meta.RESTScopeNameRoot {
+			if gvk.Kind != "Namespace" && cluster > 0 {
+				c.clusterScoped[resource] += cluster
+			}
+			continue
+		}
+		switch {
+		case len(names) == 0:
+			continue
+		case slices.Contains(notRestored, resource):
+			continue
+		case slices.Contains(excluded, m.Resource.Resource) || slices.Contains(excluded, resource):
+			c.excluded[resource] += len(names)
+			continue
+		case slices.Contains(remade, resource):
+			c.remade[resource] += len(names)
+			continue
+		}
+		have, err := listNames(ctx, md, m.Resource, copyNS)
+		if apierrors.IsForbidden(err) {
+			c.uncovered = append(c.uncovered, resource)
+			continue
+		}
+		if err != nil {
+			return c, err
+		}
+		for _, n := range names {
+			c.checked++
+			if _, ok := have[n]; !ok {
+				c.missing = append(c.missing, resource+"/"+n)
+			}
+		}
+	}
+	sort.Strings(c.missing)
+	return c, nil
+}
+
+// listNames lists a resource's objects in ns (metadata, in pages); drillbot's
+// own RBAC objects are not the application's.
+func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersionResource, ns string) (map[string]struct{}, error) {
+	out := map[string]struct{}{}
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		page, err := md.Resource(gvr).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", gvr.GroupResource(), ns, err)
+		}
+		for _, item := range page.Items {
+			if item.Labels[v1alpha1.LabelRBAC] == "" {
+				out[item.Name] = struct{}{}
+			}
+		}
+		if page.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = page.Continue
+	}
+}

@@ -1,0 +1,483 @@
+// Package failoverrestore is the failover-restore scenario: the regional
+// failure drill. In the cluster drillbot runs in (the DR cluster), it
+// restores the newest Completed backup another cluster took of a source
+// namespace, read through a shared, read-only backup storage location, into
+// a fresh namespace; it waits for workloads Ready, checks what came back
+// against the backup's own resource list, measures RTO (drill start to
+// Ready) and RPO (the restored marker's age), and deletes the copy. It never
+// writes to the source cluster nor touches the source namespace.
+package failoverrestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/kube"
+	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// Name is the scenario kind.
+const Name = "failover-restore"
+
+// Params are the drill's spec.params. The drill's target namespace is the
+// copy: it must not exist; the restore creates it and the drill deletes it.
+type Params struct {
+	// SourceNamespace is the namespace the source cluster backed up.
+	SourceNamespace string `json:"sourceNamespace"`
+	// StorageLocation is the shared BackupStorageLocation, in this cluster,
+	// the source's backups are read through. It must be Available,
+	// ReadOnly (unless AllowReadWriteLocation) and opted in with the label
+	// drillbot.io/allow-disaster=true.
+	StorageLocation string `json:"storageLocation"`
+	// Schedule, when set, narrows the backups to this Velero Schedule's.
+	Schedule string `json:"schedule,omitempty"`
+	// VeleroNamespace is where Velero runs in this cluster (default "velero").
+	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+	// ExcludedResources are not restored (Velero's restore
+	// excludedResources, e.g. cronjobs, so a copy sends no mail); they are
+	// left out of the check and named in the run's findings.
+	ExcludedResources []string `json:"excludedResources,omitempty"`
+	// AllowReadWriteLocation allows a ReadWrite location: a copy restored
+	// next to the original in the same cluster, from its own backups.
+	AllowReadWriteLocation bool `json:"allowReadWriteLocation,omitempty"`
+}
+
+func (p *Params) defaults() {
+	if p.VeleroNamespace == "" {
+		p.VeleroNamespace = "velero"
+	}
+}
+
+// ResourceLister reads a backup's resource list: what Velero says it backed
+// up, as API version/kind to "namespace/name" (or "name") entries.
+type ResourceLister interface {
+	BackupResourceList(ctx context.Context, veleroNamespace, backup string) (map[string][]string, error)
+}
+
+// Deps are what the scenario needs from the outside.
+type Deps struct {
+	Kube      kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Metadata  metadata.Interface
+	Discovery discovery.DiscoveryInterface
+	// Contents reads a backup's resource list (Velero's DownloadRequest).
+	Contents ResourceLister
+	// Clock gives the age of a backup; it is never used for timing.
+	Clock  clock.PassiveClock
+	Logger *slog.Logger
+	// Protected namespaces are never the copy.
+	Protected []string
+}
+
+// Kind is the failover-restore scenario kind.
+type Kind struct{ Deps Deps }
+
+var _ engine.Kind = Kind{}
+
+// ValidateParams implements engine.Kind.
+func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
+	var p Params
+	errs := drill.DecodeParams(spec.Params, &p, path)
+	if len(errs) > 0 {
+		return errs
+	}
+	src := path.Child("sourceNamespace")
+	switch {
+	case p.SourceNamespace == "":
+		errs = append(errs, field.Required(src, "the namespace whose backups are restored"))
+	case len(validation.IsDNS1123Label(p.SourceNamespace)) > 0:
+		errs = append(errs, field.Invalid(src, p.SourceNamespace, "not a namespace name"))
+	case p.SourceNamespace == spec.Target.Namespace:
+		errs = append(errs, field.Invalid(field.NewPath("spec", "target", "namespace"), spec.Target.Namespace,
+			"the copy must not be the source namespace: failover-restore restores into a fresh namespace and deletes it after"))
+	}
+	if p.StorageLocation == "" {
+		errs = append(errs, field.Required(path.Child("storageLocation"), "the shared BackupStorageLocation the source's backups are read through"))
+	}
+	for i, r := range p.ExcludedResources {
+		if r == "" {
+			errs = append(errs, field.Required(path.Child("excludedResources").Index(i), "a resource name (e.g. cronjobs)"))
+		}
+	}
+	if len(spec.Target.Selector) > 0 || spec.Target.Name != "" {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "target"), "failover-restore restores a whole namespace: set only target.namespace (the copy)"))
+	}
+	if spec.Objectives.RPO == "" {
+		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "failover-restore refuses backups older than the RPO target: set it"))
+	}
+	return errs
+}
+
+// New implements engine.Kind.
+func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error) {
+	var p Params
+	if err := drill.Params(def.Spec, &p); err != nil {
+		return nil, err
+	}
+	p.defaults()
+	rpo, err := time.ParseDuration(string(def.Spec.Objectives.RPO))
+	if err != nil {
+		return nil, fmt.Errorf("spec.objectives.rpo: %w", err)
+	}
+	d := k.Deps
+	if d.Clock == nil {
+		d.Clock = clock.RealClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &scenario{deps: d, params: p, copy: def.Spec.Target.Namespace, run: runName, rpo: rpo,
+		log: d.Logger.With("scenario", Name, "source", p.SourceNamespace, "copy", def.Spec.Target.Namespace, "run", runName)}, nil
+}
+
+type scenario struct {
+	deps   Deps
+	params Params
+	copy   string // the namespace restored into
+	run    string
+	rpo    time.Duration
+	log    *slog.Logger
+
+	backup   *velerov1.Backup // found by Preflight
+	findings []string
+	restore  *velerov1.Restore
+}
+
+// Undo is the journal data of the restored copy.
+type Undo struct {
+	// Namespace is the copy; only a namespace labelled with Run is deleted.
+	Namespace       string `json:"namespace"`
+	Run             string `json:"run"`
+	VeleroNamespace string `json:"veleroNamespace"`
+	// Restore is the Velero restore writing into the copy: the undo waits
+	// for it to end first, so nothing is restored into a deleted copy.
+	Restore string `json:"restore"`
+}
+
+// Preflight implements engine.Scenario. It only reads.
+func (s *scenario) Preflight(ctx context.Context) error {
+	if err := s.checkCopy(ctx); err != nil {
+		return err
+	}
+	if err := s.checkStorageLocation(ctx); err != nil {
+		return err
+	}
+	b, err := s.newestBackup(ctx)
+	if err != nil {
+		return err
+	}
+	s.backup = b
+	s.log.Info("preflight passed", "backup", b.Name, "started", b.Status.StartTimestamp)
+	return nil
+}
+
+// checkCopy refuses a protected copy namespace or one that exists.
+func (s *scenario) checkCopy(ctx context.Context) error {
+	protected := append(append(append([]string{}, drill.SystemNamespaces...), s.deps.Protected...), s.params.VeleroNamespace)
+	if slices.Contains(protected, s.copy) {
+		return engine.Refuse("namespace %s is protected and never a drill target", s.copy)
+	}
+	_, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, s.copy, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return engine.Refuse("target namespace %s exists: failover-restore restores into a fresh namespace and deletes it after; name one nothing uses", s.copy)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("read namespace %s: %w", s.copy, err)
+	}
+	return nil
+}
+
+func (s *scenario) checkStorageLocation(ctx context.Context) error {
+	name, vns := s.params.StorageLocation, s.params.VeleroNamespace
+	u, err := s.deps.Dynamic.Resource(nr.BSLGVR).Namespace(vns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return engine.Refuse("no Velero BackupStorageLocation %s/%s: nothing to restore the source's backups from", vns, name)
+	}
+	if err != nil {
+		return fmt.Errorf("read Velero BackupStorageLocation %s/%s: %w", vns, name, err)
+	}
+	var bsl velerov1.BackupStorageLocation
+	if err := nr.FromUnstructured(u, &bsl); err != nil {
+		return err
+	}
+	if bsl.Labels[v1alpha1.LabelAllowDisaster] != "true" {
+		return engine.Refuse("velero BackupStorageLocation %s/%s is not opted in: it lacks the label %s=true", vns, name, v1alpha1.LabelAllowDisaster)
+	}
+	if bsl.Spec.AccessMode != velerov1.BackupStorageLocationAccessModeReadOnly && !s.params.AllowReadWriteLocation {
+		return engine.Refuse("velero BackupStorageLocation %s/%s is %s: a DR cluster reads the source's backups through a ReadOnly location "+
+			"(its Velero would otherwise also delete expired backups from the shared store); set params.allowReadWriteLocation for a copy in the same cluster",
+			vns, name, orDefault(string(bsl.Spec.AccessMode), "ReadWrite"))
+	}
+	if bsl.Status.Phase != velerov1.BackupStorageLocationPhaseAvailable {
+		return fmt.Errorf("velero BackupStorageLocation %s/%s is %q, not Available: a restore would fail", vns, name, bsl.Status.Phase)
+	}
+	return nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// newestBackup picks the newest finished backup of the source namespace in
+// the storage location (by start time: a synced backup's creation time is
+// when it reached this cluster) and refuses it unless Completed and younger
+// than the RPO target.
+func (s *scenario) newestBackup(ctx context.Context) (*velerov1.Backup, error) {
+	opts := metav1.ListOptions{Limit: 500}
+	if s.params.Schedule != "" {
+		opts.LabelSelector = velerov1.ScheduleNameLabel + "=" + s.params.Schedule
+	}
+	var newest, completed *velerov1.Backup
+	for {
+		list, err := s.deps.Dynamic.Resource(nr.BackupsGVR).Namespace(s.params.VeleroNamespace).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list Velero backups in %s: %w", s.params.VeleroNamespace, err)
+		}
+		for i := range list.Items {
+			var b velerov1.Backup
+			if err := nr.FromUnstructured(&list.Items[i], &b); err != nil {
+				return nil, err
+			}
+			if b.Spec.StorageLocation != s.params.StorageLocation || !includes(&b, s.params.SourceNamespace) ||
+				!nr.Finished(b.Status.Phase) || b.Status.StartTimestamp == nil || b.DeletionTimestamp != nil {
+				continue
+			}
+			if newer(&b, newest) {
+				newest = b.DeepCopy()
+			}
+			if b.Status.Phase == velerov1.BackupPhaseCompleted && newer(&b, completed) {
+				completed = b.DeepCopy()
+			}
+		}
+		if list.GetContinue() == "" {
+			break
+		}
+		opts.Continue = list.GetContinue()
+	}
+	of := "namespace " + s.params.SourceNamespace
+	if s.params.Schedule != "" {
+		of += " by schedule " + s.params.Schedule
+	}
+	if completed == nil {
+		if newest != nil {
+			return nil, engine.Refuse("no Completed backup of %s in location %s: the newest, %s, is %s", of, s.params.StorageLocation, newest.Name, newest.Status.Phase)
+		}
+		return nil, engine.Refuse("no backup of %s in location %s: nothing to fail over to", of, s.params.StorageLocation)
+	}
+	age := s.deps.Clock.Since(completed.Status.StartTimestamp.Time)
+	if age > s.rpo {
+		return nil, engine.Refuse("the newest Completed backup of %s in location %s, %s, started %s ago (%s): beyond the RPO target %s, a failover now would lose more than the target allows",
+			of, s.params.StorageLocation, completed.Name, engine.FormatDuration(age.Round(time.Second)),
+			completed.Status.StartTimestamp.UTC().Format(time.RFC3339), s.rpo)
+	}
+	if newest.Name != completed.Name {
+		s.findings = append(s.findings, fmt.Sprintf("the newest backup of %s, %s, ended %s: restored the older Completed %s", of, newest.Name, newest.Status.Phase, completed.Name))
+	}
+	return completed, nil
+}
+
+func includes(b *velerov1.Backup, ns string) bool {
+	in := len(b.Spec.IncludedNamespaces) == 0 || slices.Contains(b.Spec.IncludedNamespaces, "*") || slices.Contains(b.Spec.IncludedNamespaces, ns)
+	return in && !slices.Contains(b.Spec.ExcludedNamespaces, ns)
+}
+
+func newer(b, than *velerov1.Backup) bool {
+	if than == nil {
+		return true
+	}
+	bt, tt := b.Status.StartTimestamp.Time, than.Status.StartTimestamp.Time
+	return bt.After(tt) || (bt.Equal(tt) && b.Name > than.Name)
+}
+
+// Inject implements engine.Scenario. The disaster is the source region's
+// loss, which drillbot only pretends: nothing of the source is touched. The
+// journal entry (the copy to delete) is written first; then the copy
+// namespace is created, labelled with the run, so the undo deletes only
+// what this run made.
+func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
+	undo := Undo{Namespace: s.copy, Run: s.run, VeleroNamespace: s.params.VeleroNamespace, Restore: s.run}
+	if err := j.Record(ctx, "restore-copy", fmt.Sprintf("restore backup %s of %s into namespace %s; undo: delete %s (labelled %s=%s)",
+		s.backup.Name, s.params.SourceNamespace, s.copy, s.copy, v1alpha1.LabelRun, s.run), undo); err != nil {
+		return err
+	}
+	_, err := s.deps.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.copy,
+		Labels: map[string]string{v1alpha1.LabelRun: s.run, "app.kubernetes.io/managed-by": "drillbot"}}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create namespace %s for the copy: %w", s.copy, err)
+	}
+	return nil
+}
+
+// Recover implements engine.Scenario: restore the backup into the copy
+// (nothing cluster-scoped is restored), then wait for every workload there
+// to be Ready. A PartiallyFailed restore goes on to Verify, which names
+// what is missing.
+func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
+	r, err := nr.EnsureRestore(ctx, s.deps.Dynamic, &velerov1.Restore{
+		TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Restore"},
+		ObjectMeta: metav1.ObjectMeta{Name: s.run, Namespace: s.params.VeleroNamespace,
+			Labels: map[string]string{v1alpha1.LabelRun: s.run}},
+		Spec: velerov1.RestoreSpec{
+			BackupName:              s.backup.Name,
+			IncludedNamespaces:      []string{s.params.SourceNamespace},
+			NamespaceMapping:        map[string]string{s.params.SourceNamespace: s.copy},
+			ExcludedResources:       s.params.ExcludedResources,
+			IncludeClusterResources: ptr.To(false),
+		},
+	})
+	s.restore = r
+	if err != nil && (r == nil || r.Status.Phase != velerov1.RestorePhasePartiallyFailed) {
+		return err
+	}
+	m.Mark("restore-finished")
+	if err := nr.WaitWorkloadsReady(ctx, s.deps.Kube, s.copy); err != nil {
+		return err
+	}
+	m.Mark("workloads-ready")
+	return nil
+}
+
+// Verify implements engine.Scenario: everything the backup lists for the
+// source namespace is in the copy, and the restored marker dates the data.
+func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
+	v := engine.Verification{Findings: append([]string{fmt.Sprintf("restored Velero backup %s (started %s) of namespace %s into %s",
+		s.backup.Name, s.backup.Status.StartTimestamp.UTC().Format(time.RFC3339), s.params.SourceNamespace, s.copy)}, s.findings...)}
+	if s.restore != nil && s.restore.Status.Phase == velerov1.RestorePhasePartiallyFailed {
+		v.Failures = append(v.Failures, fmt.Sprintf("velero restore %s ended PartiallyFailed (errors: %d, warnings: %d)", s.restore.Name, s.restore.Status.Errors, s.restore.Status.Warnings))
+	} else if s.restore != nil && s.restore.Status.Warnings > 0 {
+		v.Findings = append(v.Findings, fmt.Sprintf("velero restore %s finished with %d warnings", s.restore.Name, s.restore.Status.Warnings))
+	}
+	list, err := s.deps.Contents.BackupResourceList(ctx, s.params.VeleroNamespace, s.backup.Name)
+	if err != nil {
+		return v, fmt.Errorf("read the resource list of backup %s: %w", s.backup.Name, err)
+	}
+	c, err := compare(ctx, s.deps.Discovery, s.deps.Metadata, list, s.params.SourceNamespace, s.copy, s.params.ExcludedResources)
+	if err != nil {
+		return v, err
+	}
+	v.Failures = append(v.Failures, c.failures()...)
+	v.Findings = append(v.Findings, c.findings()...)
+	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.copy).Get(ctx, nr.MarkerName, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		ts, perr := time.Parse(time.RFC3339Nano, cm.Data[nr.MarkerKey])
+		if perr != nil {
+			return v, fmt.Errorf("restored RPO marker %s/%s holds %q: %w", s.copy, nr.MarkerName, cm.Data[nr.MarkerKey], perr)
+		}
+		v.DataTimestamp, v.RPOSource = &ts, "restored marker ConfigMap "+nr.MarkerName
+	case apierrors.IsNotFound(err):
+		ts := s.backup.Status.StartTimestamp.Time
+		v.DataTimestamp, v.RPOSource = &ts, "backup start time (no marker in restored data)"
+		v.Findings = append(v.Findings, "no RPO marker was restored: RPO is estimated from backup "+s.backup.Name+"'s start time, not measured from restored data")
+	default:
+		return v, fmt.Errorf("read restored RPO marker: %w", err)
+	}
+	return v, nil
+}
+
+// Revert implements engine.Scenario: wait for the run's restore to end (it
+// may still be writing into the copy after a crash), then delete the copy
+// if it is this run's, and wait until it is gone. Idempotent.
+func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
+	var u Undo
+	if err := json.Unmarshal(e.Undo, &u); err != nil {
+		return fmt.Errorf("decode undo of %s: %w", e.ID, err)
+	}
+	if err := waitRestoreEnded(ctx, s.deps.Dynamic, u.VeleroNamespace, u.Restore); err != nil {
+		return err
+	}
+	ns, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, u.Namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil // never created, or deleted already
+	case err != nil:
+		return fmt.Errorf("read namespace %s: %w", u.Namespace, err)
+	case ns.Labels[v1alpha1.LabelRun] != u.Run:
+		// Not made by this run (the create failed: someone else's): never
+		// delete it.
+		return nil
+	}
+	if ns.DeletionTimestamp == nil {
+		err := s.deps.Kube.CoreV1().Namespaces().Delete(ctx, u.Namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ns.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the copy %s: %w", u.Namespace, err)
+		}
+	}
+	return kube.WaitNamespaceGone(ctx, s.deps.Kube, u.Namespace)
+}
+
+// waitRestoreEnded waits until the Velero restore, if there is one, is in
+// a final phase.
+func waitRestoreEnded(ctx context.Context, c dynamic.Interface, vns, name string) error {
+	_, err := kube.WaitObject(ctx, c, nr.RestoresGVR, vns, name, func(u *unstructured.Unstructured) (bool, error) {
+		if u == nil {
+			return true, nil
+		}
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		switch velerov1.RestorePhase(phase) {
+		case "", velerov1.RestorePhaseNew, velerov1.RestorePhaseInProgress, velerov1.RestorePhaseFinalizing,
+			velerov1.RestorePhaseWaitingForPluginOperations, velerov1.RestorePhaseWaitingForPluginOperationsPartiallyFailed,
+			velerov1.RestorePhaseFinalizingPartiallyFailed:
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for Velero restore %s/%s to end before deleting the copy: %w", vns, name, err)
+	}
+	return nil
+}
+
+// LastCompletedBackup is when the newest Completed backup of the drill's
+// source namespace in its storage location finished (for the report); ok
+// is false when there is none.
+func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1.DrillSpec) (t time.Time, ok bool, err error) {
+	var p Params
+	if err := drill.Params(spec, &p); err != nil {
+		return t, false, err
+	}
+	p.defaults()
+	opts := metav1.ListOptions{}
+	if p.Schedule != "" {
+		opts.LabelSelector = velerov1.ScheduleNameLabel + "=" + p.Schedule
+	}
+	list, err := c.Resource(nr.BackupsGVR).Namespace(p.VeleroNamespace).List(ctx, opts)
+	if err != nil {
+		return t, false, fmt.Errorf("list Velero backups: %w", err)
+	}
+	for i := range list.Items {
+		var b velerov1.Backup
+		if err := nr.FromUnstructured(&list.Items[i], &b); err != nil {
+			return t, false, err
+		}
+		if b.Spec.StorageLocation == p.StorageLocation && includes(&b, p.SourceNamespace) &&
+			b.Status.Phase == velerov1.BackupPhaseCompleted && b.Status.CompletionTimestamp != nil && b.Status.CompletionTimestamp.After(t) {
+			t, ok = b.Status.CompletionTimestamp.Time, true
+		}
+	}
+	return t, ok, nil
+}
