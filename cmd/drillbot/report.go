@@ -15,7 +15,11 @@ func printReport(w io.Writer, run *v1alpha1.DrillRun) {
 	st := run.Status
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nDrillRun\t%s\t(kubectl -n %s describe drillrun %s)\n", run.Name, run.Namespace, run.Name)
-	fmt.Fprintf(tw, "Drill\t%s\tscenario %s, target namespace %s\n", run.Spec.Drill, run.Spec.Scenario, run.Spec.Snapshot.Target.Namespace)
+	target := "target namespace " + run.Spec.Snapshot.Target.Namespace
+	if run.Spec.Snapshot.Target.Namespace == "" {
+		target = "a check (no target)"
+	}
+	fmt.Fprintf(tw, "Drill\t%s\tscenario %s, %s\n", run.Spec.Drill, run.Spec.Scenario, target)
 	fmt.Fprintf(tw, "Verdict\t%s\t%s\n", st.Verdict, st.Reason)
 	fmt.Fprintf(tw, "RTO\t%s\ttarget %s\n", orDash(st.RTO), orDash(st.RTOTarget))
 	rpoNote := "target " + orDash(st.RPOTarget)

@@ -130,6 +130,9 @@ type ParamsValidator interface {
 	// InjectsFaults says whether the kind breaks something (false only for
 	// read-only kinds such as dry-run probes).
 	InjectsFaults(kind string) bool
+	// Targetless says whether the kind's drills name no target namespace
+	// (checks over the namespaces their params select).
+	Targetless(kind string) bool
 }
 
 // Option changes how drills are checked.
@@ -456,9 +459,14 @@ func validate(d *v1alpha1.Drill, v ParamsValidator, o options) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateAlerts(spec.Child("alerts"), s)...)
-	if s.Target.Namespace == "" {
+	targetless := s.Scenario != "" && v.Known(s.Scenario) && v.Targetless(s.Scenario)
+	switch {
+	case targetless && (s.Target.Namespace != "" || len(s.Target.Selector) > 0 || s.Target.Name != ""):
+		errs = append(errs, field.Forbidden(spec.Child("target"), s.Scenario+" checks the namespaces its params select and names no target"))
+	case targetless:
+	case s.Target.Namespace == "":
 		errs = append(errs, field.Required(spec.Child("target", "namespace"), "every drill names its target namespace"))
-	} else {
+	default:
 		for _, msg := range validation.IsDNS1123Label(s.Target.Namespace) {
 			errs = append(errs, field.Invalid(spec.Child("target", "namespace"), s.Target.Namespace, msg))
 		}

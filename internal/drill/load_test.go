@@ -89,6 +89,10 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 		{"the same alert twice", mutate("", "  alerts:\n    expect:\n      - {name: X, within: 2m}\n      - {name: X, within: 3m}\n"), []string{"spec.alerts.expect[1]", "Duplicate"}},
 		{"bad stop condition", mutate("", "  alerts:\n    stopWhen: ['severity==\"critical\"']\n"), []string{"spec.alerts.stopWhen[0]", "not Alertmanager matchers"}},
 		{"unknown alerts field", mutate("", "  alerts:\n    page: true\n"), []string{"spec.alerts.page", "unknown field"}},
+		{"a check with a target", "apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: cov}\nspec:\n  scenario: backup-coverage\n  objectives: {rto: 1m, rpo: 1h}\n  target: {namespace: shop}\n  params: {namespaces: {matchLabels: {env: production}}}\n",
+			[]string{"spec.target", "backup-coverage checks the namespaces its params select"}},
+		{"a check without a selector", "apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: cov}\nspec:\n  scenario: backup-coverage\n  objectives: {rto: 1m, rpo: 1h}\n  params: {namespaces: {}}\n",
+			[]string{"spec.params.namespaces", "Required"}},
 		{"history limit of zero", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  failedRunsHistoryLimit: 0\n"), []string{"spec.failedRunsHistoryLimit", "at least 1"}},
 	}
 	for _, tc := range cases {

@@ -126,6 +126,18 @@ func (r Registry) InjectsFaults(kind string) bool {
 	return !ok || !ro.ReadOnly()
 }
 
+// Targetless is a Kind whose drills name no target namespace: read-only
+// checks over the namespaces their params select.
+type Targetless interface {
+	Targetless() bool
+}
+
+// Targetless reports whether the named kind's drills name no target.
+func (r Registry) Targetless(kind string) bool {
+	t, ok := r[kind].(Targetless)
+	return ok && t.Targetless()
+}
+
 // ValidateParams validates params with the named kind.
 func (r Registry) ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
 	k, ok := r[kind]

@@ -36,7 +36,7 @@ type Summary struct {
 func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	st := run.Status
 	s := Summary{
-		Drill: run.Spec.Drill, Scenario: run.Spec.Scenario, Target: run.Spec.Snapshot.Target.Namespace,
+		Drill: run.Spec.Drill, Scenario: run.Spec.Scenario, Target: orNone(run.Spec.Snapshot.Target.Namespace),
 		Verdict: string(st.Verdict), Reason: st.Reason, Findings: st.Findings,
 		RTO:      vsTarget(st.RTO, st.RTOTarget),
 		RPO:      vsTarget(st.RPO, st.RPOTarget),
@@ -134,4 +134,12 @@ func (l Log) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (boo
 		"verdict", s.Verdict, "reason", s.Reason, "rto", s.RTO, "rpo", s.RPO, "detection", strings.Join(s.Detection, ", "), "stop", s.Stop,
 		"breakdown", strings.Join(s.Breakdown, ", "), "phases", strings.Join(s.Phases, ", "), "findings", strings.Join(s.Findings, "; "), "run", run.Name)
 	return false, nil
+}
+
+// orNone names the target of a check, which has none.
+func orNone(ns string) string {
+	if ns == "" {
+		return "none (a check)"
+	}
+	return ns
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/backupcoverage"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
 	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
@@ -37,6 +38,7 @@ func Registry(d Deps) engine.Registry {
 		cc corruptconfig.Deps
 		be blockegress.Deps
 		fr failoverrestore.Deps
+		bc backupcoverage.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -48,6 +50,7 @@ func Registry(d Deps) engine.Registry {
 		fr = failoverrestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Contents: failoverrestore.VeleroContents{Dynamic: d.Clients.Dynamic},
 			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
+		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -56,5 +59,6 @@ func Registry(d Deps) engine.Registry {
 		corruptconfig.Name:    corruptconfig.Kind{Deps: cc},
 		blockegress.Name:      blockegress.Kind{Deps: be},
 		failoverrestore.Name:  failoverrestore.Kind{Deps: fr},
+		backupcoverage.Name:   backupcoverage.Kind{Deps: bc},
 	}
 }
