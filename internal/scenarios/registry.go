@@ -16,6 +16,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
+	"github.com/drillbot-io/drillbot/internal/scenarios/podsecurityaudit"
 )
 
 // Deps are what scenario kinds get from the outside.
@@ -39,6 +40,7 @@ func Registry(d Deps) engine.Registry {
 		be blockegress.Deps
 		fr failoverrestore.Deps
 		bc backupcoverage.Deps
+		ps podsecurityaudit.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -51,6 +53,7 @@ func Registry(d Deps) engine.Registry {
 			Discovery: d.Clients.Discovery, Contents: failoverrestore.VeleroContents{Dynamic: d.Clients.Dynamic},
 			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
+		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -60,5 +63,6 @@ func Registry(d Deps) engine.Registry {
 		blockegress.Name:      blockegress.Kind{Deps: be},
 		failoverrestore.Name:  failoverrestore.Kind{Deps: fr},
 		backupcoverage.Name:   backupcoverage.Kind{Deps: bc},
+		podsecurityaudit.Name: podsecurityaudit.Kind{Deps: ps},
 	}
 }

@@ -1,0 +1,133 @@
+package podsecurityaudit
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+)
+
+func namespace(name string, labels map[string]string) *corev1.Namespace {
+	l := map[string]string{"env": "production"}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+}
+
+// Restricted is a pod spec Pod Security restricted admits.
+func restricted() corev1.PodSpec {
+	return corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		Containers: []corev1.Container{{Name: "app", Image: "app:1", SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}}}
+}
+
+func pod(ns, name string, spec corev1.PodSpec, phase corev1.PodPhase) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec, Status: corev1.PodStatus{Phase: phase}}
+}
+
+func TestAudit(t *testing.T) {
+	root := corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}
+	privileged := restricted()
+	privileged.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	cases := []struct {
+		name     string
+		params   string
+		objs     []runtime.Object
+		failures []string
+		findings []string
+		none     bool
+	}{
+		{name: "enforced and compliant", objs: []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}),
+			pod("shop", "web", restricted(), corev1.PodRunning)},
+			findings: []string{"Pod Security compliance: 1 of 1 namespaces", "namespace shop: enforces restricted, 1 pods, 0 violating restricted"}},
+		{name: "unlabelled namespace", objs: []runtime.Object{namespace("shop", nil), pod("shop", "web", restricted(), corev1.PodRunning)},
+			failures: []string{"namespace shop enforces no Pod Security level"}},
+		{name: "baseline is less", objs: []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "baseline"})},
+			failures: []string{"namespace shop enforces baseline, less than restricted"}},
+		{name: "a pod admitted before the label", objs: []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}),
+			pod("shop", "legacy", root, corev1.PodRunning), pod("shop", "done", root, corev1.PodSucceeded)},
+			failures: []string{"namespace shop: 1 of 1 pods violate restricted: legacy: allowPrivilegeEscalation != false"}},
+		{name: "staging: enforce baseline, audit restricted", params: `{"namespaces":{"matchLabels":{"env":"production"}},"enforce":"baseline","audit":"restricted"}`,
+			objs:     []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}), pod("shop", "legacy", root, corev1.PodRunning)},
+			failures: []string{"namespace shop: 1 of 1 pods violate restricted"}},
+		{name: "baseline audit passes a root pod but not a privileged one", params: `{"namespaces":{"matchLabels":{"env":"production"}},"enforce":"baseline"}`,
+			objs: []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}),
+				pod("shop", "root", root, corev1.PodRunning), pod("shop", "priv", privileged, corev1.PodRunning)},
+			failures: []string{"namespace shop: 1 of 2 pods violate baseline: priv: privileged"}},
+		{name: "pinned version", objs: []runtime.Object{namespace("shop", map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.22"})},
+			findings: []string{"namespace shop pins the enforced level to Kubernetes v1.22"}},
+		{name: "another environment is not audited", objs: []runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dev", Labels: map[string]string{"env": "dev"}}}}, none: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			params := tc.params
+			if params == "" {
+				params = `{"namespaces":{"matchLabels":{"env":"production"}}}`
+			}
+			kube := fake.NewClientset(tc.objs...)
+			def := drill.Definition{Name: "psa", Spec: v1alpha1.DrillSpec{Scenario: Name, Objectives: v1alpha1.Objectives{RTO: "1m"}, Params: []byte(params)}}
+			if errs := (Kind{}).ValidateParams(def.Spec, field.NewPath("spec", "params")); len(errs) > 0 {
+				t.Fatal(errs.ToAggregate())
+			}
+			sc, err := Kind{Deps: Deps{Kube: kube}}.New(def, "run-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sc.Recover(context.Background(), marks{}); err != nil {
+				t.Fatal(err)
+			}
+			v, _ := sc.Verify(context.Background())
+			fails, finds := strings.Join(v.Failures, "\n"), strings.Join(v.Findings, "\n")
+			if tc.none {
+				if v.Inconclusive == "" {
+					t.Errorf("no namespace matched, verdict parts %+v", v)
+				}
+				return
+			}
+			if len(tc.failures) == 0 && fails != "" {
+				t.Errorf("failures %q", fails)
+			}
+			for _, w := range tc.failures {
+				if !strings.Contains(fails, w) {
+					t.Errorf("failures %q, want %q", fails, w)
+				}
+			}
+			for _, w := range tc.findings {
+				if !strings.Contains(finds, w) {
+					t.Errorf("findings %q, want %q", finds, w)
+				}
+			}
+			for _, a := range kube.Actions() {
+				if a.GetVerb() != "list" {
+					t.Errorf("the audit did %s %s", a.GetVerb(), a.GetResource().Resource)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for params, want := range map[string]string{
+		`{}`: "spec.params.namespaces: Required",
+		`{"namespaces":{"matchLabels":{"env":"production"}},"enforce":"strict"}`: `spec.params.enforce: Unsupported value: "strict"`,
+	} {
+		errs := (Kind{}).ValidateParams(v1alpha1.DrillSpec{Params: []byte(params)}, field.NewPath("spec", "params"))
+		if agg := errs.ToAggregate(); agg == nil || !strings.Contains(agg.Error(), want) {
+			t.Errorf("%s: %v, want %q", params, agg, want)
+		}
+	}
+}
+
+type marks struct{}
+
+func (marks) Mark(string) {}
