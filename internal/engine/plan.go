@@ -24,6 +24,9 @@ type Call struct {
 	// not cover instead of failing. Group and Resource "*" stand for every
 	// kind the API server serves (discovered at run time).
 	Optional bool `json:"optional,omitempty"`
+	// URL, when set, makes this a non-resource request (e.g. get
+	// /metrics); Group and Resource are empty.
+	URL string `json:"url,omitempty"`
 }
 
 // Mutating reports whether the call changes the cluster.
@@ -77,6 +80,11 @@ type CallBuilder struct{ phase v1alpha1.Phase }
 // Call is verb on group/resource in ns, on name when known.
 func (b CallBuilder) Call(verb, group, resource, ns, name, why string) Call {
 	return Call{Phase: b.phase, Verb: verb, Group: group, Resource: resource, Namespace: ns, Name: name, Why: why}
+}
+
+// URL is verb on a non-resource URL of the API server (e.g. /metrics).
+func (b CallBuilder) URL(verb, url, why string) Call {
+	return Call{Phase: b.phase, Verb: verb, URL: url, Why: why}
 }
 
 // DryRun is a server-side dry-run create: admission answers, nothing is

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -61,7 +62,15 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 	if c.cfg.RealNode {
 		advertise = NodeIP
 	}
-	if err := c.start("kube-apiserver", c.cfg.Bins.APIServer, nil,
+	var extra []string
+	if c.cfg.EncryptSecrets {
+		cfg, err := c.writeEncryptionConfig()
+		if err != nil {
+			return err
+		}
+		extra = append(extra, "--encryption-provider-config", cfg)
+	}
+	if err := c.start("kube-apiserver", c.cfg.Bins.APIServer, nil, append([]string{
 		"--etcd-servers", etcdURL, "--bind-address", c.Host(), "--advertise-address", advertise,
 		"--secure-port", fmt.Sprint(port), "--cert-dir", c.path("certs"),
 		"--service-account-issuer", "https://kubernetes.default.svc",
@@ -70,7 +79,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 		"--service-cluster-ip-range", serviceCIDR, "--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--audit-policy-file", c.path("audit-policy.yaml"), "--audit-log-path", c.AuditLog(),
-		"--audit-log-maxsize", "200"); err != nil {
+		"--audit-log-maxsize", "200"}, extra...)...); err != nil {
 		return err
 	}
 	host := fmt.Sprintf("https://%s:%d", c.Host(), port)
@@ -82,6 +91,28 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 
 // writeSecrets writes the service-account key pair, the token file and
 // the audit policy the API server reads.
+// writeEncryptionConfig writes an EncryptionConfiguration encrypting
+// Secrets with aescbc under a fresh random key, and returns its path.
+func (c *Cluster) writeEncryptionConfig() (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	cfg := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - aescbc:
+          keys:
+            - name: key1
+              secret: %s
+      - identity: {}
+`, base64.StdEncoding.EncodeToString(key))
+	path := c.path("encryption-config.yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
 func (c *Cluster) writeSecrets() error {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

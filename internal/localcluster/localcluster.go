@@ -105,6 +105,10 @@ type Config struct {
 	// NoBackups starts neither the S3 store nor Velero: a control plane
 	// and kwok only (a fleet's members in make bench).
 	NoBackups bool
+	// EncryptSecrets gives the API server an EncryptionConfiguration that
+	// encrypts Secrets with aescbc (a random key in the cluster's
+	// directory); without it Secrets are stored as they are.
+	EncryptSecrets bool
 	// CRDs are installed before Velero starts. Velero's server reads the
 	// API's discovery at start and refreshes it every 5 minutes (hard-coded
 	// in its server): objects of a CRD installed later are silently left
@@ -124,8 +128,10 @@ type Cluster struct {
 	VeleroNamespace string
 	// S3URL is the S3 store Velero's storage location is on.
 	S3URL string
-	procs []*proc
-	log   *slog.Logger
+	// EtcdURL is etcd's client URL (plain HTTP on loopback).
+	EtcdURL string
+	procs   []*proc
+	log     *slog.Logger
 	// node is set once this cluster owns the machine's real node.
 	node bool
 	// kubeletPort is the real node's kubelet port.
@@ -171,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 	}
 	etcdURL, err := c.startEtcd(ctx, etcdPort, peerPort)
+	c.EtcdURL = etcdURL
 	if err != nil {
 		return c, err
 	}

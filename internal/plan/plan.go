@@ -110,6 +110,10 @@ func (r SAR) Review(ctx context.Context, s Subject, c engine.Call) (bool, string
 		User: s.User, Groups: s.Groups,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.Verb, Group: c.Group, Resource: res, Subresource: sub, Namespace: c.Namespace, Name: c.Name},
 	}}
+	if c.URL != "" {
+		sar.Spec.ResourceAttributes = nil
+		sar.Spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: c.URL, Verb: c.Verb}
+	}
 	out, err := r.Kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 	if err != nil {
 		return false, "", fmt.Errorf("SubjectAccessReview %s %s: %w", c.Verb, c.Resource, err)

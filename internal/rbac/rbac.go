@@ -86,6 +86,9 @@ func joined(l []string) string { return strings.Join(l, ",") }
 
 func sortRules(rules []rbacv1.PolicyRule) {
 	key := func(x rbacv1.PolicyRule) string {
+		if len(x.NonResourceURLs) > 0 { // after the resource rules
+			return "~" + joined(x.NonResourceURLs) + "|" + joined(x.Verbs)
+		}
 		return joined(x.APIGroups) + "|" + joined(x.Resources) + "|" + joined(x.Verbs) + "|" + joined(x.ResourceNames)
 	}
 	slices.SortFunc(rules, func(a, b rbacv1.PolicyRule) int { return strings.Compare(key(a), key(b)) })
@@ -106,7 +109,16 @@ func normalize(r rbacv1.PolicyRule) rbacv1.PolicyRule {
 // add merges r into rules: same groups, verbs and names share one rule.
 func add(rules []rbacv1.PolicyRule, r rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	same := func(x rbacv1.PolicyRule) bool {
-		return joined(x.APIGroups) == joined(r.APIGroups) && joined(x.Verbs) == joined(r.Verbs) && joined(x.ResourceNames) == joined(r.ResourceNames)
+		return joined(x.APIGroups) == joined(r.APIGroups) && joined(x.Verbs) == joined(r.Verbs) && joined(x.ResourceNames) == joined(r.ResourceNames) &&
+			len(x.NonResourceURLs) == 0 && len(r.NonResourceURLs) == 0
+	}
+	if len(r.NonResourceURLs) > 0 { // kept apart; the same one once
+		if slices.ContainsFunc(rules, func(x rbacv1.PolicyRule) bool {
+			return joined(x.NonResourceURLs) == joined(r.NonResourceURLs) && joined(x.Verbs) == joined(r.Verbs)
+		}) {
+			return rules
+		}
+		return append(rules, r)
 	}
 	if i := slices.IndexFunc(rules, same); i >= 0 {
 		rules[i].Resources = append(rules[i].Resources, r.Resources...)
@@ -136,8 +148,10 @@ func Check(rules []rbacv1.PolicyRule) error {
 		if slices.Contains(r.APIGroups, rbacv1.GroupName) && slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
 			return fmt.Errorf("rule %v: writes RBAC", r)
 		}
-		if len(r.NonResourceURLs) > 0 {
-			return fmt.Errorf("rule %v: non-resource URLs", r)
+		// The one non-resource URL allowed: reading the API server's
+		// metrics (encryption-at-rest's counters), nothing else.
+		if len(r.NonResourceURLs) > 0 && (joined(r.NonResourceURLs) != "/metrics" || joined(r.Verbs) != "get") {
+			return fmt.Errorf("rule %v: non-resource URLs other than get /metrics", r)
 		}
 	}
 	return nil

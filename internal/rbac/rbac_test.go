@@ -52,7 +52,9 @@ func TestCheck(t *testing.T) {
 		{"impersonate", rule(core, []string{"users"}, []string{"impersonate"}), false},
 		{"writes RBAC", rule([]string{"rbac.authorization.k8s.io"}, []string{"rolebindings"}, []string{"create"}), false},
 		{"reads RBAC", rule([]string{"rbac.authorization.k8s.io"}, []string{"rolebindings"}, []string{"list"}), true},
-		{"non-resource", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}, false},
+		{"reading the API server's metrics", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}, true},
+		{"another non-resource URL", rbacv1.PolicyRule{NonResourceURLs: []string{"/logs"}, Verbs: []string{"get"}}, false},
+		{"writing /metrics", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get", "post"}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,7 +88,7 @@ func TestEveryCatalogDrillDeclaresItsPermissions(t *testing.T) {
 			}
 			found := false
 			for _, r := range Merge(g).Cluster {
-				found = found || (r.Resources[0] == "namespaces" && slices.Contains(r.ResourceNames, d.Spec.Target.Namespace))
+				found = found || (len(r.Resources) > 0 && r.Resources[0] == "namespaces" && slices.Contains(r.ResourceNames, d.Spec.Target.Namespace))
 			}
 			if !found && d.Spec.Target.Namespace != "" { // checks name no target
 				t.Error("cannot read its target namespace (the opt-in check)")

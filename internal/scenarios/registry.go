@@ -13,6 +13,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/backupcoverage"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/corruptconfig"
+	"github.com/drillbot-io/drillbot/internal/scenarios/encryptionatrest"
 	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
@@ -41,6 +42,7 @@ func Registry(d Deps) engine.Registry {
 		fr failoverrestore.Deps
 		bc backupcoverage.Deps
 		ps podsecurityaudit.Deps
+		ea encryptionatrest.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -54,6 +56,7 @@ func Registry(d Deps) engine.Registry {
 			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
 		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
+		ea = encryptionatrest.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -64,5 +67,6 @@ func Registry(d Deps) engine.Registry {
 		failoverrestore.Name:  failoverrestore.Kind{Deps: fr},
 		backupcoverage.Name:   backupcoverage.Kind{Deps: bc},
 		podsecurityaudit.Name: podsecurityaudit.Kind{Deps: ps},
+		encryptionatrest.Name: encryptionatrest.Kind{Deps: ea},
 	}
 }

@@ -176,7 +176,7 @@ func (h *Harness) ServiceAccount(ctx context.Context, def drill.Definition) stri
 		switch o := o.(type) {
 		case *rbacv1.ClusterRole:
 			_, err = c.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-			probes = append(probes, attributes("", o.Rules[0]))
+			probes = append(probes, attributes("", o.Rules))
 			h.T.Cleanup(func() { _ = c.RbacV1().ClusterRoles().Delete(context.Background(), o.Name, metav1.DeleteOptions{}) })
 		case *rbacv1.ClusterRoleBinding:
 			_, err = c.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
@@ -185,7 +185,7 @@ func (h *Harness) ServiceAccount(ctx context.Context, def drill.Definition) stri
 			})
 		case *rbacv1.Role:
 			if _, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); err == nil {
-				probes = append(probes, attributes(o.Namespace, o.Rules[0]))
+				probes = append(probes, attributes(o.Namespace, o.Rules))
 			}
 		case *rbacv1.RoleBinding:
 			_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
@@ -211,7 +211,15 @@ func (h *Harness) ServiceAccount(ctx context.Context, def drill.Definition) stri
 	return name
 }
 
-func attributes(ns string, r rbacv1.PolicyRule) authorizationv1.ResourceAttributes {
+// attributes is a probe of the first resource rule of rules.
+func attributes(ns string, rules []rbacv1.PolicyRule) authorizationv1.ResourceAttributes {
+	r := rules[0]
+	for _, x := range rules {
+		if len(x.Resources) > 0 {
+			r = x
+			break
+		}
+	}
 	a := authorizationv1.ResourceAttributes{Namespace: ns, Group: r.APIGroups[0], Resource: r.Resources[0], Verb: r.Verbs[0]}
 	if len(r.ResourceNames) > 0 {
 		a.Name = r.ResourceNames[0]
