@@ -2,7 +2,6 @@ package localcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -23,7 +22,7 @@ import (
 
 // Registry is an OCI registry (go-containerregistry's, in memory) served
 // by the test process over plain HTTP on the real node's address, where
-// pods reach it (Kyverno fetches signatures from it). Nothing outside this
+// pods reach it (Kyverno fetches signatures from it), or on loopback. Nothing outside this
 // machine is involved: image references name Host.
 type Registry struct {
 	// Host is host:port, the registry part of image references.
@@ -31,12 +30,15 @@ type Registry struct {
 	srv  *http.Server
 }
 
-// ServeRegistry starts a registry on the real node's address.
+// ServeRegistry starts a registry on the real node's address, or on
+// loopback for a kwok-only cluster (where no pod pulls: drillbot and the
+// test reach it).
 func (c *Cluster) ServeRegistry() (*Registry, error) {
-	if !c.node {
-		return nil, errors.New("the registry is served on the real node's address: the cluster has no real node")
+	host := "127.0.0.1"
+	if c.node {
+		host = NodeIP
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(NodeIP, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

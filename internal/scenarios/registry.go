@@ -18,6 +18,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podsecurityaudit"
+	"github.com/drillbot-io/drillbot/internal/scenarios/signedimages"
 )
 
 // Deps are what scenario kinds get from the outside.
@@ -43,6 +44,7 @@ func Registry(d Deps) engine.Registry {
 		bc backupcoverage.Deps
 		ps podsecurityaudit.Deps
 		ea encryptionatrest.Deps
+		si signedimages.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -57,6 +59,7 @@ func Registry(d Deps) engine.Registry {
 		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
 		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 		ea = encryptionatrest.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
+		si = signedimages.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -68,5 +71,6 @@ func Registry(d Deps) engine.Registry {
 		backupcoverage.Name:   backupcoverage.Kind{Deps: bc},
 		podsecurityaudit.Name: podsecurityaudit.Kind{Deps: ps},
 		encryptionatrest.Name: encryptionatrest.Kind{Deps: ea},
+		signedimages.Name:     signedimages.Kind{Deps: si},
 	}
 }
