@@ -218,14 +218,15 @@ images:
 
 # The real node's runtime, from Debian: containerd, runc, the CNI plugins,
 # iptables and conntrack. Installed when missing (needs root and apt).
-NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack ipset
+# chromium: the HTML report's test loads the page in a real headless browser.
+NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack ipset chromium
 node-deps:
 	@missing=""; for t in $(NODE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	for p in bridge host-local loopback portmap; do test -x /usr/lib/cni/$$p || missing="$$missing cni/$$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing the real node's runtime (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    containerd runc containernetworking-plugins iptables conntrack ipset >/dev/null; \
+	    containerd runc containernetworking-plugins iptables conntrack ipset chromium >/dev/null; \
 	fi
 
 # Unit and integration tests. Integration tests start their own local cluster

@@ -144,8 +144,9 @@ func TestDashboardAndRulesUnderTheChartTopology(t *testing.T) {
 	ns, falcoNS := "alerts-topo-"+localcluster.RandomSuffix(), "alerts-topo-falco-"+localcluster.RandomSuffix()
 	restrictedNamespace(t, cluster, ns)
 	falco(t, falcoNS)
-	// A probe that passes every few seconds, and a corrupt-config drill
-	// (with an RPO target) that never runs here: the catalog's second drill.
+	// A probe that passes every few seconds, a corrupt-config drill (with
+	// an RPO target), and a check (its posture: the probe's namespace
+	// enforces restricted, 1 of 1).
 	dir := drillDir(t, fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata: {name: topo-probe}
@@ -172,6 +173,16 @@ spec:
   alerts:
     expect:
       - {name: E2EDrillFaultActive, matchers: '{drill="topo-falco"}', within: 1m}
+---
+apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: topo-psa}
+spec:
+  scenario: pod-security-audit
+  schedule: "@every 5s"
+  minInterval: 1s
+  objectives: {rto: 1m}
+  params: {namespaces: {matchLabels: {kubernetes.io/metadata.name: %[1]s}}}
 `, ns, falcoNS))
 	// The test plays Falco: its pods fail while the rules are corrupt, once
 	// the fault's alert is active (a fault shorter than a scrape interval
@@ -226,9 +237,9 @@ spec:
 		// The leader's results in Prometheus: both drills' last runs passed
 		// (after a failover, a run the old leader was in may have been
 		// interrupted: FAIL, until the next run).
-		eventually(t, "Prometheus has the leader's results, both PASS", 2*time.Minute, func() bool {
+		eventually(t, "Prometheus has the leader's results, all three PASS", 2*time.Minute, func() bool {
 			v := query(t, p, fmt.Sprintf(`count(drillbot_last_run_verdict{verdict="PASS",instance=%q} == 1)`, leader.addr))
-			return len(v) == 1 && v[0].Value == 2
+			return len(v) == 1 && v[0].Value == 3
 		})
 		// A run in the last seconds, and the histogram's increase seen;
 		// the Falco drill passed, detected, and Prometheus has it.
@@ -251,23 +262,24 @@ spec:
 				t.Errorf("panel %q is empty", panel.Title)
 			}
 		}
-		// The right numbers: both drills passed.
+		// The right numbers: every drill passed.
 		want := map[string]float64{
 			`100 * sum(drillbot_last_run_verdict{verdict="PASS",drill=~"$drill"}) / count(max by (drill) (drillbot_rto_target_seconds{drill=~"$drill"}))`: 100,
-			`sum(drillbot_active_faults{drill=~"$drill"})`:                                  0,
-			`count(max by (drill) (drillbot_rto_target_seconds{drill=~"$drill"}))`:          2,
-			`max by (drill) (drillbot_rpo_target_seconds{drill=~"$drill"})`:                 300,
-			`sum(drillbot_last_run_verdict{drill="topo-probe",verdict="PASS"})`:             1,
-			`count(drillbot_rto_target_seconds{drill="topo-probe"})`:                        float64(replicas), // every replica exports it
-			`count(drillbot_last_run_verdict{drill="topo-probe",verdict="PASS"} == 1)`:      1,                 // only the leader
-			`sum(drillbot_notification_failures_total)`:                                     0,
-			`count(up{job="drillbot"} == 1)`:                                                float64(replicas),
-			`sum(drillbot_last_run_verdict{drill="topo-falco",verdict="PASS"})`:             1,
-			`count(drillbot_detection_seconds{drill="topo-falco"} < 60)`:                    1,
-			`sum(drillbot_detections_missed_total)`:                                         0,
-			`sum(drillbot_runs_stopped_total{drill="topo-falco"})`:                          0,
-			`sum(drillbot_last_run_verdict{drill="topo-probe",verdict="FAIL"})`:             0,
-			`count(max by (drill) (drillbot_rto_target_seconds{drill="topo-probe"}) == 60)`: 1,
+			`sum(drillbot_active_faults{drill=~"$drill"})`:                                                        0,
+			`count(max by (drill) (drillbot_rto_target_seconds{drill=~"$drill"}))`:                                3,
+			`max(drillbot_posture_compliant{drill="topo-psa"}) / max(drillbot_posture_checked{drill="topo-psa"})`: 1,
+			`max by (drill) (drillbot_rpo_target_seconds{drill=~"$drill"})`:                                       300,
+			`sum(drillbot_last_run_verdict{drill="topo-probe",verdict="PASS"})`:                                   1,
+			`count(drillbot_rto_target_seconds{drill="topo-probe"})`:                                              float64(replicas), // every replica exports it
+			`count(drillbot_last_run_verdict{drill="topo-probe",verdict="PASS"} == 1)`:                            1,                 // only the leader
+			`sum(drillbot_notification_failures_total)`:                                                           0,
+			`count(up{job="drillbot"} == 1)`:                                                                      float64(replicas),
+			`sum(drillbot_last_run_verdict{drill="topo-falco",verdict="PASS"})`:                                   1,
+			`count(drillbot_detection_seconds{drill="topo-falco"} < 60)`:                                          1,
+			`sum(drillbot_detections_missed_total)`:                                                               0,
+			`sum(drillbot_runs_stopped_total{drill="topo-falco"})`:                                                0,
+			`sum(drillbot_last_run_verdict{drill="topo-probe",verdict="FAIL"})`:                                   0,
+			`count(max by (drill) (drillbot_rto_target_seconds{drill="topo-probe"}) == 60)`:                       1,
 		}
 		// And the dashboard's own compliance query says so.
 		for _, panel := range dash.Panels {

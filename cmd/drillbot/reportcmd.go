@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -25,23 +26,31 @@ func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "DR status report from recorded runs: table, json or markdown",
+		Short: "DR status report from recorded runs: table, json, markdown or html",
 		Long: `The DR status report from the DrillRuns recorded in the cluster: per drill the
 last runs with verdict and RTO/RPO against target, the RTO trend, the age of the
-last successful backup, open faults, and compliance over the window.
+last successful backup, open faults, and compliance over the window; the
+posture (the hardening plan's results as the newest checks measured them) and
+the runbook's RTO/RPO table from measurements (p95 of the last runs against
+each target, with what to change where one is missed). -o html is one
+self-contained page with an RTO-against-target chart per drill.
 
 With --cluster-context or --cluster-kubeconfig (repeatable), the fleet report:
 per cluster and drill the newest run, a pass older than --days counted as
 expired, and the fleet's compliance. A cluster that cannot be read is named
 and its drills count for nothing: the report is printed and the exit code is 1.`,
 		Example: `  drillbot report --drills drills/ -o markdown > dr-status.md
+  drillbot report --drills drills/ -o html > dr-status.html
 
   # Three clusters of one kubeconfig, and one of another
   drillbot report --cluster-context prod --cluster-context staging --cluster-kubeconfig ~/.kube/dr-region`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(cmd, output, "table", "json", "markdown"); err != nil {
+			if err := checkOutput(cmd, output, "table", "json", "markdown", "html"); err != nil {
 				return err
+			}
+			if fleet.any() && output == "html" {
+				return usageError{cmd, errors.New("-o html is the single cluster's report; the fleet report is table, json or markdown")}
 			}
 			if fleet.any() {
 				return code(fleetReport(cmd.Context(), cf, fleet, drills, last, days, output, stdout, stderr))
@@ -54,7 +63,7 @@ and its drills count for nothing: the report is printed and the exit code is 1.`
 	cmd.Flags().StringArrayVar(&drills, "drills", nil, "the drill catalog (file or directory, repeatable): its drills are reported even when they never ran")
 	cmd.Flags().IntVar(&last, "last", 5, "runs shown per drill")
 	cmd.Flags().IntVar(&days, "days", 30, "compliance window in days")
-	outputFlag(cmd, &output, "table", "json", "markdown")
+	outputFlag(cmd, &output, "table", "json", "markdown", "html")
 	return cmd
 }
 

@@ -619,6 +619,11 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 	rs.out.failures = append(rs.out.failures, v.Failures...)
 	rs.out.findings = append(rs.out.findings, v.Findings...)
 	rs.out.inconclusive = v.Inconclusive
+	if v.Posture != nil {
+		rs.mu.Lock()
+		rs.run.Status.Posture = v.Posture
+		rs.mu.Unlock()
+	}
 	if v.RPOMilestone != "" {
 		rs.mu.Lock()
 		for _, m := range rs.run.Status.Milestones {

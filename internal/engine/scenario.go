@@ -65,6 +65,9 @@ type Verification struct {
 	// RPOMilestone, when set, makes the RPO the time from the disaster to
 	// this milestone (a blind window: e.g. until the fault was detected).
 	RPOMilestone string
+	// Posture is a check's count (recorded as status.posture, exported as
+	// drillbot_posture_*).
+	Posture *v1alpha1.PostureMeasure
 }
 
 // Kind is a scenario kind: it validates a drill's params and builds the

@@ -34,6 +34,10 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 	m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: &v1alpha1.DrillRun{
 		Spec:   v1alpha1.DrillRunSpec{Drill: "held", Scenario: "pod-kill"},
 		Status: v1alpha1.DrillRunStatus{Verdict: v1alpha1.VerdictInconclusive, Stop: &v1alpha1.Stop{Kind: v1alpha1.StopFreezeWindow, Before: true}}}})
+	// A check's run: the posture gauges' series.
+	m.Observe(context.Background(), engine.Event{Type: engine.EventFinished, Run: &v1alpha1.DrillRun{
+		Spec:   v1alpha1.DrillRunSpec{Drill: "pod-security-audit", Scenario: "pod-security-audit"},
+		Status: v1alpha1.DrillRunStatus{Verdict: v1alpha1.VerdictFail, Posture: &v1alpha1.PostureMeasure{Compliant: 2, Total: 3, Of: "namespaces"}}}})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,8 @@ type Metrics struct {
 	detection     *prometheus.GaugeVec
 	missed        *prometheus.CounterVec
 	stopped       *prometheus.CounterVec
+	postureOK     *prometheus.GaugeVec
+	postureTotal  *prometheus.GaugeVec
 }
 
 // New registers drillbot's metrics with reg.
@@ -74,11 +76,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		detection: gauge("drillbot_detection_seconds", "Time from the disaster to each expected alert firing, in the drill's last run (absent when it did not fire in time).", "alert"),
 		missed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_detections_missed_total",
 			Help: "Expected alerts that did not fire in time (or were silenced, or did not resolve)."}, append(append([]string{}, dl...), "alert")),
+		postureOK:    gauge("drillbot_posture_compliant", "What the check's last run counted as keeping its promise (namespaces covered, images signed...)."),
+		postureTotal: gauge("drillbot_posture_checked", "What the check's last run counted in all: namespaces, images... (the compliant share is drillbot_posture_compliant / drillbot_posture_checked)."),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_runs_stopped_total",
 			Help: "Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, or unreadable alerts."}, append(append([]string{}, dl...), "kind", "when")),
 	}
 	reg.MustRegister(m.runs, m.rto, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastVerdict,
-		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure, m.detection, m.missed, m.stopped)
+		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure, m.detection, m.missed, m.stopped,
+		m.postureOK, m.postureTotal)
 	return m
 }
 
@@ -188,6 +193,10 @@ func (m *Metrics) Seed(r *v1alpha1.DrillRun) {
 	}
 	if r.Status.FinishedAt != nil {
 		m.lastRun.WithLabelValues(l...).Set(float64(r.Status.FinishedAt.UnixMicro()) / 1e6)
+	}
+	if p := r.Status.Posture; p != nil {
+		m.postureOK.WithLabelValues(l...).Set(float64(p.Compliant))
+		m.postureTotal.WithLabelValues(l...).Set(float64(p.Total))
 	}
 	m.SeedSuccess(r)
 	if r.Status.Stop == nil || !r.Status.Stop.Before {

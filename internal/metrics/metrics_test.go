@@ -133,3 +133,26 @@ drillbot_runs_stopped_total{drill="namespace-restore",kind="FreezeWindow",scenar
 		t.Errorf("a run stopped mid-drill detected nothing, yet %d detection series remain", n)
 	}
 }
+
+// TestPostureGauges: a check's count, and a restarted daemon's seed.
+func TestPostureGauges(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	run := &v1alpha1.DrillRun{Spec: v1alpha1.DrillRunSpec{Drill: "signed-images", Scenario: "signed-images"},
+		Status: v1alpha1.DrillRunStatus{Verdict: v1alpha1.VerdictFail, Posture: &v1alpha1.PostureMeasure{Compliant: 3, Total: 4, Of: "images"}}}
+	m.Seed(run)
+	want := `
+# HELP drillbot_posture_compliant What the check's last run counted as keeping its promise (namespaces covered, images signed...).
+# TYPE drillbot_posture_compliant gauge
+drillbot_posture_compliant{drill="signed-images",scenario="signed-images"} 3
+# HELP drillbot_posture_checked What the check's last run counted in all: namespaces, images... (the compliant share is drillbot_posture_compliant / drillbot_posture_checked).
+# TYPE drillbot_posture_checked gauge
+drillbot_posture_checked{drill="signed-images",scenario="signed-images"} 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drillbot_posture_compliant", "drillbot_posture_checked"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}

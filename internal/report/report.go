@@ -22,6 +22,11 @@ type Report struct {
 	WindowDays  int       `json:"windowDays"`
 	ComplianceShare
 	Drills []DrillReport `json:"drills"`
+	// Posture is the hardening plan's results table, from the newest run of
+	// each check and restore drill.
+	Posture []Posture `json:"posture,omitempty"`
+	// RTOTable is the runbook's RTO/RPO table from measurements.
+	RTOTable []RTORow `json:"rtoTable,omitempty"`
 }
 
 // ComplianceShare is the share of drills, in percent, whose newest run
@@ -120,7 +125,15 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 		}
 	}
 	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.FinishedAt.After(finished[j].Status.FinishedAt.Time) })
+	newest := map[string]v1alpha1.DrillRun{}
+	lastRuns := map[string][]v1alpha1.DrillRun{}
 	for _, r := range finished {
+		if _, ok := newest[r.Spec.Drill]; !ok {
+			newest[r.Spec.Drill] = r
+		}
+		if len(lastRuns[r.Spec.Drill]) < o.LastN {
+			lastRuns[r.Spec.Drill] = append(lastRuns[r.Spec.Drill], r)
+		}
 		d := add(DrillInfo{Name: r.Spec.Drill, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
 		open := r.Status.Phase == v1alpha1.PhaseRevertFailed
 		if open {
@@ -158,6 +171,8 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 		rep.count(d.Compliant)
 		rep.Drills = append(rep.Drills, *d)
 	}
+	rep.Posture = posture(newest, rep.Drills, since)
+	rep.RTOTable = rtoTable(lastRuns, rep.Drills)
 	return rep
 }
 
@@ -186,8 +201,11 @@ func trend(runs []RunRow) string {
 	}
 }
 
-// Write renders the report as table, json or markdown.
+// Write renders the report as table, json, markdown or html.
 func Write(w io.Writer, rep Report, format string) error {
+	if format == "html" {
+		return HTML(w, rep)
+	}
 	return write(w, rep, format, func() error { return markdown(w, rep) }, func() error { return table(w, rep) })
 }
 
@@ -215,6 +233,11 @@ func table(w io.Writer, rep Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Scenario, d.Status, dash(d.RTOTarget), dash(d.RPOTarget), d.Trend, dash(d.LastBackupAge))
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var pb strings.Builder
+	postureTable(&pb, rep)
+	if _, err := io.WriteString(w, pb.String()); err != nil {
 		return err
 	}
 	for _, d := range rep.Drills {
@@ -246,6 +269,7 @@ func markdown(w io.Writer, rep Report) error {
 		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s | %s | %s |\n", d.Name, d.Scenario, mark(d.Compliant), d.Status,
 			dash(d.RTOTarget), dash(d.RPOTarget), d.Trend, dash(d.LastBackupAge))
 	}
+	postureMarkdown(&b, rep)
 	for _, d := range rep.Drills {
 		if len(d.Runs) == 0 {
 			continue

@@ -248,6 +248,17 @@ type DrillRunStatus struct {
 	// freeze window, an alert matching a stop condition, or alerts that
 	// could not be read.
 	Stop *Stop `json:"stop,omitempty"`
+	// Posture is what a check counted: how many of the things it checked
+	// keep the promise (namespaces covered, images signed...).
+	Posture *PostureMeasure `json:"posture,omitempty"`
+}
+
+// PostureMeasure is a check's count.
+type PostureMeasure struct {
+	Compliant int32 `json:"compliant"`
+	Total     int32 `json:"total"`
+	// Of names what was counted (namespaces, images, canary writes).
+	Of string `json:"of"`
 }
 
 // Detection is what became of one expected alert.

@@ -282,8 +282,12 @@ func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) en
 		return v
 	}
 	var stalest *Coverage
+	covered := 0
 	for i := range cov {
 		c := &cov[i]
+		if len(c.Schedules) > 0 && c.Newest != nil && now.Sub(c.Newest.Status.StartTimestamp.Time) <= rpo && len(c.Unavailable) == 0 {
+			covered++
+		}
 		switch {
 		case len(c.Schedules) == 0:
 			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: no unpaused Velero Schedule includes it", c.Namespace))
@@ -309,6 +313,8 @@ func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) en
 			stalest = c
 		}
 	}
+	v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(covered), Total: int32(len(cov)), Of: "namespaces"}
+	v.Findings = append([]string{fmt.Sprintf("backup coverage: %d of %d namespaces within the RPO target %s", covered, len(cov), rpo)}, v.Findings...)
 	if stalest != nil {
 		ts := stalest.Newest.Status.StartTimestamp.Time
 		v.DataTimestamp = &ts

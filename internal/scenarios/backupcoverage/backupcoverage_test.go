@@ -59,17 +59,18 @@ func TestJudge(t *testing.T) {
 		findings     []string
 		inconclusive string
 		rpoFrom      string
+		covered      int32 // of the namespaces
 	}{
 		{name: "covered and fresh", nss: []corev1.Namespace{*ns("shop", "production"), *ns("billing", "production")},
 			schedules: []velerov1.Schedule{schedule("hourly", false, velerov1.BackupSpec{IncludedNamespaces: []string{"shop", "bill*"}})},
 			backups: []velerov1.Backup{backup("hourly-2", "hourly", velerov1.BackupPhaseCompleted, 20*time.Minute),
 				backup("hourly-1", "hourly", velerov1.BackupPhaseCompleted, 80*time.Minute),
 				backup("hourly-3", "hourly", velerov1.BackupPhasePartiallyFailed, 5*time.Minute)},
-			findings: []string{"namespace billing: schedule hourly, newest Completed backup hourly-2, 20m0s old"}, rpoFrom: "hourly-2"},
+			findings: []string{"namespace billing: schedule hourly, newest Completed backup hourly-2, 20m0s old", "backup coverage: 2 of 2 namespaces"}, rpoFrom: "hourly-2", covered: 2},
 		{name: "uncovered", nss: []corev1.Namespace{*ns("shop", "production"), *ns("new-team", "production")},
 			schedules: []velerov1.Schedule{schedule("hourly", false, velerov1.BackupSpec{IncludedNamespaces: []string{"shop"}})},
 			backups:   []velerov1.Backup{backup("hourly-1", "hourly", velerov1.BackupPhaseCompleted, time.Minute)},
-			failures:  []string{"namespace new-team: no unpaused Velero Schedule includes it"}},
+			failures:  []string{"namespace new-team: no unpaused Velero Schedule includes it"}, covered: 1},
 		{name: "excluded and paused do not cover", nss: []corev1.Namespace{*ns("shop", "production")},
 			schedules: []velerov1.Schedule{schedule("all", false, velerov1.BackupSpec{ExcludedNamespaces: []string{"shop"}}),
 				schedule("paused", true, velerov1.BackupSpec{IncludedNamespaces: []string{"shop"}})},
@@ -90,7 +91,7 @@ func TestJudge(t *testing.T) {
 		{name: "partial", nss: []corev1.Namespace{*ns("shop", "production")},
 			schedules: []velerov1.Schedule{schedule("db-only", false, velerov1.BackupSpec{IncludedResources: []string{"persistentvolumeclaims"}})},
 			backups:   []velerov1.Backup{backup("db-only-1", "db-only", velerov1.BackupPhaseCompleted, time.Minute)},
-			findings:  []string{"namespace shop: schedule db-only backs up only part of it"}, rpoFrom: "db-only-1"},
+			findings:  []string{"namespace shop: schedule db-only backs up only part of it"}, rpoFrom: "db-only-1", covered: 1},
 		{name: "no namespace matches", inconclusive: "no namespace matches env=production: nothing to check"},
 	}
 	for _, tc := range cases {
@@ -109,6 +110,9 @@ func TestJudge(t *testing.T) {
 				if !strings.Contains(finds, w) {
 					t.Errorf("findings %q, want %q", finds, w)
 				}
+			}
+			if v.Inconclusive == "" && (v.Posture == nil || v.Posture.Compliant != tc.covered || int(v.Posture.Total) != len(tc.nss)) {
+				t.Errorf("posture %+v, want %d of %d namespaces", v.Posture, tc.covered, len(tc.nss))
 			}
 			if v.Inconclusive != tc.inconclusive {
 				t.Errorf("inconclusive %q, want %q", v.Inconclusive, tc.inconclusive)

@@ -307,7 +307,15 @@ func etcdHTTP(e Etcd) (*http.Client, error) {
 
 // Verify implements engine.Scenario.
 func (c *check) Verify(context.Context) (engine.Verification, error) {
-	return Judge(c.delta, c.metricsErr, c.params.Etcd != nil, c.raw, c.etcdErr), nil
+	v := Judge(c.delta, c.metricsErr, c.params.Etcd != nil, c.raw, c.etcdErr)
+	if v.Inconclusive == "" {
+		encrypted := int32(0)
+		if len(v.Failures) == 0 {
+			encrypted = 1
+		}
+		v.Posture = &v1alpha1.PostureMeasure{Compliant: encrypted, Total: 1, Of: "canary Secret writes encrypted"}
+	}
+	return v, nil
 }
 
 // encPrefix is the prefix of every value the API server encrypted.

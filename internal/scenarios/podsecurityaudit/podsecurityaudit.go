@@ -245,6 +245,7 @@ func Judge(results []Namespace, selector string, enforce, audit psaapi.Level) en
 		v.Findings = append(v.Findings, fmt.Sprintf("namespace %s: enforces %s, %d pods, %d violating %s", r.Name, orNone(r.Enforced), r.Pods, len(r.Violations), audit))
 	}
 	v.Findings = append([]string{fmt.Sprintf("Pod Security compliance: %d of %d namespaces (%s enforced, pods at %s)", compliant, len(results), enforce, audit)}, v.Findings...)
+	v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(compliant), Total: int32(len(results)), Of: "namespaces"}
 	return v
 }
 

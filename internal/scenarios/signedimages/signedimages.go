@@ -379,6 +379,7 @@ func Judge(images map[string]*Image, namespaces int, selector string) engine.Ver
 		}
 	}
 	v.Findings = append(v.Findings, fmt.Sprintf("signed images: %d of %d running in %d namespaces", signed, len(images), namespaces))
+	v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(signed), Total: int32(len(images)), Of: "images"}
 	v.Findings = append(v.Findings, unreadable...)
 	if len(v.Failures) == 0 && len(unreadable) > 0 {
 		v.Inconclusive = fmt.Sprintf("%d images could not be verified (registry unreadable)", len(unreadable))
