@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: start the local cluster, deploy a sample app into an opted-in
 # namespace, back it up with Velero the way a nightly Schedule would, run the
-# namespace-restore drill from the shipped catalog, and print its report.
+# namespace-restore drill from the shipped catalog and the posture checks,
+# and print the report.
 set -euo pipefail
 : "${CLUSTER_DIR:?}" "${DRILLBOT:?}" "${KUBECTL:?}" "${DRILLBOT_VELERO:?}"
 export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
@@ -47,12 +48,21 @@ set +e
 code=$?
 set -e
 
+step "The posture checks (inject nothing): backups of env=production namespaces, Pod Security, Secrets encrypted at rest"
+for check in backup-coverage pod-security-audit encryption-at-rest; do
+  "$DRILLBOT" run -f "drills/$check.yaml" --wait >"$CLUSTER_DIR/logs/$check.log" 2>&1 || true
+  "$KUBECTL" get drillruns -n drillbot-system -l drillbot.io/drill="$check" \
+    -o jsonpath='{range .items[*]}{.spec.drill}{": "}{.status.verdict}{" - "}{.status.findings[0]}{"\n"}{end}'
+done
+
 step "The result is recorded in the cluster"
 "$KUBECTL" get drillruns -n drillbot-system
 "$KUBECTL" -n drill-demo get deployments,statefulsets,pods -o wide
 
 step "The DR status report (drillbot report --output markdown), for audit evidence"
 "$DRILLBOT" report --drills drills --output markdown
+"$DRILLBOT" report --drills drills --output html >"$CLUSTER_DIR/dr-status.html"
+echo "(the same as one HTML page, with an RTO chart per drill: $CLUSTER_DIR/dr-status.html)"
 
 step "Starting the daemon (drillbot serve) with metrics on 127.0.0.1:${DEMO_METRICS_PORT:=9090}"
 # setsid makes it a process group leader, so make cluster-down can stop it.

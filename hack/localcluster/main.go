@@ -55,7 +55,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "localcluster up:", err)
 		os.Exit(1)
 	}
-	cfg := localcluster.Config{Bins: bins, Dir: dir, Detach: true, RealNode: *node == "real"}
+	// Secrets encrypted at rest, as the hardening plan asks (the demo's
+	// encryption-at-rest check proves it).
+	cfg := localcluster.Config{Bins: bins, Dir: dir, Detach: true, RealNode: *node == "real", EncryptSecrets: true}
 	if *backupsOf != "" {
 		url, err := os.ReadFile(filepath.Join(*backupsOf, s3URLFile))
 		if err != nil {

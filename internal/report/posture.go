@@ -28,7 +28,7 @@ type Posture struct {
 // promises are the plan's results per scenario kind, and the finding that
 // measures each (its prefix).
 var promises = map[string]struct{ result, finding string }{
-	"backup-coverage":    {"Backups of the selected namespaces within their RPO", ""},
+	"backup-coverage":    {"Backups of the selected namespaces within their RPO", "backup coverage:"},
 	"pod-security-audit": {"Pod Security enforced, no violating pods", "Pod Security compliance:"},
 	"encryption-at-rest": {"Secrets encrypted at rest in etcd", ""},
 	"signed-images":      {"Signed images running", "signed images:"},
