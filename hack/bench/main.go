@@ -359,16 +359,24 @@ func overhead(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger) (
 	if err := bench.DemoApp(ctx, cl.Kube, "bench-shop"); err != nil {
 		return nil, err
 	}
-	a, def, err := drillApp(ctx, cl, log, "bench-namespace-restore.yaml", overheadDrill)
+	// The preflight waits for the workloads to be Ready.
+	return witnessed(ctx, cl, log, "bench-namespace-restore.yaml", overheadDrill, func() (*bench.Witness, error) {
+		return bench.Watch(ctx, cl.Kube, cl.Dynamic, "bench-shop", cl.VeleroNamespace)
+	})
+}
+
+// witnessed runs the drill doc on cl (production wiring) while watch's
+// witness records the events of its milestones, and compares them.
+func witnessed(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger, file, doc string, watch func() (*bench.Witness, error)) (*bench.Overhead, error) {
+	a, def, err := drillApp(ctx, cl, log, file, doc)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close(ctx)
-	w, err := bench.Watch(ctx, cl.Kube, cl.Dynamic, "bench-shop", cl.VeleroNamespace)
+	w, err := watch()
 	if err != nil {
 		return nil, err
 	}
-	// The preflight waits for the workloads to be Ready.
 	run, err := a.Engine.Run(ctx, def, "bench")
 	w.Stop()
 	if err != nil {
@@ -377,6 +385,9 @@ func overhead(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger) (
 	stored, err := a.Store.Get(ctx, run.Name)
 	if err != nil {
 		return nil, err
+	}
+	if stored.Status.Verdict != v1alpha1.VerdictPass {
+		return nil, fmt.Errorf("run %s: %s %s", stored.Name, stored.Status.Verdict, stored.Status.Reason)
 	}
 	return w.Compare(stored)
 }
@@ -421,28 +432,9 @@ func failover(ctx context.Context, bins localcluster.Bins, src *localcluster.Clu
 	if _, err := dr.Dynamic.Resource(namespacerestore.BSLGVR).Namespace(dr.VeleroNamespace).Patch(ctx, "default", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return nil, err
 	}
-	a, def, err := drillApp(ctx, dr, log, "bench-failover-restore.yaml", failoverDrill)
-	if err != nil {
-		return nil, err
-	}
-	defer a.Close(ctx)
-	w, err := bench.WatchCopy(ctx, dr.Kube, dr.Dynamic, "bench-failover-copy", dr.VeleroNamespace)
-	if err != nil {
-		return nil, err
-	}
-	run, err := a.Engine.Run(ctx, def, "bench")
-	w.Stop()
-	if err != nil {
-		return nil, err
-	}
-	stored, err := a.Store.Get(ctx, run.Name)
-	if err != nil {
-		return nil, err
-	}
-	if stored.Status.Verdict != v1alpha1.VerdictPass {
-		return nil, fmt.Errorf("run %s: %s %s", stored.Name, stored.Status.Verdict, stored.Status.Reason)
-	}
-	o, err := w.Compare(stored)
+	o, err := witnessed(ctx, dr, log, "bench-failover-restore.yaml", failoverDrill, func() (*bench.Witness, error) {
+		return bench.WatchCopy(ctx, dr.Kube, dr.Dynamic, "bench-failover-copy", dr.VeleroNamespace)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -53,20 +54,13 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Kind is the backup-coverage kind.
-type Kind struct{ Deps Deps }
+// Kind is the backup-coverage kind: a check.
+type Kind struct {
+	check.Kind
+	Deps Deps
+}
 
-var (
-	_ engine.Kind       = Kind{}
-	_ engine.ReadOnly   = Kind{}
-	_ engine.Targetless = Kind{}
-)
-
-// ReadOnly implements engine.ReadOnly: the check writes nothing.
-func (Kind) ReadOnly() bool { return true }
-
-// Targetless implements engine.Targetless.
-func (Kind) Targetless() bool { return true }
+var _ engine.Kind = Kind{}
 
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
@@ -75,12 +69,7 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 	if len(errs) > 0 {
 		return errs
 	}
-	sel := path.Child("namespaces")
-	if p.Namespaces == nil || (len(p.Namespaces.MatchLabels) == 0 && len(p.Namespaces.MatchExpressions) == 0) {
-		errs = append(errs, field.Required(sel, "a label selector on namespaces (e.g. matchLabels: {env: production}); all namespaces is not a promise anyone keeps"))
-	} else if _, err := metav1.LabelSelectorAsSelector(p.Namespaces); err != nil {
-		errs = append(errs, field.Invalid(sel, p.Namespaces, err.Error()))
-	}
+	errs = append(errs, check.ValidateNamespaces(p.Namespaces, path.Child("namespaces"))...)
 	if spec.Objectives.RPO == "" {
 		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "backup-coverage checks each namespace's newest backup against the RPO target: set it"))
 	}
@@ -111,10 +100,11 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &check{deps: d, params: p, selector: sel, rpo: rpo, log: d.Logger.With("scenario", Name, "run", runName)}, nil
+	return &coverageCheck{deps: d, params: p, selector: sel, rpo: rpo, log: d.Logger.With("scenario", Name, "run", runName)}, nil
 }
 
-type check struct {
+type coverageCheck struct {
+	check.NoFault
 	deps     Deps
 	params   Params
 	selector labels.Selector
@@ -141,17 +131,11 @@ type Coverage struct {
 
 // Preflight implements engine.Scenario: nothing to check before; the
 // check itself runs in Recover, whose time is the run's RTO.
-func (c *check) Preflight(context.Context) error { return nil }
-
-// Inject implements engine.Scenario: a check injects nothing.
-func (c *check) Inject(context.Context, engine.Journal) error { return nil }
-
-// Revert implements engine.Scenario: there is never anything to undo.
-func (c *check) Revert(context.Context, v1alpha1.JournalEntry) error { return nil }
+func (c *coverageCheck) Preflight(context.Context) error { return nil }
 
 // Recover implements engine.Scenario: read the namespaces, Schedules,
 // Backups and storage locations.
-func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
+func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	nss, err := c.deps.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
 	if err != nil {
 		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
@@ -197,7 +181,7 @@ func list[T any](ctx context.Context, c dynamic.Interface, gvr schema.GroupVersi
 }
 
 // Verify implements engine.Scenario.
-func (c *check) Verify(context.Context) (engine.Verification, error) {
+func (c *coverageCheck) Verify(context.Context) (engine.Verification, error) {
 	return Judge(c.coverage, c.selector.String(), c.rpo, c.deps.Clock.Now()), nil
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 )
 
 // Name is the scenario kind.
@@ -79,21 +80,13 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Kind is the encryption-at-rest kind.
-type Kind struct{ Deps Deps }
+// Kind is the encryption-at-rest kind: a check.
+type Kind struct {
+	check.Kind
+	Deps Deps
+}
 
-var (
-	_ engine.Kind       = Kind{}
-	_ engine.ReadOnly   = Kind{}
-	_ engine.Targetless = Kind{}
-)
-
-// ReadOnly implements engine.ReadOnly: the only write is drillbot's own
-// canary, in its own namespace.
-func (Kind) ReadOnly() bool { return true }
-
-// Targetless implements engine.Targetless.
-func (Kind) Targetless() bool { return true }
+var _ engine.Kind = Kind{}
 
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
@@ -123,10 +116,11 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &check{kube: k.Deps.Kube, params: p, run: runName, log: log.With("scenario", Name, "run", runName)}, nil
+	return &canaryCheck{kube: k.Deps.Kube, params: p, run: runName, log: log.With("scenario", Name, "run", runName)}, nil
 }
 
-type check struct {
+type canaryCheck struct {
+	check.NoFault
 	kube   kubernetes.Interface
 	params Params
 	run    string
@@ -140,23 +134,16 @@ type check struct {
 }
 
 // Preflight implements engine.Scenario.
-func (c *check) Preflight(ctx context.Context) error {
+func (c *canaryCheck) Preflight(ctx context.Context) error {
 	if _, err := c.kube.CoreV1().Namespaces().Get(ctx, c.params.CanaryNamespace, metav1.GetOptions{}); err != nil {
 		return fmt.Errorf("canary namespace %s: %w", c.params.CanaryNamespace, err)
 	}
 	return nil
 }
 
-// Inject implements engine.Scenario: nothing is broken.
-func (c *check) Inject(context.Context, engine.Journal) error { return nil }
-
-// Revert implements engine.Scenario: nothing to undo (the canary is
-// deleted by Recover, and is drillbot's own).
-func (c *check) Revert(context.Context, v1alpha1.JournalEntry) error { return nil }
-
 // Recover implements engine.Scenario: counters, canary writes, counters,
 // the raw key, and the canary deleted.
-func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
+func (c *canaryCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	before, err := c.transformations(ctx)
 	if err != nil {
 		c.metricsErr = err
@@ -205,7 +192,7 @@ func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
 
 // transformations reads the API server's to_storage transformations of
 // Secrets that succeeded, per transformer prefix.
-func (c *check) transformations(ctx context.Context) (map[string]float64, error) {
+func (c *canaryCheck) transformations(ctx context.Context) (map[string]float64, error) {
 	body, err := c.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the API server's /metrics: %w", err)
@@ -306,7 +293,7 @@ func etcdHTTP(e Etcd) (*http.Client, error) {
 }
 
 // Verify implements engine.Scenario.
-func (c *check) Verify(context.Context) (engine.Verification, error) {
+func (c *canaryCheck) Verify(context.Context) (engine.Verification, error) {
 	v := Judge(c.delta, c.metricsErr, c.params.Etcd != nil, c.raw, c.etcdErr)
 	if v.Inconclusive == "" {
 		encrypted := int32(0)

@@ -1,8 +1,11 @@
 package podsecurityaudit
 
 import (
+	"slices"
+
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 )
 
 var (
@@ -10,17 +13,12 @@ var (
 	_ engine.Planner      = Kind{}
 )
 
-// Permissions implements engine.Permissioner: lists only. A server-side
-// dry-run of the enforce label would need update on every namespace.
-func (Kind) Permissions(drill.Definition) []engine.Grant {
-	return []engine.Grant{engine.Allow("", "", []string{"namespaces", "pods"}, []string{"list"})}
-}
+// reads: lists only. A server-side dry-run of the enforce label would need
+// update on every namespace.
+var reads, calls = check.PodReads("each selected namespace's pods, evaluated at the audited level")
+
+// Permissions implements engine.Permissioner.
+func (Kind) Permissions(drill.Definition) []engine.Grant { return slices.Clone(reads) }
 
 // Calls implements engine.Planner.
-func (Kind) Calls(drill.Definition) []engine.Call {
-	rec := engine.Phases().Recover
-	return []engine.Call{
-		rec.Call("list", "", "namespaces", "", "", "the namespaces the selector matches, with their Pod Security labels"),
-		rec.Call("list", "", "pods", "", "", "each selected namespace's pods, evaluated at the audited level"),
-	}
-}
+func (Kind) Calls(drill.Definition) []engine.Call { return slices.Clone(calls) }

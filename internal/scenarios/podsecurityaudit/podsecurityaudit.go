@@ -26,6 +26,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 )
 
 // Name is the scenario kind.
@@ -57,20 +58,13 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Kind is the pod-security-audit kind.
-type Kind struct{ Deps Deps }
+// Kind is the pod-security-audit kind: a check.
+type Kind struct {
+	check.Kind
+	Deps Deps
+}
 
-var (
-	_ engine.Kind       = Kind{}
-	_ engine.ReadOnly   = Kind{}
-	_ engine.Targetless = Kind{}
-)
-
-// ReadOnly implements engine.ReadOnly.
-func (Kind) ReadOnly() bool { return true }
-
-// Targetless implements engine.Targetless.
-func (Kind) Targetless() bool { return true }
+var _ engine.Kind = Kind{}
 
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
@@ -79,12 +73,7 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 	if len(errs) > 0 {
 		return errs
 	}
-	sel := path.Child("namespaces")
-	if p.Namespaces == nil || (len(p.Namespaces.MatchLabels) == 0 && len(p.Namespaces.MatchExpressions) == 0) {
-		errs = append(errs, field.Required(sel, "a label selector on namespaces (e.g. matchLabels: {env: production})"))
-	} else if _, err := metav1.LabelSelectorAsSelector(p.Namespaces); err != nil {
-		errs = append(errs, field.Invalid(sel, p.Namespaces, err.Error()))
-	}
+	errs = append(errs, check.ValidateNamespaces(p.Namespaces, path.Child("namespaces"))...)
 	for name, v := range map[string]string{"enforce": p.Enforce, "audit": p.Audit} {
 		if v == "" {
 			continue
@@ -123,11 +112,12 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &check{kube: k.Deps.Kube, selector: sel, enforce: enforce, audit: audit, eval: eval,
+	return &auditCheck{kube: k.Deps.Kube, selector: sel, enforce: enforce, audit: audit, eval: eval,
 		log: log.With("scenario", Name, "run", runName)}, nil
 }
 
-type check struct {
+type auditCheck struct {
+	check.NoFault
 	kube     kubernetes.Interface
 	selector labels.Selector
 	enforce  psaapi.Level
@@ -151,17 +141,11 @@ type Namespace struct {
 }
 
 // Preflight implements engine.Scenario.
-func (c *check) Preflight(context.Context) error { return nil }
-
-// Inject implements engine.Scenario: a check injects nothing.
-func (c *check) Inject(context.Context, engine.Journal) error { return nil }
-
-// Revert implements engine.Scenario: nothing to undo.
-func (c *check) Revert(context.Context, v1alpha1.JournalEntry) error { return nil }
+func (c *auditCheck) Preflight(context.Context) error { return nil }
 
 // Recover implements engine.Scenario: read the namespaces and their pods
 // and evaluate them.
-func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
+func (c *auditCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	nss, err := c.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
 	if err != nil {
 		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
@@ -198,7 +182,7 @@ func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
 }
 
 // Verify implements engine.Scenario.
-func (c *check) Verify(context.Context) (engine.Verification, error) {
+func (c *auditCheck) Verify(context.Context) (engine.Verification, error) {
 	return Judge(c.results, c.selector.String(), c.enforce, c.audit), nil
 }
 

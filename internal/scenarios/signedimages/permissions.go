@@ -1,8 +1,11 @@
 package signedimages
 
 import (
+	"slices"
+
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 )
 
 var (
@@ -10,17 +13,12 @@ var (
 	_ engine.Planner      = Kind{}
 )
 
-// Permissions implements engine.Permissioner: lists only (registries are
-// read anonymously, outside the API server).
-func (Kind) Permissions(drill.Definition) []engine.Grant {
-	return []engine.Grant{engine.Allow("", "", []string{"namespaces", "pods"}, []string{"list"})}
-}
+// reads: lists only (registries are read anonymously, outside the API
+// server).
+var reads, calls = check.PodReads("the images each selected namespace's pods run (the kubelet's image IDs)")
+
+// Permissions implements engine.Permissioner.
+func (Kind) Permissions(drill.Definition) []engine.Grant { return slices.Clone(reads) }
 
 // Calls implements engine.Planner.
-func (Kind) Calls(drill.Definition) []engine.Call {
-	rec := engine.Phases().Recover
-	return []engine.Call{
-		rec.Call("list", "", "namespaces", "", "", "the namespaces the selector matches"),
-		rec.Call("list", "", "pods", "", "", "the images each selected namespace's pods run (the kubelet's image IDs)"),
-	}
-}
+func (Kind) Calls(drill.Definition) []engine.Call { return slices.Clone(calls) }

@@ -38,6 +38,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/check"
 )
 
 // Name is the scenario kind.
@@ -67,20 +68,13 @@ type Deps struct {
 	Logger    *slog.Logger
 }
 
-// Kind is the signed-images kind.
-type Kind struct{ Deps Deps }
+// Kind is the signed-images kind: a check.
+type Kind struct {
+	check.Kind
+	Deps Deps
+}
 
-var (
-	_ engine.Kind       = Kind{}
-	_ engine.ReadOnly   = Kind{}
-	_ engine.Targetless = Kind{}
-)
-
-// ReadOnly implements engine.ReadOnly.
-func (Kind) ReadOnly() bool { return true }
-
-// Targetless implements engine.Targetless.
-func (Kind) Targetless() bool { return true }
+var _ engine.Kind = Kind{}
 
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
@@ -89,11 +83,7 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 	if len(errs) > 0 {
 		return errs
 	}
-	if p.Namespaces == nil || (len(p.Namespaces.MatchLabels) == 0 && len(p.Namespaces.MatchExpressions) == 0) {
-		errs = append(errs, field.Required(path.Child("namespaces"), "a label selector on namespaces (e.g. matchLabels: {env: production})"))
-	} else if _, err := metav1.LabelSelectorAsSelector(p.Namespaces); err != nil {
-		errs = append(errs, field.Invalid(path.Child("namespaces"), p.Namespaces, err.Error()))
-	}
+	errs = append(errs, check.ValidateNamespaces(p.Namespaces, path.Child("namespaces"))...)
 	if p.PublicKey == "" {
 		errs = append(errs, field.Required(path.Child("publicKey"), "the cosign public key (PEM) images must be signed with"))
 	} else if _, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(p.PublicKey)); err != nil {
@@ -133,10 +123,11 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &check{kube: k.Deps.Kube, params: p, selector: sel, verifier: verifier, transport: tr, log: log.With("scenario", Name, "run", runName)}, nil
+	return &imageCheck{kube: k.Deps.Kube, params: p, selector: sel, verifier: verifier, transport: tr, log: log.With("scenario", Name, "run", runName)}, nil
 }
 
-type check struct {
+type imageCheck struct {
+	check.NoFault
 	kube      kubernetes.Interface
 	params    Params
 	selector  labels.Selector
@@ -161,17 +152,11 @@ type Image struct {
 }
 
 // Preflight implements engine.Scenario.
-func (c *check) Preflight(context.Context) error { return nil }
-
-// Inject implements engine.Scenario: nothing.
-func (c *check) Inject(context.Context, engine.Journal) error { return nil }
-
-// Revert implements engine.Scenario: nothing to undo.
-func (c *check) Revert(context.Context, v1alpha1.JournalEntry) error { return nil }
+func (c *imageCheck) Preflight(context.Context) error { return nil }
 
 // Recover implements engine.Scenario: the running images, then their
 // signatures.
-func (c *check) Recover(ctx context.Context, m engine.Milestones) error {
+func (c *imageCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	nss, err := c.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
 	if err != nil {
 		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
@@ -213,7 +198,7 @@ type runningRef struct{ ref, problem string }
 // running is the digest reference of each container image of p in scope:
 // the kubelet's imageID when it has one (what runs), else the spec's
 // digest, else the tag resolved now (named as such).
-func (c *check) running(ctx context.Context, p *corev1.Pod) []runningRef {
+func (c *imageCheck) running(ctx context.Context, p *corev1.Pod) []runningRef {
 	ids := map[string]string{}
 	for _, s := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		ids[s.Name] = strings.TrimPrefix(s.ImageID, "docker-pullable://")
@@ -248,7 +233,7 @@ func (c *check) running(ctx context.Context, p *corev1.Pod) []runningRef {
 	return out
 }
 
-func (c *check) inScope(image string) bool {
+func (c *imageCheck) inScope(image string) bool {
 	if len(c.params.Images) == 0 {
 		return true
 	}
@@ -263,7 +248,7 @@ func globMatch(pattern, s string) bool {
 	return ok
 }
 
-func (c *check) nameOpts(ref string) []name.Option {
+func (c *imageCheck) nameOpts(ref string) []name.Option {
 	for _, r := range c.params.InsecureRegistries {
 		if strings.HasPrefix(ref, r+"/") {
 			return []name.Option{name.Insecure}
@@ -272,12 +257,12 @@ func (c *check) nameOpts(ref string) []name.Option {
 	return nil
 }
 
-func (c *check) remoteOpts(ctx context.Context) []remote.Option {
+func (c *imageCheck) remoteOpts(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithTransport(c.transport)}
 }
 
 // verify reads the image's cosign signatures and checks them.
-func (c *check) verify(ctx context.Context, img *Image) {
+func (c *imageCheck) verify(ctx context.Context, img *Image) {
 	d, err := name.NewDigest(img.Ref, c.nameOpts(img.Ref)...)
 	if err != nil {
 		img.Problem, img.Unreadable = err.Error(), true
@@ -345,7 +330,7 @@ func (c *check) verify(ctx context.Context, img *Image) {
 }
 
 // Verify implements engine.Scenario.
-func (c *check) Verify(context.Context) (engine.Verification, error) {
+func (c *imageCheck) Verify(context.Context) (engine.Verification, error) {
 	return Judge(c.images, c.namespaces, c.selector.String()), nil
 }
 
