@@ -19,7 +19,6 @@ import (
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
@@ -85,9 +84,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if p.VeleroNamespace == "" {
 		p.VeleroNamespace = "velero"
 	}
-	sel, err := metav1.LabelSelectorAsSelector(p.Namespaces)
+	sel, err := check.SelectNamespaces(p.Namespaces)
 	if err != nil {
-		return nil, fmt.Errorf("spec.params.namespaces: %w", err)
+		return nil, err
 	}
 	rpo, err := time.ParseDuration(string(def.Spec.Objectives.RPO))
 	if err != nil {
@@ -107,7 +106,7 @@ type coverageCheck struct {
 	check.NoFault
 	deps     Deps
 	params   Params
-	selector labels.Selector
+	selector check.Namespaces
 	rpo      time.Duration
 	log      *slog.Logger
 
@@ -136,9 +135,9 @@ func (c *coverageCheck) Preflight(context.Context) error { return nil }
 // Recover implements engine.Scenario: read the namespaces, Schedules,
 // Backups and storage locations.
 func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error {
-	nss, err := c.deps.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
+	nss, err := c.selector.List(ctx, c.deps.Kube)
 	if err != nil {
-		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
+		return err
 	}
 	vns := c.params.VeleroNamespace
 	var schedules []velerov1.Schedule
@@ -154,7 +153,7 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 		return err
 	}
 	m.Mark("read")
-	c.coverage = Cover(nss.Items, schedules, backups, locations)
+	c.coverage = Cover(nss, schedules, backups, locations)
 	return nil
 }
 

@@ -6,9 +6,13 @@ package check
 
 import (
 	"context"
+	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -60,4 +64,28 @@ func PodReads(why string) ([]engine.Grant, []engine.Call) {
 			rec.Call("list", "", "namespaces", "", "", "the namespaces the selector matches"),
 			rec.Call("list", "", "pods", "", "", why),
 		}
+}
+
+// Namespaces are the namespaces a check covers: its label selector.
+type Namespaces struct{ sel labels.Selector }
+
+// SelectNamespaces parses a check's validated selector.
+func SelectNamespaces(sel *metav1.LabelSelector) (Namespaces, error) {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return Namespaces{}, fmt.Errorf("spec.params.namespaces: %w", err)
+	}
+	return Namespaces{sel: s}, nil
+}
+
+// String is the selector, as kubectl writes it.
+func (n Namespaces) String() string { return n.sel.String() }
+
+// List lists the namespaces the selector matches now.
+func (n Namespaces) List(ctx context.Context, c kubernetes.Interface) ([]corev1.Namespace, error) {
+	list, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: n.sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces %s: %w", n.sel, err)
+	}
+	return list.Items, nil
 }

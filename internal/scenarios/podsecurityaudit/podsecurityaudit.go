@@ -17,7 +17,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 	psaapi "k8s.io/pod-security-admission/api"
@@ -92,9 +91,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 		return nil, err
 	}
 	p.defaults()
-	sel, err := metav1.LabelSelectorAsSelector(p.Namespaces)
+	sel, err := check.SelectNamespaces(p.Namespaces)
 	if err != nil {
-		return nil, fmt.Errorf("spec.params.namespaces: %w", err)
+		return nil, err
 	}
 	enforce, err := psaapi.ParseLevel(p.Enforce)
 	if err != nil {
@@ -119,7 +118,7 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 type auditCheck struct {
 	check.NoFault
 	kube     kubernetes.Interface
-	selector labels.Selector
+	selector check.Namespaces
 	enforce  psaapi.Level
 	audit    psaapi.Level
 	eval     psapolicy.Evaluator
@@ -146,11 +145,11 @@ func (c *auditCheck) Preflight(context.Context) error { return nil }
 // Recover implements engine.Scenario: read the namespaces and their pods
 // and evaluate them.
 func (c *auditCheck) Recover(ctx context.Context, m engine.Milestones) error {
-	nss, err := c.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
+	nss, err := c.selector.List(ctx, c.kube)
 	if err != nil {
-		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
+		return err
 	}
-	for _, ns := range nss.Items {
+	for _, ns := range nss {
 		r := Namespace{Name: ns.Name, Enforced: ns.Labels[psaapi.EnforceLevelLabel], Version: ns.Labels[psaapi.EnforceVersionLabel]}
 		opts := metav1.ListOptions{Limit: 500}
 		for {

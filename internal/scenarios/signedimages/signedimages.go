@@ -31,7 +31,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
 
@@ -103,9 +102,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if err := drill.Params(def.Spec, &p); err != nil {
 		return nil, err
 	}
-	sel, err := metav1.LabelSelectorAsSelector(p.Namespaces)
+	sel, err := check.SelectNamespaces(p.Namespaces)
 	if err != nil {
-		return nil, fmt.Errorf("spec.params.namespaces: %w", err)
+		return nil, err
 	}
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(p.PublicKey))
 	if err != nil {
@@ -130,7 +129,7 @@ type imageCheck struct {
 	check.NoFault
 	kube      kubernetes.Interface
 	params    Params
-	selector  labels.Selector
+	selector  check.Namespaces
 	verifier  signature.Verifier
 	transport http.RoundTripper
 	log       *slog.Logger
@@ -157,13 +156,13 @@ func (c *imageCheck) Preflight(context.Context) error { return nil }
 // Recover implements engine.Scenario: the running images, then their
 // signatures.
 func (c *imageCheck) Recover(ctx context.Context, m engine.Milestones) error {
-	nss, err := c.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: c.selector.String()})
+	nss, err := c.selector.List(ctx, c.kube)
 	if err != nil {
-		return fmt.Errorf("list namespaces %s: %w", c.selector, err)
+		return err
 	}
-	c.namespaces = len(nss.Items)
+	c.namespaces = len(nss)
 	c.images = map[string]*Image{}
-	for _, ns := range nss.Items {
+	for _, ns := range nss {
 		pods, err := c.kube.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list pods in %s: %w", ns.Name, err)
