@@ -145,6 +145,7 @@ func TestCheckWritesNothing(t *testing.T) {
 		nr.BackupsGVR: "BackupList", nr.SchedulesGVR: "ScheduleList", nr.BSLGVR: "BackupStorageLocationList"}, objs...)
 	def := drill.Definition{Name: "cov", Spec: v1alpha1.DrillSpec{Scenario: Name, Objectives: v1alpha1.Objectives{RTO: "1m", RPO: "1h"},
 		Params: []byte(`{"namespaces":{"matchLabels":{"env":"production"}}}`)}}
+	def.FromSpec()
 	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Clock: clocktesting.NewFakePassiveClock(now)}}.New(def, "run-1")
 	if err != nil {
 		t.Fatal(err)

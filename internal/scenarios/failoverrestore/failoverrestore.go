@@ -136,9 +136,10 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 		return nil, err
 	}
 	p.defaults()
-	rpo, err := time.ParseDuration(string(def.Spec.Objectives.RPO))
-	if err != nil {
-		return nil, fmt.Errorf("spec.objectives.rpo: %w", err)
+	// The loader parsed the target (def.RPO); ValidateParams required it.
+	rpo := def.RPO
+	if rpo <= 0 {
+		return nil, fmt.Errorf("drill %s: spec.objectives.rpo is not set", def.Name)
 	}
 	d := k.Deps
 	if d.Clock == nil {

@@ -80,8 +80,10 @@ func dynamicWith(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 }
 
 func definition(params string) drill.Definition {
-	return drill.Definition{Name: "failover", Spec: v1alpha1.DrillSpec{Scenario: Name, Target: v1alpha1.Target{Namespace: "shop-copy"},
+	d := drill.Definition{Name: "failover", Spec: v1alpha1.DrillSpec{Scenario: Name, Target: v1alpha1.Target{Namespace: "shop-copy"},
 		Objectives: v1alpha1.Objectives{RTO: "30m", RPO: "1h"}, Params: []byte(params)}}
+	d.FromSpec() // as the loader does: the parsed targets
+	return d
 }
 
 const params = `{"sourceNamespace":"shop","storageLocation":"production"}`
