@@ -34,7 +34,12 @@ const (
 	NodeName = "drillbot-node"
 	// NodeIP is the real node's address: the bridge's, where the API
 	// server listens and pods' default gateway.
-	NodeIP     = "10.244.0.1"
+	NodeIP = "10.244.0.1"
+	// OutsideIP is a second address of the bridge's, outside the pod and
+	// service ranges: a service outside the cluster (a transparency log)
+	// played on this machine. Pods reach it through their gateway; a
+	// NetworkPolicy can cut it off alone (NodeIP carries the API server).
+	OutsideIP  = "10.244.1.1"
 	podCIDR    = "10.244.0.0/24"
 	bridgeName = "drillbot0"
 	// cgroupRoot holds every pod's cgroup, in each hierarchy.
@@ -144,6 +149,7 @@ func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
 	for _, args := range [][]string{
 		{"ip", "link", "add", bridgeName, "type", "bridge"},
 		{"ip", "addr", "add", NodeIP + "/24", "dev", bridgeName},
+		{"ip", "addr", "add", OutsideIP + "/32", "dev", bridgeName},
 		{"ip", "link", "set", bridgeName, "up"},
 		{"ip", "route", "add", serviceCIDR, "dev", bridgeName, "src", NodeIP},
 		{"iptables", "-N", firewallName},

@@ -19,6 +19,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/podkill"
 	"github.com/drillbot-io/drillbot/internal/scenarios/podsecurityaudit"
 	"github.com/drillbot-io/drillbot/internal/scenarios/signedimages"
+	"github.com/drillbot-io/drillbot/internal/scenarios/tlogoutage"
 )
 
 // Deps are what scenario kinds get from the outside.
@@ -45,6 +46,7 @@ func Registry(d Deps) engine.Registry {
 		ps podsecurityaudit.Deps
 		ea encryptionatrest.Deps
 		si signedimages.Deps
+		tl tlogoutage.Deps
 	)
 	if d.Clients != nil {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
@@ -60,6 +62,7 @@ func Registry(d Deps) engine.Registry {
 		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 		ea = encryptionatrest.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 		si = signedimages.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
+		tl = tlogoutage.Deps{Kube: d.Clients.Kube, Clock: d.Clock, Protected: d.Protected}
 	}
 	return engine.Registry{
 		namespacerestore.Name: namespacerestore.Kind{Deps: nr},
@@ -72,5 +75,6 @@ func Registry(d Deps) engine.Registry {
 		podsecurityaudit.Name: podsecurityaudit.Kind{Deps: ps},
 		encryptionatrest.Name: encryptionatrest.Kind{Deps: ea},
 		signedimages.Name:     signedimages.Kind{Deps: si},
+		tlogoutage.Name:       tlogoutage.Kind{Deps: tl},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,9 @@ type PodSpec struct {
 	Restricted bool `json:"restricted,omitempty"`
 	// ServiceAccount defaults to "default".
 	ServiceAccount string `json:"serviceAccount,omitempty"`
+	// Labels are added to the pod's (a policy may match on them, as a
+	// canary's does); drillbot's own labels win.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Outcome is what admission answered.
@@ -95,9 +99,11 @@ type Result struct {
 // Probe asks admission, with a server-side dry run, whether it would create
 // the pod. Nothing is persisted.
 func Probe(ctx context.Context, c kubernetes.Interface, ns, runName string, p PodSpec) Result {
+	labels := map[string]string{}
+	maps.Copy(labels, p.Labels)
+	labels[v1alpha1.LabelRun], labels["app.kubernetes.io/managed-by"] = runName, "drillbot"
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "drillbot-probe-", Namespace: ns,
-			Labels: map[string]string{v1alpha1.LabelRun: runName, "app.kubernetes.io/managed-by": "drillbot"}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "drillbot-probe-", Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: p.ServiceAccount,
 			Containers:         []corev1.Container{{Name: "probe", Image: p.Image}},

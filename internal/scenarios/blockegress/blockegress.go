@@ -275,7 +275,7 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 // policy denies all egress from the selected pods but DNS and the API
 // server.
 func (s *scenario) policy(ctx context.Context) (*networkingv1.NetworkPolicy, error) {
-	api, ports, err := apiServerPeers(ctx, s.deps.Kube)
+	api, ports, err := APIServerPeers(ctx, s.deps.Kube)
 	if err != nil {
 		return nil, err
 	}
@@ -294,12 +294,12 @@ func (s *scenario) policy(ctx context.Context) (*networkingv1.NetworkPolicy, err
 	}, nil
 }
 
-// apiServerPeers are the API server's addresses and ports as pods reach them
+// APIServerPeers are the API server's addresses and ports as pods reach them
 // after the kubernetes Service is resolved: the endpoints of
 // default/kubernetes (EndpointSlices, else the Endpoints object). Without
 // them the block would also cut the controller off the API server, so the
 // drill refuses.
-func apiServerPeers(ctx context.Context, c kubernetes.Interface) ([]networkingv1.NetworkPolicyPeer, []networkingv1.NetworkPolicyPort, error) {
+func APIServerPeers(ctx context.Context, c kubernetes.Interface) ([]networkingv1.NetworkPolicyPeer, []networkingv1.NetworkPolicyPort, error) {
 	addrs := map[string]bool{}
 	ports := map[int32]bool{}
 	list, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
@@ -379,7 +379,7 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 		}
 		s.lossFound = s.lost(now)
 	}
-	if err := deletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
+	if err := DeletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
 		return err
 	}
 	m.Mark("unblocked")
@@ -486,6 +486,12 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 
 // Revert implements engine.Scenario: delete the policy (idempotent).
 func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
+	return RevertPolicy(ctx, s.deps.Kube, e)
+}
+
+// RevertPolicy undoes an entry whose undo is an Undo: it deletes the run's
+// policy (idempotent).
+func RevertPolicy(ctx context.Context, c kubernetes.Interface, e v1alpha1.JournalEntry) error {
 	var u Undo
 	if err := json.Unmarshal(e.Undo, &u); err != nil {
 		return fmt.Errorf("decode undo of %s: %w", e.ID, err)
@@ -493,15 +499,15 @@ func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	if u.Namespace == "" || u.Policy == "" {
 		return fmt.Errorf("undo of %s names no policy", e.ID)
 	}
-	return deletePolicy(ctx, s.deps.Kube, u.Namespace, u.Policy, u.Run)
+	return DeletePolicy(ctx, c, u.Namespace, u.Policy, u.Run)
 }
 
-// deletePolicy deletes the run's policy and waits until it is gone. A
+// DeletePolicy deletes the run's policy and waits until it is gone. A
 // policy of that name that another run created is left alone (the delete
 // carries the UID of the policy whose run label was checked). An undo
 // recorded by an older drillbot names no run: then any policy drillbot
 // manages under that name is its.
-func deletePolicy(ctx context.Context, c kubernetes.Interface, ns, name, run string) error {
+func DeletePolicy(ctx context.Context, c kubernetes.Interface, ns, name, run string) error {
 	pols := c.NetworkingV1().NetworkPolicies(ns)
 	p, err := pols.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -75,7 +75,7 @@ func TestAPIServerPeers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			peers, ports, err := apiServerPeers(context.Background(), fake.NewClientset(tc.objs...))
+			peers, ports, err := APIServerPeers(context.Background(), fake.NewClientset(tc.objs...))
 			if tc.refused {
 				if !engine.IsRefused(err) {
 					t.Fatalf("err = %v, want a refusal", err)

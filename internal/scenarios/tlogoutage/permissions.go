@@ -1,0 +1,83 @@
+package tlogoutage
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+var _ engine.Permissioner = Kind{}
+
+// Permissions implements engine.Permissioner: create and delete the policy
+// in the admission controller's namespace, find the API server's
+// addresses, and ask admission in the probe namespace.
+func (Kind) Permissions(def drill.Definition) []engine.Grant {
+	var p Params
+	_ = drill.Params(def.Spec, &p)
+	ns := def.Spec.Target.Namespace
+	return []engine.Grant{
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, PolicyName),
+		engine.Allow(ns, "", []string{"pods"}, []string{"list"}),
+		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
+		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),
+		// The probe namespace's opt-in (the target's is granted with every
+		// target).
+		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, p.ProbeNamespace),
+		admissionprobe.ProbeGrant(p.ProbeNamespace),
+	}
+}
+
+var _ engine.Planner = Kind{}
+
+// Calls implements engine.Planner.
+func (Kind) Calls(def drill.Definition) []engine.Call {
+	var p Params
+	_ = drill.Params(def.Spec, &p)
+	ns, probeNS := def.Spec.Target.Namespace, p.ProbeNamespace
+	ph := engine.Phases()
+	pre, inj, rec, ver, rev := ph.Preflight, ph.Inject, ph.Recover, ph.Verify, ph.Revert
+	ask := func(b engine.CallBuilder, when string) []engine.Call {
+		return []engine.Call{
+			b.DryRun("", "pods", probeNS, when+": the signed image "+p.Signed.Image+" must be admitted"),
+			b.DryRun("", "pods", probeNS, when+": the unsigned image "+p.Unsigned.Image+" must be denied"),
+		}
+	}
+	c := []engine.Call{
+		namespacerestore.OptInCall(pre, ns),
+		namespacerestore.OptInCall(pre, probeNS),
+		pre.Call("list", "", "pods", ns, "", "the admission controller's pods the policy will select"),
+		pre.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "no policy of that name is left from an earlier run"),
+		pre.Call("list", "discovery.k8s.io", "endpointslices", "default", "", "the API server's addresses, which must be outside the log's"),
+		pre.Call("get", "", "endpoints", "default", "kubernetes", "the API server's addresses (when there are no EndpointSlices)"),
+		pre.DryRun("", "pods", probeNS, "before the block: the canary "+p.Canary.Image+" must be admitted (the log is reachable)"),
+	}
+	c = append(c, ask(pre, "before the block")...)
+	c = append(c,
+		inj.Call("create", "networking.k8s.io", "networkpolicies", ns, "",
+			"THE FAULT: NetworkPolicy "+PolicyName+" denies the admission controller's egress to the log ("+strings.Join(p.LogCIDRs, ", ")+")"),
+		rec.DryRun("", "pods", probeNS, "the canary, until it is refused (the log is out of reach), and after the block until admitted again"))
+	c = append(c, ask(rec, "while the log is unreachable")...)
+	for _, b := range []engine.CallBuilder{rec, rev} {
+		c = append(c,
+			b.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "the policy is this run's (run label), and then gone"),
+			b.Call("delete", "networking.k8s.io", "networkpolicies", ns, PolicyName, "unblock: delete the run's policy (UID precondition)"))
+	}
+	return append(c, ask(ver, "after the block")...)
+}
+
+// Preview implements engine.Previewer.
+func (s *scenario) Preview() []string {
+	return []string{
+		fmt.Sprintf("NetworkPolicy %s/%s would deny egress from %d pods matching %s to %s only (DNS, the API server, pods and every other address stay open)",
+			s.ns, PolicyName, s.pods, labels.FormatLabels(s.selector), strings.Join(s.p.LogCIDRs, ", ")),
+		fmt.Sprintf("in %s, dry runs: after %s of quiet, the canary %s must be refused within %s, then the signed image %s admitted and the unsigned %s denied; again after the block",
+			s.p.ProbeNamespace, s.quiet, s.p.Canary.Image, s.window, s.p.Signed.Image, s.p.Unsigned.Image),
+	}
+}

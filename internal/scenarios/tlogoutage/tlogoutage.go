@@ -1,0 +1,424 @@
+// Package tlogoutage is the transparency-log-outage scenario: the runbook's
+// Rekor row (the log down: RTO 30 min, RPO 0, "fall back to key-based
+// signatures"). A NetworkPolicy cuts the admission controller's pods
+// (Kyverno's) off from the log's addresses only; while it holds, admission
+// is asked (server-side dry runs, as admission-probe does) about a pod with
+// a key-signed image, which must be admitted (deploys go on), and one with
+// an unsigned image, which must be denied (the outage did not turn
+// verification off); the block is lifted and both are asked again.
+//
+// That the block took effect is shown by a canary: a pod that a policy
+// admits only while the admission controller reaches the log (a Kyverno
+// rule calling the log's API). Admitted before, not admitted during, admitted
+// after; a canary admitted during the block means the block had no effect
+// and the run proves nothing (INCONCLUSIVE), never a PASS.
+package tlogoutage
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+)
+
+// Name is the scenario kind.
+const Name = "transparency-log-outage"
+
+// PolicyName is the NetworkPolicy drillbot creates.
+const PolicyName = "drillbot-block-tlog"
+
+// Narrowest blocks allowed: a wider one cuts off far more than a log.
+const (
+	minPrefixV4 = 16
+	minPrefixV6 = 48
+)
+
+// Params are the drill's spec.params. The admission controller's pods are
+// spec.target.selector in spec.target.namespace.
+type Params struct {
+	// LogCIDRs are the transparency log's addresses (Rekor's), the only
+	// ones the block cuts off. A NetworkPolicy cannot name a host: resolve
+	// it (and keep the list current; a CDN's addresses change).
+	LogCIDRs []string `json:"logCIDRs"`
+	// ProbeNamespace is where admission is asked (a namespace the signing
+	// policy applies to); it must be opted in like any target.
+	ProbeNamespace string `json:"probeNamespace"`
+	// Signed is a pod with a key-signed image: admitted throughout.
+	Signed admissionprobe.PodSpec `json:"signed"`
+	// Unsigned is a pod with an unsigned image: denied throughout.
+	Unsigned admissionprobe.PodSpec `json:"unsigned"`
+	// ReasonContains, when set, must appear in the unsigned pod's denial.
+	ReasonContains string `json:"reasonContains,omitempty"`
+	// Canary is a pod admitted only while the admission controller reaches
+	// the log: the evidence that the block took effect.
+	Canary admissionprobe.PodSpec `json:"canary"`
+	// QuietPeriod: after the block, nothing is asked for this long, so a
+	// connection to the log the admission controller keeps alive is closed
+	// before the canary is asked: enforcers that track connections
+	// (kube-router, Calico) let an established one through, and Go's HTTP
+	// clients (Kyverno's) close idle ones after 90 s. Default 100s.
+	QuietPeriod *v1alpha1.Duration `json:"quietPeriod,omitempty"`
+	// DetectionWindow: a canary still admitted this long after the quiet
+	// period makes the run INCONCLUSIVE (default 2m).
+	DetectionWindow v1alpha1.Duration `json:"detectionWindow,omitempty"`
+}
+
+// Deps are what the scenario needs.
+type Deps struct {
+	Kube      kubernetes.Interface
+	Clock     clock.PassiveClock
+	Protected []string
+}
+
+// Kind is the scenario kind.
+type Kind struct{ Deps Deps }
+
+var _ engine.Kind = Kind{}
+
+// ValidateParams implements engine.Kind.
+func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
+	var p Params
+	errs := drill.DecodeParams(spec.Params, &p, path)
+	if len(spec.Target.Selector) == 0 {
+		errs = append(errs, field.Required(field.NewPath("spec", "target", "selector"), "the admission controller's pods (Kyverno's) to cut off from the log"))
+	}
+	if len(p.LogCIDRs) == 0 {
+		errs = append(errs, field.Required(path.Child("logCIDRs"), "the transparency log's addresses"))
+	}
+	for i, c := range p.LogCIDRs {
+		if err := checkCIDR(c); err != nil {
+			errs = append(errs, field.Invalid(path.Child("logCIDRs").Index(i), c, err.Error()))
+		}
+	}
+	if p.ProbeNamespace == "" {
+		errs = append(errs, field.Required(path.Child("probeNamespace"), "the namespace where admission is asked (the signing policy applies there)"))
+	} else if msgs := validation.IsDNS1123Label(p.ProbeNamespace); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(path.Child("probeNamespace"), p.ProbeNamespace, strings.Join(msgs, "; ")))
+	}
+	for name, pod := range map[string]admissionprobe.PodSpec{"signed": p.Signed, "unsigned": p.Unsigned, "canary": p.Canary} {
+		if pod.Image == "" {
+			errs = append(errs, field.Required(path.Child(name, "image"), "the image of the "+name+" probe pod"))
+		}
+	}
+	if p.DetectionWindow != "" {
+		if d, err := time.ParseDuration(string(p.DetectionWindow)); err != nil || d <= 0 {
+			errs = append(errs, field.Invalid(path.Child("detectionWindow"), p.DetectionWindow, "not a positive duration"))
+		}
+	}
+	if p.QuietPeriod != nil {
+		if d, err := time.ParseDuration(string(*p.QuietPeriod)); err != nil || d < 0 {
+			errs = append(errs, field.Invalid(path.Child("quietPeriod"), *p.QuietPeriod, "not a duration of 0s or more"))
+		}
+	}
+	return errs
+}
+
+// checkCIDR accepts an address or a prefix no wider than the minimum.
+func checkCIDR(s string) error {
+	pfx, err := parseCIDR(s)
+	if err != nil {
+		return err
+	}
+	if min := map[bool]int{true: minPrefixV4, false: minPrefixV6}[pfx.Addr().Is4()]; pfx.Bits() < min {
+		return fmt.Errorf("wider than /%d: the block would cut off far more than the log", min)
+	}
+	return nil
+}
+
+func parseCIDR(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("not an address or CIDR")
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an address or CIDR")
+	}
+	if pfx.Masked() != pfx {
+		return netip.Prefix{}, fmt.Errorf("host bits set (the network is %s)", pfx.Masked())
+	}
+	return pfx, nil
+}
+
+// New implements engine.Kind.
+func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error) {
+	var p Params
+	if err := drill.Params(def.Spec, &p); err != nil {
+		return nil, err
+	}
+	window, quiet := 2*time.Minute, DefaultQuietPeriod
+	if p.DetectionWindow != "" {
+		window, _ = time.ParseDuration(string(p.DetectionWindow))
+	}
+	if p.QuietPeriod != nil {
+		quiet, _ = time.ParseDuration(string(*p.QuietPeriod))
+	}
+	if k.Deps.Clock == nil {
+		k.Deps.Clock = clock.RealClock{}
+	}
+	return &scenario{deps: k.Deps, p: p, ns: def.Spec.Target.Namespace, selector: def.Spec.Target.Selector,
+		run: runName, window: window, quiet: quiet, interval: 2 * time.Second, timer: time.After}, nil
+}
+
+// DefaultQuietPeriod outlasts Go's HTTP idle-connection timeout (90 s).
+const DefaultQuietPeriod = 100 * time.Second
+
+type scenario struct {
+	deps     Deps
+	p        Params
+	ns, run  string
+	selector map[string]string
+	window   time.Duration
+	quiet    time.Duration // after the block, before the canary is asked
+	interval time.Duration // between canary probes
+	timer    func(time.Duration) <-chan time.Time
+
+	np     *networkingv1.NetworkPolicy // built in Preflight
+	pods   int
+	cidrs  []netip.Prefix
+	effect bool // the canary was not admitted during the block
+	// What admission answered while the log was cut off, and after.
+	during, after probes
+}
+
+type probes struct {
+	signed, unsigned admissionprobe.Result
+	asked            bool
+}
+
+// Preflight implements engine.Scenario: both namespaces opted in, the pods
+// there, no policy left over, the API server outside the block, and
+// admission answering as it must before anything is cut off.
+func (s *scenario) Preflight(ctx context.Context) error {
+	for _, ns := range []string{s.ns, s.p.ProbeNamespace} {
+		if err := namespacerestore.CheckOptIn(ctx, s.deps.Kube, ns, s.deps.Protected); err != nil {
+			return err
+		}
+	}
+	pods, err := s.deps.Kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.selector})})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	if len(pods.Items) == 0 {
+		return engine.Refuse("no pods match %v in %s", s.selector, s.ns)
+	}
+	s.pods = len(pods.Items)
+	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.ns).Get(ctx, PolicyName, metav1.GetOptions{}); err == nil {
+		return fmt.Errorf("NetworkPolicy %s/%s already exists (left by an earlier run?): refusing", s.ns, PolicyName)
+	}
+	s.cidrs = nil
+	for _, c := range s.p.LogCIDRs {
+		pfx, err := parseCIDR(c)
+		if err != nil {
+			return engine.Refuse("log CIDR %q: %v", c, err)
+		}
+		s.cidrs = append(s.cidrs, pfx)
+	}
+	api, ports, err := blockegress.APIServerPeers(ctx, s.deps.Kube)
+	if err != nil {
+		return err
+	}
+	for _, peer := range api {
+		a, _ := netip.ParsePrefix(peer.IPBlock.CIDR)
+		for _, pfx := range s.cidrs {
+			if pfx.Contains(a.Addr()) {
+				return engine.Refuse("log CIDR %s contains the API server's address %s: the block would cut the admission controller off the API server too", pfx, a.Addr())
+			}
+		}
+	}
+	s.np = s.policy(api, ports)
+	// Before the block: the canary and the signed pod admitted, the
+	// unsigned one denied. Otherwise the drill would measure a cluster
+	// already broken, and name the outage as the cause.
+	if r := s.probe(ctx, s.p.Canary); r.Outcome != admissionprobe.Admitted {
+		return engine.Refuse("the canary (%s) is not admitted while the log is reachable (%s: %s): it cannot show the block's effect", s.p.Canary.Image, r.Outcome, r.Message)
+	}
+	if r := s.probe(ctx, s.p.Signed); r.Outcome != admissionprobe.Admitted {
+		return engine.Refuse("the signed image %s is not admitted before the block (%s: %s): deploys already fail", s.p.Signed.Image, r.Outcome, r.Message)
+	}
+	if r := s.probe(ctx, s.p.Unsigned); !s.deniedAsExpected(r) {
+		return engine.Refuse("the unsigned image %s is not denied as expected before the block (%s: %s): signature verification is not enforced now", s.p.Unsigned.Image, r.Outcome, r.Message)
+	}
+	return nil
+}
+
+func (s *scenario) probe(ctx context.Context, p admissionprobe.PodSpec) admissionprobe.Result {
+	return admissionprobe.Probe(ctx, s.deps.Kube, s.p.ProbeNamespace, s.run, p)
+}
+
+func (s *scenario) deniedAsExpected(r admissionprobe.Result) bool {
+	return r.Outcome == admissionprobe.Denied && strings.Contains(r.Message, s.p.ReasonContains)
+}
+
+// policy allows the selected pods every egress but to the log's
+// addresses: DNS, the API server, every pod, and any address outside the
+// log's CIDRs. (Rules add up: the narrower allowances keep what an
+// enforcer's ipBlock may not cover, such as pods and the API server.)
+func (s *scenario) policy(api []networkingv1.NetworkPolicyPeer, apiPorts []networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+	var v4, v6 []string
+	for _, pfx := range s.cidrs {
+		if pfx.Addr().Is4() {
+			v4 = append(v4, pfx.String())
+		} else {
+			v6 = append(v6, pfx.String())
+		}
+	}
+	slices.Sort(v4)
+	slices.Sort(v6)
+	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+	dns := intstr.FromInt32(53)
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: s.ns, Labels: map[string]string{v1alpha1.LabelRun: s.run, "app.kubernetes.io/managed-by": "drillbot"}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: s.selector},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{
+				{To: []networkingv1.NetworkPolicyPeer{
+					{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: v4}},
+					{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: v6}},
+				}},
+				{Ports: []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns}}},
+				{To: api, Ports: apiPorts},
+				{To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}}},
+			},
+		},
+	}
+}
+
+// Inject implements engine.Scenario: the undo first, then the block.
+func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
+	if err := j.Record(ctx, "block-tlog", fmt.Sprintf("NetworkPolicy %s/%s denies egress from the pods %s to the transparency log (%s); undo: delete it",
+		s.ns, PolicyName, labels.FormatLabels(s.selector), strings.Join(s.p.LogCIDRs, ", ")),
+		blockegress.Undo{Namespace: s.ns, Policy: PolicyName, Run: s.run}); err != nil {
+		return err
+	}
+	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.ns).Create(ctx, s.np, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create NetworkPolicy: %w", err)
+	}
+	return nil
+}
+
+// Recover implements engine.Scenario: wait for the canary to be refused
+// (the log is out of reach), ask about the signed and unsigned pods, lift
+// the block, wait for the canary to be admitted again.
+func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
+	if err := s.sleep(ctx, s.quiet); err != nil {
+		return err
+	}
+	start := s.deps.Clock.Now()
+	for {
+		r := s.probe(ctx, s.p.Canary)
+		if r.Outcome == admissionprobe.Denied || r.Outcome == admissionprobe.Unanswered {
+			s.effect = true
+			break
+		}
+		if s.deps.Clock.Since(start) >= s.window {
+			break
+		}
+		if err := s.sleep(ctx, s.interval); err != nil {
+			return err
+		}
+	}
+	if s.effect {
+		m.Mark("log-unreachable")
+		s.during = probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true}
+		m.Mark("outage-probed")
+	}
+	if err := blockegress.DeletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
+		return err
+	}
+	m.Mark("unblocked")
+	// Recovered: the canary admitted again, i.e. the admission controller
+	// reaches the log. The phase's timeout bounds the wait.
+	for s.probe(ctx, s.p.Canary).Outcome != admissionprobe.Admitted {
+		if err := s.sleep(ctx, s.interval); err != nil {
+			return fmt.Errorf("the canary is not admitted again after the block was lifted: %w", err)
+		}
+	}
+	m.Mark("log-reachable")
+	return nil
+}
+
+func (s *scenario) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.timer(d):
+		return nil
+	}
+}
+
+// Verify implements engine.Scenario.
+func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
+	var v engine.Verification
+	if !s.effect {
+		v.Inconclusive = fmt.Sprintf("the block had no effect: the canary (%s) was still admitted %s after the log's addresses were cut off "+
+			"(the CNI may not enforce NetworkPolicy, the log may have other addresses than %s, or a connection to the log opened before the block "+
+			"was let through: a longer quietPeriod than %s lets it close); nothing is proven",
+			s.p.Canary.Image, s.quiet+s.window, strings.Join(s.p.LogCIDRs, ", "), s.quiet)
+	}
+	if s.during.asked {
+		v.Failures = append(v.Failures, s.judge("while the log was unreachable", s.during)...)
+		if len(v.Failures) == 0 {
+			v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
+		}
+	}
+	s.after = probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true}
+	v.Failures = append(v.Failures, s.judge("after the log came back", s.after)...)
+	for when, p := range map[string]probes{"while the log was unreachable": s.during, "after the log came back": s.after} {
+		if r := p.unsigned; p.asked && (r.Outcome == admissionprobe.Unanswered || r.Outcome == admissionprobe.Refused) {
+			v.Findings = append(v.Findings, fmt.Sprintf("%s: the unsigned image was not admitted, but admission did not decide (%s): %s", when, r.Outcome, r.Message))
+		}
+	}
+	slices.Sort(v.Findings)
+	return v, nil
+}
+
+// judge names what admission got wrong.
+func (s *scenario) judge(when string, p probes) []string {
+	var out []string
+	switch r := p.signed; r.Outcome {
+	case admissionprobe.Admitted:
+	case admissionprobe.Refused:
+		out = append(out, fmt.Sprintf("%s: the signed image %s was refused before admission decided (not a policy decision, yet deploys stop): %s", when, s.p.Signed.Image, r.Message))
+	default:
+		out = append(out, fmt.Sprintf("%s: deploys stop: the signed image %s was %s (the key-based fallback does not work): %s", when, s.p.Signed.Image, r.Outcome, r.Message))
+	}
+	switch r := p.unsigned; {
+	case r.Outcome == admissionprobe.Admitted:
+		out = append(out, fmt.Sprintf("%s: FAIL-OPEN: the unsigned image %s was ADMITTED", when, s.p.Unsigned.Image))
+	case r.Outcome == admissionprobe.Denied && !strings.Contains(r.Message, s.p.ReasonContains):
+		out = append(out, fmt.Sprintf("%s: the unsigned image was denied, but not for the expected reason %q: %s", when, s.p.ReasonContains, r.Message))
+	}
+	return out
+}
+
+// Revert implements engine.Scenario: delete the run's policy (idempotent).
+func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
+	return blockegress.RevertPolicy(ctx, s.deps.Kube, e)
+}

@@ -1,0 +1,416 @@
+package tlogoutage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
+)
+
+const (
+	kyvernoNS = "kyverno"
+	probeNS   = "app"
+	signedImg = "registry.local/app@sha256:aaaa"
+	unsigned  = "registry.local/unsigned:v1"
+	canaryImg = "registry.local/canary@sha256:cccc"
+	denial    = "failed to verify image"
+)
+
+func TestValidateParams(t *testing.T) {
+	sel := map[string]string{"app.kubernetes.io/component": "admission-controller"}
+	ok := `"probeNamespace":"app","signed":{"image":"a"},"unsigned":{"image":"b"},"canary":{"image":"c"}`
+	cases := []struct {
+		name     string
+		selector map[string]string
+		params   string
+		want     string
+	}{
+		{"plain", sel, `{"logCIDRs":["203.0.113.7","2001:db8::/64"],` + ok + `}`, ""},
+		{"no selector", nil, `{"logCIDRs":["203.0.113.7"],` + ok + `}`, "spec.target.selector: Required"},
+		{"no CIDRs", sel, `{` + ok + `}`, "spec.params.logCIDRs: Required"},
+		{"not a CIDR", sel, `{"logCIDRs":["rekor.sigstore.dev"],` + ok + `}`, "spec.params.logCIDRs[0]"},
+		{"host bits", sel, `{"logCIDRs":["203.0.113.7/24"],` + ok + `}`, "host bits set"},
+		{"too wide v4", sel, `{"logCIDRs":["10.0.0.0/8"],` + ok + `}`, "wider than /16"},
+		{"everything", sel, `{"logCIDRs":["0.0.0.0/0"],` + ok + `}`, "wider than /16"},
+		{"too wide v6", sel, `{"logCIDRs":["2001:db8::/32"],` + ok + `}`, "wider than /48"},
+		{"no probe namespace", sel, `{"logCIDRs":["203.0.113.7"],"signed":{"image":"a"},"unsigned":{"image":"b"},"canary":{"image":"c"}}`, "spec.params.probeNamespace: Required"},
+		{"bad probe namespace", sel, `{"logCIDRs":["203.0.113.7"],"probeNamespace":"App_1","signed":{"image":"a"},"unsigned":{"image":"b"},"canary":{"image":"c"}}`, "spec.params.probeNamespace: Invalid"},
+		{"no canary", sel, `{"logCIDRs":["203.0.113.7"],"probeNamespace":"app","signed":{"image":"a"},"unsigned":{"image":"b"}}`, "spec.params.canary.image: Required"},
+		{"no signed image", sel, `{"logCIDRs":["203.0.113.7"],"probeNamespace":"app","unsigned":{"image":"b"},"canary":{"image":"c"}}`, "spec.params.signed.image: Required"},
+		{"bad window", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"detectionWindow":"0s"}`, "spec.params.detectionWindow"},
+		{"no quiet period", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"quietPeriod":"0s"}`, ""},
+		{"bad quiet period", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"quietPeriod":"-1s"}`, "spec.params.quietPeriod"},
+		{"unknown field", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"logURL":"x"}`, "logURL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := v1alpha1.DrillSpec{Target: v1alpha1.Target{Namespace: kyvernoNS, Selector: tc.selector}, Params: []byte(tc.params)}
+			err := Kind{}.ValidateParams(spec, field.NewPath("spec", "params")).ToAggregate()
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// admission plays an admission controller whose answers depend on whether
+// drillbot's policy blocks the log: the policy in the tracker is the block.
+type admission struct {
+	canaryNeedsLog, signedNeedsLog, unsignedFailOpen bool
+	brokenCanary, brokenSigned, openUnsigned         bool // before any block
+	otherReason                                      bool // the unsigned image denied for another reason
+}
+
+func (a admission) answer(kc *fake.Clientset, pod *corev1.Pod) error {
+	_, err := kc.Tracker().Get(schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, kyvernoNS, PolicyName)
+	blocked := err == nil
+	deny := func(msg string) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(`admission webhook "mutate.kyverno.svc-fail" denied the request: `+msg))
+	}
+	unanswered := apierrors.NewInternalError(errors.New(`failed calling webhook "validate.kyverno.svc-fail": context deadline exceeded`))
+	switch img := pod.Spec.Containers[0].Image; {
+	case img == canaryImg && pod.Labels["canary"] == "true":
+		if a.brokenCanary || (blocked && a.canaryNeedsLog) {
+			return unanswered
+		}
+	case img == signedImg:
+		if a.brokenSigned || (blocked && a.signedNeedsLog) {
+			return deny(denial + " " + img + ": Get rekor: dial tcp 203.0.113.7:443: i/o timeout")
+		}
+	case a.openUnsigned || (blocked && a.unsignedFailOpen):
+	case a.otherReason:
+		return deny("validation error: pod security")
+	default:
+		return deny(denial + " " + img + ": no signatures found")
+	}
+	return nil
+}
+
+// cluster is a fake API server with Kyverno's pods, opted-in namespaces,
+// the API server's endpoints and admission answering dry runs.
+func cluster(t *testing.T, a admission, extra ...runtime.Object) *fake.Clientset {
+	t.Helper()
+	objs := append([]runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kyvernoNS, Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNS, Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kyverno-1", Namespace: kyvernoNS, Labels: map[string]string{"app.kubernetes.io/component": "admission-controller"}}},
+		//nolint:staticcheck // the API server's addresses, as drillbot reads them
+		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
+			Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.0.0.1"}}, Ports: []corev1.EndpointPort{{Port: 6443}}}}},
+	}, extra...)
+	kc := fake.NewClientset(objs...)
+	kc.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		c := action.(k8stesting.CreateActionImpl)
+		if len(c.CreateOptions.DryRun) == 0 {
+			t.Errorf("a pod was really created: %v", c.Object)
+			return true, nil, errors.New("not a dry run")
+		}
+		pod := c.Object.(*corev1.Pod)
+		return true, pod, a.answer(kc, pod)
+	})
+	return kc
+}
+
+func newScenario(kc *fake.Clientset, clk *clocktesting.FakeClock, cidrs ...string) *scenario {
+	if len(cidrs) == 0 {
+		cidrs = []string{"203.0.113.7/32"}
+	}
+	return &scenario{deps: Deps{Kube: kc, Clock: clk}, ns: kyvernoNS, run: "r1",
+		selector: map[string]string{"app.kubernetes.io/component": "admission-controller"},
+		window:   time.Minute, interval: time.Millisecond, timer: time.After,
+		p: Params{LogCIDRs: cidrs, ProbeNamespace: probeNS, ReasonContains: denial,
+			Signed: admissionprobe.PodSpec{Image: signedImg}, Unsigned: admissionprobe.PodSpec{Image: unsigned},
+			Canary: admissionprobe.PodSpec{Image: canaryImg, Labels: map[string]string{"canary": "true"}}}}
+}
+
+// onlyReadsAndDryRuns fails the test on any write that is not a dry run.
+func onlyReadsAndDryRuns(t *testing.T, kc *fake.Clientset) {
+	t.Helper()
+	for _, a := range kc.Actions() {
+		switch v := a.GetVerb(); v {
+		case "get", "list", "watch":
+		case "create":
+			if c, ok := a.(k8stesting.CreateActionImpl); !ok || len(c.CreateOptions.DryRun) == 0 {
+				t.Errorf("wrote: %s %s", v, a.GetResource().Resource)
+			}
+		default:
+			t.Errorf("wrote: %s %s", v, a.GetResource().Resource)
+		}
+	}
+}
+
+// TestPreflightRefusesBeforeAnyWrite: every doubt ends the drill before
+// its first write, admission's own answers before the block included.
+func TestPreflightRefusesBeforeAnyWrite(t *testing.T) {
+	leftover := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: kyvernoNS}}
+	cases := []struct {
+		name  string
+		a     admission
+		cidrs []string
+		extra []runtime.Object
+		edit  func(*fake.Clientset)
+		want  string
+	}{
+		{name: "ready to go"},
+		{name: "probe namespace not opted in", edit: func(kc *fake.Clientset) {
+			_ = kc.Tracker().Update(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNS}}, "")
+		}, want: "not opted in"},
+		{name: "no admission pods", edit: func(kc *fake.Clientset) {
+			_ = kc.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, kyvernoNS, "kyverno-1")
+		}, want: "no pods match"},
+		{name: "policy left over", extra: []runtime.Object{leftover}, want: "already exists"},
+		{name: "the log's CIDR holds the API server", cidrs: []string{"10.0.0.0/24"}, want: "contains the API server's address 10.0.0.1"},
+		{name: "canary not admitted", a: admission{brokenCanary: true}, want: "the canary"},
+		{name: "signed already denied", a: admission{brokenSigned: true}, want: "deploys already fail"},
+		{name: "unsigned already admitted", a: admission{openUnsigned: true}, want: "not enforced now"},
+		{name: "unsigned denied for another reason", a: admission{otherReason: true}, want: "not denied as expected"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := cluster(t, tc.a, tc.extra...)
+			if tc.edit != nil {
+				tc.edit(kc)
+				kc.ClearActions()
+			}
+			s := newScenario(kc, clocktesting.NewFakeClock(time.Now()), tc.cidrs...)
+			err := s.Preflight(context.Background())
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Preflight = %v, want %q", err, tc.want)
+			}
+			onlyReadsAndDryRuns(t, kc)
+		})
+	}
+}
+
+func TestPolicyBlocksOnlyTheLog(t *testing.T) {
+	kc := cluster(t, admission{})
+	s := newScenario(kc, clocktesting.NewFakeClock(time.Now()), "203.0.113.7/32", "2001:db8::/64", "198.51.100.0/24")
+	if err := s.Preflight(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	np := s.np
+	if np.Name != PolicyName || np.Labels[v1alpha1.LabelRun] != "r1" || len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeEgress {
+		t.Fatalf("policy %+v: an egress-only policy of the run", np.ObjectMeta)
+	}
+	var rules []string
+	for _, r := range np.Spec.Egress {
+		var parts []string
+		for _, p := range r.To {
+			switch {
+			case p.IPBlock != nil:
+				parts = append(parts, p.IPBlock.CIDR+" except "+strings.Join(p.IPBlock.Except, "+"))
+			case p.NamespaceSelector != nil && len(p.NamespaceSelector.MatchLabels) == 0 && p.PodSelector == nil:
+				parts = append(parts, "every pod")
+			}
+		}
+		for _, p := range r.Ports {
+			parts = append(parts, string(*p.Protocol)+"/"+p.Port.String())
+		}
+		rules = append(rules, strings.Join(parts, ","))
+	}
+	want := "0.0.0.0/0 except 198.51.100.0/24+203.0.113.7/32,::/0 except 2001:db8::/64 | UDP/53,TCP/53 | 10.0.0.1/32 except ,TCP/6443 | every pod"
+	if got := strings.Join(rules, " | "); got != want {
+		t.Errorf("egress\n got %s\nwant %s", got, want)
+	}
+}
+
+type marks []string
+
+func (m *marks) Mark(name string) { *m = append(*m, name) }
+
+type journal struct {
+	kc   *fake.Clientset
+	fail bool
+	undo any
+}
+
+func (j *journal) Record(_ context.Context, _, _ string, undo any) error {
+	if _, err := j.kc.NetworkingV1().NetworkPolicies(kyvernoNS).Get(context.Background(), PolicyName, metav1.GetOptions{}); err == nil {
+		return errors.New("the policy exists before its undo was recorded")
+	}
+	if j.fail {
+		return errors.New("journal unavailable")
+	}
+	j.undo = undo
+	return nil
+}
+
+// TestRun: the whole run against admission that behaves each way the plan
+// cares about; the block is gone after Recover whatever the verdict.
+func TestRun(t *testing.T) {
+	cases := []struct {
+		name         string
+		a            admission
+		inconclusive string
+		failures     []string
+		marks        string
+		finding      string
+	}{
+		{name: "key-based fallback works", a: admission{canaryNeedsLog: true},
+			marks: "log-unreachable,outage-probed,unblocked,log-reachable", finding: "signed image admitted (key-based fallback)"},
+		{name: "deploys stop while the log is down", a: admission{canaryNeedsLog: true, signedNeedsLog: true},
+			failures: []string{"while the log was unreachable: deploys stop: the signed image " + signedImg + " was denied"},
+			marks:    "log-unreachable,outage-probed,unblocked,log-reachable"},
+		{name: "fail-open while the log is down", a: admission{canaryNeedsLog: true, unsignedFailOpen: true},
+			failures: []string{"while the log was unreachable: FAIL-OPEN: the unsigned image " + unsigned + " was ADMITTED"},
+			marks:    "log-unreachable,outage-probed,unblocked,log-reachable"},
+		{name: "the block has no effect", a: admission{signedNeedsLog: true},
+			inconclusive: "the block had no effect", marks: "unblocked,log-reachable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := cluster(t, tc.a)
+			clk := clocktesting.NewFakeClock(time.Now())
+			kc.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+				clk.Step(10 * time.Second) // each probe takes time; the window passes
+				return false, nil, nil
+			})
+			s := newScenario(kc, clk)
+			ctx := context.Background()
+			if err := s.Preflight(ctx); err != nil {
+				t.Fatal(err)
+			}
+			j := &journal{kc: kc}
+			if err := s.Inject(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+			var m marks
+			if err := s.Recover(ctx, &m); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(m, ","); got != tc.marks {
+				t.Errorf("milestones %s, want %s", got, tc.marks)
+			}
+			if _, err := kc.NetworkingV1().NetworkPolicies(kyvernoNS).Get(ctx, PolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("the block outlived Recover: %v", err)
+			}
+			v, err := s.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(v.Inconclusive, tc.inconclusive) || (tc.inconclusive == "") != (v.Inconclusive == "") {
+				t.Errorf("inconclusive %q, want %q", v.Inconclusive, tc.inconclusive)
+			}
+			if len(v.Failures) != len(tc.failures) {
+				t.Fatalf("failures %q, want %q", v.Failures, tc.failures)
+			}
+			for i, f := range tc.failures {
+				if !strings.Contains(v.Failures[i], f) {
+					t.Errorf("failure %q, want %q", v.Failures[i], f)
+				}
+			}
+			if tc.finding != "" && !strings.Contains(strings.Join(v.Findings, "|"), tc.finding) {
+				t.Errorf("findings %q, want %q", v.Findings, tc.finding)
+			}
+			if u, ok := j.undo.(blockegress.Undo); !ok || u.Run != "r1" || u.Policy != PolicyName || u.Namespace != kyvernoNS {
+				t.Errorf("undo %#v: the run's policy", j.undo)
+			}
+		})
+	}
+}
+
+// TestQuietPeriod: after the block nothing is asked until the quiet
+// period has passed (a connection to the log kept alive would otherwise
+// carry the canary through the block).
+func TestQuietPeriod(t *testing.T) {
+	kc := cluster(t, admission{canaryNeedsLog: true})
+	s := newScenario(kc, clocktesting.NewFakeClock(time.Now()))
+	s.quiet = 100 * time.Second
+	ctx := context.Background()
+	if err := s.Preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Inject(ctx, &journal{kc: kc}); err != nil {
+		t.Fatal(err)
+	}
+	probes := func() int {
+		n := 0
+		for _, a := range kc.Actions() {
+			if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
+				n++
+			}
+		}
+		return n
+	}
+	atInject := probes()
+	var waits []time.Duration
+	s.timer = func(d time.Duration) <-chan time.Time {
+		if len(waits) == 0 && probes() != atInject {
+			t.Errorf("admission was asked %d times before the quiet period", probes()-atInject)
+		}
+		waits = append(waits, d)
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		return ch
+	}
+	if err := s.Recover(ctx, &marks{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) == 0 || waits[0] != 100*time.Second {
+		t.Errorf("waits %v: the first must be the quiet period", waits)
+	}
+	if !s.effect {
+		t.Error("the canary was not refused after the quiet period")
+	}
+}
+
+// TestInjectRecordsTheUndoFirst: a journal that cannot record leaves no
+// policy behind.
+func TestInjectRecordsTheUndoFirst(t *testing.T) {
+	kc := cluster(t, admission{})
+	s := newScenario(kc, clocktesting.NewFakeClock(time.Now()))
+	if err := s.Preflight(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Inject(context.Background(), &journal{kc: kc, fail: true}); err == nil {
+		t.Fatal("Inject succeeded without its undo")
+	}
+	if _, err := kc.NetworkingV1().NetworkPolicies(kyvernoNS).Get(context.Background(), PolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the policy was created without its undo: %v", err)
+	}
+}
+
+// TestRevertDeletesOnlyTheRunsPolicy: the undo deletes the run's policy and
+// is idempotent; another run's policy of that name stays.
+func TestRevertDeletesOnlyTheRunsPolicy(t *testing.T) {
+	mine := map[string]string{v1alpha1.LabelRun: "r1", "app.kubernetes.io/managed-by": "drillbot"}
+	theirs := map[string]string{v1alpha1.LabelRun: "r2", "app.kubernetes.io/managed-by": "drillbot"}
+	e := v1alpha1.JournalEntry{ID: "1-block-tlog", Undo: []byte(`{"namespace":"kyverno","policy":"` + PolicyName + `","run":"r1"}`)}
+	for name, tc := range map[string]struct {
+		labels   map[string]string
+		wantGone bool
+	}{"the run's": {mine, true}, "another run's": {theirs, false}} {
+		t.Run(name, func(t *testing.T) {
+			kc := fake.NewClientset(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: kyvernoNS, Labels: tc.labels}})
+			s := &scenario{deps: Deps{Kube: kc}}
+			for range 2 {
+				if err := s.Revert(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := kc.NetworkingV1().NetworkPolicies(kyvernoNS).Get(context.Background(), PolicyName, metav1.GetOptions{})
+			if gone := apierrors.IsNotFound(err); gone != tc.wantGone {
+				t.Errorf("gone %v, want %v", gone, tc.wantGone)
+			}
+		})
+	}
+}
+
+var _ engine.Milestones = (*marks)(nil)
