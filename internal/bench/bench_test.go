@@ -118,8 +118,8 @@ func TestReadAudit(t *testing.T) {
 
 func TestProcReadings(t *testing.T) {
 	r, err := rss(os.Getpid())
-	if err != nil || r < 1<<20 {
-		t.Errorf("rss = %d, %v", r, err)
+	if err != nil || r.total < 1<<20 || r.anon <= 0 || r.file <= 0 || r.anon+r.file > r.total+r.total/10 {
+		t.Errorf("rss = %+v, %v: VmRSS is RssAnon + RssFile (+ shmem)", r, err)
 	}
 	before, err := cpuTime(os.Getpid())
 	if err != nil {

@@ -226,7 +226,7 @@ func TestBlockKeyVault(t *testing.T) {
 			run := h.Run(h.Drill(fmt.Sprintf(blockKeyVaultDrill, tc.recover, ns, ns, tc.window)))
 
 			st := run.Status
-			story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+			story := testharness.Story(st)
 			t.Logf("verdict %s RTO %s: %s", st.Verdict, st.RTO, story)
 			if st.Verdict != tc.wantVerdict || !strings.Contains(st.Reason, tc.wantInReason) {
 				t.Fatalf("verdict %s %q, want %s with %q", st.Verdict, st.Reason, tc.wantVerdict, tc.wantInReason)
@@ -243,11 +243,7 @@ func TestBlockKeyVault(t *testing.T) {
 			if tc.wantVerdict != v1alpha1.VerdictPass {
 				return
 			}
-			var ms []string
-			for _, m := range st.Milestones {
-				ms = append(ms, m.Name)
-			}
-			if got := strings.Join(ms, ","); got != "sync-failing,unblocked,synced" {
+			if got := testharness.Milestones(st); got != "sync-failing,unblocked,synced" {
 				t.Errorf("milestones %q", got)
 			}
 		})

@@ -11,7 +11,6 @@ package realstack_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -95,16 +94,12 @@ func TestCorruptFalcoRules(t *testing.T) {
 	stop()
 
 	st := run.Status
-	story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+	story := testharness.Story(st)
 	t.Logf("verdict %s RTO %s RPO %s: %s", st.Verdict, st.RTO, st.RPO, story)
 	if st.Verdict != v1alpha1.VerdictPass {
 		t.Fatalf("verdict %s: %s", st.Verdict, story)
 	}
-	var ms []string
-	for _, m := range st.Milestones {
-		ms = append(ms, m.Name)
-	}
-	if got := strings.Join(ms, ","); got != "detected,rules-restored,ready" {
+	if got := testharness.Milestones(st); got != "detected,rules-restored,ready" {
 		t.Errorf("milestones %q", got)
 	}
 	cm, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "falco-rules", metav1.GetOptions{})

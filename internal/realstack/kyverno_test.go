@@ -276,7 +276,7 @@ func TestUnsignedImage(t *testing.T) {
 			run := h.Run(h.Drill(fmt.Sprintf(unsignedImageDrill, probeNS, tc.attempt, tc.restricted, kyvernoDenial, s.signed)))
 
 			st := run.Status
-			story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+			story := testharness.Story(st)
 			t.Logf("verdict %s: %s", st.Verdict, story)
 			if st.Verdict != tc.wantVerdict || !strings.Contains(story, tc.want) {
 				t.Fatalf("verdict %s, want %s with %q", st.Verdict, tc.wantVerdict, tc.want)
@@ -333,16 +333,12 @@ func TestKillKyverno(t *testing.T) {
 			run := h.Run(h.Drill(fmt.Sprintf(killKyvernoDrill, probeNS, s.unsigned, kyvernoDenial, realstack.KyvernoWebhooks)))
 
 			st := run.Status
-			story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+			story := testharness.Story(st)
 			t.Logf("verdict %s RTO %s: %s", st.Verdict, st.RTO, story)
 			if st.Verdict != tc.wantVerdict || !strings.Contains(story, tc.want) {
 				t.Fatalf("verdict %s, want %s with %q", st.Verdict, tc.wantVerdict, tc.want)
 			}
-			var ms []string
-			for _, m := range st.Milestones {
-				ms = append(ms, m.Name)
-			}
-			if got := strings.Join(ms, ","); got != "pods-ready,workloads-ready,admission-enforcing" {
+			if got := testharness.Milestones(st); got != "pods-ready,workloads-ready,admission-enforcing" {
 				t.Errorf("milestones %q", got)
 			}
 			if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {

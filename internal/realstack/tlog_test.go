@@ -185,16 +185,12 @@ func TestRekorOutage(t *testing.T) {
 			run := h.Run(h.Drill(fmt.Sprintf(rekorOutageDrill, tc.cidr, probeNS, s.signed, s.unsigned, kyvernoDenial, s.signed, tc.quiet, tc.window)))
 
 			st := run.Status
-			story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+			story := testharness.Story(st)
 			t.Logf("verdict %s RTO %s: %s", st.Verdict, st.RTO, story)
 			if st.Verdict != tc.verdict || !strings.Contains(story, tc.want) {
 				t.Fatalf("verdict %s, want %s with %q", st.Verdict, tc.verdict, tc.want)
 			}
-			var ms []string
-			for _, m := range st.Milestones {
-				ms = append(ms, m.Name)
-			}
-			if got := strings.Join(ms, ","); got != tc.milestones {
+			if got := testharness.Milestones(st); got != tc.milestones {
 				t.Errorf("milestones %q, want %q", got, tc.milestones)
 			}
 			if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {

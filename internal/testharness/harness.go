@@ -297,3 +297,18 @@ spec:
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
+
+// Story is a run's reason and findings on one line, for assertions and
+// logs.
+func Story(st v1alpha1.DrillRunStatus) string {
+	return st.Reason + " | " + strings.Join(st.Findings, " | ")
+}
+
+// Milestones are a run's milestone names in order, comma-separated.
+func Milestones(st v1alpha1.DrillRunStatus) string {
+	names := make([]string, 0, len(st.Milestones))
+	for _, m := range st.Milestones {
+		names = append(names, m.Name)
+	}
+	return strings.Join(names, ",")
+}

@@ -171,11 +171,7 @@ func TestBlockSecretsBackend(t *testing.T) {
 			if st.Verdict != tc.wantVerdict || !strings.Contains(st.Reason, tc.wantReason) {
 				t.Fatalf("verdict %s %q, want %s with %q", st.Verdict, st.Reason, tc.wantVerdict, tc.wantReason)
 			}
-			var names []string
-			for _, m := range st.Milestones {
-				names = append(names, m.Name)
-			}
-			if got := strings.Join(names, ","); got != tc.wantMS {
+			if got := testharness.Milestones(st); got != tc.wantMS {
 				t.Errorf("milestones %q, want %q", got, tc.wantMS)
 			}
 			if len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {

@@ -171,15 +171,11 @@ func TestKillKyverno(t *testing.T) {
 			run := h.Run(h.Drill(fmt.Sprintf(killDrill, ns, tc.timeout, tc.timeout, ns, ns+"-probe", ns)))
 
 			st := run.Status
-			story := st.Reason + " | " + strings.Join(st.Findings, " | ")
+			story := testharness.Story(st)
 			if st.Verdict != tc.wantVerdict || !strings.Contains(story, tc.want) {
 				t.Fatalf("verdict %s, want %s with %q: %s", st.Verdict, tc.wantVerdict, tc.want, story)
 			}
-			var names []string
-			for _, m := range st.Milestones {
-				names = append(names, m.Name)
-			}
-			if got := strings.Join(names, ","); got != tc.wantMS {
+			if got := testharness.Milestones(st); got != tc.wantMS {
 				t.Errorf("milestones %q, want %q", got, tc.wantMS)
 			}
 			if tc.guardsSelf {
