@@ -138,8 +138,12 @@ func checkCIDR(s string) error {
 	if err != nil {
 		return err
 	}
-	if min := map[bool]int{true: minPrefixV4, false: minPrefixV6}[pfx.Addr().Is4()]; pfx.Bits() < min {
-		return fmt.Errorf("wider than /%d: the block would cut off far more than the log", min)
+	narrowest := minPrefixV6
+	if pfx.Addr().Is4() {
+		narrowest = minPrefixV4
+	}
+	if pfx.Bits() < narrowest {
+		return fmt.Errorf("wider than /%d: the block would cut off far more than the log", narrowest)
 	}
 	return nil
 }
@@ -199,8 +203,8 @@ type scenario struct {
 	pods   int
 	cidrs  []netip.Prefix
 	effect bool // the canary was not admitted during the block
-	// What admission answered while the log was cut off, and after.
-	during, after probes
+	// What admission answered while the log was cut off.
+	during probes
 }
 
 type probes struct {
@@ -382,40 +386,42 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 			"was let through: a longer quietPeriod than %s lets it close); nothing is proven",
 			s.p.Canary.Image, s.quiet+s.window, strings.Join(s.p.LogCIDRs, ", "), s.quiet)
 	}
-	if s.during.asked {
-		v.Failures = append(v.Failures, s.judge("while the log was unreachable", s.during)...)
-		if len(v.Failures) == 0 {
-			v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
-		}
+	if s.during.asked && s.judge(&v, "while the log was unreachable", s.during) {
+		v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
 	}
-	s.after = probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true}
-	v.Failures = append(v.Failures, s.judge("after the log came back", s.after)...)
-	for when, p := range map[string]probes{"while the log was unreachable": s.during, "after the log came back": s.after} {
-		if r := p.unsigned; p.asked && (r.Outcome == admissionprobe.Unanswered || r.Outcome == admissionprobe.Refused) {
-			v.Findings = append(v.Findings, fmt.Sprintf("%s: the unsigned image was not admitted, but admission did not decide (%s): %s", when, r.Outcome, r.Message))
-		}
-	}
-	slices.Sort(v.Findings)
+	s.judge(&v, "after the log came back", probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true})
 	return v, nil
 }
 
-// judge names what admission got wrong.
-func (s *scenario) judge(when string, p probes) []string {
-	var out []string
+// judge records in v what admission got wrong; true when it admitted the
+// signed image and denied the unsigned one as expected.
+func (s *scenario) judge(v *engine.Verification, when string, p probes) bool {
+	ok := true
 	switch r := p.signed; r.Outcome {
 	case admissionprobe.Admitted:
 	case admissionprobe.Refused:
-		out = append(out, fmt.Sprintf("%s: the signed image %s was refused before admission decided (not a policy decision, yet deploys stop): %s", when, s.p.Signed.Image, r.Message))
+		ok = false
+		if v.Inconclusive == "" {
+			v.Inconclusive = fmt.Sprintf("%s: the probe of the signed image %s was refused before admission decided (RBAC, a quota: not a policy decision): %s", when, s.p.Signed.Image, r.Message)
+		}
 	default:
-		out = append(out, fmt.Sprintf("%s: deploys stop: the signed image %s was %s (the key-based fallback does not work): %s", when, s.p.Signed.Image, r.Outcome, r.Message))
+		ok = false
+		v.Failures = append(v.Failures, fmt.Sprintf("%s: deploys stop: the signed image %s was %s (the key-based fallback does not work): %s", when, s.p.Signed.Image, r.Outcome, r.Message))
 	}
-	switch r := p.unsigned; {
-	case r.Outcome == admissionprobe.Admitted:
-		out = append(out, fmt.Sprintf("%s: FAIL-OPEN: the unsigned image %s was ADMITTED", when, s.p.Unsigned.Image))
-	case r.Outcome == admissionprobe.Denied && !strings.Contains(r.Message, s.p.ReasonContains):
-		out = append(out, fmt.Sprintf("%s: the unsigned image was denied, but not for the expected reason %q: %s", when, s.p.ReasonContains, r.Message))
+	switch r := p.unsigned; r.Outcome {
+	case admissionprobe.Admitted:
+		ok = false
+		v.Failures = append(v.Failures, fmt.Sprintf("%s: FAIL-OPEN: the unsigned image %s was ADMITTED", when, s.p.Unsigned.Image))
+	case admissionprobe.Denied:
+		if !strings.Contains(r.Message, s.p.ReasonContains) {
+			ok = false
+			v.Failures = append(v.Failures, fmt.Sprintf("%s: the unsigned image was denied, but not for the expected reason %q: %s", when, s.p.ReasonContains, r.Message))
+		}
+	default: // not admitted (fail-closed), but not decided either
+		ok = false
+		v.Findings = append(v.Findings, fmt.Sprintf("%s: the unsigned image was not admitted, but admission did not decide (%s): %s", when, r.Outcome, r.Message))
 	}
-	return out
+	return ok
 }
 
 // Revert implements engine.Scenario: delete the run's policy (idempotent).

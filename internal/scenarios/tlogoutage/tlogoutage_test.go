@@ -74,6 +74,7 @@ func TestValidateParams(t *testing.T) {
 // drillbot's policy blocks the log: the policy in the tracker is the block.
 type admission struct {
 	canaryNeedsLog, signedNeedsLog, unsignedFailOpen bool
+	signedQuota, unsignedTimesOut                    bool // while blocked: a quota refuses the probe; admission times out
 	brokenCanary, brokenSigned, openUnsigned         bool // before any block
 	otherReason                                      bool // the unsigned image denied for another reason
 }
@@ -90,10 +91,14 @@ func (a admission) answer(kc *fake.Clientset, pod *corev1.Pod) error {
 		if a.brokenCanary || (blocked && a.canaryNeedsLog) {
 			return unanswered
 		}
+	case img == signedImg && blocked && a.signedQuota:
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(`exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10`))
 	case img == signedImg:
 		if a.brokenSigned || (blocked && a.signedNeedsLog) {
 			return deny(denial + " " + img + ": Get rekor: dial tcp 203.0.113.7:443: i/o timeout")
 		}
+	case blocked && a.unsignedTimesOut:
+		return unanswered
 	case a.openUnsigned || (blocked && a.unsignedFailOpen):
 	case a.otherReason:
 		return deny("validation error: pod security")
@@ -271,6 +276,11 @@ func TestRun(t *testing.T) {
 		{name: "fail-open while the log is down", a: admission{canaryNeedsLog: true, unsignedFailOpen: true},
 			failures: []string{"while the log was unreachable: FAIL-OPEN: the unsigned image " + unsigned + " was ADMITTED"},
 			marks:    "log-unreachable,outage-probed,unblocked,log-reachable"},
+		{name: "a quota refuses the signed probe: nothing said of the policy", a: admission{canaryNeedsLog: true, signedQuota: true},
+			inconclusive: "while the log was unreachable: the probe of the signed image " + signedImg + " was refused before admission decided",
+			marks:        "log-unreachable,outage-probed,unblocked,log-reachable"},
+		{name: "admission times out on the unsigned image: fail-closed, said", a: admission{canaryNeedsLog: true, unsignedTimesOut: true},
+			marks: "log-unreachable,outage-probed,unblocked,log-reachable", finding: "while the log was unreachable: the unsigned image was not admitted, but admission did not decide (unanswered)"},
 		{name: "the block has no effect", a: admission{signedNeedsLog: true},
 			inconclusive: "the block had no effect", marks: "unblocked,log-reachable"},
 	}
