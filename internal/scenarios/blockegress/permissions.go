@@ -19,13 +19,7 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	var p Params
 	_ = drill.Params(def.Spec, &p)
 	ns := def.Spec.Target.Namespace
-	g := []engine.Grant{
-		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
-		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, PolicyName),
-		engine.Allow(ns, "", []string{"pods"}, []string{"list"}),
-		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
-		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),
-	}
+	g := BlockGrants(ns, PolicyName)
 	// Per namespace: the ExternalSecrets, and their Secrets by name only.
 	secrets := secretNames(p)
 	for _, esNS := range esNamespaces(p.ExternalSecrets) {
@@ -47,11 +41,8 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	pre, inj, rec, ver, rev := ph.Preflight, ph.Inject, ph.Recover, ph.Verify, ph.Revert
 	c := []engine.Call{
 		namespacerestore.OptInCall(pre, ns),
-		pre.Call("list", "", "pods", ns, "", "the controller's pods the policy will select"),
-		pre.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "no policy of that name is left from an earlier run"),
-		pre.Call("list", "discovery.k8s.io", "endpointslices", "default", "", "the API server's addresses, which the policy keeps open"),
-		pre.Call("get", "", "endpoints", "default", "kubernetes", "the API server's addresses (when there are no EndpointSlices)"),
 	}
+	c = append(c, BlockPreflightCalls(pre, ns, PolicyName, "the controller's pods the policy will select")...)
 	// Each ExternalSecret and its Secret are read before, at detection
 	// (the Secrets must survive) and after.
 	reads := func(b engine.CallBuilder, why string) []engine.Call {
@@ -76,11 +67,42 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	}
 	c = append(c, reads(rec, "re-read on every change: sync failing, Secrets intact, re-synced")...)
 	for _, b := range []engine.CallBuilder{rec, rev} {
-		c = append(c,
-			b.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "the policy is this run's (run label), and then gone"),
-			b.Call("delete", "networking.k8s.io", "networkpolicies", ns, PolicyName, "unblock: delete the run's policy (UID precondition)"))
+		c = append(c, UnblockCalls(b, ns, PolicyName)...)
 	}
 	return append(c, reads(ver, "Secrets after the re-sync")...)
+}
+
+// BlockGrants are what a block by NetworkPolicy needs in ns: create the
+// policy, get and delete it by name, list the pods it selects, and find
+// the API server's addresses (which it keeps open).
+func BlockGrants(ns, policy string) []engine.Grant {
+	return []engine.Grant{
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
+		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, policy),
+		engine.Allow(ns, "", []string{"pods"}, []string{"list"}),
+		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
+		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),
+	}
+}
+
+// BlockPreflightCalls are the reads before such a block: the pods it will
+// select (pods says which), no policy left over, the API server's
+// addresses.
+func BlockPreflightCalls(pre engine.CallBuilder, ns, policy, pods string) []engine.Call {
+	return []engine.Call{
+		pre.Call("list", "", "pods", ns, "", pods),
+		pre.Call("get", "networking.k8s.io", "networkpolicies", ns, policy, "no policy of that name is left from an earlier run"),
+		pre.Call("list", "discovery.k8s.io", "endpointslices", "default", "", "the API server's addresses, which the policy keeps open"),
+		pre.Call("get", "", "endpoints", "default", "kubernetes", "the API server's addresses (when there are no EndpointSlices)"),
+	}
+}
+
+// UnblockCalls lift such a block (DeletePolicy): in Recover and in Revert.
+func UnblockCalls(b engine.CallBuilder, ns, policy string) []engine.Call {
+	return []engine.Call{
+		b.Call("get", "networking.k8s.io", "networkpolicies", ns, policy, "the policy is this run's (run label), and then gone"),
+		b.Call("delete", "networking.k8s.io", "networkpolicies", ns, policy, "unblock: delete the run's policy (UID precondition)"),
+	}
 }
 
 // secretNames are, per namespace, the Secrets drillbot may read: each

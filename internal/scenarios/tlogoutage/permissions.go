@@ -9,6 +9,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -21,17 +22,11 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	var p Params
 	_ = drill.Params(def.Spec, &p)
 	ns := def.Spec.Target.Namespace
-	return []engine.Grant{
-		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
-		engine.Allow(ns, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, PolicyName),
-		engine.Allow(ns, "", []string{"pods"}, []string{"list"}),
-		engine.Allow("default", "discovery.k8s.io", []string{"endpointslices"}, []string{"list"}),
-		engine.Allow("default", "", []string{"endpoints"}, []string{"get"}, "kubernetes"),
+	return append(blockegress.BlockGrants(ns, PolicyName),
 		// The probe namespace's opt-in (the target's is granted with every
 		// target).
 		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, p.ProbeNamespace),
-		admissionprobe.ProbeGrant(p.ProbeNamespace),
-	}
+		admissionprobe.ProbeGrant(p.ProbeNamespace))
 }
 
 var _ engine.Planner = Kind{}
@@ -52,12 +47,9 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	c := []engine.Call{
 		namespacerestore.OptInCall(pre, ns),
 		namespacerestore.OptInCall(pre, probeNS),
-		pre.Call("list", "", "pods", ns, "", "the admission controller's pods the policy will select"),
-		pre.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "no policy of that name is left from an earlier run"),
-		pre.Call("list", "discovery.k8s.io", "endpointslices", "default", "", "the API server's addresses, which must be outside the log's"),
-		pre.Call("get", "", "endpoints", "default", "kubernetes", "the API server's addresses (when there are no EndpointSlices)"),
-		pre.DryRun("", "pods", probeNS, "before the block: the canary "+p.Canary.Image+" must be admitted (the log is reachable)"),
 	}
+	c = append(c, blockegress.BlockPreflightCalls(pre, ns, PolicyName, "the admission controller's pods the policy will select")...)
+	c = append(c, pre.DryRun("", "pods", probeNS, "before the block: the canary "+p.Canary.Image+" must be admitted (the log is reachable)"))
 	c = append(c, ask(pre, "before the block")...)
 	c = append(c,
 		inj.Call("create", "networking.k8s.io", "networkpolicies", ns, "",
@@ -65,9 +57,7 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		rec.DryRun("", "pods", probeNS, "the canary, until it is refused (the log is out of reach), and after the block until admitted again"))
 	c = append(c, ask(rec, "while the log is unreachable")...)
 	for _, b := range []engine.CallBuilder{rec, rev} {
-		c = append(c,
-			b.Call("get", "networking.k8s.io", "networkpolicies", ns, PolicyName, "the policy is this run's (run label), and then gone"),
-			b.Call("delete", "networking.k8s.io", "networkpolicies", ns, PolicyName, "unblock: delete the run's policy (UID precondition)"))
+		c = append(c, blockegress.UnblockCalls(b, ns, PolicyName)...)
 	}
 	return append(c, ask(ver, "after the block")...)
 }
