@@ -203,13 +203,17 @@ type scenario struct {
 	pods   int
 	cidrs  []netip.Prefix
 	effect bool // the canary was not admitted during the block
-	// What admission answered while the log was cut off.
+	// What admission answered while the log was cut off (with effect).
 	during probes
 }
 
 type probes struct {
 	signed, unsigned admissionprobe.Result
-	asked            bool
+}
+
+// ask probes the signed and the unsigned pod.
+func (s *scenario) ask(ctx context.Context) probes {
+	return probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned)}
 }
 
 // Preflight implements engine.Scenario: both namespaces opted in, the pods
@@ -347,7 +351,7 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	}
 	if s.effect {
 		m.Mark("log-unreachable")
-		s.during = probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true}
+		s.during = s.ask(ctx)
 		m.Mark("outage-probed")
 	}
 	if err := blockegress.DeletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
@@ -386,10 +390,10 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 			"was let through: a longer quietPeriod than %s lets it close); nothing is proven",
 			s.p.Canary.Image, s.quiet+s.window, strings.Join(s.p.LogCIDRs, ", "), s.quiet)
 	}
-	if s.during.asked && s.judge(&v, "while the log was unreachable", s.during) {
+	if s.effect && s.judge(&v, "while the log was unreachable", s.during) {
 		v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
 	}
-	s.judge(&v, "after the log came back", probes{signed: s.probe(ctx, s.p.Signed), unsigned: s.probe(ctx, s.p.Unsigned), asked: true})
+	s.judge(&v, "after the log came back", s.ask(ctx))
 	return v, nil
 }
 
