@@ -613,12 +613,19 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 		v, err = sc.Verify(ctx)
 		return err
 	})
-	if err != nil {
-		rs.out.failures = append(rs.out.failures, "verify: "+err.Error())
-	}
 	rs.out.failures = append(rs.out.failures, v.Failures...)
 	rs.out.findings = append(rs.out.findings, v.Findings...)
 	rs.out.inconclusive = v.Inconclusive
+	if err != nil {
+		// Errors are not evidence (EVIDENCE.md rule 5): a verification
+		// that could not complete says nothing either way. What it found
+		// before the error still counts (a failure found is FAIL).
+		why := "verify could not complete: " + err.Error()
+		rs.out.findings = append(rs.out.findings, why)
+		if rs.out.inconclusive == "" {
+			rs.out.inconclusive = why
+		}
+	}
 	if v.Posture != nil {
 		rs.mu.Lock()
 		rs.run.Status.Posture = v.Posture

@@ -231,6 +231,29 @@ func TestRunVerdicts(t *testing.T) {
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
 		},
 		{
+			// Rule 5: an error is "unknown", not evidence either way: a
+			// verification that could not run is neither PASS nor FAIL.
+			name: "verify error is inconclusive, not a failure", rto: 5 * time.Minute,
+			setup: func(s *script) {
+				s.verify = func(context.Context) (engine.Verification, error) {
+					return engine.Verification{}, errors.New("list deployments: the server is currently unable to handle the request")
+				}
+			},
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"verify could not complete", "unable to handle the request"},
+			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
+		},
+		{
+			// What Verify found before its error still counts.
+			name: "verify failures found before an error still fail", rto: 5 * time.Minute,
+			setup: func(s *script) {
+				s.verify = func(context.Context) (engine.Verification, error) {
+					return engine.Verification{Failures: []string{"not restored: deployments.apps/web"}}, errors.New("read marker: timeout")
+				}
+			},
+			wantVerdict: v1alpha1.VerdictFail, wantReason: []string{"not restored: deployments.apps/web"},
+			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
+		},
+		{
 			name: "no effect is inconclusive", rto: 5 * time.Minute,
 			setup: func(s *script) {
 				s.verify = func(context.Context) (engine.Verification, error) {
