@@ -30,6 +30,9 @@ type Summary struct {
 	Phases    []string
 	Findings  []string
 	Describe  string // the kubectl command that tells the whole story
+	// OpenFault: the run's revert failed, its fault may still be active.
+	// Every rendering says so first, and never cuts it.
+	OpenFault bool
 }
 
 // Summarize turns a run into a Summary.
@@ -78,7 +81,9 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 	}
 	s.Title = fmt.Sprintf("%s %s: drill %s", s.Emoji, s.Verdict, s.Drill)
 	if st.Phase == v1alpha1.PhaseRevertFailed {
-		s.Title += ": FAULT MAY STILL BE ACTIVE (revert failed; drillbot retries it)"
+		// First, before the drill's name: a cut title keeps it.
+		s.OpenFault = true
+		s.Title = fmt.Sprintf("%s %s (revert failed; drillbot retries it): %s: drill %s", s.Emoji, openFaultText, s.Verdict, s.Drill)
 	}
 	return s
 }
@@ -91,26 +96,6 @@ func vsTarget(measured, target string) string {
 		return measured
 	}
 	return measured + " / target " + target
-}
-
-// Text is the Summary as plain text (the log sink and Slack's fallback).
-func (s Summary) Text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\nscenario %s, target %s\nRTO %s, RPO %s\n%s", s.Title, s.Scenario, s.Target, s.RTO, s.RPO, s.Reason)
-	if len(s.Detection) > 0 {
-		fmt.Fprintf(&b, "\ndetection: %s", strings.Join(s.Detection, ", "))
-	}
-	if len(s.Breakdown) > 0 {
-		fmt.Fprintf(&b, "\nbreakdown: %s", strings.Join(s.Breakdown, ", "))
-	}
-	if len(s.Phases) > 0 {
-		fmt.Fprintf(&b, "\nphases: %s", strings.Join(s.Phases, ", "))
-	}
-	for _, f := range s.Findings {
-		fmt.Fprintf(&b, "\nfinding: %s", f)
-	}
-	fmt.Fprintf(&b, "\n%s", s.Describe)
-	return b.String()
 }
 
 // Log is the sink used when no Slack is configured: it writes the report to

@@ -1,8 +1,3 @@
-// Package notify delivers drill results to people: Slack, or the log when no
-// Slack is configured. A sink is one method (Alertmanager's contract);
-// retries, backoff, Retry-After and failure counting live once, in the
-// Dispatcher around the sinks. A notification outage never blocks or fails a
-// drill or its undo: deliveries run beside the run, bounded in attempts.
 package notify
 
 import (
@@ -66,8 +61,12 @@ type Dispatcher struct {
 	// MaxAttempts bounds each delivery (default 5).
 	MaxAttempts int
 	// Backoff is the first retry delay, doubled each attempt up to MaxDelay
-	// (defaults 1s and 1m). A Retry-After longer than MaxDelay is capped.
+	// (defaults 1s and 1m).
 	Backoff, MaxDelay time.Duration
+	// MaxRetryAfter bounds the wait a Retry-After asks for (default 5m): up
+	// to it the sender's word is honoured, beyond MaxDelay too; retrying
+	// sooner would only be refused again.
+	MaxRetryAfter time.Duration
 	// AttemptTimeout bounds one attempt (default 15s).
 	AttemptTimeout time.Duration
 	// Sleep waits between attempts; tests replace it.
@@ -124,9 +123,12 @@ func (d *Dispatcher) deliver(ctx context.Context, s Sink, run *v1alpha1.DrillRun
 	if delay == 0 {
 		delay = time.Second
 	}
-	maxDelay := d.MaxDelay
+	maxDelay, maxRetryAfter := d.MaxDelay, d.MaxRetryAfter
 	if maxDelay == 0 {
 		maxDelay = time.Minute
+	}
+	if maxRetryAfter == 0 {
+		maxRetryAfter = 5 * time.Minute
 	}
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
@@ -140,12 +142,11 @@ func (d *Dispatcher) deliver(ctx context.Context, s Sink, run *v1alpha1.DrillRun
 		if !retry || attempt == attempts {
 			break
 		}
-		wait := delay
+		wait := min(delay, maxDelay)
 		var ra *RetryAfterError
 		if errors.As(err, &ra) && ra.After > 0 {
-			wait = ra.After
+			wait = min(ra.After, maxRetryAfter)
 		}
-		wait = min(wait, maxDelay)
 		log.Info("notification failed, retrying", "attempt", attempt, "in", wait, "err", err)
 		if serr := d.sleep(ctx, wait); serr != nil {
 			err = errors.Join(err, serr)

@@ -1,12 +1,19 @@
 package notify
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -23,6 +30,9 @@ type Slack struct {
 	// APIURL overrides Slack's API base URL (tests).
 	APIURL string
 	Client *http.Client
+	// Logger, when set, is told when Slack refused the blocks and the
+	// plain-text message was sent instead.
+	Logger *slog.Logger
 }
 
 // SlackFromEnv reads DRILLBOT_SLACK_WEBHOOK_URL, or DRILLBOT_SLACK_TOKEN with
@@ -45,81 +55,177 @@ func SlackFromEnv() (*Slack, error) {
 // Name implements Sink.
 func (s *Slack) Name() string { return "slack" }
 
-// Notify implements Sink.
+// Notify implements Sink. When Slack refuses the message's blocks
+// (invalid_blocks, msg_blocks_too_long, a webhook's 400), it sends the same
+// report at once as plain text: a rendering fault must not lose a message,
+// least of all one saying that a fault may still be active.
 func (s *Slack) Notify(ctx context.Context, run *v1alpha1.DrillRun, kind Kind) (bool, error) {
 	sum := Summarize(run, kind)
-	blocks := Blocks(sum)
+	text := sum.Text()
+	err := s.post(ctx, sum.Title, &slack.Attachment{Color: sum.Color, Fallback: text, Blocks: slack.Blocks{BlockSet: Blocks(sum)}})
+	if err == nil || !refusesBlocks(err) {
+		return transient(err), err
+	}
+	s.logger().Warn("Slack refused the message's blocks; sending it as plain text", "err", err)
+	if ferr := s.post(ctx, text, nil); ferr != nil {
+		return transient(ferr), fmt.Errorf("%w; its plain-text fallback: %w", err, ferr)
+	}
+	return false, nil
+}
+
+// post sends one message: text, with att when not nil. Its error is a
+// *RetryAfterError, a *slackError or, for a transport failure, an error
+// without the webhook URL.
+func (s *Slack) post(ctx context.Context, text string, att *slack.Attachment) error {
 	client := s.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	var err error
 	if s.WebhookURL != "" {
-		err = slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL, client, &slack.WebhookMessage{
-			Text:        sum.Title,
-			Attachments: []slack.Attachment{{Color: sum.Color, Fallback: sum.Text(), Blocks: slack.Blocks{BlockSet: blocks}}},
-		})
-	} else {
-		opts := []slack.Option{slack.OptionHTTPClient(client)}
-		if s.APIURL != "" {
-			opts = append(opts, slack.OptionAPIURL(s.APIURL))
+		msg := &slack.WebhookMessage{Text: mrkdwn(text)}
+		if att != nil {
+			msg.Attachments = []slack.Attachment{*att}
 		}
-		_, _, err = slack.New(s.Token, opts...).PostMessageContext(ctx, s.Channel,
-			slack.MsgOptionText(sum.Title, false),
-			slack.MsgOptionAttachments(slack.Attachment{Color: sum.Color, Fallback: sum.Text(), Blocks: slack.Blocks{BlockSet: blocks}}))
+		return s.postWebhook(ctx, client, msg)
 	}
-	return classify(err)
+	opts := []slack.Option{slack.OptionHTTPClient(client)}
+	if s.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(s.APIURL))
+	}
+	msg := []slack.MsgOption{slack.MsgOptionText(text, true)}
+	if att != nil {
+		msg = append(msg, slack.MsgOptionAttachments(*att))
+	}
+	_, _, err := slack.New(s.Token, opts...).PostMessageContext(ctx, s.Channel, msg...)
+	var (
+		rl *slack.RateLimitedError
+		sc slack.StatusCodeError
+		se slack.SlackErrorResponse
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rl):
+		return &RetryAfterError{After: rl.RetryAfter, Err: &slackError{Status: http.StatusTooManyRequests}}
+	case errors.As(err, &sc):
+		return &slackError{Status: sc.Code}
+	case errors.As(err, &se):
+		return &slackError{Status: http.StatusOK, Code: se.Err}
+	}
+	// Transport errors (connection refused, timeouts), and a Retry-After
+	// slack-go could not read.
+	return fmt.Errorf("slack: %w", Redact(err))
 }
 
-// classify says whether a Slack error is worth retrying.
-func classify(err error) (bool, error) {
+// postWebhook posts msg to the incoming webhook. slack-go's own poster drops
+// the body of an error answer, which names the cause ("invalid_blocks").
+func (s *Slack) postWebhook(ctx context.Context, client *http.Client, msg *slack.WebhookMessage) error {
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("slack: encoding the message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.WebhookURL, bytes.NewReader(raw))
+	if err != nil {
+		// Its error would quote the URL, a secret.
+		return &slackError{Code: "invalid_webhook_url"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("slack: %w", Redact(err))
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	e := &slackError{Status: resp.StatusCode}
+	if code := strings.TrimSpace(string(body)); errorCode.MatchString(code) {
+		e.Code = code
+	}
+	if after := retryAfter(resp.Header.Get("Retry-After"), time.Now()); resp.StatusCode == http.StatusTooManyRequests && after > 0 {
+		return &RetryAfterError{After: after, Err: e}
+	}
+	return e
+}
+
+// errorCode is the shape of Slack's error codes; a body of another shape
+// (an HTML error page) is not quoted.
+var errorCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	if secs, err := strconv.Atoi(h); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
+
+// slackError is Slack's answer to a message it did not take: the HTTP
+// status, and its error code when it gave one.
+type slackError struct {
+	Status int
+	Code   string
+}
+
+func (e *slackError) Error() string {
+	switch {
+	case e.Status == 0:
+		return "slack: " + e.Code
+	case e.Code == "":
+		return fmt.Sprintf("slack: HTTP %d", e.Status)
+	case e.Status == http.StatusOK:
+		return "slack: " + e.Code // the Web API answers its errors with 200
+	}
+	return fmt.Sprintf("slack: HTTP %d %s", e.Status, e.Code)
+}
+
+// transientCodes are the Web API's errors that a later attempt may not get.
+var transientCodes = map[string]bool{
+	"ratelimited": true, "rate_limited": true, "internal_error": true, "service_unavailable": true, "request_timeout": true,
+}
+
+// transient says whether a failed post is worth retrying: a rate limit,
+// Slack's own outage, a transport failure. What Slack refused for good
+// (channel_not_found, invalid_auth, a 4xx) is not.
+func transient(err error) bool {
 	if err == nil {
-		return false, nil
+		return false
 	}
-	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		return true, &RetryAfterError{After: rl.RetryAfter, Err: errors.New("slack: rate limited (HTTP 429)")}
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return true
 	}
-	var sc slack.StatusCodeError
-	if errors.As(err, &sc) {
-		transient := sc.Code >= 500 || sc.Code == http.StatusTooManyRequests || sc.Code == http.StatusRequestTimeout
-		return transient, fmt.Errorf("slack: HTTP %d", sc.Code)
+	var se *slackError
+	if !errors.As(err, &se) {
+		return true
 	}
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) {
-		return false, fmt.Errorf("slack: %s", se.Err) // e.g. channel_not_found, invalid_auth
-	}
-	// Transport errors (connection refused, timeouts) are transient.
-	return true, fmt.Errorf("slack: %w", Redact(err))
+	return se.Status >= 500 || se.Status == http.StatusTooManyRequests || se.Status == http.StatusRequestTimeout || transientCodes[se.Code]
 }
 
-// Blocks renders a Summary as Block Kit blocks.
-func Blocks(s Summary) []slack.Block {
-	md := func(t string) *slack.TextBlockObject {
-		return slack.NewTextBlockObject(slack.MarkdownType, t, false, false)
+// refusesBlocks says whether Slack refused a message for its blocks or
+// attachments (invalid_blocks, invalid_blocks_format, msg_blocks_too_long,
+// invalid_attachments, too_many_attachments), its size (msg_too_long) or
+// its shape (invalid_payload): the plain text may still go through. An
+// answer that names no cause is not taken for one.
+func refusesBlocks(err error) bool {
+	var se *slackError
+	if !errors.As(err, &se) {
+		return false
 	}
-	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, strings.TrimSpace(s.Verdict+" · "+s.Drill), true, false)),
-		slack.NewSectionBlock(md(s.Title), []*slack.TextBlockObject{
-			md("*Scenario*\n" + s.Scenario), md("*Target*\n" + s.Target),
-			md("*RTO*\n" + s.RTO), md("*RPO*\n" + s.RPO),
-		}, nil),
+	c := se.Code
+	return strings.Contains(c, "block") || strings.Contains(c, "attachment") || c == "msg_too_long" || c == "invalid_payload"
+}
+
+func (s *Slack) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	if s.Reason != "" {
-		blocks = append(blocks, slack.NewSectionBlock(md("*Reason*\n"+s.Reason), nil, nil))
-	}
-	if len(s.Detection) > 0 {
-		blocks = append(blocks, slack.NewSectionBlock(md("*Detection* (disaster → alert firing)\n"+strings.Join(s.Detection, "\n")), nil, nil))
-	}
-	if len(s.Breakdown) > 0 {
-		blocks = append(blocks, slack.NewSectionBlock(md("*RTO breakdown*\n"+strings.Join(s.Breakdown, "\n")), nil, nil))
-	}
-	if len(s.Phases) > 0 {
-		blocks = append(blocks, slack.NewSectionBlock(md("*Phases*\n"+strings.Join(s.Phases, "\n")), nil, nil))
-	}
-	if len(s.Findings) > 0 {
-		blocks = append(blocks, slack.NewSectionBlock(md("*Findings*\n• "+strings.Join(s.Findings, "\n• ")), nil, nil))
-	}
-	blocks = append(blocks, slack.NewContextBlock("", md("`"+s.Describe+"`")))
-	return blocks
+	return s.Logger
 }
