@@ -130,3 +130,58 @@ spec:
 		t.Errorf("the audit wrote: %v", w)
 	}
 }
+
+// TestPodSecurityAuditPinned: a namespace enforcing restricted pinned to
+// v1.22, where the API server admits a pod running as uid 0 (runAsUser is
+// a restricted check since v1.23), is not compliant; one pinned to the API
+// server's own release (v1.34) is.
+func TestPodSecurityAuditPinned(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	env := "psa-pin-" + localcluster.RandomSuffix()
+	old, current := "old-"+env, "current-"+env
+	testharness.Namespace(t, cluster, old, map[string]string{"env": env,
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.22"})
+	testharness.Namespace(t, cluster, current, map[string]string{"env": env,
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.34"})
+	// The pin's gap, shown by the API server itself: it admits uid 0.
+	root := restrictedPod("uid0")
+	root.Spec.SecurityContext.RunAsUser = ptr.To[int64](0)
+	if _, err := cluster.Kube.CoreV1().Pods(old).Create(ctx, root, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the API server refused a uid-0 pod under restricted:v1.22: %v", err)
+	}
+	if _, err := cluster.Kube.CoreV1().Pods(current).Create(ctx, restrictedPod("web"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	h := testharness.New(t, cluster)
+	run := h.Run(h.Drill(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata: {name: audit-` + env + `}
+spec:
+  scenario: pod-security-audit
+  objectives: {rto: 1m}
+  params: {namespaces: {matchLabels: {env: ` + env + `}}}
+`))
+	if run.Status.Verdict != v1alpha1.VerdictFail {
+		t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
+	}
+	for _, want := range []string{
+		"namespace " + old + " pins restricted to v1.22 (pod-security.kubernetes.io/enforce-version): the API server (v1.34) does not enforce ",
+		"runAsUser (since v1.23)",
+		"namespace " + old + ": 1 of 1 pods violate restricted: uid0: runAsUser=0",
+	} {
+		if !strings.Contains(run.Status.Reason, want) {
+			t.Errorf("reason %q, want %q", run.Status.Reason, want)
+		}
+	}
+	if strings.Contains(run.Status.Reason, current) {
+		t.Errorf("the namespace pinned to the API server's release named: %q", run.Status.Reason)
+	}
+	if !strings.Contains(strings.Join(run.Status.Findings, "\n"), "Pod Security compliance: 1 of 2 namespaces") {
+		t.Errorf("findings %q", run.Status.Findings)
+	}
+	if w := h.TargetWrites(); len(w) > 0 {
+		t.Errorf("the audit wrote: %v", w)
+	}
+}

@@ -1,11 +1,29 @@
 // Package podsecurityaudit is the pod-security-audit check: every
 // namespace its selector matches enforces at least the required Pod
-// Security level, and no pod running there violates the audited level. Pods
-// are evaluated with the Pod Security admission plugin's own library
+// Security level, at a release that lacks none of that level's checks, and
+// no pod running there violates the audited level. Pods are evaluated with
+// the Pod Security admission plugin's own library
 // (k8s.io/pod-security-admission), the code the API server runs for a
 // server-side dry-run of the enforce label, so the violations named are
 // the ones that dry-run would warn about; it needs only to list pods, not
 // to update every namespace. It writes nothing.
+//
+// What its PASS rests on, by the rules of evidence (EVIDENCE.md):
+//  1. at least one namespace matched and was judged; none matched is
+//     INCONCLUSIVE.
+//  2. the namespaces, their labels and their pods are listed in this run.
+//  3. the enforce labels are what the API server's admission reads, the
+//     running pods what it admitted (evaluated at latest); an
+//     enforce-version pin is judged by the checks the library defines at
+//     that release against those at the release the API server runs (its
+//     /version), not by the label's presence.
+//  5. a /version that cannot be read leaves a pinned namespace undecided:
+//     INCONCLUSIVE, not compliant; a list error ends the run.
+//  6. only the selected namespaces of this cluster.
+//  8. a pin at or past the API server's release is latest there and
+//     compliant; a check revision that only admits more (loosened, listed
+//     and tested against the library) is no gap; a pin past the library's
+//     newest release, on a newer API server, is undecided, not a failure.
 package podsecurityaudit
 
 import (
@@ -18,6 +36,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	psaapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
@@ -103,7 +123,8 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if err != nil {
 		return nil, err
 	}
-	eval, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks())
+	checks := psapolicy.DefaultChecks()
+	eval, err := psapolicy.NewEvaluator(checks)
 	if err != nil {
 		return nil, fmt.Errorf("pod security evaluator: %w", err)
 	}
@@ -111,7 +132,7 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &auditCheck{kube: k.Deps.Kube, selector: sel, enforce: enforce, audit: audit, eval: eval,
+	return &auditCheck{kube: k.Deps.Kube, selector: sel, enforce: enforce, audit: audit, eval: eval, checks: checks,
 		log: log.With("scenario", Name, "run", runName)}, nil
 }
 
@@ -122,9 +143,13 @@ type auditCheck struct {
 	enforce  psaapi.Level
 	audit    psaapi.Level
 	eval     psapolicy.Evaluator
+	checks   []psapolicy.Check
 	log      *slog.Logger
 
 	results []Namespace
+	// the API server's release, read once a namespace pins a version
+	server    *psaapi.Version
+	serverErr error
 }
 
 // Namespace is one audited namespace.
@@ -134,6 +159,8 @@ type Namespace struct {
 	Enforced string
 	// Version is its enforce-version label ("" means latest).
 	Version string
+	// Pin is what Version leaves unenforced of the required level.
+	Pin Pin
 	// Violations are "pod: detail" for each pod violating the audit level.
 	Violations []string
 	Pods       int
@@ -151,6 +178,10 @@ func (c *auditCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	}
 	for _, ns := range nss {
 		r := Namespace{Name: ns.Name, Enforced: ns.Labels[psaapi.EnforceLevelLabel], Version: ns.Labels[psaapi.EnforceVersionLabel]}
+		if r.Version != "" && r.Version != "latest" {
+			server, err := c.serverVersion()
+			r.Pin = judgePin(c.checks, c.enforce, r.Version, server, err)
+		}
 		opts := metav1.ListOptions{Limit: 500}
 		for {
 			pods, err := c.kube.CoreV1().Pods(ns.Name).List(ctx, opts)
@@ -180,6 +211,27 @@ func (c *auditCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	return nil
 }
 
+// serverVersion is the API server's release (major.minor), read once.
+func (c *auditCheck) serverVersion() (psaapi.Version, error) {
+	if c.server == nil && c.serverErr == nil {
+		v, err := readServerVersion(c.kube.Discovery())
+		c.server, c.serverErr = &v, err
+	}
+	return *c.server, c.serverErr
+}
+
+func readServerVersion(d discovery.ServerVersionInterface) (psaapi.Version, error) {
+	info, err := d.ServerVersion()
+	if err != nil {
+		return psaapi.Version{}, fmt.Errorf("read the API server's /version: %w", err)
+	}
+	v, err := utilversion.ParseGeneric(info.GitVersion)
+	if err != nil || v.Major() != 1 {
+		return psaapi.Version{}, fmt.Errorf("the API server's version %q is not a Kubernetes 1.x release", info.GitVersion)
+	}
+	return psaapi.MajorMinorVersion(1, int(v.Minor())), nil
+}
+
 // Verify implements engine.Scenario.
 func (c *auditCheck) Verify(context.Context) (engine.Verification, error) {
 	return Judge(c.results, c.selector.String(), c.enforce, c.audit), nil
@@ -196,6 +248,7 @@ func Judge(results []Namespace, selector string, enforce, audit psaapi.Level) en
 		return v
 	}
 	compliant := 0
+	var undecided []string
 	for _, r := range results {
 		ok := true
 		level, err := psaapi.ParseLevel(r.Enforced)
@@ -210,8 +263,23 @@ func Judge(results []Namespace, selector string, enforce, audit psaapi.Level) en
 			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s enforces %s, less than %s", r.Name, level, enforce))
 			ok = false
 		}
-		if r.Version != "" && r.Version != "latest" {
-			v.Findings = append(v.Findings, fmt.Sprintf("namespace %s pins the enforced level to Kubernetes %s (%s): checks added since are not enforced", r.Name, r.Version, psaapi.EnforceVersionLabel))
+		pinned := fmt.Sprintf("namespace %s pins the enforced level to Kubernetes %s (%s)", r.Name, r.Version, psaapi.EnforceVersionLabel)
+		switch p := r.Pin; {
+		case r.Version == "" || r.Version == "latest":
+		case p.Invalid:
+			v.Failures = append(v.Failures, fmt.Sprintf(`namespace %s: %s=%q is not a version ("latest" or "v1.<minor>"): the API server logs an error for every pod it admits there (and evaluates it at latest); set a valid version or remove the label`,
+				r.Name, psaapi.EnforceVersionLabel, r.Version))
+			ok = false
+		case len(p.Lacks) > 0:
+			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s pins %s to %s (%s): the API server (%s) does not enforce %s there, which %s has at latest: it admits pods this audit names as violations",
+				r.Name, orNone(r.Enforced), r.Version, psaapi.EnforceVersionLabel, p.Against, strings.Join(p.Lacks, ", "), enforce))
+			v.Findings = append(v.Findings, pinned+": checks the API server enforces at latest are not enforced there")
+			ok = false
+		case p.Unknown != "":
+			undecided = append(undecided, fmt.Sprintf("whether namespace %s's pin to %s leaves checks unenforced is unknown: %s", r.Name, r.Version, p.Unknown))
+			v.Findings = append(v.Findings, pinned+": not compared ("+p.Unknown+")")
+		default:
+			v.Findings = append(v.Findings, pinned+fmt.Sprintf(": it lacks no check of %s the API server enforces at latest", enforce))
 		}
 		if n := len(r.Violations); n > 0 {
 			named := r.Violations
@@ -222,13 +290,20 @@ func Judge(results []Namespace, selector string, enforce, audit psaapi.Level) en
 			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: %d of %d pods violate %s: %s%s", r.Name, n, r.Pods, audit, strings.Join(named, "; "), more))
 			ok = false
 		}
-		if ok {
+		if ok && r.Pin.Compliant() {
 			compliant++
 		}
 		v.Findings = append(v.Findings, fmt.Sprintf("namespace %s: enforces %s, %d pods, %d violating %s", r.Name, orNone(r.Enforced), r.Pods, len(r.Violations), audit))
 	}
-	v.Findings = append([]string{fmt.Sprintf("Pod Security compliance: %d of %d namespaces (%s enforced, pods at %s)", compliant, len(results), enforce, audit)}, v.Findings...)
-	v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(compliant), Total: int32(len(results)), Of: "namespaces"}
+	summary := fmt.Sprintf("Pod Security compliance: %d of %d namespaces (%s enforced, pods at %s)", compliant, len(results), enforce, audit)
+	if len(undecided) > 0 {
+		// An undecided namespace is neither compliant nor not: no count.
+		v.Inconclusive = strings.Join(undecided, "; ")
+		summary += fmt.Sprintf(", %d undecided", len(undecided))
+	} else {
+		v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(compliant), Total: int32(len(results)), Of: "namespaces"}
+	}
+	v.Findings = append([]string{summary}, v.Findings...)
 	return v
 }
 
