@@ -414,7 +414,7 @@ func TestKubeScore(t *testing.T) {
 // Alertmanager's URL, poll interval and HTTP config reach serve's flags.
 func TestChartPolicy(t *testing.T) {
 	docs := render(t, "--set", "drills.kill-kyverno.enabled=true", "--set-json", `stopWhen=["{severity=\"critical\"}"]`,
-		"--set-json", `freezeWindows=[{"name":"year-end","start":"2026-12-20T00:00:00Z","end":"2027-01-04T00:00:00Z"},{"name":"fridays","schedule":"0 12 * * 5","duration":"12h"}]`,
+		"--set-json", `freezeWindows=[{"name":"year-end","start":"2026-12-20T00:00:00Z","end":"2027-01-04T00:00:00Z"},{"name":"fridays","schedule":"0 12 * * 5","timeZone":"Europe/Berlin","duration":"12h"}]`,
 		"--set", "alertmanager.url=http://alertmanager.monitoring:9093", "--set", "alertmanager.httpConfigSecret=am-auth")
 	var policy *corev1.ConfigMap
 	for _, m := range docs["ConfigMap"] {

@@ -425,11 +425,13 @@ type DrillPolicySpec struct {
 }
 
 // FreezeWindow is one freeze: from Start to End (RFC 3339), or recurring,
-// for Duration from each time Schedule (cron, CRON_TZ= allowed) fires.
+// from each time Schedule (cron) fires for Duration of wall-clock time in
+// TimeZone (an IANA name; or a CRON_TZ= prefix on Schedule, not both).
 type FreezeWindow struct {
 	Name     string   `json:"name"`
 	Start    string   `json:"start,omitempty"`
 	End      string   `json:"end,omitempty"`
 	Schedule string   `json:"schedule,omitempty"`
+	TimeZone string   `json:"timeZone,omitempty"`
 	Duration Duration `json:"duration,omitempty"`
 }
