@@ -282,7 +282,7 @@ func TestPrometheusRule(t *testing.T) {
 		t.Fatalf("ServiceMonitor %d PrometheusRule %d", len(docs["ServiceMonitor"]), len(docs["PrometheusRule"]))
 	}
 	out, _ := json.Marshal(docs["PrometheusRule"][0])
-	for _, alert := range []string{"DrillbotDrillFailed", "DrillbotRTOOverTarget", "DrillbotFaultPastDeadline", "DrillbotNoSuccessfulDrill", "DrillbotNeverSucceeded"} {
+	for _, alert := range []string{"DrillbotDrillFailed", "DrillbotRTOOverTarget", "DrillbotFaultPastDeadline", "DrillbotNoSuccessfulDrill", "DrillbotNeverSucceeded", "DrillbotNotificationFailed"} {
 		if !bytes.Contains(out, []byte(`"alert":"`+alert+`"`)) {
 			t.Errorf("no alert %s", alert)
 		}
