@@ -48,14 +48,15 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		namespacerestore.OptInCall(pre, ns),
 		namespacerestore.OptInCall(pre, probeNS),
 	}
-	c = append(c, blockegress.BlockPreflightCalls(pre, ns, PolicyName, "the admission controller's pods the policy will select")...)
+	c = append(c, blockegress.BlockPreflightCalls(pre, ns, PolicyName, "the admission controller's pods the policy will select, and their image-verification cache (container args)")...)
 	c = append(c, pre.DryRun("", "pods", probeNS, "before the block: the canary "+p.Canary.Image+" must be admitted (the log is reachable)"))
 	c = append(c, ask(pre, "before the block")...)
 	c = append(c,
 		inj.Call("create", "networking.k8s.io", "networkpolicies", ns, "",
 			"THE FAULT: NetworkPolicy "+PolicyName+" denies the admission controller's egress to the log ("+strings.Join(p.LogCIDRs, ", ")+")"),
-		rec.DryRun("", "pods", probeNS, "the canary, until it is refused (the log is out of reach), and after the block until admitted again"))
+		rec.DryRun("", "pods", probeNS, "the canary, until its policy denies it (the log is out of reach), after the probes (the block still holds), and after the block until admitted again"))
 	c = append(c, ask(rec, "while the log is unreachable")...)
+	c = append(c, rec.Call("list", "", "pods", ns, "", "the admission controller's pods again after the probes: their image-verification cache (container args)"))
 	for _, b := range []engine.CallBuilder{rec, rev} {
 		c = append(c, blockegress.UnblockCalls(b, ns, PolicyName)...)
 	}
@@ -67,7 +68,16 @@ func (s *scenario) Preview() []string {
 	return []string{
 		fmt.Sprintf("NetworkPolicy %s/%s would deny egress from %d pods matching %s to %s only (DNS, the API server, pods and every other address stay open)",
 			s.ns, PolicyName, s.pods, labels.FormatLabels(s.selector), strings.Join(s.p.LogCIDRs, ", ")),
-		fmt.Sprintf("in %s, dry runs: after %s of quiet, the canary %s must be refused within %s, then the signed image %s admitted and the unsigned %s denied; again after the block",
-			s.p.ProbeNamespace, s.quiet, s.p.Canary.Image, s.window, s.p.Signed.Image, s.p.Unsigned.Image),
+		fmt.Sprintf("in %s, dry runs: after %s of quiet, the canary %s must be denied by its policy (%q) within %s, then%s the signed image %s admitted and the unsigned %s denied, and the canary denied again; again after the block",
+			s.p.ProbeNamespace, s.quiet, s.p.Canary.Image, s.canaryReason(), s.window, s.cacheWait(), s.p.Signed.Image, s.p.Unsigned.Image),
 	}
+}
+
+// cacheWait says how long the probes wait for Kyverno's cache.
+func (s *scenario) cacheWait() string {
+	if !s.cache.on {
+		return ""
+	}
+	return fmt.Sprintf(" after %s more (Kyverno's image-verification cache, TTL %s on pod %s, forgets verifications made while the log was reachable),",
+		s.cache.ttl+cacheMargin, s.cache.ttl, s.cache.pod)
 }

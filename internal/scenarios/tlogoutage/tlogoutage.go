@@ -9,9 +9,39 @@
 //
 // That the block took effect is shown by a canary: a pod that a policy
 // admits only while the admission controller reaches the log (a Kyverno
-// rule calling the log's API). Admitted before, not admitted during, admitted
-// after; a canary admitted during the block means the block had no effect
-// and the run proves nothing (INCONCLUSIVE), never a PASS.
+// rule calling the log's API). Admitted before, denied by its own policy
+// during (before the probes and again after them), admitted after.
+//
+// What a PASS rests on, by EVIDENCE.md's rules:
+//  1. Positive evidence: the signed image admitted and the unsigned one
+//     denied (for params.reasonContains) by admission's own answers, during
+//     the block and after it; a probe that got no decision is no PASS.
+//  2. Tied to this run: the canary admitted before the block and denied
+//     during it; Kyverno's image-verification cache (on by default, 60 min)
+//     would answer the signed image from a verification made while the log
+//     was reachable (drillbot's own preflight probe fills it), so with the
+//     cache on the probes wait its TTL after the canary's denial, and the
+//     drill is refused when that wait does not fit timeouts.recover and
+//     objectives.rto.
+//  3. What runs: the cache's settings are read from the running pods'
+//     container args (Kyverno's flags), not from a chart or Deployment;
+//     they are read again after the probes.
+//  4. One clock: the quiet period, the detection window and the cache wait
+//     are drillbot's own waits.
+//  5. Errors are not evidence: only a denial naming the canary's policy
+//     (params.canaryReasonContains, default the shipped policy's name)
+//     shows the log out of reach; a 503, a webhook timeout, a NotFound or
+//     another policy's denial is asked again within the detection window,
+//     then the run is INCONCLUSIVE. The canary asked again after the probes
+//     must still be denied so; admitted, or only errors: INCONCLUSIVE, and
+//     the probes' answers are not credited.
+//  6. Scope: the block selects only the target's pods and cuts off only the
+//     log's CIDRs; the probes ask in params.probeNamespace.
+//  7. Nothing is deleted: the probes are dry runs; the block is journaled
+//     before it is created.
+//  8. Not worse than the truth: a probe refused before admission decided
+//     (RBAC, a quota) is INCONCLUSIVE, not a FAIL; the cache wait is
+//     refused up front rather than timing out Recover or the RTO.
 package tlogoutage
 
 import (
@@ -71,6 +101,11 @@ type Params struct {
 	// Canary is a pod admitted only while the admission controller reaches
 	// the log: the evidence that the block took effect.
 	Canary admissionprobe.PodSpec `json:"canary"`
+	// CanaryReasonContains must appear in the canary's denial: only its own
+	// policy's denial shows the log out of reach (default
+	// DefaultCanaryReason, the shipped policy's name, which Kyverno's
+	// denial names).
+	CanaryReasonContains string `json:"canaryReasonContains,omitempty"`
 	// QuietPeriod: after the block, nothing is asked for this long, so a
 	// connection to the log the admission controller keeps alive is closed
 	// before the canary is asked: enforcers that track connections
@@ -118,6 +153,9 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 		if pod.Image == "" {
 			errs = append(errs, field.Required(path.Child(name, "image"), "the image of the "+name+" probe pod"))
 		}
+	}
+	if p.CanaryReasonContains != "" && strings.TrimSpace(p.CanaryReasonContains) == "" {
+		errs = append(errs, field.Invalid(path.Child("canaryReasonContains"), p.CanaryReasonContains, "blank: every denial would contain it"))
 	}
 	if p.DetectionWindow != "" {
 		if d, err := time.ParseDuration(string(p.DetectionWindow)); err != nil || d <= 0 {
@@ -182,12 +220,29 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if k.Deps.Clock == nil {
 		k.Deps.Clock = clock.RealClock{}
 	}
+	// The cache wait must fit the recover phase and the RTO it measures.
+	var limit time.Duration
+	for _, d := range []time.Duration{def.Timeouts.Recover, def.RTO} {
+		if d > 0 && (limit == 0 || d < limit) {
+			limit = d
+		}
+	}
 	return &scenario{deps: k.Deps, p: p, ns: def.Spec.Target.Namespace, selector: def.Spec.Target.Selector,
-		run: runName, window: window, quiet: quiet, interval: 2 * time.Second, timer: time.After}, nil
+		run: runName, window: window, quiet: quiet, interval: 2 * time.Second, limit: limit, timer: time.After}, nil
 }
 
 // DefaultQuietPeriod outlasts Go's HTTP idle-connection timeout (90 s).
 const DefaultQuietPeriod = 100 * time.Second
+
+// DefaultCanaryReason is the shipped canary policy's name
+// (examples/kyverno/tlog-canary.yaml): Kyverno names the policy in every
+// denial it words ("... blocked due to the following policies
+// drillbot-tlog-canary: ...").
+const DefaultCanaryReason = "drillbot-tlog-canary"
+
+// heldAttempts bounds the asks of the canary after the probes when it
+// answers with errors.
+const heldAttempts = 3
 
 type scenario struct {
 	deps     Deps
@@ -197,12 +252,26 @@ type scenario struct {
 	window   time.Duration
 	quiet    time.Duration // after the block, before the canary is asked
 	interval time.Duration // between canary probes
+	limit    time.Duration // timeouts.recover or objectives.rto, the shorter; 0: none
 	timer    func(time.Duration) <-chan time.Time
 
-	np     *networkingv1.NetworkPolicy // built in Preflight
-	pods   int
-	cidrs  []netip.Prefix
-	effect bool // the canary was not admitted during the block
+	np    *networkingv1.NetworkPolicy // built in Preflight
+	pods  int
+	cidrs []netip.Prefix
+	cache cacheSeen // Kyverno's image-verification cache, read in Preflight
+
+	// The evidence of the block, set by Recover.
+	effect bool // the canary was denied by its policy during the block
+	// admitted and errs count the canary's other answers while waiting for
+	// the denial; lastErr is the last answer that was not evidence.
+	admitted, errs int
+	lastErr        admissionprobe.Result
+	// held is the canary's answer after the probes: denied by its policy
+	// when the block still held.
+	held admissionprobe.Result
+	// cacheDoubt, when set, says why the probes' answers may have come
+	// from Kyverno's cache after all (read again after the probes).
+	cacheDoubt string
 	// What admission answered while the log was cut off (with effect).
 	during probes
 }
@@ -233,6 +302,21 @@ func (s *scenario) Preflight(ctx context.Context) error {
 		return engine.Refuse("no pods match %v in %s", s.selector, s.ns)
 	}
 	s.pods = len(pods.Items)
+	// Before any probe (the preflight's own verification of the signed
+	// image fills the cache).
+	if s.cache, err = readCache(pods.Items); err != nil {
+		return engine.Refuse("%v", err)
+	}
+	if c := s.cache; c.on {
+		if need := s.quiet + s.window + c.ttl + cacheMargin; s.limit > 0 && need >= s.limit {
+			return engine.Refuse("Kyverno's image-verification cache is on (TTL %s, pod %s): during the block it would admit the signed image "+
+				"from a verification made while the log was reachable (this drill's own preflight probe is one), without verifying it. "+
+				"The probes would have to wait the TTL after the block takes effect: quiet period + detection window + TTL (%s) is more than "+
+				"timeouts.recover or objectives.rto allow (%s). Turn the cache off (--imageVerifyCacheEnabled=false; in Kyverno's chart "+
+				"admissionController.container.extraArgs.imageVerifyCacheEnabled: \"false\", quoted, as the chart drops a false value) or "+
+				"shorten it (--imageVerifyCacheTTLDuration; 0 means 60m)", c.ttl, c.pod, need, s.limit)
+		}
+	}
 	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.ns).Get(ctx, PolicyName, metav1.GetOptions{}); err == nil {
 		return fmt.Errorf("NetworkPolicy %s/%s already exists (left by an earlier run?): refusing", s.ns, PolicyName)
 	}
@@ -278,6 +362,20 @@ func (s *scenario) probe(ctx context.Context, p admissionprobe.PodSpec) admissio
 
 func (s *scenario) deniedAsExpected(r admissionprobe.Result) bool {
 	return r.Outcome == admissionprobe.Denied && strings.Contains(r.Message, s.p.ReasonContains)
+}
+
+// canaryDenied: the canary's own policy denied it (the log out of reach).
+// Anything else (an error, another policy's denial) says nothing of the
+// log (EVIDENCE rule 5).
+func (s *scenario) canaryDenied(r admissionprobe.Result) bool {
+	return r.Outcome == admissionprobe.Denied && strings.Contains(r.Message, s.canaryReason())
+}
+
+func (s *scenario) canaryReason() string {
+	if strings.TrimSpace(s.p.CanaryReasonContains) == "" {
+		return DefaultCanaryReason
+	}
+	return s.p.CanaryReasonContains
 }
 
 // policy allows the selected pods every egress but to the log's
@@ -328,9 +426,11 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	return nil
 }
 
-// Recover implements engine.Scenario: wait for the canary to be refused
-// (the log is out of reach), ask about the signed and unsigned pods, lift
-// the block, wait for the canary to be admitted again.
+// Recover implements engine.Scenario: wait for the canary's policy to deny
+// it (the log is out of reach), wait out Kyverno's image-verification
+// cache, ask about the signed and unsigned pods, ask the canary again (the
+// block still holds), lift the block, wait for the canary to be admitted
+// again.
 func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	if err := s.sleep(ctx, s.quiet); err != nil {
 		return err
@@ -338,9 +438,14 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	start := s.deps.Clock.Now()
 	for {
 		r := s.probe(ctx, s.p.Canary)
-		if r.Outcome == admissionprobe.Denied || r.Outcome == admissionprobe.Unanswered {
+		if s.canaryDenied(r) {
 			s.effect = true
 			break
+		}
+		if r.Outcome == admissionprobe.Admitted {
+			s.admitted++
+		} else {
+			s.errs, s.lastErr = s.errs+1, r
 		}
 		if s.deps.Clock.Since(start) >= s.window {
 			break
@@ -351,8 +456,17 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	}
 	if s.effect {
 		m.Mark("log-unreachable")
+		// Every cache entry set while the log was reachable was set before
+		// the canary's denial: after the TTL it is gone.
+		if s.cache.on {
+			if err := s.sleep(ctx, s.cache.ttl+cacheMargin); err != nil {
+				return err
+			}
+		}
 		s.during = s.ask(ctx)
 		m.Mark("outage-probed")
+		s.held = s.askHeld(ctx)
+		s.cacheDoubt = s.recheckCache(ctx)
 	}
 	if err := blockegress.DeletePolicy(ctx, s.deps.Kube, s.ns, PolicyName, s.run); err != nil {
 		return err
@@ -367,6 +481,45 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	}
 	m.Mark("log-reachable")
 	return nil
+}
+
+// askHeld asks the canary after the probes: denied by its policy when the
+// block still holds; admitted ends the asking; an error is asked again, a
+// bounded number of times.
+func (s *scenario) askHeld(ctx context.Context) admissionprobe.Result {
+	var r admissionprobe.Result
+	for i := range heldAttempts {
+		if i > 0 && s.sleep(ctx, s.interval) != nil {
+			break
+		}
+		if r = s.probe(ctx, s.p.Canary); s.canaryDenied(r) || r.Outcome == admissionprobe.Admitted {
+			break
+		}
+	}
+	return r
+}
+
+// recheckCache reads the admission controller's pods again after the
+// probes: a pod started since the preflight may cache longer than was
+// waited, or not be readable at all.
+func (s *scenario) recheckCache(ctx context.Context) string {
+	pods, err := s.deps.Kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.selector})})
+	if err != nil {
+		return fmt.Sprintf("the admission controller's pods could not be read after the probes (%v): whether Kyverno's image-verification cache answered them is unknown", err)
+	}
+	c, err := readCache(pods.Items)
+	if err != nil {
+		return fmt.Sprintf("after the probes: %v", err)
+	}
+	if c.on && (!s.cache.on || c.ttl > s.cache.ttl) {
+		waited := "no wait"
+		if s.cache.on {
+			waited = "a wait of " + (s.cache.ttl + cacheMargin).String()
+		}
+		return fmt.Sprintf("after the probes, pod %s runs with Kyverno's image-verification cache on (TTL %s), which %s after the block took effect does not outlast: "+
+			"the signed image's admission may have come from a verification made while the log was reachable", c.pod, c.ttl, waited)
+	}
+	return ""
 }
 
 func (s *scenario) sleep(ctx context.Context, d time.Duration) error {
@@ -384,14 +537,45 @@ func (s *scenario) sleep(ctx context.Context, d time.Duration) error {
 // Verify implements engine.Scenario.
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
-	if !s.effect {
-		v.Inconclusive = fmt.Sprintf("the block had no effect: the canary (%s) was still admitted %s after the log's addresses were cut off "+
-			"(the CNI may not enforce NetworkPolicy, the log may have other addresses than %s, or a connection to the log opened before the block "+
-			"was let through: a longer quietPeriod than %s lets it close); nothing is proven",
-			s.p.Canary.Image, s.quiet+s.window, strings.Join(s.p.LogCIDRs, ", "), s.quiet)
+	admittedWhy := fmt.Sprintf("the CNI may not enforce NetworkPolicy, the log may have other addresses than %s, or a connection to the log opened before the block "+
+		"was let through: a longer quietPeriod than %s lets it close", strings.Join(s.p.LogCIDRs, ", "), s.quiet)
+	switch {
+	case !s.effect && s.errs == 0:
+		v.Inconclusive = fmt.Sprintf("the block had no effect: the canary (%s) was still admitted %s after the log's addresses were cut off (%s); nothing is proven",
+			s.p.Canary.Image, s.quiet+s.window, admittedWhy)
+	case !s.effect:
+		v.Inconclusive = fmt.Sprintf("the canary (%s) was never denied by its policy (a denial containing %q) within %s after the block: "+
+			"%d answers admitted it, %d were errors or other refusals that say nothing of the log (last: %s: %s); nothing is proven. "+
+			"A webhook timeout here is Kyverno's call to the log outlasting the webhook's timeout: Kyverno's --apiCallTimeout (30s by default) "+
+			"shorter than the canary policy's webhookTimeoutSeconds makes a cut-off log show as the policy's own denial",
+			s.p.Canary.Image, s.canaryReason(), s.quiet+s.window, s.admitted, s.errs, s.lastErr.Outcome, s.lastErr.Message)
+		if s.admitted > 0 {
+			v.Inconclusive += "; while admitted: " + admittedWhy
+		}
+	case s.held.Outcome == admissionprobe.Admitted:
+		v.Inconclusive = fmt.Sprintf("the canary (%s) was admitted again after the signed and unsigned probes, with the block in place: "+
+			"the block did not hold, and the probes' answers may not have been given while the log was out of reach", s.p.Canary.Image)
+	case !s.canaryDenied(s.held):
+		v.Inconclusive = fmt.Sprintf("the block was not shown to hold through the probes: asked again after them, the canary (%s) got no denial by its policy "+
+			"in %d asks (last: %s: %s)", s.p.Canary.Image, heldAttempts, s.held.Outcome, s.held.Message)
+	case s.cacheDoubt != "":
+		v.Inconclusive = s.cacheDoubt
 	}
-	if s.effect && s.judge(&v, "while the log was unreachable", s.during) {
-		v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
+	if s.effect {
+		if v.Inconclusive == "" {
+			if s.judge(&v, "while the log was unreachable", s.during) {
+				v.Findings = append(v.Findings, "while the log was unreachable: signed image admitted (key-based fallback), unsigned image denied: "+s.during.unsigned.Message)
+			}
+		} else {
+			// Said, not credited: they may not have been answered under the
+			// outage (or from Kyverno's cache).
+			var u engine.Verification
+			s.judge(&u, "not credited, during the block", s.during)
+			v.Findings = append(append(v.Findings, u.Failures...), u.Findings...)
+			if u.Inconclusive != "" {
+				v.Findings = append(v.Findings, u.Inconclusive)
+			}
+		}
 	}
 	s.judge(&v, "after the log came back", s.ask(ctx))
 	return v, nil

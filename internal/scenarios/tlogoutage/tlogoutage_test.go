@@ -3,6 +3,7 @@ package tlogoutage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,8 @@ func TestValidateParams(t *testing.T) {
 		{"no quiet period", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"quietPeriod":"0s"}`, ""},
 		{"bad quiet period", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"quietPeriod":"-1s"}`, "spec.params.quietPeriod"},
 		{"unknown field", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"logURL":"x"}`, "logURL"},
+		{"canary reason", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"canaryReasonContains":"my-canary"}`, ""},
+		{"blank canary reason", sel, `{"logCIDRs":["203.0.113.7"],` + ok + `,"canaryReasonContains":" "}`, "spec.params.canaryReasonContains"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,9 +80,36 @@ type admission struct {
 	signedQuota, unsignedTimesOut                    bool // while blocked: a quota refuses the probe; admission times out
 	brokenCanary, brokenSigned, openUnsigned         bool // before any block
 	otherReason                                      bool // the unsigned image denied for another reason
+	// canaryErr, when set, is what the canary's probe gets while blocked
+	// instead of its policy's denial, the first canaryErrs times (all
+	// times when 0): errors that say nothing of the log.
+	canaryErr  func(pod *corev1.Pod) error
+	canaryErrs int
+	// canaryDenials, when set, is how many times the canary is denied
+	// while blocked before it is admitted again (the block stops holding).
+	canaryDenials int
+	// cacheTTL plays Kyverno's image-verification cache: a signed image
+	// verified is admitted without verification for this long (on clk).
+	cacheTTL time.Duration
+	// kyvernoArgs are the admission container's args; nil: the cache off.
+	kyvernoArgs []string
 }
 
-func (a admission) answer(kc *fake.Clientset, pod *corev1.Pod) error {
+// fakeKyverno is admission's state across probes.
+type fakeKyverno struct {
+	admission
+	clk             *clocktesting.FakeClock
+	blockedCanaries int
+	verified        map[string]time.Time // image: the cache entry's expiry
+}
+
+// canaryDenial is how Kyverno v1.19.1 words the canary policy's rule error
+// (pkg/webhooks/utils/block.go) when its call to the log fails.
+const canaryDenial = "\n\nresource Pod/app/ was blocked due to the following policies \n\n" +
+	"drillbot-tlog-canary:\n  transparency-log-reachable: 'failed to load context: failed to fetch data for APICall: dial tcp 203.0.113.7:443: connect: connection refused'\n"
+
+func (k *fakeKyverno) answer(kc *fake.Clientset, pod *corev1.Pod) error {
+	a := k.admission
 	_, err := kc.Tracker().Get(schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, kyvernoNS, PolicyName)
 	blocked := err == nil
 	deny := func(msg string) error {
@@ -88,14 +118,30 @@ func (a admission) answer(kc *fake.Clientset, pod *corev1.Pod) error {
 	unanswered := apierrors.NewInternalError(errors.New(`failed calling webhook "validate.kyverno.svc-fail": context deadline exceeded`))
 	switch img := pod.Spec.Containers[0].Image; {
 	case img == canaryImg && pod.Labels["canary"] == "true":
-		if a.brokenCanary || (blocked && a.canaryNeedsLog) {
+		if a.brokenCanary {
 			return unanswered
+		}
+		if blocked && a.canaryNeedsLog {
+			k.blockedCanaries++
+			if a.canaryErr != nil && (a.canaryErrs == 0 || k.blockedCanaries <= a.canaryErrs) {
+				return a.canaryErr(pod)
+			}
+			if a.canaryDenials > 0 && k.blockedCanaries-a.canaryErrs > a.canaryDenials {
+				return nil
+			}
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(`admission webhook "validate.kyverno.svc-fail" denied the request: `+canaryDenial))
 		}
 	case img == signedImg && blocked && a.signedQuota:
 		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(`exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10`))
 	case img == signedImg:
+		if exp, ok := k.verified[img]; ok && k.clk.Now().Before(exp) {
+			return nil // verified from cache
+		}
 		if a.brokenSigned || (blocked && a.signedNeedsLog) {
 			return deny(denial + " " + img + ": Get rekor: dial tcp 203.0.113.7:443: i/o timeout")
+		}
+		if a.cacheTTL > 0 {
+			k.verified[img] = k.clk.Now().Add(a.cacheTTL)
 		}
 	case blocked && a.unsignedTimesOut:
 		return unanswered
@@ -108,19 +154,37 @@ func (a admission) answer(kc *fake.Clientset, pod *corev1.Pod) error {
 	return nil
 }
 
+// kyvernoPod is an admission controller pod of Kyverno's chart running
+// with args.
+func kyvernoPod(name string, args ...string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: kyvernoNS, Labels: map[string]string{"app.kubernetes.io/component": "admission-controller"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kyverno", Image: "reg.kyverno.io/kyverno/kyverno:v1.19.1",
+			Args: append([]string{"--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca", "--servicePort=443"}, args...)}}}}
+}
+
 // cluster is a fake API server with Kyverno's pods, opted-in namespaces,
 // the API server's endpoints and admission answering dry runs.
 func cluster(t *testing.T, a admission, extra ...runtime.Object) *fake.Clientset {
 	t.Helper()
+	return clusterAt(t, a, clocktesting.NewFakeClock(time.Now()), extra...)
+}
+
+func clusterAt(t *testing.T, a admission, clk *clocktesting.FakeClock, extra ...runtime.Object) *fake.Clientset {
+	t.Helper()
+	args := a.kyvernoArgs
+	if args == nil {
+		args = []string{"--imageVerifyCacheEnabled=false"}
+	}
 	objs := append([]runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kyvernoNS, Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNS, Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kyverno-1", Namespace: kyvernoNS, Labels: map[string]string{"app.kubernetes.io/component": "admission-controller"}}},
+		kyvernoPod("kyverno-1", args...),
 		//nolint:staticcheck // the API server's addresses, as drillbot reads them
 		&corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
 			Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.0.0.1"}}, Ports: []corev1.EndpointPort{{Port: 6443}}}}},
 	}, extra...)
 	kc := fake.NewClientset(objs...)
+	k := &fakeKyverno{admission: a, clk: clk, verified: map[string]time.Time{}}
 	kc.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		c := action.(k8stesting.CreateActionImpl)
 		if len(c.CreateOptions.DryRun) == 0 {
@@ -128,7 +192,7 @@ func cluster(t *testing.T, a admission, extra ...runtime.Object) *fake.Clientset
 			return true, nil, errors.New("not a dry run")
 		}
 		pod := c.Object.(*corev1.Pod)
-		return true, pod, a.answer(kc, pod)
+		return true, pod, k.answer(kc, pod)
 	})
 	return kc
 }
@@ -186,6 +250,13 @@ func TestPreflightRefusesBeforeAnyWrite(t *testing.T) {
 		{name: "signed already denied", a: admission{brokenSigned: true}, want: "deploys already fail"},
 		{name: "unsigned already admitted", a: admission{openUnsigned: true}, want: "not enforced now"},
 		{name: "unsigned denied for another reason", a: admission{otherReason: true}, want: "not denied as expected"},
+		{name: "cache args Kyverno would not start with", a: admission{kyvernoArgs: []string{"--imageVerifyCacheTTLDuration=soon"}},
+			want: "whether Kyverno caches image verifications cannot be told"},
+		{name: "not Kyverno's pods", edit: func(kc *fake.Clientset) {
+			p := kyvernoPod("kyverno-1")
+			p.Spec.Containers[0].Name, p.Spec.Containers[0].Image = "webhook", "ghcr.io/sigstore/policy-controller:v0.12"
+			_ = kc.Tracker().Update(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, p, kyvernoNS)
+		}, want: "runs no Kyverno container"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,3 +495,329 @@ func TestRevertDeletesOnlyTheRunsPolicy(t *testing.T) {
 }
 
 var _ engine.Milestones = (*marks)(nil)
+
+// outcome is a whole run's: its milestones and verification.
+type outcome struct {
+	marks string
+	v     engine.Verification
+	err   error // Preflight's
+	s     *scenario
+}
+
+// runOn runs the drill against admission a on a fake clock that each probe
+// and each wait advance, as a real run's would.
+func runOn(t *testing.T, a admission, edit func(*scenario)) outcome {
+	t.Helper()
+	clk := clocktesting.NewFakeClock(time.Now())
+	kc := clusterAt(t, a, clk)
+	kc.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		clk.Step(2 * time.Second)
+		return false, nil, nil
+	})
+	s := newScenario(kc, clk)
+	s.timer = func(d time.Duration) <-chan time.Time {
+		clk.Step(d)
+		ch := make(chan time.Time, 1)
+		ch <- clk.Now()
+		return ch
+	}
+	if edit != nil {
+		edit(s)
+	}
+	ctx := context.Background()
+	if err := s.Preflight(ctx); err != nil {
+		onlyReadsAndDryRuns(t, kc)
+		return outcome{err: err, s: s}
+	}
+	if err := s.Inject(ctx, &journal{kc: kc}); err != nil {
+		t.Fatal(err)
+	}
+	var m marks
+	if err := s.Recover(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.NetworkingV1().NetworkPolicies(kyvernoNS).Get(ctx, PolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the block outlived Recover: %v", err)
+	}
+	v, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outcome{marks: strings.Join(m, ","), v: v, s: s}
+}
+
+// passed is what makes a PASS: no failure and nothing inconclusive.
+func (o outcome) passed() bool {
+	return o.err == nil && len(o.v.Failures) == 0 && o.v.Inconclusive == ""
+}
+
+func (o outcome) String() string {
+	return fmt.Sprintf("preflight %v; inconclusive %q; failures %q; findings %q; marks %s", o.err, o.v.Inconclusive, o.v.Failures, o.v.Findings, o.marks)
+}
+
+// TestCanaryErrorsAreNotEvidence (#24 case 7, EVIDENCE rule 5): the canary
+// shows the block took effect only by its policy's own denial. An error on
+// its probe (the API server's 503, a webhook timeout, a NotFound, another
+// policy's denial) says nothing of the log: retried within the detection
+// window, then INCONCLUSIVE; never the proof that the fallback worked.
+func TestCanaryErrorsAreNotEvidence(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	errs := map[string]func(*corev1.Pod) error{
+		"503": func(*corev1.Pod) error {
+			return apierrors.NewServiceUnavailable("the server is currently unable to handle the request")
+		},
+		"webhook timeout": func(*corev1.Pod) error {
+			return apierrors.NewInternalError(errors.New(`failed calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/validate/fail?timeout=10s": context deadline exceeded`))
+		},
+		"NotFound": func(*corev1.Pod) error {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, probeNS)
+		},
+		"another policy's denial": func(p *corev1.Pod) error {
+			return apierrors.NewForbidden(gr, p.Name, errors.New(`admission webhook "validate.kyverno.svc-fail" denied the request: `+
+				"\n\nresource Pod/app/ was blocked due to the following policies \n\ndisallow-latest-tag:\n  require-image-tag: 'validation error: An image tag is required.'\n"))
+		},
+		"a quota": func(p *corev1.Pod) error {
+			return apierrors.NewForbidden(gr, p.Name, errors.New("exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10"))
+		},
+	}
+	for name, canaryErr := range errs {
+		t.Run(name+" throughout: inconclusive", func(t *testing.T) {
+			o := runOn(t, admission{canaryNeedsLog: true, canaryErr: canaryErr}, nil)
+			if o.passed() || !strings.Contains(o.v.Inconclusive, "was never denied by its policy") {
+				t.Fatalf("%v: want INCONCLUSIVE, the canary never denied by its policy", o)
+			}
+			if strings.Contains(strings.Join(o.v.Findings, "|"), "key-based fallback") {
+				t.Errorf("findings %q credit the fallback", o.v.Findings)
+			}
+			if o.marks != "unblocked,log-reachable" {
+				t.Errorf("milestones %s: the log was never shown unreachable", o.marks)
+			}
+		})
+		t.Run(name+" then the policy's denial: retried, PASS", func(t *testing.T) {
+			o := runOn(t, admission{canaryNeedsLog: true, canaryErr: canaryErr, canaryErrs: 2}, nil)
+			if !o.passed() || !strings.Contains(strings.Join(o.v.Findings, "|"), "key-based fallback") {
+				t.Fatalf("%v: want PASS once the canary's policy denies it", o)
+			}
+		})
+	}
+}
+
+// TestCanaryDenialByItsPolicy: the canary's policy named in the denial is
+// the evidence (by default the shipped policy's name; canaryReasonContains
+// names another).
+func TestCanaryDenialByItsPolicy(t *testing.T) {
+	cases := []struct {
+		name, reason string
+		pass         bool
+	}{
+		{"the shipped policy's name", "", true},
+		{"the rule's message", "transparency-log-reachable", true},
+		{"a policy that did not deny it", "my-own-tlog-canary", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := runOn(t, admission{canaryNeedsLog: true}, func(s *scenario) {
+				if tc.reason != "" {
+					s.p.CanaryReasonContains = tc.reason
+				}
+			})
+			if o.passed() != tc.pass {
+				t.Fatalf("%v: want pass %v", o, tc.pass)
+			}
+		})
+	}
+}
+
+// TestCanaryAskedAgainAfterTheProbes: the canary denied once, then
+// admitted while the block is still in place (the log reached another way,
+// a policy's enforcement that comes and goes): the signed and unsigned
+// probes' answers may not have been given under the outage: INCONCLUSIVE.
+func TestCanaryAskedAgainAfterTheProbes(t *testing.T) {
+	cases := []struct {
+		name         string
+		a            admission
+		inconclusive string
+	}{
+		{name: "the block held", a: admission{canaryNeedsLog: true}},
+		{name: "admitted again after the probes", a: admission{canaryNeedsLog: true, canaryDenials: 1},
+			inconclusive: "admitted again after the signed and unsigned probes"},
+		{name: "only errors after the probes", a: admission{canaryNeedsLog: true, canaryDenials: 1,
+			canaryErr: func(*corev1.Pod) error { return apierrors.NewServiceUnavailable("etcd leader changed") }},
+			inconclusive: "not shown to hold"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			if a.canaryErr != nil { // errors only after the first denial
+				a.canaryErrs = 0
+				inner := a.canaryErr
+				n := 0
+				a.canaryErr = func(p *corev1.Pod) error {
+					if n++; n == 1 {
+						return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, p.Name, errors.New(`admission webhook "validate.kyverno.svc-fail" denied the request: `+canaryDenial))
+					}
+					return inner(p)
+				}
+			}
+			o := runOn(t, a, nil)
+			if tc.inconclusive == "" {
+				if !o.passed() {
+					t.Fatalf("%v: want PASS", o)
+				}
+				return
+			}
+			if o.passed() || !strings.Contains(o.v.Inconclusive, tc.inconclusive) {
+				t.Fatalf("%v: want INCONCLUSIVE with %q", o, tc.inconclusive)
+			}
+			if strings.Contains(strings.Join(o.v.Findings, "|"), "key-based fallback") {
+				t.Errorf("findings %q credit the fallback", o.v.Findings)
+			}
+		})
+	}
+}
+
+// TestImageVerifyCache (#24 case 7, EVIDENCE rule 2): Kyverno answers a
+// verified image from its cache (on by default, 60 min) without verifying
+// it: the signed image admitted during the block may have been verified
+// before it, while the log was reachable (drillbot's own preflight probe
+// fills the cache). Here deploys need the log (the truth is FAIL), but a
+// cache that still holds the preflight's verification admits the signed
+// image during the block.
+func TestImageVerifyCache(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		ttl     time.Duration // the fake's cache
+		limit   time.Duration // timeouts.recover
+		refused string
+		failure string // the truth, seen
+	}{
+		{name: "on at its default: refused", args: []string{}, ttl: time.Hour, limit: 35 * time.Minute,
+			refused: "image-verification cache is on (TTL 1h0m0s"},
+		{name: "TTL 0 is the default 60m: refused", args: []string{"--imageVerifyCacheTTLDuration=0"}, ttl: time.Hour, limit: 35 * time.Minute,
+			refused: "TTL 1h0m0s"},
+		{name: "on, short TTL: waited out, the truth seen", args: []string{"--imageVerifyCacheTTLDuration=1m"}, ttl: time.Minute, limit: 35 * time.Minute,
+			failure: "while the log was unreachable: deploys stop"},
+		{name: "on, TTL longer than the recover timeout allows: refused", args: []string{"-imageVerifyCacheEnabled=true", "--imageVerifyCacheTTLDuration", "30m"}, ttl: 30 * time.Minute, limit: 20 * time.Minute,
+			refused: "timeouts.recover"},
+		{name: "off", args: []string{"--imageVerifyCacheEnabled=false"}, limit: 35 * time.Minute,
+			failure: "while the log was unreachable: deploys stop"},
+		{name: "negative TTL stores nothing", args: []string{"--imageVerifyCacheTTLDuration=-1s"}, limit: 35 * time.Minute,
+			failure: "while the log was unreachable: deploys stop"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := runOn(t, admission{canaryNeedsLog: true, signedNeedsLog: true, cacheTTL: tc.ttl, kyvernoArgs: tc.args}, func(s *scenario) {
+				s.limit = tc.limit
+			})
+			if o.passed() {
+				t.Fatalf("%v: PASS with a cache that answers for the log", o)
+			}
+			if tc.refused != "" {
+				if o.err == nil || !engine.IsRefused(o.err) || !strings.Contains(o.err.Error(), tc.refused) {
+					t.Fatalf("%v: want refused with %q", o, tc.refused)
+				}
+				return
+			}
+			if o.err != nil || !strings.Contains(strings.Join(o.v.Failures, "|"), tc.failure) {
+				t.Fatalf("%v: want the failure %q", o, tc.failure)
+			}
+		})
+	}
+}
+
+// TestCacheReadAgainAfterTheProbes: the admission controller's pods are
+// read again after the probes; one started since the preflight with the
+// cache on (a rollout), or pods that cannot be read, leave the probes'
+// answers unexplained: INCONCLUSIVE.
+func TestCacheReadAgainAfterTheProbes(t *testing.T) {
+	blocked := func(kc *fake.Clientset) bool {
+		_, err := kc.Tracker().Get(schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, kyvernoNS, PolicyName)
+		return err == nil
+	}
+	cases := []struct {
+		name         string
+		preflight    []string // the pods' args then
+		during       func(kc *fake.Clientset) (bool, runtime.Object, error)
+		inconclusive string
+	}{
+		{name: "a pod with the cache on appeared", during: func(*fake.Clientset) (bool, runtime.Object, error) {
+			return true, &corev1.PodList{Items: []corev1.Pod{*kyvernoPod("kyverno-2")}}, nil
+		}, inconclusive: "pod kyverno-2 runs with Kyverno's image-verification cache on (TTL 1h0m0s)"},
+		{name: "a longer TTL than was waited", preflight: []string{"--imageVerifyCacheTTLDuration=30s"}, during: func(*fake.Clientset) (bool, runtime.Object, error) {
+			return true, &corev1.PodList{Items: []corev1.Pod{*kyvernoPod("kyverno-2", "--imageVerifyCacheTTLDuration=10m")}}, nil
+		}, inconclusive: "which a wait of 35s after the block took effect does not outlast"},
+		{name: "the pods cannot be read", during: func(*fake.Clientset) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+		}, inconclusive: "could not be read after the probes"},
+		{name: "the same pods"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := runOn(t, admission{canaryNeedsLog: true, kyvernoArgs: tc.preflight}, func(s *scenario) {
+				kc := s.deps.Kube.(*fake.Clientset)
+				if tc.during != nil {
+					kc.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+						if !blocked(kc) {
+							return false, nil, nil
+						}
+						return tc.during(kc)
+					})
+				}
+			})
+			if tc.inconclusive == "" {
+				if !o.passed() {
+					t.Fatalf("%v: want PASS", o)
+				}
+				return
+			}
+			if o.passed() || !strings.Contains(o.v.Inconclusive, tc.inconclusive) {
+				t.Fatalf("%v: want INCONCLUSIVE with %q", o, tc.inconclusive)
+			}
+		})
+	}
+}
+
+// TestVerifyCacheFromArgs: Kyverno v1.19.1's flags (cmd/internal/flag.go)
+// as its Go flag package parses them from the running container's args.
+func TestVerifyCacheFromArgs(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		on   bool
+		ttl  time.Duration
+		err  string
+	}{
+		{"defaults", nil, true, time.Hour, ""},
+		{"off", []string{"--imageVerifyCacheEnabled=false"}, false, 0, ""},
+		{"off, single dash, 0", []string{"-imageVerifyCacheEnabled=0"}, false, 0, ""},
+		{"bare bool is true", []string{"--imageVerifyCacheEnabled=false", "--imageVerifyCacheEnabled"}, true, time.Hour, ""},
+		{"last wins", []string{"--imageVerifyCacheEnabled=false", "--imageVerifyCacheEnabled=true"}, true, time.Hour, ""},
+		{"ttl", []string{"--imageVerifyCacheTTLDuration=90s"}, true, 90 * time.Second, ""},
+		{"ttl as the next arg", []string{"--imageVerifyCacheTTLDuration", "2m", "--servicePort=443"}, true, 2 * time.Minute, ""},
+		{"ttl 0 is the default", []string{"--imageVerifyCacheTTLDuration=0s"}, true, time.Hour, ""},
+		{"negative ttl stores nothing", []string{"--imageVerifyCacheTTLDuration=-5m"}, false, 0, ""},
+		{"other flags' values skipped", []string{"--tufMirror", "https://x", "--imageVerifyCacheEnabled=false"}, false, 0, ""},
+		{"parsing stops at --", []string{"--", "--imageVerifyCacheEnabled=false"}, true, time.Hour, ""},
+		{"bad bool", []string{"--imageVerifyCacheEnabled=nope"}, false, 0, "imageVerifyCacheEnabled"},
+		{"bad duration", []string{"--imageVerifyCacheTTLDuration=1hour"}, false, 0, "imageVerifyCacheTTLDuration"},
+		{"ttl without a value", []string{"--imageVerifyCacheTTLDuration"}, false, 0, "imageVerifyCacheTTLDuration"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := verifyCacheFromArgs(tc.args)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.on != tc.on || (c.on && c.ttl != tc.ttl) {
+				t.Errorf("got on=%v ttl=%s, want on=%v ttl=%s", c.on, c.ttl, tc.on, tc.ttl)
+			}
+		})
+	}
+}
