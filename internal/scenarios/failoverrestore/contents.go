@@ -121,7 +121,8 @@ var (
 type comparison struct {
 	missing       []string            // resource.group/name
 	unserved      map[string][]string // API version/kind the cluster does not serve -> object names
-	uncovered     []string            // resources drillbot may not list (RBAC)
+	uncovered     map[string]int      // resource drillbot may not list (RBAC) -> objects not checked
+	own           map[string]int      // resource -> drillbot's own RBAC objects, left out on both sides
 	remade        map[string]int      // resource -> objects left to their controllers
 	clusterScoped map[string]int      // resource -> objects not restored by design
 	excluded      map[string]int
@@ -156,8 +157,11 @@ func named(names []string) string {
 
 func (c comparison) findings() []string {
 	out := []string{fmt.Sprintf("%d objects of the backup checked in the copy", c.checked)}
-	if len(c.uncovered) > 0 {
-		out = append(out, fmt.Sprintf("not checked, drillbot may not list them (RBAC): %s", strings.Join(c.uncovered, ", ")))
+	if s := counts(c.uncovered); s != "" {
+		out = append(out, "not checked, drillbot may not list them (RBAC): "+s)
+	}
+	if s := counts(c.own); s != "" {
+		out = append(out, "drillbot's own RBAC, restored with the namespace, left out on both sides: "+s)
 	}
 	if s := counts(c.remade); s != "" {
 		out = append(out, "left to their controllers (remade under new names; the readiness wait covers them): "+s)
@@ -169,6 +173,26 @@ func (c comparison) findings() []string {
 		out = append(out, "excluded by the drill (params.excludedResources): "+s)
 	}
 	return out
+}
+
+// nothingChecked is why a comparison that checked no object is no
+// evidence: what the backup held in src and why none of it was compared.
+func (c comparison) nothingChecked(backup, src string) string {
+	parts := []string{fmt.Sprintf("no object of backup %s in namespace %s could be checked in the copy: nothing shows the restore brought it back", backup, src)}
+	for _, p := range []struct {
+		what string
+		m    map[string]int
+	}{
+		{"drillbot may not list (RBAC)", c.uncovered},
+		{"left to their controllers", c.remade},
+		{"excluded by params.excludedResources", c.excluded},
+		{"drillbot's own RBAC", c.own},
+	} {
+		if s := counts(p.m); s != "" {
+			parts = append(parts, p.what+": "+s)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func counts(m map[string]int) string {
@@ -191,7 +215,8 @@ func sortedKeys(m map[string]int) []string {
 // compare checks every object the backup lists in the source namespace
 // is in the copy, by name, one list per kind (metadata only).
 func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata.Interface, list map[string][]string, src, copyNS string, excluded []string) (comparison, error) {
-	c := comparison{unserved: map[string][]string{}, remade: map[string]int{}, clusterScoped: map[string]int{}, excluded: map[string]int{}}
+	c := comparison{unserved: map[string][]string{}, uncovered: map[string]int{}, own: map[string]int{}, remade: map[string]int{},
+		clusterScoped: map[string]int{}, excluded: map[string]int{}}
 	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
 		cached.Invalidate()
 	}
@@ -257,16 +282,24 @@ func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata
 		}
 		have, err := listNames(ctx, md, m.Resource, copyNS)
 		if apierrors.IsForbidden(err) {
-			c.uncovered = append(c.uncovered, resource)
+			c.uncovered[resource] += len(names)
 			continue
 		}
 		if err != nil {
 			return c, err
 		}
 		for _, n := range names {
-			c.checked++
-			if _, ok := have[n]; !ok {
+			own, ok := have[n]
+			switch {
+			case own:
+				// drillbot's RBAC in the source, restored with it: the
+				// backup's entry is the copy's object, left out of both.
+				c.own[resource]++
+			case !ok:
+				c.checked++
 				c.missing = append(c.missing, resource+"/"+n)
+			default:
+				c.checked++
 			}
 		}
 	}
@@ -274,10 +307,10 @@ func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata
 	return c, nil
 }
 
-// listNames lists a resource's objects in ns (metadata, in pages); drillbot's
-// own RBAC objects are not the application's.
-func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersionResource, ns string) (map[string]struct{}, error) {
-	out := map[string]struct{}{}
+// listNames lists a resource's objects in ns (metadata, in pages): name to
+// whether it is drillbot's own RBAC (labelled v1alpha1.LabelRBAC).
+func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersionResource, ns string) (map[string]bool, error) {
+	out := map[string]bool{}
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		page, err := md.Resource(gvr).Namespace(ns).List(ctx, opts)
@@ -285,9 +318,7 @@ func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersi
 			return nil, fmt.Errorf("list %s in %s: %w", gvr.GroupResource(), ns, err)
 		}
 		for _, item := range page.Items {
-			if item.Labels[v1alpha1.LabelRBAC] == "" {
-				out[item.Name] = struct{}{}
-			}
+			out[item.Name] = item.Labels[v1alpha1.LabelRBAC] != ""
 		}
 		if page.Continue == "" {
 			return out, nil

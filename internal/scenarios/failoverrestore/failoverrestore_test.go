@@ -239,7 +239,8 @@ func (j *journal) Record(_ context.Context, _, _ string, undo any) error {
 func TestInjectRecordsBeforeCreatingTheCopy(t *testing.T) {
 	kube := fake.NewClientset()
 	dyn := dynamicWith(u(t, good()), u(t, backupOf("b", velerov1.BackupPhaseCompleted, time.Minute, "shop")))
-	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
+	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Contents: &lists{of: map[string]map[string][]string{"b": shopList()}},
+		Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
 	if err != nil {
 		t.Fatal(err)
 	}

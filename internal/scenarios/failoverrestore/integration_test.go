@@ -194,6 +194,54 @@ func TestFailoverRestore(t *testing.T) {
 	t.Logf("written to the shared store by the DR cluster's Velero for its restores: %q", restoreFiles)
 
 	t.Run("SIGKILL mid-restore", func(t *testing.T) { sigkillMidRestore(t, dr) })
+
+	// Last: its backup of every namespace is a candidate for shop too.
+	t.Run("all namespaces backed up, the source mistyped: refused before any write", func(t *testing.T) { mistypedSource(t, dr) })
+}
+
+// mistypedSource (issue #24): a backup of all namespaces (no
+// includedNamespaces) is taken by its spec to hold any namespace, even a
+// typo. Its own resource list, read through the DR cluster's real Velero,
+// holds nothing of it: the run refuses before any write, with no copy
+// namespace and no Velero restore in the DR cluster. The only object it
+// creates is the DownloadRequest that reads the list.
+func mistypedSource(t *testing.T, dr *localcluster.Cluster) {
+	ctx := context.Background()
+	backupNamespacesAndSync(t, dr, "all-1", nil)
+	h := testharness.New(t, dr)
+	doc := strings.Replace(failoverDoc("failover-typo", "shpo-copy", "1h", ""), "sourceNamespace: shop", "sourceNamespace: shpo", 1)
+	run := h.Run(h.Drill(doc))
+	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "backup all-1 holds no object in namespace shpo") ||
+		!strings.Contains(run.Status.Reason, "shop") {
+		t.Fatalf("verdict %s: %s, want FAIL refusing backup all-1, which holds nothing of shpo (and naming shop, which it holds)", run.Status.Verdict, run.Status.Reason)
+	}
+	if len(run.Status.Journal) != 0 || run.Status.DisasterAt != nil {
+		t.Errorf("a refused run started: journal %v, disaster at %v", run.Status.Journal, run.Status.DisasterAt)
+	}
+	reads := 0
+	for _, w := range h.TargetWrites() {
+		if w == "POST /apis/velero.io/v1/namespaces/"+dr.VeleroNamespace+"/downloadrequests" {
+			reads++
+			continue
+		}
+		t.Errorf("a refused run wrote: %s", w)
+	}
+	if reads == 0 || reads > 3 {
+		t.Errorf("%d DownloadRequests, want 1 to 3 (the candidates' resource lists)", reads)
+	}
+	if _, err := dr.Kube.CoreV1().Namespaces().Get(ctx, "shpo-copy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the copy shpo-copy exists (%v)", err)
+	}
+	restores, err := dr.Dynamic.Resource(nr.RestoresGVR).Namespace(dr.VeleroNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range restores.Items {
+		backup, _, _ := unstructured.NestedString(r.Object, "spec", "backupName")
+		if strings.HasPrefix(r.GetName(), "failover-typo-") || backup == "all-1" {
+			t.Errorf("velero restore %s in the DR cluster", r.GetName())
+		}
+	}
 }
 
 // sigkillMidRestore: `drillbot run` in the DR cluster is killed while its
@@ -347,9 +395,16 @@ func sourceApp(t *testing.T) {
 // cluster has synced it, Completed.
 func backupAndSync(t *testing.T, dr *localcluster.Cluster, name string) {
 	t.Helper()
+	backupNamespacesAndSync(t, dr, name, []string{"shop"})
+}
+
+// backupNamespacesAndSync backs up namespaces (none: all of them) in the
+// source and waits until the DR cluster has synced the backup, Completed.
+func backupNamespacesAndSync(t *testing.T, dr *localcluster.Cluster, name string, namespaces []string) {
+	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	b, err := cluster.Backup(ctx, name, "shop")
+	b, err := cluster.Backup(ctx, name, namespaces...)
 	if err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
 		t.Fatalf("backup %s: %s (%v)", name, b.Status.Phase, err)
 	}

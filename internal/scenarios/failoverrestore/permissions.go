@@ -56,16 +56,15 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		pre.Call("get", "", "namespaces", copyNS, copyNS, "the copy's namespace does not exist yet"),
 		pre.Call("get", "velero.io", "backupstoragelocations", vns, p.StorageLocation, "the shared location is opted in, ReadOnly and Available"),
 		pre.Call("list", "velero.io", "backups", vns, "", "the newest Completed backup of "+src+" in the location, younger than the RPO target"),
-		inj.Call("create", "", "namespaces", "", "", "create the copy's namespace, labelled with the run (the undo deletes only that one)"),
+		inj.Call("create", "velero.io", "downloadrequests", vns, "", "before any write: ask Velero for the resource list of the newest Completed backups (at most 3), newest first"),
+		inj.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the resource list's signed URL (by the request's name)"),
+		inj.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the resource list's signed URL (by the request's name)"),
+		inj.Call("create", "", "namespaces", "", "", "create the copy's namespace, labelled with the run (the undo deletes only that one), once a backup's list shows objects in "+src),
 		rec.Call("create", "velero.io", "restores", vns, "", "THE DRILL: restore the backup of "+src+" into "+copyNS+" (namespace mapping, nothing cluster-scoped)"),
 	}
 	c = append(c, waitRestore(rec, "wait until the restore ends (by its name, the run's)")...)
 	c = append(c, nr.WorkloadCalls(rec, copyNS, true)...)
-	c = append(c,
-		ver.Call("create", "velero.io", "downloadrequests", vns, "", "ask Velero for the backup's resource list"),
-		ver.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the resource list's signed URL (by the request's name)"),
-		ver.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the resource list's signed URL (by the request's name)"))
-	c = append(c, nr.InventoryCalls(ver, copyNS, "every object the backup lists is in the copy (metadata only; one list per kind)")...)
+	c = append(c, nr.InventoryCalls(ver, copyNS, "every object the backup's resource list names in "+src+" is in the copy (metadata only; one list per kind)")...)
 	c = append(c,
 		ver.Call("get", "", "configmaps", copyNS, nr.MarkerName, "RPO: the restored marker's timestamp"))
 	c = append(c, waitRestore(rev, "the undo: wait until the run's restore ended, so nothing is restored into a deleted copy")...)
@@ -84,7 +83,9 @@ func (s *scenario) Preview() []string {
 	if s.backup != nil {
 		age := s.deps.Clock.Since(s.backup.Status.StartTimestamp.Time).Round(time.Second)
 		out = append(out, fmt.Sprintf("from Velero backup %s/%s of namespace %s (%s, started %s ago) in location %s",
-			s.params.VeleroNamespace, s.backup.Name, s.params.SourceNamespace, s.backup.Status.Phase, age, s.params.StorageLocation))
+			s.params.VeleroNamespace, s.backup.Name, s.params.SourceNamespace, s.backup.Status.Phase, age, s.params.StorageLocation),
+			fmt.Sprintf("not yet checked: the run first reads the backup's resource list (a Velero DownloadRequest, which plan does not create) "+
+				"and refuses before any write unless it, or an older Completed one within the RPO target, shows objects in namespace %s", s.params.SourceNamespace))
 	}
 	return append(out, s.findings...)
 }
