@@ -32,6 +32,26 @@ func (inv Inventory) Missing(after Inventory) []string {
 	return out
 }
 
+// clusterMade are the objects a namespace gets by itself, made again by
+// the cluster (or by drillbot: the RPO marker) whether or not a restore
+// brought anything back. They are compared like the rest, but they are no
+// evidence that the restore worked (EVIDENCE.md rule 1).
+var clusterMade = []string{"serviceaccounts/default", "configmaps/kube-root-ca.crt", "configmaps/" + MarkerName}
+
+// Application is what of inv only a restore can bring back: inv without
+// clusterMade. A comparison of the namespace is evidence only when this is
+// not empty.
+func (inv Inventory) Application() []string {
+	var out []string
+	for k := range inv {
+		if !slices.Contains(clusterMade, k) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // derived are resources that are derived or ephemeral: the API server or a
 // controller remakes them, and Velero does not restore them by name.
 var derived = []string{"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
@@ -116,4 +136,15 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 		}
 		opts.Continue = page.Continue
 	}
+}
+
+// missingOf lists the keys of keys that inv lacks.
+func (inv Inventory) missingOf(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if _, ok := inv[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }

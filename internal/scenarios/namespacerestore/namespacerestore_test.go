@@ -14,8 +14,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery/cached/memory"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -252,4 +255,81 @@ func TestRevertOfADeletionThatNeverHappened(t *testing.T) {
 	if n := len(dc.Actions()); n != 0 {
 		t.Errorf("%d Velero calls (%v): a restore of a namespace that was never deleted", n, dc.Actions())
 	}
+}
+
+// TestVerifyWithNothingComparedIsNotAPass is EVIDENCE rule 1 as the
+// adversary writes it: a namespace that held only what the cluster and
+// drillbot make by themselves (the default ServiceAccount, the root CA
+// ConfigMap, the RPO marker) comes back "complete" whether or not Velero
+// restored anything. No comparison of application objects, no PASS.
+func TestVerifyWithNothingComparedIsNotAPass(t *testing.T) {
+	clusterMade := Inventory{"serviceaccounts/default": {}, "configmaps/kube-root-ca.crt": {}, "configmaps/" + MarkerName: {}}
+	cases := []struct {
+		name             string
+		before           Inventory
+		wantInconclusive string
+		wantFinding      string
+	}{
+		{name: "empty namespace", before: Inventory{}, wantInconclusive: "no application object"},
+		{name: "only what the cluster and drillbot make", before: clusterMade, wantInconclusive: "no application object"},
+		{name: "an application object is compared", before: Inventory{"deployments.apps/web": {}, "serviceaccounts/default": {}},
+			wantFinding: "1 application objects compared"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// After the restore the namespace holds what it held before:
+			// the comparison finds nothing missing in every case.
+			var objs []runtime.Object
+			for k := range tc.before {
+				res, name, _ := strings.Cut(k, "/")
+				gvk := map[string]schema.GroupVersionKind{
+					"serviceaccounts":  {Version: "v1", Kind: "ServiceAccount"},
+					"configmaps":       {Version: "v1", Kind: "ConfigMap"},
+					"deployments.apps": {Group: "apps", Version: "v1", Kind: "Deployment"},
+				}[res]
+				objs = append(objs, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind},
+					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}})
+			}
+			s := verifyScenario(t, tc.before, objs...)
+			v, err := s.Verify(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v.Failures) > 0 {
+				t.Fatalf("failures %v: nothing is missing", v.Failures)
+			}
+			if tc.wantInconclusive != "" && !strings.Contains(v.Inconclusive, tc.wantInconclusive) {
+				t.Errorf("inconclusive %q, want it to mention %q (a comparison of nothing is no evidence)", v.Inconclusive, tc.wantInconclusive)
+			}
+			if tc.wantInconclusive == "" && v.Inconclusive != "" {
+				t.Errorf("inconclusive %q with an application object compared", v.Inconclusive)
+			}
+			if tc.wantFinding != "" && !strings.Contains(strings.Join(v.Findings, "\n"), tc.wantFinding) {
+				t.Errorf("findings %q, want one mentioning %q", v.Findings, tc.wantFinding)
+			}
+		})
+	}
+}
+
+// verifyScenario is a scenario whose preflight inventory was before, over
+// a cluster (discovery, metadata, kube) that holds objs in namespace shop.
+func verifyScenario(t *testing.T, before Inventory, objs ...runtime.Object) *scenario {
+	t.Helper()
+	kc := fake.NewClientset()
+	fd := kc.Discovery().(*fakediscovery.FakeDiscovery)
+	fd.Resources = []*metav1.APIResourceList{
+		{GroupVersion: "v1", APIResources: []metav1.APIResource{
+			{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: metav1.Verbs{"list"}},
+			{Name: "serviceaccounts", Namespaced: true, Kind: "ServiceAccount", Verbs: metav1.Verbs{"list"}}}},
+		{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
+			{Name: "deployments", Namespaced: true, Kind: "Deployment", Verbs: metav1.Verbs{"list"}}}},
+	}
+	scheme := runtime.NewScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	meta := metadatafake.NewSimpleMetadataClient(scheme, objs...)
+	b := backup("b", "shop-daily", velerov1.BackupPhaseCompleted, "shop")
+	b.Status.StartTimestamp = &metav1.Time{Time: time.Unix(1000, 0)}
+	return &scenario{deps: Deps{Kube: kc, Discovery: memory.NewMemCacheClient(fd), Metadata: meta}, ns: "shop", inventory: before, backup: b}
 }
