@@ -55,6 +55,8 @@ type Options struct {
 	StopWhen  []alerts.Matchers
 	Freeze    engine.Freezer
 	AlertPoll time.Duration
+	// AlertScope is this cluster's identity on the alerts (zero: none).
+	AlertScope alerts.Scope
 }
 
 // App is a wired drillbot.
@@ -95,6 +97,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	}
 	var sink notify.Sink = notify.Log{Logger: o.Logger}
 	if slackSink != nil {
+		slackSink.Logger = o.Logger
 		sink = slackSink
 	}
 	dispatcher := &notify.Dispatcher{Sinks: []notify.Sink{sink}, Logger: o.Logger, NotifyStart: o.NotifyStart, Failed: o.NotificationFailed}
@@ -109,7 +112,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,
 		Heartbeat: o.Heartbeat, RevertBackoff: o.RevertBackoff, Failpoint: o.Failpoint,
-		Alerts: o.Alerts, StopWhen: o.StopWhen, Freeze: o.Freeze, AlertPoll: o.AlertPoll, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
+		Alerts: o.Alerts, StopWhen: o.StopWhen, Freeze: o.Freeze, AlertPoll: o.AlertPoll, AlertScope: o.AlertScope, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
