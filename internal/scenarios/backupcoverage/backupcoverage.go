@@ -1,25 +1,58 @@
 // Package backupcoverage is the backup-coverage check: every namespace its
-// selector matches (e.g. production's) is included by an unpaused Velero
-// Schedule whose newest Completed backup is younger than the drill's RPO
-// target, in an Available storage location. It injects nothing and writes
-// nothing; the run's RPO is the age of the stalest namespace's newest
-// backup: the data a disaster now would lose there.
+// selector matches (e.g. production's) is held, all of it, by a Completed
+// Velero backup of this cluster younger than the drill's RPO target, and an
+// unpaused Schedule will go on backing all of it up to a writable,
+// Available storage location. It injects nothing and writes nothing; the
+// run's RPO is the age of the stalest namespace's newest complete backup:
+// the data a disaster now would lose there.
+//
+// What its PASS rests on, by the rules of evidence (EVIDENCE.md):
+//  1. Positive evidence: a selector that matches no namespace is
+//     INCONCLUSIVE; each namespace is compliant only on a backup found to
+//     hold it, never on the absence of a problem.
+//  3. What happened: whether a backup holds a namespace, and all of it, is
+//     read from the Backup's own spec as its Velero completed it (namespace
+//     lists with Velero's glob semantics, label selectors, resource
+//     filters, volume data settings), never from the Schedule's current
+//     template; a backup started before the namespace was created does not
+//     hold it. The Schedule (configuration) only adds failures: none
+//     includes it, all leave part of it out, or its location is ReadOnly or
+//     not Available (the next backup fails).
+//  4. Clocks: a backup's age is drillbot's clock minus its start (Velero's
+//     clock), as before; "started before the namespace was created"
+//     compares two of the cluster's clocks and only ever withholds credit.
+//  5. Errors: a list that fails ends the run with its error (the engine's
+//     verdict on a failed recovery), never a judgement on part of the
+//     reads; a namespace pattern it cannot read counts the backup for
+//     nothing.
+//  6. Scope: a backup counts only in a storage location of this cluster
+//     that is ReadWrite: a ReadOnly location's backups are another
+//     cluster's (synced through a shared store), whatever their schedule's
+//     name. A ReadWrite location other clusters also write to cannot be
+//     told apart from the Backup objects.
+//  8. Not worse than the truth: what Velero itself excludes from every
+//     backup (CSI snapshot objects) and derived objects (events,
+//     endpoints) are not gaps; volumes matter only where PVCs exist; a
+//     partial backup a drill accepts by name (acceptPartial, with its
+//     reason) counts, its gaps reported as findings.
+//
+// Not yet read: the backup's resource list and the volume data itself
+// (PodVolumeBackups, snapshots) of each PVC; a further gap is one more
+// check in backupGaps.
 package backupcoverage
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -42,6 +75,19 @@ type Params struct {
 	Namespaces *metav1.LabelSelector `json:"namespaces"`
 	// VeleroNamespace is where Velero runs (default "velero").
 	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+	// AcceptPartial names the namespaces whose backups may leave part of
+	// them out (a label selector, resource filters, volume data), and why.
+	// Such a namespace is compliant on its newest backup however partial;
+	// what it leaves out is reported with the reason. A ReadOnly or
+	// unavailable location, or a stale backup, is never accepted.
+	AcceptPartial []Acceptance `json:"acceptPartial,omitempty"`
+}
+
+// Acceptance is one namespace whose backups may be partial.
+type Acceptance struct {
+	Namespace string `json:"namespace"`
+	// Reason is recorded with every run's findings.
+	Reason string `json:"reason"`
 }
 
 // Deps are what the check needs from the outside.
@@ -69,8 +115,30 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 		return errs
 	}
 	errs = append(errs, check.ValidateNamespaces(p.Namespaces, path.Child("namespaces"))...)
+	errs = append(errs, validateAcceptPartial(p.AcceptPartial, path.Child("acceptPartial"))...)
 	if spec.Objectives.RPO == "" {
 		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "backup-coverage checks each namespace's newest backup against the RPO target: set it"))
+	}
+	return errs
+}
+
+func validateAcceptPartial(acc []Acceptance, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, a := range acc {
+		p := path.Index(i)
+		switch {
+		case a.Namespace == "":
+			errs = append(errs, field.Required(p.Child("namespace"), "the namespace whose backups may leave part of it out"))
+		case len(validation.IsDNS1123Label(a.Namespace)) > 0:
+			errs = append(errs, field.Invalid(p.Child("namespace"), a.Namespace, "a namespace's name: "+strings.Join(validation.IsDNS1123Label(a.Namespace), "; ")))
+		case seen[a.Namespace]:
+			errs = append(errs, field.Duplicate(p.Child("namespace"), a.Namespace))
+		}
+		seen[a.Namespace] = true
+		if strings.TrimSpace(a.Reason) == "" {
+			errs = append(errs, field.Required(p.Child("reason"), "why its backups may leave part of it out: every run records it"))
+		}
 	}
 	return errs
 }
@@ -114,48 +182,61 @@ type coverageCheck struct {
 	coverage []Coverage // found by Recover
 }
 
-// Coverage is what protects one namespace.
-type Coverage struct {
-	Namespace string
-	// Schedules are the unpaused Schedules that include it.
-	Schedules []string
-	// Newest is its newest Completed backup of those schedules (nil: none).
-	Newest *velerov1.Backup
-	// Unavailable names storage locations of its schedules that are not
-	// Available.
-	Unavailable []string
-	// Partial says a covering schedule backs up only some of its objects
-	// (a resource label selector or included resources).
-	Partial []string
-}
-
 // Preflight implements engine.Scenario: nothing to check before; the
 // check itself runs in Recover, whose time is the run's RTO.
 func (c *coverageCheck) Preflight(context.Context) error { return nil }
 
-// Recover implements engine.Scenario: read the namespaces, Schedules,
-// Backups and storage locations.
+// Recover implements engine.Scenario: read the namespaces and their PVCs,
+// the Schedules, Backups and storage locations.
 func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	nss, err := c.selector.List(ctx, c.deps.Kube)
 	if err != nil {
 		return err
 	}
+	in := Inputs{Accepted: map[string]string{}}
+	for _, ns := range nss {
+		pvcs, err := listPVCs(ctx, c.deps.Kube, ns.Name)
+		if err != nil {
+			return err
+		}
+		in.Namespaces = append(in.Namespaces, Namespace{Name: ns.Name, Created: ns.CreationTimestamp, PVCs: pvcs})
+	}
 	vns := c.params.VeleroNamespace
-	var schedules []velerov1.Schedule
-	if err := list(ctx, c.deps.Dynamic, nr.SchedulesGVR, vns, &schedules); err != nil {
+	if err := list(ctx, c.deps.Dynamic, nr.SchedulesGVR, vns, &in.Schedules); err != nil {
 		return err
 	}
-	var backups []velerov1.Backup
-	if err := list(ctx, c.deps.Dynamic, nr.BackupsGVR, vns, &backups); err != nil {
+	if err := list(ctx, c.deps.Dynamic, nr.BackupsGVR, vns, &in.Backups); err != nil {
 		return err
 	}
-	var locations []velerov1.BackupStorageLocation
-	if err := list(ctx, c.deps.Dynamic, nr.BSLGVR, vns, &locations); err != nil {
+	if err := list(ctx, c.deps.Dynamic, nr.BSLGVR, vns, &in.Locations); err != nil {
 		return err
 	}
 	m.Mark("read")
-	c.coverage = Cover(nss, schedules, backups, locations)
+	for _, a := range c.params.AcceptPartial {
+		in.Accepted[a.Namespace] = a.Reason
+	}
+	c.coverage = Cover(in)
 	return nil
+}
+
+// listPVCs lists the names of a namespace's PersistentVolumeClaims.
+func listPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]string, error) {
+	var names []string
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		page, err := c.CoreV1().PersistentVolumeClaims(ns).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list PersistentVolumeClaims in %s: %w", ns, err)
+		}
+		for _, p := range page.Items {
+			names = append(names, p.Name)
+		}
+		if page.Continue == "" {
+			sort.Strings(names)
+			return names, nil
+		}
+		opts.Continue = page.Continue
+	}
 }
 
 // list lists a Velero resource in pages, decoded into out.
@@ -182,127 +263,11 @@ func list[T any](ctx context.Context, c dynamic.Interface, gvr schema.GroupVersi
 
 // Verify implements engine.Scenario.
 func (c *coverageCheck) Verify(context.Context) (engine.Verification, error) {
-	return Judge(c.coverage, c.selector.String(), c.rpo, c.deps.Clock.Now()), nil
-}
-
-// Cover works out, per namespace, what protects it: the unpaused Schedules
-// whose template includes it, their newest Completed backup (by start
-// time), and whether their storage locations are Available.
-func Cover(nss []corev1.Namespace, schedules []velerov1.Schedule, backups []velerov1.Backup, locations []velerov1.BackupStorageLocation) []Coverage {
-	available := map[string]bool{}
-	defaultLocation := ""
-	for _, l := range locations {
-		available[l.Name] = l.Status.Phase == velerov1.BackupStorageLocationPhaseAvailable
-		if l.Spec.Default {
-			defaultLocation = l.Name
+	v := Judge(c.coverage, c.selector.String(), c.rpo, c.deps.Clock.Now())
+	for _, a := range c.params.AcceptPartial {
+		if !slices.ContainsFunc(c.coverage, func(cov Coverage) bool { return cov.Namespace == a.Namespace }) {
+			v.Findings = append(v.Findings, fmt.Sprintf("acceptPartial names namespace %s, which %s does not select", a.Namespace, c.selector))
 		}
 	}
-	newest := map[string]*velerov1.Backup{} // schedule -> newest Completed
-	for i := range backups {
-		b := &backups[i]
-		s := b.Labels[velerov1.ScheduleNameLabel]
-		if s == "" || b.Status.Phase != velerov1.BackupPhaseCompleted || b.Status.StartTimestamp == nil || b.DeletionTimestamp != nil {
-			continue
-		}
-		if n := newest[s]; n == nil || b.Status.StartTimestamp.After(n.Status.StartTimestamp.Time) {
-			newest[s] = b
-		}
-	}
-	out := make([]Coverage, 0, len(nss))
-	for _, ns := range nss {
-		c := Coverage{Namespace: ns.Name}
-		for _, s := range schedules {
-			t := s.Spec.Template
-			if s.Spec.Paused || !includes(t.IncludedNamespaces, t.ExcludedNamespaces, ns.Name) {
-				continue
-			}
-			c.Schedules = append(c.Schedules, s.Name)
-			if t.LabelSelector != nil || len(t.OrLabelSelectors) > 0 || len(t.IncludedResources) > 0 || len(t.IncludedNamespaceScopedResources) > 0 {
-				c.Partial = append(c.Partial, s.Name)
-			}
-			loc := t.StorageLocation
-			if loc == "" {
-				loc = defaultLocation
-			}
-			if !available[loc] && !slices.Contains(c.Unavailable, loc) {
-				c.Unavailable = append(c.Unavailable, orNone(loc))
-			}
-			if b := newest[s.Name]; b != nil && (c.Newest == nil || b.Status.StartTimestamp.After(c.Newest.Status.StartTimestamp.Time)) {
-				c.Newest = b
-			}
-		}
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
-	return out
-}
-
-// includes reports whether a backup spec's namespace lists take ns (the
-// lists may hold glob patterns, as Velero allows).
-func includes(included, excluded []string, ns string) bool {
-	match := func(patterns []string) bool {
-		return slices.ContainsFunc(patterns, func(p string) bool {
-			ok, _ := path.Match(p, ns)
-			return p == ns || ok
-		})
-	}
-	return (len(included) == 0 || match(included)) && !match(excluded)
-}
-
-func orNone(loc string) string {
-	if loc == "" {
-		return "(none: no default location)"
-	}
-	return loc
-}
-
-// Judge turns coverage into the verdict's parts: each namespace uncovered,
-// stale or on an unavailable location is a failure; the RPO is the
-// stalest namespace's newest backup start.
-func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) engine.Verification {
-	var v engine.Verification
-	if len(cov) == 0 {
-		v.Inconclusive = fmt.Sprintf("no namespace matches %s: nothing to check", selector)
-		return v
-	}
-	var stalest *Coverage
-	covered := 0
-	for i := range cov {
-		c := &cov[i]
-		if len(c.Schedules) > 0 && c.Newest != nil && now.Sub(c.Newest.Status.StartTimestamp.Time) <= rpo && len(c.Unavailable) == 0 {
-			covered++
-		}
-		switch {
-		case len(c.Schedules) == 0:
-			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: no unpaused Velero Schedule includes it", c.Namespace))
-			continue
-		case c.Newest == nil:
-			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: no Completed backup of schedule %s", c.Namespace, strings.Join(c.Schedules, ", ")))
-			continue
-		}
-		age := now.Sub(c.Newest.Status.StartTimestamp.Time)
-		if age > rpo {
-			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: newest Completed backup %s started %s ago, beyond the RPO target %s",
-				c.Namespace, c.Newest.Name, engine.FormatDuration(age.Round(time.Second)), rpo))
-		}
-		if len(c.Unavailable) > 0 {
-			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: storage location %s not Available: its next backup will fail", c.Namespace, strings.Join(c.Unavailable, ", ")))
-		}
-		if len(c.Partial) > 0 {
-			v.Findings = append(v.Findings, fmt.Sprintf("namespace %s: schedule %s backs up only part of it (resource selector or included resources)", c.Namespace, strings.Join(c.Partial, ", ")))
-		}
-		v.Findings = append(v.Findings, fmt.Sprintf("namespace %s: schedule %s, newest Completed backup %s, %s old", c.Namespace,
-			strings.Join(c.Schedules, ", "), c.Newest.Name, engine.FormatDuration(age.Round(time.Second))))
-		if stalest == nil || c.Newest.Status.StartTimestamp.Before(stalest.Newest.Status.StartTimestamp) {
-			stalest = c
-		}
-	}
-	v.Posture = &v1alpha1.PostureMeasure{Compliant: int32(covered), Total: int32(len(cov)), Of: "namespaces"}
-	v.Findings = append([]string{fmt.Sprintf("backup coverage: %d of %d namespaces within the RPO target %s", covered, len(cov), rpo)}, v.Findings...)
-	if stalest != nil {
-		ts := stalest.Newest.Status.StartTimestamp.Time
-		v.DataTimestamp = &ts
-		v.RPOSource = fmt.Sprintf("newest Completed backup of the stalest namespace, %s (%s)", stalest.Namespace, stalest.Newest.Name)
-	}
-	return v
+	return v, nil
 }

@@ -36,7 +36,14 @@ func backup(name, sched string, phase velerov1.BackupPhase, age time.Duration) v
 	start := metav1.NewTime(now.Add(-age))
 	return velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "velero", Labels: map[string]string{velerov1.ScheduleNameLabel: sched}},
+		Spec:       velerov1.BackupSpec{StorageLocation: "default"},
 		Status:     velerov1.BackupStatus{Phase: phase, StartTimestamp: &start}}
+}
+
+func withSpec(b velerov1.Backup, spec velerov1.BackupSpec) velerov1.Backup {
+	spec.StorageLocation = b.Spec.StorageLocation
+	b.Spec = spec
+	return b
 }
 
 func location(name string, def bool, phase velerov1.BackupStorageLocationPhase) velerov1.BackupStorageLocation {
@@ -60,6 +67,7 @@ func TestJudge(t *testing.T) {
 		inconclusive string
 		rpoFrom      string
 		covered      int32 // of the namespaces
+		accept       map[string]string
 	}{
 		{name: "covered and fresh", nss: []corev1.Namespace{*ns("shop", "production"), *ns("billing", "production")},
 			schedules: []velerov1.Schedule{schedule("hourly", false, velerov1.BackupSpec{IncludedNamespaces: []string{"shop", "bill*"}})},
@@ -88,15 +96,25 @@ func TestJudge(t *testing.T) {
 			schedules: []velerov1.Schedule{schedule("hourly", false, velerov1.BackupSpec{StorageLocation: "broken"})},
 			backups:   []velerov1.Backup{backup("hourly-1", "hourly", velerov1.BackupPhaseCompleted, time.Minute)},
 			failures:  []string{"namespace shop: storage location broken not Available"}, rpoFrom: "hourly-1"},
+		// Issue #24 case 12: a partial schedule is no longer compliant
+		// unless the drill accepts it by name (see TestCoverageEvidence).
 		{name: "partial", nss: []corev1.Namespace{*ns("shop", "production")},
 			schedules: []velerov1.Schedule{schedule("db-only", false, velerov1.BackupSpec{IncludedResources: []string{"persistentvolumeclaims"}})},
 			backups:   []velerov1.Backup{backup("db-only-1", "db-only", velerov1.BackupPhaseCompleted, time.Minute)},
-			findings:  []string{"namespace shop: schedule db-only backs up only part of it"}, rpoFrom: "db-only-1", covered: 1},
+			failures:  []string{"namespace shop: schedule db-only leaves out: every resource but persistentvolumeclaims (includedResources)"}, rpoFrom: "db-only-1"},
+		{name: "partial, accepted", nss: []corev1.Namespace{*ns("shop", "production")}, accept: map[string]string{"shop": "volumes only"},
+			schedules: []velerov1.Schedule{schedule("db-only", false, velerov1.BackupSpec{IncludedResources: []string{"persistentvolumeclaims"}})},
+			backups:   []velerov1.Backup{withSpec(backup("db-only-1", "db-only", velerov1.BackupPhaseCompleted, time.Minute), velerov1.BackupSpec{IncludedResources: []string{"persistentvolumeclaims"}})},
+			findings:  []string{"namespace shop: schedule db-only leaves out: every resource but persistentvolumeclaims (includedResources); accepted (acceptPartial): volumes only"}, rpoFrom: "db-only-1", covered: 1},
 		{name: "no namespace matches", inconclusive: "no namespace matches env=production: nothing to check"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := Judge(Cover(tc.nss, tc.schedules, tc.backups, avail), "env=production", time.Hour, now)
+			in := Inputs{Schedules: tc.schedules, Backups: tc.backups, Locations: avail, Accepted: tc.accept}
+			for _, n := range tc.nss {
+				in.Namespaces = append(in.Namespaces, Namespace{Name: n.Name, Created: n.CreationTimestamp})
+			}
+			v := Judge(Cover(in), "env=production", time.Hour, now)
 			fails, finds := strings.Join(v.Failures, "\n"), strings.Join(v.Findings, "\n")
 			if len(tc.failures) == 0 && fails != "" {
 				t.Errorf("failures %q, want none", fails)

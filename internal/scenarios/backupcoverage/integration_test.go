@@ -26,15 +26,22 @@ var cluster *localcluster.Cluster
 
 func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, &cluster)) }
 
-func coverageDrill(h *testharness.Harness, env, rpo string) string {
-	return fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+// coverageDrill is a backup-coverage drill of the namespaces labelled env;
+// each of params is one more line of its params (YAML).
+func coverageDrill(h *testharness.Harness, env, rpo string, params ...string) string {
+	doc := fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata: {name: coverage-%s}
 spec:
   scenario: backup-coverage
   objectives: {rto: 1m, rpo: %s}
-  params: {namespaces: {matchLabels: {env: %s}}}
+  params:
+    namespaces: {matchLabels: {env: %s}}
 `, env, rpo, env)
+	for _, p := range params {
+		doc += "    " + p + "\n"
+	}
+	return doc
 }
 
 // TestBackupCoverage: covered and fresh (PASS), a namespace no Schedule
@@ -108,13 +115,111 @@ func TestBackupCoverage(t *testing.T) {
 	})
 }
 
+// TestPartialBackup (issue #24, case 12): a real Schedule and backup that
+// leave out the namespace's Secrets make it uncompliant, naming what is
+// left out; the same, accepted by name in the drill, PASS with the reason
+// in the findings. Velero's own exclusions (CSI snapshot objects) in the
+// real backup's spec are no gap.
+func TestPartialBackup(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	env := "cfg-" + localcluster.RandomSuffix()
+	cfg := "config-" + env
+	testharness.Namespace(t, cluster, cfg, map[string]string{"env": env})
+	sched := &velerov1.Schedule{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
+		ObjectMeta: metav1.ObjectMeta{Name: "nosecrets-" + env, Namespace: cluster.VeleroNamespace},
+		Spec: velerov1.ScheduleSpec{Schedule: "0 * * * *",
+			Template: velerov1.BackupSpec{IncludedNamespaces: []string{cfg}, ExcludedResources: []string{"secrets"}, StorageLocation: "default"}}}
+	create(t, nr.SchedulesGVR, sched)
+	backup := sched.Name + "-" + time.Now().UTC().Format("20060102150405")
+	create(t, nr.BackupsGVR, &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: sched.Name}},
+		Spec:       sched.Spec.Template})
+	if b, err := cluster.WaitBackup(ctx, backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("backup %s: %s (%v)", backup, b.Status.Phase, err)
+	}
+
+	t.Run("FAIL: leaves out Secrets", func(t *testing.T) {
+		h := testharness.New(t, cluster)
+		run := h.Run(h.Drill(coverageDrill(h, env, "1h")))
+		if run.Status.Verdict != v1alpha1.VerdictFail ||
+			!strings.Contains(run.Status.Reason, "namespace "+cfg+": newest Completed backup "+backup+" leaves out: secrets (excludedResources);") ||
+			!strings.Contains(run.Status.Reason, "namespace "+cfg+": schedule "+sched.Name+" leaves out: secrets (excludedResources)") {
+			t.Fatalf("verdict %s: %s, want FAIL naming the Secrets left out", run.Status.Verdict, run.Status.Reason)
+		}
+		if w := h.TargetWrites(); len(w) > 0 {
+			t.Errorf("the check wrote: %v", w)
+		}
+	})
+
+	t.Run("PASS: accepted by name", func(t *testing.T) {
+		h := testharness.New(t, cluster)
+		run := h.Run(h.Drill(coverageDrill(h, env, "1h", "acceptPartial: [{namespace: "+cfg+", reason: \"its Secrets come from the vault\"}]")))
+		if run.Status.Verdict != v1alpha1.VerdictPass {
+			t.Fatalf("verdict %s: %s", run.Status.Verdict, run.Status.Reason)
+		}
+		findings := strings.Join(run.Status.Findings, "\n")
+		if !strings.Contains(findings, "namespace "+cfg+": backup "+backup+" leaves out: secrets (excludedResources); accepted (acceptPartial): its Secrets come from the vault") {
+			t.Errorf("findings %q do not name what is left out and why it is accepted", findings)
+		}
+	})
+}
+
+// TestAnotherClustersBackup (issue #24, case 4): a DR cluster reads the
+// source's bucket through a ReadOnly storage location, and has a Schedule
+// of the same name including a namespace of the same name. The source's
+// backup, synced into the DR cluster, is not the DR cluster's evidence:
+// FAIL, naming it as not counted.
+func TestAnotherClustersBackup(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	dr := localcluster.Another(t, localcluster.Config{S3URL: cluster.S3URL, ReadOnlyBSL: true})
+	env := "prod-" + localcluster.RandomSuffix()
+	shop := "shop-" + env
+	testharness.Namespace(t, cluster, shop, map[string]string{"env": env})
+	testharness.Namespace(t, dr, shop, map[string]string{"env": env})
+	schedName := "hourly-" + env
+	backup := schedName + "-" + time.Now().UTC().Format("20060102150405")
+	create(t, nr.BackupsGVR, &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: schedName}},
+		Spec:       velerov1.BackupSpec{IncludedNamespaces: []string{shop}, StorageLocation: "default"}})
+	if b, err := cluster.WaitBackup(ctx, backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("source backup %s: %s (%v)", backup, b.Status.Phase, err)
+	}
+	createIn(t, dr, nr.SchedulesGVR, &velerov1.Schedule{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
+		ObjectMeta: metav1.ObjectMeta{Name: schedName, Namespace: dr.VeleroNamespace},
+		Spec:       velerov1.ScheduleSpec{Schedule: "0 * * * *", Template: velerov1.BackupSpec{IncludedNamespaces: []string{shop}}}})
+	if b, err := dr.WaitBackup(ctx, backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("synced backup %s in the DR cluster: %s (%v)", backup, b.Status.Phase, err)
+	}
+	h := testharness.New(t, dr)
+	run := h.Run(h.Drill(coverageDrill(h, env, "1h")))
+	for _, want := range []string{
+		"namespace " + shop + ": no Completed backup of schedule " + schedName + " (nor any other) in this cluster's storage locations holds it; not counted: " +
+			backup + " (storage location default is ReadOnly: another cluster's)",
+		"namespace " + shop + ": schedule " + schedName + " writes to storage location default, which is ReadOnly",
+	} {
+		if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, want) {
+			t.Errorf("verdict %s: %s, want FAIL with %q", run.Status.Verdict, run.Status.Reason, want)
+		}
+	}
+	if w := h.TargetWrites(); len(w) > 0 {
+		t.Errorf("the check wrote: %v", w)
+	}
+}
+
 func create(t *testing.T, gvr schema.GroupVersionResource, obj any) {
+	t.Helper()
+	createIn(t, cluster, gvr, obj)
+}
+
+func createIn(t *testing.T, c *localcluster.Cluster, gvr schema.GroupVersionResource, obj any) {
 	t.Helper()
 	u, err := nr.ToUnstructured(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.Dynamic.Resource(gvr).Namespace(cluster.VeleroNamespace).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Dynamic.Resource(gvr).Namespace(c.VeleroNamespace).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

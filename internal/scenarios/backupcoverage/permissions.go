@@ -23,7 +23,7 @@ func veleroNamespace(def drill.Definition) string {
 func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	vns := veleroNamespace(def)
 	return []engine.Grant{
-		engine.Allow("", "", []string{"namespaces"}, []string{"list"}),
+		engine.Allow("", "", []string{"namespaces", "persistentvolumeclaims"}, []string{"list"}),
 		engine.Allow(vns, "velero.io", []string{"schedules", "backups", "backupstoragelocations"}, []string{"list"}),
 	}
 }
@@ -33,9 +33,10 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	vns := veleroNamespace(def)
 	rec := engine.Phases().Recover
 	return []engine.Call{
-		rec.Call("list", "", "namespaces", "", "", "the namespaces the selector matches"),
+		rec.Call("list", "", "namespaces", "", "", "the namespaces the selector matches (and when each was created)"),
+		rec.Call("list", "", "persistentvolumeclaims", "", "", "each namespace's PVCs: their data must be in its backups"),
 		rec.Call("list", "velero.io", "schedules", vns, "", "the Schedules that include each namespace"),
-		rec.Call("list", "velero.io", "backups", vns, "", "each schedule's newest Completed backup"),
-		rec.Call("list", "velero.io", "backupstoragelocations", vns, "", "the schedules' storage locations are Available"),
+		rec.Call("list", "velero.io", "backups", vns, "", "the Completed backups that hold each namespace, and what each leaves out"),
+		rec.Call("list", "velero.io", "backupstoragelocations", vns, "", "the backups' and schedules' storage locations are this cluster's (ReadWrite) and Available"),
 	}
 }
