@@ -41,8 +41,12 @@ server's own SubjectAccessReview answer for drillbot's service account (or
 It writes nothing: preflight only reads, admission probes are dry runs, and
 SubjectAccessReviews persist nothing.
 
+It also reads, as the engine would before a run, the halt switch and the
+target's lock: a run that holds the target (unfinished, or its revert failed)
+makes it WOULD NOT RUN, naming the run and its phase.
+
 Exit code: 0 the drill would run with every permission it needs; 1 it would be
-refused, would fail preflight, or lacks a permission; 3 could not plan.`,
+refused, held, would fail preflight, or lacks a permission; 3 could not plan.`,
 		Example: `  drillbot plan -f drills/namespace-restore.yaml
   drillbot plan -f drills/ --drill kill-kyverno --as drillbot-system:drillbot -o markdown
   kubectl drillbot plan -f drills/block-key-vault.yaml -o json`,
@@ -123,5 +127,7 @@ func buildPlan(ctx context.Context, cfg *rest.Config, cf clusterFlags, def drill
 		Reviewer:  plan.SAR{Kube: c.Kube},
 		Halt:      halt.Switch{Kube: c.Kube, Namespace: cf.namespace},
 		Start:     &engine.StartConditions{Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze},
+		Leases:    c.Kube.CoordinationV1(),
+		Runs:      &engine.KubeStore{Client: c.Dynamic, Namespace: cf.namespace},
 	}, def, subject)
 }

@@ -3,6 +3,9 @@
 // (the scenario kind's declared calls and the engine's own records), what
 // its fault would hit now, the preflight verdict as it would be now, and
 // for every call a SubjectAccessReview for the identity drillbot runs as.
+// Like the engine, it refuses when drillbot is halted or another run holds
+// the drill's target (the engine's target Lease and unfinished runs, read
+// the same way), and checks the start conditions.
 //
 // It only reads. Preflight is the scenario's own (read-only, tested so);
 // admission probes are server-side dry runs; SubjectAccessReviews persist
@@ -18,8 +21,11 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
@@ -67,6 +73,10 @@ const (
 	WouldFail Verdict = "WOULD FAIL PREFLIGHT"
 	// MissingPermissions: the subject may not make some of the calls.
 	MissingPermissions Verdict = "MISSING PERMISSIONS"
+	// WouldNotRun: another run holds the drill's target (unfinished, or
+	// its revert failed): the engine refuses every run of it until that
+	// run completes.
+	WouldNotRun Verdict = "WOULD NOT RUN"
 	// WouldNotStart: a freeze window, a stop condition's alert or an
 	// expected alert already active would hold a scheduled run now.
 	WouldNotStart Verdict = "WOULD NOT START"
@@ -142,6 +152,17 @@ type Config struct {
 	Start *engine.StartConditions
 	// Now is the time they are checked at (default time.Now).
 	Now func() time.Time
+	// Leases and Runs, when set, are read (never written) to say whether
+	// another run holds the drill's target, as the engine's lock would
+	// (engine.LeaseLocks, Engine.claim).
+	Leases coordinationclient.LeasesGetter
+	Runs   RunReader
+}
+
+// RunReader reads drillbot's DrillRuns (engine.RunStore's reads).
+type RunReader interface {
+	Get(ctx context.Context, name string) (*v1alpha1.DrillRun, error)
+	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
 }
 
 // RecordCalls are the requests the engine itself makes for every run in
@@ -238,6 +259,16 @@ func (p *Plan) preflight(ctx context.Context, cfg Config, def drill.Definition) 
 			return nil
 		}
 	}
+	if held, err := heldBy(ctx, cfg, def); err != nil {
+		return err
+	} else if held != nil {
+		p.Verdict = WouldNotRun
+		p.Preflight = fmt.Sprintf("HELD by run %s (phase %s): the engine refuses every run of %s until it completes", held.Name, held.Status.Phase, targetName(def))
+		if held.Status.Phase == v1alpha1.PhaseRevertFailed {
+			p.Preflight += "; its revert failed: the sweep retries it, or fix what it names and see the run's record"
+		}
+		return nil
+	}
 	if cfg.Start != nil {
 		now := time.Now
 		if cfg.Now != nil {
@@ -270,6 +301,63 @@ func (p *Plan) preflight(ctx context.Context, cfg Config, def drill.Definition) 
 		}
 	}
 	return nil
+}
+
+// heldBy is the run that holds def's target now, if any, read as the
+// engine decides it before a run (Engine.claim, then LeaseLocks.Lock): an
+// unfinished run of the target, or the Lease's holder while it is not
+// Completed (a holder pruned since is gone). Only reads; an unreadable
+// lock is an error, never "free".
+func heldBy(ctx context.Context, cfg Config, def drill.Definition) (*v1alpha1.DrillRun, error) {
+	if cfg.Runs == nil {
+		return nil, nil
+	}
+	key := engine.TargetKey(def.Spec.Target)
+	runs, err := cfg.Runs.List(ctx, v1alpha1.LabelTarget+"="+engine.TargetHash(key))
+	if apierrors.IsNotFound(err) {
+		runs, err = nil, nil // the DrillRun CRD is not installed: no run exists
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the runs of target %s: %w", targetName(def), err)
+	}
+	for i := range runs {
+		if runs[i].Status.Phase != v1alpha1.PhaseCompleted {
+			return &runs[i], nil
+		}
+	}
+	if cfg.Leases == nil {
+		return nil, nil
+	}
+	lease, err := cfg.Leases.Leases(cfg.Namespace).Get(ctx, engine.LeaseName(key), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the lock of target %s: %w", targetName(def), err)
+	}
+	holder := ptr.Deref(lease.Spec.HolderIdentity, "")
+	if holder == "" {
+		return nil, nil
+	}
+	r, err := cfg.Runs.Get(ctx, holder)
+	if apierrors.IsNotFound(err) {
+		return nil, nil // deleted: only finished runs are pruned
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read run %s, which holds the lock of target %s: %w", holder, targetName(def), err)
+	}
+	if r.Status.Phase == v1alpha1.PhaseCompleted {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// targetName names def's target in a sentence.
+func targetName(def drill.Definition) string {
+	if def.Spec.Target.Namespace == "" {
+		return "targetless checks"
+	}
+	return "namespace " + def.Spec.Target.Namespace
 }
 
 // Phases lists the phases in run order, then the calls of every phase.

@@ -3,15 +3,20 @@ package plan_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
@@ -215,5 +220,118 @@ func TestParseSubject(t *testing.T) {
 		if (err != nil) != (want == "") || s.User != want {
 			t.Errorf("ParseSubject(%q) = %q, %v; want %q", as, s.User, err, want)
 		}
+	}
+}
+
+// runs is a RunReader over fixed DrillRuns.
+type runs []v1alpha1.DrillRun
+
+func (r runs) Get(_ context.Context, name string) (*v1alpha1.DrillRun, error) {
+	for i := range r {
+		if r[i].Name == name {
+			return &r[i], nil
+		}
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Group: "drillbot.io", Resource: "drillruns"}, name)
+}
+
+func (r runs) List(_ context.Context, selector string) ([]v1alpha1.DrillRun, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return nil, err
+	}
+	var out []v1alpha1.DrillRun
+	for _, x := range r {
+		if sel.Matches(labels.Set(x.Labels)) {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+func drillRun(name string, phase v1alpha1.Phase, target string) v1alpha1.DrillRun {
+	r := v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if target != "" {
+		r.Labels = map[string]string{v1alpha1.LabelTarget: engine.TargetHash(target)}
+	}
+	r.Status.Phase = phase
+	return r
+}
+
+func targetLease(holder string) *coordinationv1.Lease {
+	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: engine.LeaseName("shop"), Namespace: ns},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder)}}
+}
+
+// TestBuildTargetHeld (#24 case 15): a run whose revert failed holds its
+// target's Lease, so the engine refuses every run of the target; plan
+// must say so (WOULD NOT RUN, naming the run and its phase), read-only,
+// and must not mistake a finished or deleted holder for a busy target. An
+// unreadable lock is an error, not "free".
+func TestBuildTargetHeld(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lease    *coordinationv1.Lease
+		runs     runs
+		leaseErr error
+		want     plan.Verdict
+		says     []string
+		wantErr  string
+	}{
+		{name: "a RevertFailed run holds the Lease", lease: targetLease("kill-web-1"), runs: runs{drillRun("kill-web-1", v1alpha1.PhaseRevertFailed, "shop")},
+			want: plan.WouldNotRun, says: []string{"HELD", "kill-web-1", "RevertFailed"}},
+		{name: "an unfinished run not yet in the Lease", runs: runs{drillRun("kill-web-2", v1alpha1.PhaseInjecting, "shop")},
+			want: plan.WouldNotRun, says: []string{"HELD", "kill-web-2", "Injecting"}},
+		{name: "the holder completed", lease: targetLease("kill-web-1"), runs: runs{drillRun("kill-web-1", v1alpha1.PhaseCompleted, "shop")}, want: plan.WouldRun},
+		{name: "the holder was pruned", lease: targetLease("gone"), want: plan.WouldRun},
+		{name: "another target's run", runs: runs{drillRun("other", v1alpha1.PhaseRevertFailed, "db")}, want: plan.WouldRun},
+		{name: "the Lease cannot be read", leaseErr: errors.New("etcdserver: request timed out"), wantErr: "request timed out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster(true)
+			denying(c)
+			if tc.lease != nil {
+				if _, err := c.CoordinationV1().Leases(ns).Create(context.Background(), tc.lease, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.leaseErr != nil {
+				c.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.leaseErr })
+			}
+			c.ClearActions()
+			defs, err := drill.Parse("kill-web.yaml", []byte(podKill), scenarios.Registry(scenarios.Deps{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := plan.Config{Kinds: scenarios.Registry(scenarios.Deps{Clients: &kube.Clients{Kube: c}}), Namespace: ns,
+				Reviewer: plan.SAR{Kube: c}, Leases: c.CoordinationV1(), Runs: tc.runs}
+			p, err := plan.Build(context.Background(), cfg, defs[0], plan.ServiceAccount(ns, "drillbot"))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := plan.Write(&out, p, "table"); err != nil {
+				t.Fatal(err)
+			}
+			if p.Verdict != tc.want || p.OK() != (tc.want == plan.WouldRun) {
+				t.Errorf("verdict %s, want %s\n%s", p.Verdict, tc.want, out.String())
+			}
+			for _, w := range tc.says {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, a := range c.Actions() {
+				if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" && !(v == "create" && a.GetResource().Resource == "subjectaccessreviews") {
+					t.Errorf("plan wrote: %s %s", v, a.GetResource().Resource)
+				}
+			}
+		})
 	}
 }
