@@ -17,13 +17,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/drillbot-io/drillbot/internal/localcluster"
 )
@@ -107,6 +110,11 @@ admissionController:
     image: {registry: drillbot.local, repository: kyverno, tag: dev, pullPolicy: Never}
     extraArgs:
       allowInsecureRegistry: true
+      # Kyverno's image-verification cache off (on, for 60m, by default):
+      # a verified image would be admitted from it without verification,
+      # which a drill cannot tell from a verification. Quoted: the chart
+      # drops an extraArg whose value is false.
+      imageVerifyCacheEnabled: "false"
 backgroundController: {enabled: false}
 cleanupController: {enabled: false}
 reportsController: {enabled: false}
@@ -135,6 +143,11 @@ func InstallKyverno(ctx context.Context, c *localcluster.Cluster, p Paths, repli
 	}); err != nil {
 		return fmt.Errorf("kyverno registered no webhooks: %w", err)
 	}
+	return kyvernoAnswers(ctx, c)
+}
+
+// kyvernoAnswers waits until Kyverno's policy webhook admits a policy.
+func kyvernoAnswers(ctx context.Context, c *localcluster.Cluster) error {
 	// Registered is not answering: its policy webhook must admit a policy
 	// (seen here: "connection refused" from kyverno-svc right after the
 	// webhooks appeared, failing the first ClusterPolicy write).
@@ -151,6 +164,109 @@ func InstallKyverno(ctx context.Context, c *localcluster.Cluster, p Paths, repli
 		return fmt.Errorf("kyverno does not answer its policy webhook: %w (last: %v)", err, last)
 	}
 	return nil
+}
+
+// KyvernoAdmission selects Kyverno's admission controller (its chart's
+// labels), its Deployment and its pods.
+const KyvernoAdmission = "app.kubernetes.io/component=admission-controller"
+
+// KyvernoCacheOff is the arg InstallKyverno gives the kyverno container.
+const KyvernoCacheOff = "--imageVerifyCacheEnabled=false"
+
+// KyvernoArgs are the kyverno container's args in the admission
+// controller's pods that are not being deleted, by pod.
+func KyvernoArgs(ctx context.Context, c *localcluster.Cluster) (map[string][]string, error) {
+	pods, err := c.Kube.CoreV1().Pods(KyvernoNamespace).List(ctx, metav1.ListOptions{LabelSelector: KyvernoAdmission})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, ct := range p.Spec.Containers {
+			if ct.Name == "kyverno" {
+				out[p.Name] = ct.Args
+			}
+		}
+	}
+	return out, nil
+}
+
+// SetKyvernoArgs rewrites the kyverno container's args in the admission
+// controller's Deployment with edit (as a change of the chart's extraArgs
+// would), and waits until every admission pod runs them, is ready, and
+// Kyverno answers its policy webhook again. (Policies in force must be
+// waited for by the caller: a new pod loads them anew.)
+func SetKyvernoArgs(ctx context.Context, c *localcluster.Cluster, edit func([]string) []string) error {
+	deps := c.Kube.AppsV1().Deployments(KyvernoNamespace)
+	l, err := deps.List(ctx, metav1.ListOptions{LabelSelector: KyvernoAdmission})
+	if err != nil {
+		return err
+	}
+	if len(l.Items) != 1 {
+		return fmt.Errorf("%d Deployments match %s in %s, want 1", len(l.Items), KyvernoAdmission, KyvernoNamespace)
+	}
+	name := l.Items[0].Name
+	var want []string
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		found := false
+		for i, ct := range d.Spec.Template.Spec.Containers {
+			if ct.Name == "kyverno" {
+				want = edit(slices.Clone(ct.Args))
+				d.Spec.Template.Spec.Containers[i].Args = want
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("deployment %s has no kyverno container", name)
+		}
+		_, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update %s's args: %w", name, err)
+	}
+	// Every pod, those being deleted too, runs the new args and is ready.
+	var last string
+	if err := wait.PollUntilContextTimeout(ctx, time.Second, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods, err := c.Kube.CoreV1().Pods(KyvernoNamespace).List(ctx, metav1.ListOptions{LabelSelector: KyvernoAdmission})
+		if err != nil {
+			return false, err
+		}
+		replicas := int32(1)
+		if d.Spec.Replicas != nil {
+			replicas = *d.Spec.Replicas
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			for _, ct := range p.Spec.Containers {
+				if ct.Name == "kyverno" && !slices.Equal(ct.Args, want) {
+					last = "pod " + p.Name + " runs other args"
+					return false, nil
+				}
+			}
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil {
+					ready++
+				}
+			}
+		}
+		last = fmt.Sprintf("%d of %d pods ready", ready, replicas)
+		return int32(len(pods.Items)) == replicas && int32(ready) == replicas, nil
+	}); err != nil {
+		return fmt.Errorf("kyverno's pods do not run the new args: %w (%s)", err, last)
+	}
+	return kyvernoAnswers(ctx, c)
 }
 
 // ClusterPolicies is Kyverno's ClusterPolicy API.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,9 @@ spec:
 // log's address leaves the canary admitted: INCONCLUSIVE, never a PASS.
 func TestRekorOutage(t *testing.T) {
 	s := kyverno(t)
+	// Kyverno's image-verification cache is off (realstack.InstallKyverno):
+	// the signed image is verified afresh during the block.
+	requireKyvernoArgs(t, true)
 	applyPolicy(t, s, "Fail", s.publicKey)
 	logSrv := serveTransparencyLog(t)
 	canary := admissionprobe.PodSpec{Image: s.signed, Restricted: true, Labels: map[string]string{"drillbot.io/tlog-canary": "true"}}
@@ -203,5 +207,86 @@ func TestRekorOutage(t *testing.T) {
 				t.Error("the log got no call during the run: the canary did not exercise it")
 			}
 		})
+	}
+}
+
+// requireKyvernoArgs fails the test unless every admission pod runs with
+// the image-verification cache off (or, with off false, at its default:
+// no cache flag).
+func requireKyvernoArgs(t *testing.T, off bool) {
+	t.Helper()
+	args, err := realstack.KyvernoArgs(context.Background(), cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) == 0 {
+		t.Fatal("no Kyverno admission pod")
+	}
+	for pod, a := range args {
+		if slices.Contains(a, realstack.KyvernoCacheOff) != off || (!off && slices.ContainsFunc(a, isCacheFlag)) {
+			t.Fatalf("pod %s runs %q: want the image-verification cache off %v", pod, a, off)
+		}
+	}
+}
+
+func isCacheFlag(arg string) bool {
+	return strings.HasPrefix(strings.TrimLeft(arg, "-"), "imageVerifyCache")
+}
+
+// TestRekorOutageImageVerifyCache: Kyverno with its image-verification
+// cache at its default (on, 60 min: the flag absent, as its chart installs
+// it). The signed image verified before the block (by the drill's own
+// preflight probe among others) would be admitted from the cache during
+// it, without verification: the run must not PASS. drillbot reads the
+// running pod's args and refuses before the block, the wait of the TTL
+// not fitting timeouts.recover.
+func TestRekorOutageImageVerifyCache(t *testing.T) {
+	s := kyverno(t)
+	applyPolicy(t, s, "Fail", s.publicKey)
+	logSrv := serveTransparencyLog(t)
+	canary := admissionprobe.PodSpec{Image: s.signed, Restricted: true, Labels: map[string]string{"drillbot.io/tlog-canary": "true"}}
+	admitted := func(ctx context.Context) bool {
+		return admissionprobe.Probe(ctx, cluster.Kube, probeNS, "setup", canary).Outcome == admissionprobe.Admitted
+	}
+	applyClusterPolicy(t, canaryPolicy(t, logSrv.url, "drillbot-tlog-canary", false), admitted)
+	ctx := context.Background()
+	if err := realstack.SetKyvernoArgs(ctx, cluster, func(a []string) []string { return slices.DeleteFunc(a, isCacheFlag) }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := realstack.SetKyvernoArgs(ctx, cluster, func(a []string) []string {
+			return append(slices.DeleteFunc(a, isCacheFlag), realstack.KyvernoCacheOff)
+		}); err != nil {
+			t.Errorf("restore Kyverno's args: %v", err)
+			return
+		}
+		// The next tests need the policies in force again.
+		applyPolicy(t, s, "Fail", s.publicKey)
+	})
+	requireKyvernoArgs(t, false)
+	// Kyverno's new pod enforces the policies: the drill would run but for
+	// the cache.
+	applyPolicy(t, s, "Fail", s.publicKey)
+	if err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) { return admitted(ctx), nil }); err != nil {
+		t.Fatalf("the canary is not admitted after Kyverno's restart: %v", err)
+	}
+	h := testharness.New(t, cluster)
+
+	run := h.Run(h.Drill(fmt.Sprintf(rekorOutageDrill, localcluster.OutsideIP+"/32", probeNS, s.signed, s.unsigned, kyvernoDenial, s.signed, "10s", "1m")))
+
+	st := run.Status
+	story := testharness.Story(st)
+	t.Logf("verdict %s: %s", st.Verdict, story)
+	if st.Verdict == v1alpha1.VerdictPass {
+		t.Fatalf("PASS with Kyverno's image-verification cache on: %s", story)
+	}
+	if want := "Kyverno's image-verification cache is on (TTL 1h0m0s"; !strings.Contains(story, want) {
+		t.Errorf("the run does not say %q", want)
+	}
+	if len(st.Journal) != 0 {
+		t.Errorf("the block was injected: journal %s", localcluster.JSON(st.Journal))
+	}
+	if _, err := cluster.Kube.NetworkingV1().NetworkPolicies(realstack.KyvernoNamespace).Get(ctx, tlogoutage.PolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the block exists: %v", err)
 	}
 }
