@@ -60,7 +60,7 @@ func Registry(d Deps) engine.Registry {
 			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
 		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
-		ea = encryptionatrest.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
+		ea = encryptionatrest.Deps{Kube: d.Clients.Kube, REST: d.Clients.Config, Logger: d.Logger}
 		si = signedimages.Deps{Kube: d.Clients.Kube, Logger: d.Logger}
 		tl = tlogoutage.Deps{Kube: d.Clients.Kube, Clock: d.Clock, Protected: d.Protected}
 	}

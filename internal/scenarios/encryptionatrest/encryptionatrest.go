@@ -1,10 +1,33 @@
 // Package encryptionatrest is the encryption-at-rest check: it proves that
 // a Secret written now is encrypted by the API server before it reaches
 // etcd. drillbot writes a canary Secret in its own namespace (its only
-// write) and reads the evidence: the API server's storage-transformation
-// counters around the write (no etcd access needed: managed clusters), and,
-// when etcd is reachable (an option), the canary's raw key, whose value
-// must start with k8s:enc:<provider>:. The canary is deleted after.
+// write) and reads the evidence: etcd's raw value of the canary's key
+// (params.etcd, through etcd's JSON gateway), which must start with
+// k8s:enc:<provider>:, and the storage-transformation counters of every
+// API server around the write, each read at its own endpoint (the
+// kubernetes Service's EndpointSlices list them; one /metrics through the
+// Service may be any of them). The canary is deleted after.
+//
+// What its PASS rests on, by the rules of evidence (EVIDENCE.md):
+//  1. one canary written, and its key read back from etcd; no key read is
+//     no PASS.
+//  2. the key's mod_revision is the canary write's resourceVersion (an
+//     older or later value, or another etcd's, is INCONCLUSIVE); counters
+//     are differences on the same API servers before and after the write
+//     (a server that came, went or restarted makes them INCONCLUSIVE).
+//  3. the stored bytes: only etcd's value can PASS. The counters count
+//     every writer's Secrets, not the canary's bytes: encrypting counts
+//     alone are INCONCLUSIVE; they can FAIL (below).
+//  5. an unreadable endpoint, EndpointSlice list or etcd leaves its
+//     evidence out: INCONCLUSIVE unless the other proves or fails it.
+//  6. counters only per API server endpoint of this cluster, never through
+//     the Service; etcd's key under this cluster's --etcd-prefix, tied by
+//     revision (a plaintext value must hold the canary's random data).
+//  8. a FAIL from counters needs every listed API server read: one that
+//     stored a Secret with a non-encrypting transformer during the run
+//     (the first provider is the one that writes: it writes every Secret
+//     in plaintext), or none counting a transformation at all; counters
+//     without a resource label (older API servers) are not used.
 package encryptionatrest
 
 import (
@@ -22,16 +45,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
@@ -50,7 +73,8 @@ type Params struct {
 	// CanaryNamespace is where the canary Secret is written: drillbot's own
 	// namespace (default drillbot-system).
 	CanaryNamespace string `json:"canaryNamespace,omitempty"`
-	// Etcd, when set, reads the canary's raw key from etcd too.
+	// Etcd, when set, reads the canary's raw key from etcd: the only
+	// evidence that can PASS.
 	Etcd *Etcd `json:"etcd,omitempty"`
 }
 
@@ -76,8 +100,13 @@ func (p *Params) defaults() {
 
 // Deps are what the check needs.
 type Deps struct {
-	Kube   kubernetes.Interface
-	Logger *slog.Logger
+	Kube kubernetes.Interface
+	// REST is drillbot's client config: each API server endpoint's own
+	// /metrics is read with its credentials (and its TLS server name).
+	REST *rest.Config
+	// Metrics, when set, reads each endpoint's /metrics instead (tests).
+	Metrics EndpointMetrics
+	Logger  *slog.Logger
 }
 
 // Kind is the encryption-at-rest kind: a check.
@@ -116,21 +145,22 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &canaryCheck{kube: k.Deps.Kube, params: p, run: runName, log: log.With("scenario", Name, "run", runName)}, nil
+	metrics := k.Deps.Metrics
+	if metrics == nil && k.Deps.REST != nil {
+		metrics = RESTMetrics{Config: k.Deps.REST}
+	}
+	return &canaryCheck{kube: k.Deps.Kube, metrics: metrics, params: p, run: runName, log: log.With("scenario", Name, "run", runName)}, nil
 }
 
 type canaryCheck struct {
 	check.NoFault
-	kube   kubernetes.Interface
-	params Params
-	run    string
-	log    *slog.Logger
+	kube    kubernetes.Interface
+	metrics EndpointMetrics
+	params  Params
+	run     string
+	log     *slog.Logger
 
-	// found by Recover
-	delta      map[string]float64 // transformer prefix -> to_storage OK ops for secrets during the writes
-	metricsErr error
-	raw        []byte // the canary's value in etcd
-	etcdErr    error
+	ev Evidence // found by Recover
 }
 
 // Preflight implements engine.Scenario.
@@ -141,105 +171,65 @@ func (c *canaryCheck) Preflight(ctx context.Context) error {
 	return nil
 }
 
-// Recover implements engine.Scenario: counters, canary writes, counters,
-// the raw key, and the canary deleted.
+// Recover implements engine.Scenario: every API server's counters, the
+// canary's write, every API server's counters again, the raw key, and the
+// canary deleted.
 func (c *canaryCheck) Recover(ctx context.Context, m engine.Milestones) error {
-	before, err := c.transformations(ctx)
-	if err != nil {
-		c.metricsErr = err
-	}
+	before, beforeErr := c.counters(ctx)
 	secrets := c.kube.CoreV1().Secrets(c.params.CanaryNamespace)
 	value := make([]byte, 16)
 	if _, err := rand.Read(value); err != nil {
 		return err
 	}
+	c.ev.Marker = hex.EncodeToString(value)
 	canary := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: CanaryName, Namespace: c.params.CanaryNamespace,
 		Labels: map[string]string{v1alpha1.LabelRun: c.run, "app.kubernetes.io/managed-by": "drillbot"}},
-		Data: map[string][]byte{"canary": []byte(hex.EncodeToString(value))}}
+		Data: map[string][]byte{"canary": []byte(c.ev.Marker)}}
 	defer func() {
 		if err := secrets.Delete(context.WithoutCancel(ctx), CanaryName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			c.log.Warn("canary Secret not deleted", "err", err)
 		}
 	}()
-	if _, err := secrets.Create(ctx, canary, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+	written, err := secrets.Create(ctx, canary, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
 		// Left by a run that died: overwrite it.
-		_, err = secrets.Update(ctx, canary, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("write the canary Secret: %w", err)
-		}
-	} else if err != nil {
+		written, err = secrets.Update(ctx, canary, metav1.UpdateOptions{})
+	}
+	if err != nil {
 		return fmt.Errorf("write the canary Secret: %w", err)
 	}
+	c.ev.Written = written.ResourceVersion
 	m.Mark("canary-written")
-	if c.metricsErr == nil {
-		after, err := c.transformations(ctx)
+	if beforeErr != nil {
+		c.ev.Counters.Err = beforeErr
+	} else {
+		after, err := c.counters(ctx)
 		if err != nil {
-			c.metricsErr = err
+			c.ev.Counters.Err = err
 		} else {
-			c.delta = map[string]float64{}
-			for prefix, n := range after {
-				if d := n - before[prefix]; d > 0 {
-					c.delta[prefix] = d
-				}
-			}
+			c.ev.Counters = diff(before, after)
 		}
 	}
 	if c.params.Etcd != nil {
-		c.raw, c.etcdErr = readKey(ctx, *c.params.Etcd, c.params.Etcd.Prefix+"/secrets/"+c.params.CanaryNamespace+"/"+CanaryName)
+		c.ev.Etcd = true
+		c.ev.Raw, c.ev.RawRevision, c.ev.EtcdErr = readKey(ctx, *c.params.Etcd, c.params.Etcd.Prefix+"/secrets/"+c.params.CanaryNamespace+"/"+CanaryName)
 	}
 	return nil
 }
 
-// transformations reads the API server's to_storage transformations of
-// Secrets that succeeded, per transformer prefix.
-func (c *canaryCheck) transformations(ctx context.Context) (map[string]float64, error) {
-	body, err := c.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the API server's /metrics: %w", err)
-	}
-	return parseTransformations(body)
-}
-
-func parseTransformations(body []byte) (map[string]float64, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("parse the API server's /metrics: %w", err)
-	}
-	out := map[string]float64{}
-	f, ok := families["apiserver_storage_transformation_operations_total"]
-	if !ok {
-		return out, nil
-	}
-	for _, m := range f.GetMetric() {
-		l := labels(m)
-		if l["resource"] == "secrets" && l["transformation_type"] == "to_storage" && l["status"] == "OK" {
-			out[l["transformer_prefix"]] += m.GetCounter().GetValue()
-		}
-	}
-	return out, nil
-}
-
-func labels(m *dto.Metric) map[string]string {
-	out := map[string]string{}
-	for _, lp := range m.GetLabel() {
-		out[lp.GetName()] = lp.GetValue()
-	}
-	return out
-}
-
-// readKey reads one key's value through etcd's v3 JSON gateway.
-func readKey(ctx context.Context, e Etcd, key string) ([]byte, error) {
+// readKey reads one key's value and mod_revision through etcd's v3 JSON
+// gateway.
+func readKey(ctx context.Context, e Etcd, key string) ([]byte, int64, error) {
 	hc, err := etcdHTTP(e)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req, _ := json.Marshal(map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(key))})
 	var errs []error
 	for _, ep := range e.Endpoints {
 		r, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(ep, "/")+"/v3/kv/range", bytes.NewReader(req))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		r.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(r)
@@ -255,18 +245,19 @@ func readKey(ctx context.Context, e Etcd, key string) ([]byte, error) {
 		}
 		var out struct {
 			KVs []struct {
-				Value []byte `json:"value"` // base64 in JSON, decoded by encoding/json
+				Value       []byte `json:"value"`               // base64 in JSON, decoded by encoding/json
+				ModRevision int64  `json:"mod_revision,string"` // int64 as a string in JSON
 			} `json:"kvs"`
 		}
 		if err := json.Unmarshal(body, &out); err != nil {
-			return nil, fmt.Errorf("etcd %s: %w", ep, err)
+			return nil, 0, fmt.Errorf("etcd %s: %w", ep, err)
 		}
 		if len(out.KVs) == 0 {
-			return nil, fmt.Errorf("etcd %s has no key %s (is the API server's --etcd-prefix %q?)", ep, key, e.Prefix)
+			return nil, 0, fmt.Errorf("etcd %s has no key %s (is the API server's --etcd-prefix %q?)", ep, key, e.Prefix)
 		}
-		return out.KVs[0].Value, nil
+		return out.KVs[0].Value, out.KVs[0].ModRevision, nil
 	}
-	return nil, fmt.Errorf("read etcd: %w", errors.Join(errs...))
+	return nil, 0, fmt.Errorf("read etcd: %w", errors.Join(errs...))
 }
 
 func etcdHTTP(e Etcd) (*http.Client, error) {
@@ -294,7 +285,7 @@ func etcdHTTP(e Etcd) (*http.Client, error) {
 
 // Verify implements engine.Scenario.
 func (c *canaryCheck) Verify(context.Context) (engine.Verification, error) {
-	v := Judge(c.delta, c.metricsErr, c.params.Etcd != nil, c.raw, c.etcdErr)
+	v := Judge(c.ev)
 	if v.Inconclusive == "" {
 		encrypted := int32(0)
 		if len(v.Failures) == 0 {
@@ -308,62 +299,101 @@ func (c *canaryCheck) Verify(context.Context) (engine.Verification, error) {
 // encPrefix is the prefix of every value the API server encrypted.
 const encPrefix = "k8s:enc:"
 
-// Judge decides from the evidence. etcd's raw value, when read, is the
-// proof; otherwise the API server's counters: a to_storage transformation
-// with an encrypting prefix during the canary's write.
-func Judge(delta map[string]float64, metricsErr error, etcd bool, raw []byte, etcdErr error) engine.Verification {
-	var v engine.Verification
-	var encrypting, plain []string
-	for prefix := range delta {
-		if strings.HasPrefix(prefix, encPrefix) {
-			encrypting = append(encrypting, prefix)
-		} else {
-			plain = append(plain, orIdentity(prefix))
-		}
-	}
-	switch {
-	case metricsErr != nil:
-		v.Findings = append(v.Findings, "API server counters not read: "+metricsErr.Error())
-	case len(encrypting) > 0:
-		v.Findings = append(v.Findings, "the API server encrypted the canary's write with "+strings.Join(encrypting, ", ")+" (apiserver_storage_transformation_operations_total)")
-	case len(plain) > 0:
-		v.Failures = append(v.Failures, "the API server wrote the canary Secret with "+strings.Join(plain, ", ")+": Secrets are not encrypted at rest")
-	default:
-		// No EncryptionConfiguration: the API server stores values as they
-		// are and counts no transformation. (Another API server of an HA
-		// control plane may have taken the write: etcd access settles it.)
-		v.Failures = append(v.Failures, "the API server counted no encrypting transformation for the canary's write: Secrets are not encrypted at rest (no EncryptionConfiguration), or another API server took the write (give params.etcd to read the key itself)")
-	}
-	if !etcd {
-		if metricsErr != nil {
-			v.Inconclusive = "neither the API server's counters nor etcd could be read"
-		}
-		return v
-	}
-	switch {
-	case etcdErr != nil:
-		v.Findings = append(v.Findings, "etcd not read: "+etcdErr.Error())
-		if metricsErr != nil {
-			v.Inconclusive = "neither the API server's counters nor etcd could be read"
-		}
-	case bytes.HasPrefix(raw, []byte(encPrefix)):
-		provider := strings.SplitN(string(raw[len(encPrefix):min(len(raw), 64)]), ":", 2)[0]
-		v.Findings = append(v.Findings, fmt.Sprintf("etcd holds the canary encrypted (%s%s:...)", encPrefix, provider))
-		v.Failures = nil // the raw key is the proof; counters may be another API server's
-	default:
-		v.Failures = append([]string{fmt.Sprintf("etcd holds the canary Secret in plaintext (its value starts %q, not %q)", printable(raw), encPrefix)}, dropCounterFailure(v.Failures)...)
-	}
-	return v
+// Evidence is what Recover found.
+type Evidence struct {
+	// Counters are every API server's Secret transformations during the
+	// canary's write.
+	Counters Counters
+	// Marker is the canary's random data; Written its write's
+	// resourceVersion (etcd's mod_revision of the key it wrote).
+	Marker, Written string
+	// Etcd: params.etcd was given; Raw is the canary key's value there,
+	// RawRevision its mod_revision, EtcdErr why it was not read.
+	Etcd        bool
+	Raw         []byte
+	RawRevision int64
+	EtcdErr     error
 }
 
-func dropCounterFailure(fs []string) []string {
-	var out []string
-	for _, f := range fs {
-		if !strings.Contains(f, "counted no encrypting transformation") {
-			out = append(out, f)
+// Judge decides from the evidence. Only the stored bytes can PASS: etcd's
+// raw value of the key the canary's write made (its mod_revision is the
+// write's resourceVersion), starting k8s:enc:. The API servers' counters,
+// read on every API server the kubernetes Service lists, can FAIL (an API
+// server stored a Secret with a non-encrypting transformer during the run,
+// or none counted a transformation of the canary's write), never PASS:
+// they count every writer's Secrets, not the canary's bytes.
+func Judge(e Evidence) engine.Verification {
+	var v engine.Verification
+	var undecided []string
+	c := e.Counters
+	noTransformation := ""
+	if c.Err != nil {
+		v.Findings = append(v.Findings, "API server counters not tied to the canary's write: "+c.Err.Error())
+		undecided = append(undecided, "the API servers' counters could not be read on each of them before and after the canary's write")
+	} else {
+		var total float64
+		var encrypting []string
+		for _, s := range c.Servers {
+			var plain []string
+			for _, prefix := range sortedKeys(s.Delta) {
+				n := s.Delta[prefix]
+				total += n
+				if strings.HasPrefix(prefix, encPrefix) {
+					encrypting = append(encrypting, fmt.Sprintf("%s: %g with %s", s.Endpoint, n, prefix))
+				} else {
+					plain = append(plain, fmt.Sprintf("%g with %s", n, orIdentity(prefix)))
+				}
+			}
+			if len(plain) > 0 {
+				// A Secret write's transformer is the first provider of the
+				// EncryptionConfiguration: this API server writes Secrets in
+				// plaintext, the canary's if it took it, anyone's if not.
+				v.Failures = append(v.Failures, fmt.Sprintf("API server %s stored Secrets without encryption during the run (%s, apiserver_storage_transformation_operations_total): Secrets it writes are not encrypted at rest",
+					s.Endpoint, strings.Join(plain, ", ")))
+			}
+		}
+		switch {
+		case total == 0:
+			noTransformation = fmt.Sprintf("none of the %d API servers the kubernetes Service lists (%s) counted a transformation of the canary's write: Secrets are not encrypted at rest (no EncryptionConfiguration covers them), or the write went to an API server the Service does not list",
+				len(c.Servers), strings.Join(c.endpoints(), ", "))
+			v.Failures = append(v.Failures, noTransformation)
+		case len(encrypting) > 0:
+			v.Findings = append(v.Findings, fmt.Sprintf("the %d API servers the kubernetes Service lists counted encrypting Secret writes during the run (%s): the canary's and any other writer's", len(c.Servers), strings.Join(encrypting, "; ")))
+			undecided = append(undecided, "the API servers' counters count every writer's Secrets, not the canary's stored bytes")
 		}
 	}
-	return out
+	switch {
+	case !e.Etcd:
+		undecided = append(undecided, "etcd not read (params.etcd): only the canary's stored bytes prove it encrypted")
+	case e.EtcdErr != nil:
+		v.Findings = append(v.Findings, "etcd not read: "+e.EtcdErr.Error())
+		undecided = append(undecided, "etcd not read: only the canary's stored bytes prove it encrypted")
+	case bytes.HasPrefix(e.Raw, []byte(encPrefix)):
+		provider := strings.SplitN(string(e.Raw[len(encPrefix):min(len(e.Raw), 64)]), ":", 2)[0]
+		if rev := strconv.FormatInt(e.RawRevision, 10); e.Written == "" || rev != e.Written {
+			v.Findings = append(v.Findings, fmt.Sprintf("etcd holds the canary's key encrypted (%s%s:...), but at revision %s, not the canary's write (resourceVersion %q)", encPrefix, provider, rev, e.Written))
+			undecided = append(undecided, "etcd's value at the canary's key is not the canary's write (another write since, or another etcd)")
+			break
+		}
+		v.Findings = append(v.Findings, fmt.Sprintf("etcd holds the canary encrypted (%s%s:...), at revision %s: the canary's write", encPrefix, provider, e.Written))
+		undecided = nil // the stored bytes are the proof
+		if noTransformation != "" {
+			// Encrypted by an API server that counted nothing: one the
+			// Service does not list. Its count is no evidence either way.
+			v.Failures = slices.DeleteFunc(v.Failures, func(f string) bool { return f == noTransformation })
+			v.Findings = append(v.Findings, "the API server that encrypted the canary is not among those the kubernetes Service lists")
+		}
+	case e.Marker != "" && bytes.Contains(e.Raw, []byte(e.Marker)):
+		v.Failures = append([]string{fmt.Sprintf("etcd holds the canary Secret in plaintext (its value starts %q, not %q, and holds the canary's data)", printable(e.Raw), encPrefix)},
+			slices.DeleteFunc(v.Failures, func(f string) bool { return f == noTransformation })...)
+	default:
+		v.Findings = append(v.Findings, fmt.Sprintf("etcd's value at the canary's key starts %q, not %q, but does not hold the canary's data", printable(e.Raw), encPrefix))
+		undecided = append(undecided, "etcd's value at the canary's key is not the canary's write (another write since, or another etcd)")
+	}
+	if len(v.Failures) == 0 && len(undecided) > 0 {
+		v.Inconclusive = strings.Join(undecided, "; ")
+	}
+	return v
 }
 
 func orIdentity(prefix string) string {
