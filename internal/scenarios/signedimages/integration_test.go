@@ -5,6 +5,8 @@ package signedimages_test
 // sample app pushed twice, one copy signed by the real cosign CLI with a
 // key (the legacy .sig format Kyverno's verifyImages reads, no
 // transparency log), the other not, as the real-stack tests sign them.
+// kwok plays the kubelet but reports no image ID; the test reports the one
+// a real runtime would (kubeletReports).
 
 import (
 	"context"
@@ -12,9 +14,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/localcluster"
@@ -83,8 +88,32 @@ spec:
 			t.Fatal(err)
 		}
 	}
+	// kubeletReports plays the kubelet's part kwok leaves out: the image ID
+	// of what runs, once kwok has marked the pod running (kwok's status
+	// names no image ID; a real kubelet's always does).
+	kubeletReports := func(t *testing.T, pod, imageID string) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			p, err := cluster.Kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			if err != nil || p.Status.PodIP == "" || len(p.Status.ContainerStatuses) == 0 {
+				return false, err
+			}
+			p.Status.ContainerStatuses[0].ImageID = imageID
+			if _, err := cluster.Kube.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); apierrors.IsConflict(err) {
+				return false, nil
+			} else if err != nil {
+				return false, err
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("report the image ID of %s: %v", pod, err)
+		}
+	}
 	create("web", signed)
 	create("web-by-tag", reg.Host+"/drillbot/signed:v1")
+	// containerd reports the repo digest it pulled the tag as.
+	kubeletReports(t, "web-by-tag", signed)
 	t.Run("PASS", func(t *testing.T) {
 		r := run(t)
 		if r.Status.Verdict != v1alpha1.VerdictPass || !strings.Contains(strings.Join(r.Status.Findings, "\n"), "signed images: 1 of 1 running in 1 namespaces") {
@@ -99,6 +128,36 @@ spec:
 		}
 		if !strings.Contains(strings.Join(r.Status.Findings, "\n"), "signed images: 1 of 2") {
 			t.Errorf("findings %q", r.Status.Findings)
+		}
+	})
+	// #24: kubectl debug adds an ephemeral container to the signed pod.
+	if _, err := cluster.Kube.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "web", func() *corev1.Pod {
+		p, err := cluster.Kube.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: "debugger", Image: unsigned, TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}})
+		return p
+	}(), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("an unsigned image in an ephemeral container", func(t *testing.T) {
+		r := run(t)
+		if r.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(r.Status.Reason, unsigned+" ("+ns+"/legacy, "+ns+"/web): no cosign signature") {
+			t.Fatalf("verdict %s: %s, want FAIL naming %s in %s/web", r.Status.Verdict, r.Status.Reason, unsigned, ns)
+		}
+	})
+	// #24: an image loaded onto the node runs under a tag that is signed in
+	// the registry today; containerd reports its config ID, no repo digest.
+	const loadedID = "sha256:4b9a0c8e1d2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d"
+	create("loaded", reg.Host+"/drillbot/signed:v1")
+	kubeletReports(t, "loaded", loadedID)
+	t.Run("an image loaded onto the node", func(t *testing.T) {
+		r := run(t)
+		want := reg.Host + "/drillbot/signed:v1 [image ID " + loadedID + "] (" + ns + `/loaded container "app"): no registry digest`
+		if r.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(r.Status.Reason, want) {
+			t.Fatalf("verdict %s: %s, want FAIL with %q", r.Status.Verdict, r.Status.Reason, want)
 		}
 	})
 }

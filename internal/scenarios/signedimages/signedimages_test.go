@@ -120,6 +120,8 @@ func TestSignedImages(t *testing.T) {
 		pods     []runtime.Object
 		failures []string
 		share    string
+		// inconclusive is in the reason; "": not inconclusive.
+		inconclusive string
 	}{
 		{name: "signed by digest, by tag and by the kubelet's image ID", pods: []runtime.Object{
 			pod("shop", "a", signed.String(), ""), pod("shop", "b", tagged, ""), pod("shop", "c", tagged, "docker-pullable://"+signed.String())},
@@ -134,7 +136,7 @@ func TestSignedImages(t *testing.T) {
 			p := pod("shop", "job", unsigned.String(), "")
 			p.Status.Phase = corev1.PodSucceeded
 			return p
-		}()}, share: "0 of 0"},
+		}()}, share: "0 of 0", inconclusive: "nothing was checked"}, // EVIDENCE rule 1
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +159,9 @@ func TestSignedImages(t *testing.T) {
 				if !strings.Contains(fails, w) {
 					t.Errorf("failures %q, want %q", fails, w)
 				}
+			}
+			if (tc.inconclusive == "") != (v.Inconclusive == "") || !strings.Contains(v.Inconclusive, tc.inconclusive) {
+				t.Errorf("inconclusive %q, want %q", v.Inconclusive, tc.inconclusive)
 			}
 			if tc.share != "" && !strings.Contains(finds, tc.share) {
 				t.Errorf("findings %q, want %q", finds, tc.share)
