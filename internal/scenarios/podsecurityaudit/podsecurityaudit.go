@@ -257,7 +257,7 @@ func Judge(results []Namespace, selector string, enforce, audit psaapi.Level) en
 			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s enforces no Pod Security level (no %s label: the cluster default applies, privileged unless the API server's admission configuration says otherwise)", r.Name, psaapi.EnforceLevelLabel))
 			ok = false
 		case err != nil:
-			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: %s=%q is not a level (the API server ignores it)", r.Name, psaapi.EnforceLevelLabel, r.Enforced))
+			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s: %s=%q is not a level (the API server records an error for every pod it admits there, and evaluates it at restricted); set a valid level", r.Name, psaapi.EnforceLevelLabel, r.Enforced))
 			ok = false
 		case psaapi.CompareLevels(level, enforce) < 0:
 			v.Failures = append(v.Failures, fmt.Sprintf("namespace %s enforces %s, less than %s", r.Name, level, enforce))
