@@ -11,6 +11,7 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
 // Inputs are what the check read.
@@ -111,7 +112,7 @@ func (c *Coverage) coverSchedules(schedules []velerov1.Schedule, ns *Namespace, 
 		}
 		// A pattern Velero cannot read fails each of its backups'
 		// validation: such a schedule includes nothing.
-		if ok, err := includesNamespace(t.IncludedNamespaces, t.ExcludedNamespaces, ns.Name); err != nil || !ok {
+		if ok, err := nr.IncludesNamespace(t.IncludedNamespaces, t.ExcludedNamespaces, ns.Name); err != nil || !ok {
 			continue
 		}
 		c.Schedules = append(c.Schedules, s.Name)
@@ -145,7 +146,7 @@ func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs 
 		skipped[why] = append(skipped[why], b.Name)
 	}
 	for _, b := range backups {
-		ok, err := includesNamespace(b.Spec.IncludedNamespaces, b.Spec.ExcludedNamespaces, ns.Name)
+		ok, err := nr.IncludesNamespace(b.Spec.IncludedNamespaces, b.Spec.ExcludedNamespaces, ns.Name)
 		if err != nil {
 			skip(b, "its "+err.Error())
 			continue

@@ -176,10 +176,13 @@ func TestIncludesFollowsVelero(t *testing.T) {
 		{ex: []string{"*"}},
 		{ex: []string{"shop-*"}, want: true},
 		{in: []string{"sh*"}, ex: []string{"shop"}},
-		// Patterns drillbot cannot judge (braces: older Velero took them)
-		// may include: the resource list decides.
+		// Braces, as gobwas/glob (so Velero) reads them.
 		{in: []string{"{shop,billing}"}, want: true},
-		{in: []string{"{billing,shop}"}, ex: []string{"{shop}"}, want: true},
+		{in: []string{"{billing,shop}"}, ex: []string{"{shop}"}},
+		// A pattern that does not compile may include: the resource list
+		// decides.
+		{in: []string{"[a-cs]hop"}, want: true},
+		{ex: []string{"[a-cs]hop"}, want: true},
 	}
 	for _, tc := range cases {
 		b := &velerov1.Backup{Spec: velerov1.BackupSpec{IncludedNamespaces: tc.in, ExcludedNamespaces: tc.ex}}

@@ -43,7 +43,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -363,47 +362,13 @@ func (s *scenario) newestBackup(ctx context.Context) (*velerov1.Backup, error) {
 // read is a Velero DownloadRequest).
 const maxListReads = 3
 
-// includes reports whether backup b's spec selects namespace ns, with
-// Velero's own semantics (pkg/util/collections IncludesExcludes.ShouldInclude):
-// an exclude pattern that matches wins; then an empty include list, or "*",
-// includes every namespace, else an include pattern must match. Patterns are
-// globs, which Velero validates to *, ? and [...] of namespace characters
-// (pkg/util/wildcard.ValidateNamespaceName); for those path.Match agrees
-// with the gobwas/glob Velero compiles them with (a name has no separator),
-// and Velero's package is not imported for it (it brings cockroachdb/errors,
-// logrus and gobwas/glob). A pattern drillbot cannot judge (braces, which
-// older Velero took, or one path.Match rejects) may include and does not
-// exclude: the spec only proposes a backup; its resource list decides
-// (pickBackup).
+// includes reports whether backup b's spec may hold namespace ns, with
+// Velero's own semantics (nr.IncludesNamespace). A pattern
+// drillbot cannot judge may include: the spec only proposes a backup; its
+// resource list decides (pickBackup).
 func includes(b *velerov1.Backup, ns string) bool {
-	if slices.ContainsFunc(b.Spec.ExcludedNamespaces, func(p string) bool { return globMatch(p, ns) == matched }) {
-		return false
-	}
-	in := b.Spec.IncludedNamespaces
-	return len(in) == 0 || slices.Contains(in, "*") || slices.ContainsFunc(in, func(p string) bool { return globMatch(p, ns) != unmatched })
-}
-
-type globResult int
-
-const (
-	unmatched globResult = iota
-	matched
-	undecided
-)
-
-func globMatch(pattern, ns string) globResult {
-	if strings.ContainsAny(pattern, "{}") {
-		return undecided
-	}
-	// gobwas/glob negates a class with "[!...]", path.Match with "[^...]".
-	ok, err := path.Match(strings.ReplaceAll(pattern, "[!", "[^"), ns)
-	switch {
-	case err != nil:
-		return undecided
-	case ok:
-		return matched
-	}
-	return unmatched
+	ok, err := nr.IncludesNamespace(b.Spec.IncludedNamespaces, b.Spec.ExcludedNamespaces, ns)
+	return ok || err != nil
 }
 
 func newer(b, than *velerov1.Backup) bool {

@@ -103,6 +103,12 @@ func TestPreflightRefusesWithoutWriting(t *testing.T) {
 				running.CreationTimestamp = metav1.Unix(2000, 0)
 				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)), unstructuredOf(t, failed), unstructuredOf(t, running)}
 			}, wantErr: `backup shop-daily-1 is "Failed"`},
+		{name: "backup whose exclude glob takes the namespace", ns: optedIn("shop"), target: "shop",
+			velero: func(t *testing.T) []runtime.Object {
+				b := backup("b", "shop-daily", velerov1.BackupPhaseCompleted)
+				b.Spec.ExcludedNamespaces = []string{"sh*"}
+				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)), unstructuredOf(t, b)}
+			}, wantErr: "does not include namespace shop"},
 		{name: "backup of another namespace", ns: optedIn("shop"), target: "shop",
 			velero: func(t *testing.T) []runtime.Object {
 				return []runtime.Object{unstructuredOf(t, bsl(velerov1.BackupStorageLocationPhaseAvailable)),
