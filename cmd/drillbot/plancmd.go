@@ -78,12 +78,14 @@ func (o *planOptions) run(ctx context.Context, subject plan.Subject, stdout, std
 	if code != 0 {
 		return code
 	}
-	ao, err := o.af.load([]drill.Definition{def})
+	_, cp, err := clusterPolicy(ctx, o.cf)
+	if err == nil {
+		o.cf.alerts, err = o.af.load(ctx, []drill.Definition{def}, cp, true)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot plan: %v\n", err)
 		return exitError
 	}
-	o.cf.alerts = ao
 	p, err := o.build(ctx, def, subject, stderr)
 	if err == nil {
 		err = plan.Write(stdout, p, o.output)

@@ -160,12 +160,14 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	ao, err := o.af.load([]drill.Definition{def})
+	_, cp, err := clusterPolicy(ctx, cf)
+	if err == nil {
+		cf.alerts, err = o.af.load(ctx, []drill.Definition{def}, cp, true)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
 		return exitError
 	}
-	cf.alerts = ao
 	log := cf.logger(stderr)
 	var observers []engine.Observer
 	if wait {

@@ -86,9 +86,30 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
 	}
-	if cf.alerts, err = o.af.load(defs); err != nil {
+	// The cluster's policy binds the daemon as it read it: once it changes,
+	// the daemon stops (its runs revert, as on SIGTERM) and exits, to be
+	// restarted with the new one, rather than obey a stale one.
+	policies, cp, err := clusterPolicy(ctx, cf)
+	if err == nil {
+		cf.alerts, err = o.af.load(ctx, defs, cp, false)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := policies.Watch(ctx, cp, func() { cancel(errPolicyChanged) }); err != nil {
+			log.Error("the cluster's policy is not watched", "err", err)
+		}
+	}()
+	policyChanged := func() bool {
+		if errors.Is(context.Cause(ctx), errPolicyChanged) {
+			fmt.Fprintf(stderr, "drillbot serve: %s changed: exiting, to start again under the new policy\n", policies.Source())
+			return true
+		}
+		return false
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -170,7 +191,11 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		return sched.Loop(ctx, defs)
 	}
 	if !leaderElect {
-		if err := lead(ctx); err != nil {
+		err := lead(ctx)
+		if policyChanged() {
+			return exitError
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 			return exitError
 		}
@@ -189,9 +214,16 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drillbot serve: leadership lost, exiting")
 		return exitError
 	}
+	if policyChanged() {
+		return exitError
+	}
 	log.Info("drillbot stopped")
 	return 0
 }
+
+// errPolicyChanged is the cause with which serve stops once the cluster's
+// policy differs from the one it loaded.
+var errPolicyChanged = errors.New("the cluster's drill policy changed")
 
 func seedLastRuns(ctx context.Context, store engine.RunStore, sched *engine.Scheduler) error {
 	runs, err := store.List(ctx, "")

@@ -3,6 +3,7 @@ package helm_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,12 +15,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	psaapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/halt"
 	"github.com/drillbot-io/drillbot/internal/rbac"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 )
@@ -409,28 +412,30 @@ func TestKubeScore(t *testing.T) {
 	}
 }
 
-// TestChartPolicy: stop conditions and freeze windows become a DrillPolicy
-// that drillbot's own loader accepts, mounted where --policy reads it; the
-// Alertmanager's URL, poll interval and HTTP config reach serve's flags.
+// TestChartPolicy: stop conditions, freeze windows and the Alertmanager's
+// URL become the cluster's policy ConfigMap (drillbot-policy, read from the
+// API server by serve, run and plan), which drillbot's own loader accepts;
+// the Alertmanager's URL, poll interval and HTTP config reach serve's flags.
 func TestChartPolicy(t *testing.T) {
 	docs := render(t, "--set", "drills.kill-kyverno.enabled=true", "--set-json", `stopWhen=["{severity=\"critical\"}"]`,
 		"--set-json", `freezeWindows=[{"name":"year-end","start":"2026-12-20T00:00:00Z","end":"2027-01-04T00:00:00Z"},{"name":"fridays","schedule":"0 12 * * 5","timeZone":"Europe/Berlin","duration":"12h"}]`,
 		"--set", "alertmanager.url=http://alertmanager.monitoring:9093", "--set", "alertmanager.httpConfigSecret=am-auth")
 	var policy *corev1.ConfigMap
 	for _, m := range docs["ConfigMap"] {
-		if cm := decode[corev1.ConfigMap](t, m); cm.Name == "dr-drillbot-policy" {
+		if cm := decode[corev1.ConfigMap](t, m); cm.Name == halt.PolicyName {
 			policy = &cm
 		}
 	}
 	if policy == nil {
 		t.Fatal("no policy ConfigMap")
 	}
-	p, err := drill.ParsePolicy("policy.yaml", []byte(policy.Data["policy.yaml"]))
+	cp, err := halt.Policies{Kube: fake.NewClientset(policy), Namespace: policy.Namespace}.Load(context.Background())
 	if err != nil {
-		t.Fatalf("the rendered policy is refused by drillbot: %v\n%s", err, policy.Data["policy.yaml"])
+		t.Fatalf("the rendered policy is refused by drillbot: %v\n%s", err, policy.Data[halt.PolicyKey])
 	}
-	if len(p.StopWhen) != 1 || len(p.Freeze) != 2 {
-		t.Errorf("policy %+v", p)
+	p := cp.Policy
+	if len(p.StopWhen) != 1 || len(p.Freeze) != 2 || cp.AlertmanagerURL != "http://alertmanager.monitoring:9093" {
+		t.Errorf("policy %+v", cp)
 	}
 	if _, _, frozen := p.Frozen(time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC)); !frozen {
 		t.Error("Christmas Eve is not in the year-end freeze")
@@ -438,7 +443,7 @@ func TestChartPolicy(t *testing.T) {
 	dep := decode[appsv1.Deployment](t, docs["Deployment"][0])
 	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
 	for _, want := range []string{"--alertmanager-url=http://alertmanager.monitoring:9093", "--alert-poll-interval=10s",
-		"--alertmanager-http-config=/etc/drillbot/alertmanager/http-config.yaml", "--policy=/etc/drillbot/policy/policy.yaml"} {
+		"--alertmanager-http-config=/etc/drillbot/alertmanager/http-config.yaml"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %s: %s", want, args)
 		}
@@ -447,7 +452,7 @@ func TestChartPolicy(t *testing.T) {
 	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
 		mounts = append(mounts, m.MountPath)
 	}
-	if !slices.Contains(mounts, "/etc/drillbot/policy") || !slices.Contains(mounts, "/etc/drillbot/alertmanager") {
+	if slices.Contains(mounts, "/etc/drillbot/policy") || !slices.Contains(mounts, "/etc/drillbot/alertmanager") {
 		t.Errorf("mounts %v", mounts)
 	}
 	// Without them: no flag, no ConfigMap.

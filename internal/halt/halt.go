@@ -2,6 +2,10 @@
 // namespace. While it exists no run starts and no fault is injected (the
 // engine checks it before each), and a running daemon cancels its runs, which
 // revert their faults. `drillbot halt` creates it, `drillbot resume` deletes it.
+//
+// Beside it lives the cluster's drill policy (policy.go): stop conditions,
+// freeze windows and the Alertmanager that every drillbot process obeys,
+// the daemon and `drillbot run` or `plan` from a laptop alike.
 package halt
 
 import (

@@ -168,7 +168,8 @@ type RunReader interface {
 // RecordCalls are the requests the engine itself makes for every run in
 // drillbot's namespace ns: the DrillRun (the audit record, created before
 // preflight, its status written at each phase), the Lease that locks the
-// target, the Events, the halt switch, and the history it keeps.
+// target, the Events, the halt switch and the cluster's drill policy, and
+// the history it keeps.
 func RecordCalls(ns string, t v1alpha1.Target) []engine.Call {
 	p, every, done := engine.In(v1alpha1.PhasePending), engine.In(engine.AnyPhase), engine.In(v1alpha1.PhaseCompleted)
 	lease := engine.LeaseName(engine.TargetKey(t))
@@ -178,6 +179,9 @@ func RecordCalls(ns string, t v1alpha1.Target) []engine.Call {
 		p.Call("get", "", "configmaps", ns, halt.Name, "the halt switch: no run starts while it is on"),
 		p.Call("list", "", "configmaps", ns, halt.Name, "watch the halt switch: every drillbot process stops its runs when it is turned on"),
 		p.Call("watch", "", "configmaps", ns, halt.Name, "watch the halt switch"),
+		p.Call("get", "", "configmaps", ns, halt.PolicyName, "the cluster's drill policy: stop conditions, freeze windows, Alertmanager"),
+		p.Call("list", "", "configmaps", ns, halt.PolicyName, "watch the cluster's drill policy: the daemon restarts under a changed one"),
+		p.Call("watch", "", "configmaps", ns, halt.PolicyName, "watch the cluster's drill policy"),
 		p.Call("list", "drillbot.io", "drillruns", ns, "", "no other run holds the target"),
 		p.Call("create", "drillbot.io", "drillruns", ns, "", "the DrillRun: the run's audit record, written before preflight"),
 		p.Call("create", "coordination.k8s.io", "leases", ns, "", "lock the target (one run per namespace)"),

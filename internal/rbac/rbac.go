@@ -32,14 +32,14 @@ type Set struct {
 // Base is what drillbot needs whatever it runs, with its DrillRuns in ns:
 // its own records (deleting those beyond a drill's history limit) and their
 // Events, the leader Lease and the per-target lock Leases, reading its CRD
-// and the halt switch.
+// and the halt switch and the cluster's drill policy beside it.
 func Base(ns string) []engine.Grant {
 	return []engine.Grant{
 		engine.Allow(ns, "drillbot.io", []string{"drillruns"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
 		engine.Allow(ns, "drillbot.io", []string{"drillruns/status"}, []string{"update", "patch"}),
 		engine.Allow(ns, "", []string{"events"}, []string{"create", "patch"}),
 		engine.Allow(ns, "coordination.k8s.io", []string{"leases"}, []string{"get", "create", "update", "delete"}),
-		engine.Allow(ns, "", []string{"configmaps"}, []string{"get", "list", "watch"}, halt.Name),
+		engine.Allow(ns, "", []string{"configmaps"}, []string{"get", "list", "watch"}, halt.Name, halt.PolicyName),
 		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, ns),
 		engine.Allow("", "apiextensions.k8s.io", []string{"customresourcedefinitions"}, []string{"get"}, "drillruns.drillbot.io"),
 	}
