@@ -23,14 +23,22 @@ type alertFlags struct {
 	alertmanagerURL, httpConfig, policyFile string
 	stopWhen                                []string
 	poll                                    time.Duration
+	// cluster is this cluster's identity on the alerts (label=value).
+	cluster string
 }
+
+// maxAlertPoll bounds --alert-poll-interval: three unreadable polls stop a
+// drill, so a longer interval leaves its stop conditions unchecked for
+// longer than 3m, and a detection deadline is decided only to a poll.
+const maxAlertPoll = time.Minute
 
 func (a *alertFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.alertmanagerURL, "alertmanager-url", envOr("DRILLBOT_ALERTMANAGER_URL", ""), "Alertmanager whose alerts drills expect and stop on (API v2), e.g. http://alertmanager.monitoring:9093 (default: the cluster's, from configmap drillbot-policy in -n)")
 	fs.StringVar(&a.httpConfig, "alertmanager-http-config", "", "Prometheus HTTP client config for the Alertmanager (authorization, basic auth, TLS), as amtool's --http.config.file")
 	fs.StringVar(&a.policyFile, "policy", "", "DrillPolicy file: stop conditions and freeze windows, obeyed with the cluster's own (configmap drillbot-policy in -n)")
 	fs.StringArrayVar(&a.stopWhen, "stop-when", nil, `stop condition (repeatable), Alertmanager matchers such as '{severity="critical"}': while a matching alert is active no drill starts and running drills stop and revert`)
-	fs.DurationVar(&a.poll, "alert-poll-interval", 10*time.Second, "how often a running drill reads the alerts")
+	fs.DurationVar(&a.poll, "alert-poll-interval", 10*time.Second, "how often a running drill reads the alerts (1s to 1m)")
+	fs.StringVar(&a.cluster, "alert-cluster-label", envOr("DRILLBOT_ALERT_CLUSTER_LABEL", ""), `this cluster's label on the alerts, e.g. cluster=prod-eu: an expected alert counts only when it carries it (stop conditions are not narrowed). Unset: an expected alert that names a cluster is not measured`)
 }
 
 // alertOptions are what the flags give the engine.
@@ -39,6 +47,7 @@ type alertOptions struct {
 	stopWhen []alerts.Matchers
 	freeze   engine.Freezer
 	poll     time.Duration
+	scope    alerts.Scope
 }
 
 // load builds the options from the flags and the cluster's policy cp (see
@@ -54,8 +63,15 @@ type alertOptions struct {
 // Alertmanager is down; its runs record the unreadable alerts instead.
 func (a *alertFlags) load(ctx context.Context, defs []drill.Definition, cp halt.ClusterPolicy, probe bool) (alertOptions, error) {
 	o := alertOptions{poll: a.poll}
-	if a.poll < time.Second {
-		return o, fmt.Errorf("--alert-poll-interval %s: at least 1s", a.poll)
+	if a.poll < time.Second || a.poll > maxAlertPoll {
+		return o, fmt.Errorf("--alert-poll-interval %s: between 1s and %s (three unreadable polls stop a drill; a longer interval leaves stop conditions unchecked too long)", a.poll, maxAlertPoll)
+	}
+	if a.cluster != "" {
+		scope, err := alerts.ParseScope(a.cluster)
+		if err != nil {
+			return o, fmt.Errorf("--alert-cluster-label: %w", err)
+		}
+		o.scope = scope
 	}
 	for i, src := range a.stopWhen {
 		m, err := alerts.ParseMatchers(src)

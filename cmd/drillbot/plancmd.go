@@ -128,7 +128,7 @@ func buildPlan(ctx context.Context, cfg *rest.Config, cf clusterFlags, def drill
 		Namespace: cf.namespace,
 		Reviewer:  plan.SAR{Kube: c.Kube},
 		Halt:      halt.Switch{Kube: c.Kube, Namespace: cf.namespace},
-		Start:     &engine.StartConditions{Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze},
+		Start:     &engine.StartConditions{Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, Scope: cf.alerts.scope},
 		Leases:    c.Kube.CoordinationV1(),
 		Runs:      &engine.KubeStore{Client: c.Dynamic, Namespace: cf.namespace},
 	}, def, subject)

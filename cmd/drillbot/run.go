@@ -75,7 +75,7 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 	}
 	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, VeleroNamespace: cf.veleroNamespace, Logger: log, NotifyStart: notifyStart,
 		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv(),
-		Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, AlertPoll: cf.alerts.poll})
+		Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, AlertPoll: cf.alerts.poll, AlertScope: cf.alerts.scope})
 }
 
 // runOptions are drillbot run's flags.

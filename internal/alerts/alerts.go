@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +36,14 @@ type Alert struct {
 	// Suppressed is true when a silence or an inhibition keeps anyone from
 	// being notified of it.
 	Suppressed bool
+	// Unprocessed is true when Alertmanager has received it but not yet
+	// routed it: it is active, but nobody has been notified yet.
+	Unprocessed bool
 }
+
+// Notified says whether anyone can have been told of the alert: it is
+// neither suppressed nor still unprocessed.
+func (a Alert) Notified() bool { return !a.Suppressed && !a.Unprocessed }
 
 // String names the alert with its labels, sorted.
 func (a Alert) String() string {
@@ -86,6 +94,46 @@ func (m Matchers) Matches(l map[string]string) bool {
 // String is the matchers as written.
 func (m Matchers) String() string { return m.src }
 
+// ClusterLabel is the label that names a cluster on the alerts of an
+// Alertmanager shared by several (the one the chart's clusterLabel adds to
+// drillbot's own series).
+const ClusterLabel = "cluster"
+
+// Scope is a cluster's identity on the alerts: one label and its value,
+// such as cluster="prod-eu". An alert is in scope only when it carries the
+// label with exactly that value; an alert without the label is not.
+type Scope struct{ Label, Value string }
+
+// ParseScope parses name=value (the value may be quoted), e.g.
+// cluster=prod-eu.
+func ParseScope(s string) (Scope, error) {
+	name, value, ok := strings.Cut(s, "=")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if uq, err := strconv.Unquote(value); err == nil {
+		value = uq
+	}
+	if !ok || !model.LabelName(name).IsValidLegacy() || value == "" {
+		return Scope{}, fmt.Errorf("cluster identity %q: want label=value, such as cluster=prod-eu", s)
+	}
+	return Scope{Label: name, Value: value}, nil
+}
+
+// IsZero says no identity is set.
+func (s Scope) IsZero() bool { return s.Label == "" }
+
+// Matches reports whether the labels carry the identity. The zero Scope
+// matches everything.
+func (s Scope) Matches(l map[string]string) bool {
+	if s.IsZero() {
+		return true
+	}
+	v, ok := l[s.Label]
+	return ok && v == s.Value
+}
+
+// String is the identity as a matcher, e.g. cluster="prod-eu".
+func (s Scope) String() string { return fmt.Sprintf("%s=%q", s.Label, s.Value) }
+
 // Alertmanager reads alerts from Alertmanager's API v2.
 type Alertmanager struct {
 	api *amclient.AlertmanagerAPI
@@ -120,7 +168,7 @@ func NewAlertmanager(rawURL, httpConfigFile string) (*Alertmanager, error) {
 }
 
 // Active returns every active alert, silenced and inhibited ones included
-// (marked Suppressed).
+// (marked Suppressed), and those not yet routed (marked Unprocessed).
 func (a *Alertmanager) Active(ctx context.Context) ([]Alert, error) {
 	yes := true
 	params := amalert.NewGetAlertsParamsWithContext(ctx).WithActive(&yes).WithSilenced(&yes).WithInhibited(&yes)
@@ -142,10 +190,8 @@ func (a *Alertmanager) Active(ctx context.Context) ([]Alert, error) {
 			al.StartsAt = time.Time(*g.StartsAt)
 		}
 		if g.Status != nil && g.Status.State != nil {
-			if *g.Status.State == "unprocessed" {
-				continue // not yet routed: Alertmanager has not decided on it
-			}
 			al.Suppressed = *g.Status.State == "suppressed"
+			al.Unprocessed = *g.Status.State == "unprocessed"
 		}
 		out = append(out, al)
 	}

@@ -52,10 +52,16 @@ func describeStop(s v1alpha1.Stop) string {
 // alertWatch follows a run's alerts: the stop conditions while the run may
 // touch its target, and the expected alerts until each is decided.
 type alertWatch struct {
-	rs       *runState
-	src      AlertSource
-	stop     []alerts.Matchers
-	expect   []drill.ExpectedAlert
+	rs     *runState
+	src    AlertSource
+	stop   []alerts.Matchers
+	expect []drill.ExpectedAlert
+	// scope narrows the expected alerts to this cluster (zero: none).
+	scope alerts.Scope
+	// absent is, per expected alert, when the last poll that did not see
+	// it firing began (at first: when the run started, before its start
+	// check found it inactive).
+	absent   []time.Time
 	cancel   context.CancelCauseFunc
 	lastOK   time.Time
 	lastErr  error
@@ -94,6 +100,9 @@ type StartConditions struct {
 	Alerts   AlertSource
 	StopWhen []alerts.Matchers
 	Freeze   Freezer
+	// Scope narrows the expected alerts to this cluster (zero: none); stop
+	// conditions are not narrowed.
+	Scope alerts.Scope
 }
 
 // Check says why a run of def with trigger must not start at now; nil
@@ -121,7 +130,7 @@ func (c StartConditions) Check(ctx context.Context, def drill.Definition, trigge
 	}
 	for _, a := range active {
 		for _, x := range def.Alerts.Expect {
-			if x.Matches(a.Labels) {
+			if expects(x, c.Scope, a) {
 				return &v1alpha1.Stop{Kind: v1alpha1.StopExpectedFiring, Name: a.String(), Before: true, At: &at}
 			}
 		}
@@ -133,7 +142,13 @@ func (c StartConditions) Check(ctx context.Context, def drill.Definition, trigge
 // first write to the target.
 func (rs *runState) holdback(ctx context.Context, trigger string) *v1alpha1.Stop {
 	e := rs.e
-	return StartConditions{Alerts: e.alerts, StopWhen: e.stopWhen, Freeze: e.freeze}.Check(ctx, rs.def, trigger, e.clock.Now())
+	return StartConditions{Alerts: e.alerts, StopWhen: e.stopWhen, Freeze: e.freeze, Scope: e.alertScope}.Check(ctx, rs.def, trigger, e.clock.Now())
+}
+
+// expects says whether a is the expected alert x in this cluster: x's name
+// and matchers, and the cluster identity when one is set.
+func expects(x drill.ExpectedAlert, scope alerts.Scope, a alerts.Alert) bool {
+	return x.Matches(a.Labels) && scope.Matches(a.Labels)
 }
 
 // startAlertWatch polls the alerts every AlertPoll from now until the run
@@ -142,11 +157,15 @@ func (rs *runState) holdback(ctx context.Context, trigger string) *v1alpha1.Stop
 // stops checking stop conditions (the run is reverting anyway) and one that
 // waits until every expected alert is decided and stops the watch.
 func (rs *runState) startAlertWatch(ctx context.Context, cancel context.CancelCauseFunc) (reverting func(), settle func(ctx context.Context, wait bool)) {
-	w := &alertWatch{rs: rs, src: rs.e.alerts, stop: stopConditions(rs.e.stopWhen, rs.def), expect: rs.def.Alerts.Expect, cancel: cancel, lastOK: rs.e.clock.Now()}
+	w := &alertWatch{rs: rs, src: rs.e.alerts, stop: stopConditions(rs.e.stopWhen, rs.def), expect: rs.def.Alerts.Expect,
+		scope: rs.e.alertScope, cancel: cancel, lastOK: rs.e.clock.Now()}
 	if w.src == nil || (len(w.stop) == 0 && len(w.expect) == 0) {
 		return func() {}, func(context.Context, bool) {}
 	}
 	rs.mu.Lock()
+	for range w.expect {
+		w.absent = append(w.absent, rs.run.Status.StartedAt.Time)
+	}
 	for _, x := range w.expect {
 		d := v1alpha1.Detection{Alert: x.String(), Within: x.Within.String()}
 		if x.ResolveWithin > 0 {
@@ -191,13 +210,15 @@ func (w *alertWatch) settle(ctx context.Context, wait bool) {
 		w.reverting()
 		close(w.settled)
 		if wait {
-			// Bounded by the deadlines (each poll past one decides it); the
-			// bound here only guards against a clock that never moves. A run
-			// cancelled meanwhile (halt, shutdown) stops waiting.
+			// Bounded by the deadlines (each poll past one decides it), and
+			// by maxAlertWait on the run's clock when polls keep failing; the
+			// real-time bound only guards against a clock that never moves.
+			// A run cancelled meanwhile (halt, shutdown) stops waiting.
 			wctx, cancel := context.WithTimeout(ctx, w.rs.maxAlertWait())
 			select {
 			case <-w.done:
 			case <-wctx.Done():
+			case <-w.rs.e.clock.After(w.rs.maxAlertWait()):
 			}
 			cancel()
 		}
@@ -218,26 +239,29 @@ func (rs *runState) maxAlertWait() time.Duration {
 }
 
 // poll reads the alerts once and applies them; it reports whether every
-// expected alert is decided.
+// expected alert is decided. What it sees is stamped on drillbot's clock:
+// an alert seen is seen by the end of the read, an alert not seen was
+// absent at its start.
 func (w *alertWatch) poll(ctx context.Context) bool {
 	rs := w.rs
-	now := rs.e.clock.Now()
+	begin := rs.e.clock.Now()
 	active, err := w.src.Active(ctx)
+	end := rs.e.clock.Now()
 	if err != nil {
 		w.lastErr = err
 		// A stop condition that cannot be checked for three polls stops the
 		// run: on doubt, no fault.
-		if !w.stopping && len(w.stop) > 0 && now.Sub(w.lastOK) >= 3*rs.e.alertPoll {
-			at := metav1.NewMicroTime(now)
+		if !w.stopping && len(w.stop) > 0 && end.Sub(w.lastOK) >= 3*rs.e.alertPoll {
+			at := metav1.NewMicroTime(end)
 			w.cancel(&StoppedError{Stop: v1alpha1.Stop{Kind: v1alpha1.StopAlertsUnreadable, At: &at, Detail: err.Error()}})
 			w.stopping = true
 		}
 		rs.log.Warn("alerts not read", "err", err)
 		return w.decided()
 	}
-	w.lastOK, w.lastErr = now, nil
+	w.lastOK, w.lastErr = end, nil
 	if !w.stopping {
-		if st := stopAlert(active, w.stop, metav1.NewMicroTime(now), false); st != nil {
+		if st := stopAlert(active, w.stop, metav1.NewMicroTime(end), false); st != nil {
 			rs.log.Warn("stop condition: alert firing, stopping the run", "alert", st.Name, "matchers", st.Detail)
 			w.cancel(&StoppedError{Stop: *st})
 			w.stopping = true
@@ -245,57 +269,174 @@ func (w *alertWatch) poll(ctx context.Context) bool {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	st := &rs.run.Status
-	if st.DisasterAt == nil {
-		return true // nothing broken yet: nothing to decide (the loop ends only once settled)
-	}
-	disaster := st.DisasterAt.Time
 	for i, x := range w.expect {
-		d := &st.Detections[i]
-		var firing, suppressed []alerts.Alert
+		var matched, firing []alerts.Alert
 		for _, a := range active {
-			if !x.Matches(a.Labels) {
-				continue
-			}
-			if a.Suppressed {
-				suppressed = append(suppressed, a)
-			} else {
-				firing = append(firing, a)
+			if expects(x, w.scope, a) {
+				matched = append(matched, a)
+				if a.Notified() {
+					firing = append(firing, a)
+				}
 			}
 		}
-		switch {
-		case d.FiredAt == nil && d.Problem == "" && len(firing) > 0:
-			fired := firing[0].StartsAt
-			// Alertmanager's startsAt is when Prometheus fired it; it is
-			// never credited before the disaster nor after drillbot saw it.
-			if fired.Before(disaster) {
-				fired = disaster
-			}
-			if fired.After(now) {
-				fired = now
-			}
-			ft := metav1.NewMicroTime(fired)
-			d.FiredAt = &ft
-			d.Detection = FormatDuration(fired.Sub(disaster))
-			if fired.Sub(disaster) > x.Within {
-				d.Problem = fmt.Sprintf("fired %s after the disaster, later than %s", d.Detection, x.Within)
-			}
-			rs.log.Info("expected alert fired", "alert", d.Alert, "detection", d.Detection)
-		case d.FiredAt == nil && d.Problem == "" && len(suppressed) > 0 && now.Sub(disaster) > x.Within:
-			d.Problem = fmt.Sprintf("active but silenced or inhibited (%s): nobody was notified within %s", suppressed[0], x.Within)
-		case d.FiredAt == nil && d.Problem == "" && now.Sub(disaster) > x.Within:
-			d.Problem = fmt.Sprintf("not firing within %s of the disaster", x.Within)
-		}
-		if d.FiredAt != nil && x.ResolveWithin > 0 && d.ResolvedAt == nil && d.Problem == "" && st.RecoveredAt != nil {
-			if len(firing)+len(suppressed) == 0 {
-				rt := metav1.NewMicroTime(now)
-				d.ResolvedAt = &rt
-			} else if now.Sub(st.RecoveredAt.Time) > x.ResolveWithin {
-				d.Problem = fmt.Sprintf("still active %s after recovery", x.ResolveWithin)
-			}
-		}
+		w.observe(i, x, begin, end, matched, firing)
 	}
 	return w.decidedLocked()
+}
+
+// observe applies one poll to expected alert i: matched are the active
+// alerts that match it, firing those of them anyone was notified of.
+// rs.mu is held.
+func (w *alertWatch) observe(i int, x drill.ExpectedAlert, begin, end time.Time, matched, firing []alerts.Alert) {
+	st := &w.rs.run.Status
+	d := &st.Detections[i]
+	if st.DisasterAt == nil || begin.Before(st.DisasterAt.Time) {
+		// Before the disaster (the read began before it): an alert active
+		// now did not come from the fault, and may still be active when
+		// the fault would be credited with it.
+		if len(matched) > 0 && d.Unmeasured == "" {
+			d.Unmeasured = fmt.Sprintf("active before the disaster (%s, seen at %s): its time to detect cannot be measured",
+				matched[0], begin.UTC().Format(time.RFC3339))
+		}
+		if len(firing) == 0 {
+			w.absent[i] = begin
+		}
+		return
+	}
+	if d.Unmeasured != "" {
+		return
+	}
+	disaster := st.DisasterAt.Time
+	if d.FiredAt == nil {
+		switch {
+		case len(firing) > 0:
+			w.seen(d, x, disaster, w.absent[i], end, firing)
+		case d.Problem == "" && !begin.Before(disaster.Add(x.Within)):
+			// Absent at a poll that began at or past the deadline: it cannot
+			// have fired within it.
+			at := metav1.NewMicroTime(begin)
+			d.AbsentAt = &at
+			d.Problem = fmt.Sprintf("not firing within %s of the disaster", x.Within)
+			if len(matched) > 0 {
+				d.Problem = fmt.Sprintf("active but %s (%s): nobody was notified within %s", notNotified(matched[0]), matched[0], x.Within)
+			}
+		}
+		if len(firing) == 0 {
+			w.absent[i] = begin
+		}
+	}
+	w.resolution(d, x, begin, end, matched)
+}
+
+// notNotified says why nobody was told of an active alert.
+func notNotified(a alerts.Alert) string {
+	if a.Suppressed {
+		return "silenced or inhibited"
+	}
+	return "not yet routed by Alertmanager (unprocessed)"
+}
+
+// seen decides an expected alert first seen firing by a poll that ended at
+// seenAt, after one that began at absent did not see it. The deadline is
+// judged on these two polls (drillbot's clock): met when seenAt is within
+// it, missed when absent is already past it, and undecidable in between.
+// Alertmanager's startsAt only refines the figure, and only when it falls
+// between the two polls.
+func (w *alertWatch) seen(d *v1alpha1.Detection, x drill.ExpectedAlert, disaster, absent, seenAt time.Time, firing []alerts.Alert) {
+	a := firing[0]
+	for _, f := range firing[1:] {
+		if f.StartsAt.Before(a.StartsAt) {
+			a = f
+		}
+	}
+	at, seenStamp := metav1.NewMicroTime(absent), metav1.NewMicroTime(seenAt)
+	d.AbsentAt, d.SeenAt = &at, &seenStamp
+	deadline := disaster.Add(x.Within)
+	since := func(t time.Time) string { return signed(t.Sub(disaster)) }
+	startsAt := a.StartsAt
+	inside := !startsAt.IsZero() && startsAt.After(absent) && !startsAt.After(seenAt)
+	fired := seenAt
+	if inside {
+		fired = startsAt
+	} else if !startsAt.IsZero() {
+		d.Notes = append(d.Notes, fmt.Sprintf("Alertmanager's startsAt (%s after the disaster) is not between drillbot's polls that saw it absent (%s) and firing (%s): the clocks disagree, or Alertmanager learnt of it late; not used",
+			since(startsAt), since(absent), since(seenAt)))
+	}
+	// Without a cluster identity, an alert that names its cluster says the
+	// Alertmanager is shared: it is not evidence (it may be another
+	// cluster's); one that names none is credited, with a note.
+	var cluster string
+	if w.scope.IsZero() {
+		for _, f := range firing {
+			if v, ok := f.Labels[alerts.ClusterLabel]; ok {
+				cluster = fmt.Sprintf("%s=%q", alerts.ClusterLabel, v)
+				break
+			}
+		}
+		if cluster == "" {
+			d.Notes = append(d.Notes, "not narrowed to this cluster (no --alert-cluster-label): an alert of this name from another cluster sharing the Alertmanager would count too")
+		}
+	}
+	credit := func() {
+		ft := metav1.NewMicroTime(fired)
+		d.FiredAt, d.Detection = &ft, FormatDuration(fired.Sub(disaster))
+	}
+	switch {
+	case !absent.Before(deadline):
+		// drillbot saw it absent at or past its deadline: late, whatever
+		// else is uncertain.
+		credit()
+		d.Problem = fmt.Sprintf("fired %s after the disaster, later than %s", d.Detection, x.Within)
+	case cluster != "":
+		d.Unmeasured = fmt.Sprintf("%s carries %s but drillbot has no cluster identity (--alert-cluster-label): with an Alertmanager shared by several clusters it may be another cluster's",
+			a, cluster)
+	case !startsAt.IsZero() && startsAt.Before(disaster):
+		d.Unmeasured = fmt.Sprintf("Alertmanager says %s started firing %s before the disaster: it began before the fault, or the clocks disagree by more than its time to detect; either way it cannot be measured",
+			a, FormatDuration(disaster.Sub(startsAt)))
+	case absent.Before(disaster) && !inside:
+		d.Unmeasured = fmt.Sprintf("first seen %s after the disaster by the first poll after it (the last that saw it absent was %s before it), and its startsAt does not fall between them: whether it began before the fault cannot be told",
+			FormatDuration(seenAt.Sub(disaster)), FormatDuration(disaster.Sub(absent)))
+	case !seenAt.After(deadline):
+		credit()
+	default:
+		d.Unmeasured = fmt.Sprintf("first seen firing %s after the disaster, last seen absent %s after it: its %s deadline falls between these polls (every %s), so whether it was met cannot be told",
+			since(seenAt), since(absent), x.Within, w.rs.e.alertPoll)
+	}
+	if d.FiredAt != nil {
+		w.rs.log.Info("expected alert fired", "alert", d.Alert, "detection", d.Detection, "problem", d.Problem)
+	} else {
+		w.rs.log.Warn("expected alert not measured", "alert", d.Alert, "why", d.Unmeasured)
+	}
+}
+
+// resolution follows a fired alert after recovery, on the same rule as the
+// deadline: resolved in time when a poll ending within resolveWithin saw
+// it gone, late when one beginning past it still saw it.
+func (w *alertWatch) resolution(d *v1alpha1.Detection, x drill.ExpectedAlert, begin, end time.Time, matched []alerts.Alert) {
+	st := &w.rs.run.Status
+	if d.FiredAt == nil || x.ResolveWithin == 0 || d.ResolvedAt != nil || d.Problem != "" || d.Unmeasured != "" ||
+		st.RecoveredAt == nil || begin.Before(st.RecoveredAt.Time) {
+		return
+	}
+	deadline := st.RecoveredAt.Add(x.ResolveWithin)
+	switch {
+	case len(matched) == 0 && !end.After(deadline):
+		rt := metav1.NewMicroTime(end)
+		d.ResolvedAt = &rt
+	case len(matched) == 0:
+		d.Unmeasured = fmt.Sprintf("seen resolved %s after recovery, by a poll that began within its %s deadline: whether it resolved in time cannot be told",
+			FormatDuration(end.Sub(st.RecoveredAt.Time)), x.ResolveWithin)
+	case !begin.Before(deadline):
+		d.Problem = fmt.Sprintf("still active %s after recovery", x.ResolveWithin)
+	}
+}
+
+// signed prints a duration relative to the disaster, negative before it.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return "-" + FormatDuration(-d)
+	}
+	return FormatDuration(d)
 }
 
 func (w *alertWatch) decided() bool {
@@ -305,8 +446,8 @@ func (w *alertWatch) decided() bool {
 }
 
 // decidedLocked: every expected alert fired (and resolved, if asked, once
-// recovered) or has a problem. A run that never recovered has nothing to
-// resolve.
+// recovered), has a problem, or cannot be measured. A run that never
+// recovered has nothing to resolve.
 func (w *alertWatch) decidedLocked() bool {
 	st := &w.rs.run.Status
 	if st.DisasterAt == nil {
@@ -314,7 +455,7 @@ func (w *alertWatch) decidedLocked() bool {
 	}
 	for i, x := range w.expect {
 		d := st.Detections[i]
-		if d.Problem != "" {
+		if d.Problem != "" || d.Unmeasured != "" {
 			continue
 		}
 		if d.FiredAt == nil {
@@ -327,46 +468,52 @@ func (w *alertWatch) decidedLocked() bool {
 	return true
 }
 
-// decideRest gives every expected alert still undecided when the watch
-// ended its problem.
+// decideRest settles every expected alert still undecided when the watch
+// ended. No poll saw it past its deadline (alerts unreadable, or the run
+// ended first): that is not evidence either way.
 func (w *alertWatch) decideRest() {
 	rs := w.rs
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	st := &rs.run.Status
+	why := "the watch ended first"
+	if w.lastErr != nil {
+		why = "alerts last unreadable: " + w.lastErr.Error()
+	}
 	for i, x := range w.expect {
 		d := &st.Detections[i]
-		why := ""
-		if w.lastErr != nil {
-			why = " (alerts last unreadable: " + w.lastErr.Error() + ")"
-		}
 		switch {
-		case d.Problem != "":
+		case d.Problem != "" || d.Unmeasured != "":
 		case st.DisasterAt == nil:
 			d.Problem = "no fault was injected"
 		case d.FiredAt == nil:
-			d.Problem = fmt.Sprintf("not seen firing within %s%s", x.Within, why)
+			d.Unmeasured = fmt.Sprintf("no poll read the alerts after its %s deadline (%s): whether it fired in time cannot be told", x.Within, why)
 		case x.ResolveWithin > 0 && d.ResolvedAt == nil && st.RecoveredAt == nil:
 			d.Problem = "resolution not checked: the target did not recover"
 		case x.ResolveWithin > 0 && d.ResolvedAt == nil:
-			d.Problem = fmt.Sprintf("not seen resolved within %s of recovery%s", x.ResolveWithin, why)
+			d.Unmeasured = fmt.Sprintf("no poll read the alerts after its resolveWithin %s deadline (%s): whether it resolved in time cannot be told", x.ResolveWithin, why)
 		}
 	}
 }
 
-// detectionFailures are the failures the expected alerts add to a verdict,
-// and what they met.
-func detectionFailures(ds []v1alpha1.Detection) (failures, met []string) {
+// detectionFailures are what the expected alerts add to a verdict: the
+// failures, the detections that could not be measured (INCONCLUSIVE), what
+// they met, and their notes (findings the verdict does not use).
+func detectionFailures(ds []v1alpha1.Detection) (failures, unmeasured, met, notes []string) {
 	for _, d := range ds {
-		if d.Problem != "" {
-			failures = append(failures, fmt.Sprintf("alert %s %s", d.Alert, d.Problem))
-			continue
+		for _, n := range d.Notes {
+			notes = append(notes, fmt.Sprintf("alert %s: %s", d.Alert, n))
 		}
-		if d.FiredAt != nil {
+		switch {
+		case d.Problem != "":
+			failures = append(failures, fmt.Sprintf("alert %s %s", d.Alert, d.Problem))
+		case d.Unmeasured != "":
+			unmeasured = append(unmeasured, fmt.Sprintf("alert %s not measured: %s", d.Alert, d.Unmeasured))
+		case d.FiredAt != nil:
 			met = append(met, fmt.Sprintf("alert %s detected in %s within %s", d.Alert, d.Detection, d.Within))
 		}
 	}
-	return failures, met
+	return failures, unmeasured, met, notes
 }
 
 // stoppedBy returns the stop condition that cancelled ctx, if one did.
@@ -385,4 +532,12 @@ func StopReason(s v1alpha1.Stop) string {
 		return "not started: " + strings.TrimPrefix(describeStop(s), "stopped: ")
 	}
 	return "stopped: " + describeStop(s)
+}
+
+// nonEmpty is s as a list: empty when s is.
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }

@@ -136,6 +136,10 @@ type Config struct {
 	Freeze Freezer
 	// AlertPoll is how often a run reads the alerts (default 10s).
 	AlertPoll time.Duration
+	// AlertScope is this cluster's identity on the alerts (such as
+	// cluster="prod-eu"): an expected alert counts only when it carries it.
+	// Zero: none (detections are noted as not narrowed to the cluster).
+	AlertScope alerts.Scope
 }
 
 // Engine runs drills.
@@ -157,6 +161,8 @@ type Engine struct {
 	stopWhen  []alerts.Matchers
 	freeze    Freezer
 	alertPoll time.Duration
+	// alertScope narrows expected alerts to this cluster.
+	alertScope alerts.Scope
 
 	mu      sync.Mutex
 	active  map[string]string                  // target key -> run name
@@ -175,7 +181,7 @@ func New(cfg Config) *Engine {
 		holder: cfg.Holder, observers: cfg.Observers, persistTO: cfg.PersistTimeout, gate: cfg.Gate,
 		active: map[string]string{}, cancels: map[string]context.CancelCauseFunc{},
 		locks: cfg.Locks, observed: map[string]observation{}, retries: map[string]retry{},
-		alerts: cfg.Alerts, stopWhen: cfg.StopWhen, freeze: cfg.Freeze, alertPoll: cfg.AlertPoll,
+		alerts: cfg.Alerts, stopWhen: cfg.StopWhen, freeze: cfg.Freeze, alertPoll: cfg.AlertPoll, alertScope: cfg.AlertScope,
 	}
 	if e.alertPoll == 0 {
 		e.alertPoll = 10 * time.Second
@@ -766,7 +772,14 @@ func (rs *runState) finish(ctx context.Context, sc Scenario) *v1alpha1.DrillRun 
 		st.Stop = stop
 		rs.out.failures = append([]string{StopReason(*stop)}, rs.out.failures...)
 	}
-	rs.out.detectFailures, rs.out.detectMet = detectionFailures(st.Detections)
+	var unmeasured, notes []string
+	rs.out.detectFailures, unmeasured, rs.out.detectMet, notes = detectionFailures(st.Detections)
+	if len(unmeasured) > 0 {
+		// A detection that could not be measured is neither met nor a
+		// failure of the system: the run is INCONCLUSIVE (unless it failed).
+		rs.out.inconclusive = strings.Join(append(nonEmpty(rs.out.inconclusive), unmeasured...), "; ")
+	}
+	rs.out.findings = append(rs.out.findings, notes...)
 	if rs.retry {
 		// The verdict was decided when the run ended; a later revert only
 		// changes whether its fault is still active.

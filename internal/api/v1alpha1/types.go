@@ -267,8 +267,15 @@ type Detection struct {
 	Alert string `json:"alert"`
 	// Within is the detection target, as written in the drill.
 	Within string `json:"within"`
-	// FiredAt is when it started firing (Alertmanager's startsAt, never
-	// before the disaster nor after drillbot saw it).
+	// AbsentAt and SeenAt bracket when it became visible, on drillbot's
+	// clock: the last poll that did not see it firing (when that poll
+	// began) and the first that did (when that poll ended). The deadline
+	// is judged on them.
+	AbsentAt *metav1.MicroTime `json:"absentAt,omitempty"`
+	SeenAt   *metav1.MicroTime `json:"seenAt,omitempty"`
+	// FiredAt is when it started firing: Alertmanager's startsAt when it
+	// falls between AbsentAt and SeenAt, otherwise SeenAt (the latest it
+	// can have started).
 	FiredAt *metav1.MicroTime `json:"firedAt,omitempty"`
 	// Detection is the time from the disaster to FiredAt.
 	Detection string `json:"detection,omitempty"`
@@ -277,20 +284,33 @@ type Detection struct {
 	// ResolvedAt is when drillbot saw it no longer active after recovery.
 	ResolvedAt *metav1.MicroTime `json:"resolvedAt,omitempty"`
 	// Problem says why it does not count: not firing in time, silenced,
-	// still active after recovery, alerts unreadable.
+	// still active after recovery.
 	Problem string `json:"problem,omitempty"`
+	// Unmeasured says why it could not be measured (the run is then
+	// INCONCLUSIVE, not FAIL): active before the disaster, a deadline
+	// between two polls, alerts unreadable, not narrowed to this cluster.
+	Unmeasured string `json:"unmeasured,omitempty"`
+	// Notes are what the record keeps but the verdict does not use: a
+	// startsAt that disagrees with drillbot's clock, no cluster identity.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // String says the alert's time to detect against its target, or why it
 // does not count.
 func (d Detection) String() string {
 	measured := d.Detection
-	if measured == "" {
+	switch {
+	case measured != "":
+	case d.Unmeasured != "":
+		measured = "not measured"
+	default:
 		measured = "not detected"
 	}
 	line := d.Alert + " " + measured + " / target " + d.Within
 	if d.Problem != "" {
 		line += " (" + d.Problem + ")"
+	} else if d.Unmeasured != "" {
+		line += " (" + d.Unmeasured + ")"
 	} else if d.ResolvedAt != nil {
 		line += ", resolved"
 	}
