@@ -4,6 +4,24 @@
 // FAIL when admitted, INCONCLUSIVE when admission could not answer. Nothing
 // is ever persisted. An optional positive control (a signed image) must be
 // admitted, so a webhook that denies everything does not pass.
+//
+// What a PASS rests on, rule by rule of EVIDENCE.md:
+//
+//  1. Positive evidence: a denial from admission itself (a Forbidden or
+//     Invalid answer to the dry-run create), not the absence of an answer.
+//  2. This run: the answer is to this run's own request (dry run, named
+//     after the run); nothing cached is read.
+//  3. What happened: admission's answer, not the policy's configuration.
+//  4. One clock: the check's duration is the engine's.
+//  5. Errors: a timeout, 5xx or any answer that is not admission's decision
+//     is INCONCLUSIVE; with reasonContains, only a denial carrying that text
+//     counts, another denial is a FAIL (the control under test did not
+//     answer).
+//  6. Scope: the probe namespace the drill names (opted in).
+//  7. Nothing is written: server-side dry runs only.
+//  8. Same on both sides: the positive control is asked the same way, so a
+//     webhook that denies everything is told apart.
+//  9. Visible safeguards: an undecided control is INCONCLUSIVE, named.
 package admissionprobe
 
 import (

@@ -5,6 +5,30 @@
 // the block is lifted, recovery is every ExternalSecret Ready again with a
 // newer refresh. A block that changes nothing is INCONCLUSIVE: the cluster's
 // CNI may not enforce NetworkPolicies, and that is worth knowing.
+//
+// What a PASS rests on, rule by rule of EVIDENCE.md:
+//
+//  1. Positive evidence: the drill names its ExternalSecrets and the
+//     controller's pods exist (else refused); an ExternalSecret seen failing
+//     to sync during the block is the evidence the block took effect (none
+//     within the window is INCONCLUSIVE, never PASS); each Secret's data
+//     digest is compared before and during the outage.
+//  2. This run: every ExternalSecret must be Ready before the block, and
+//     recovery needs a refresh newer than the one recorded before it.
+//  3. What happened: the ExternalSecrets' status and the Secrets' bytes,
+//     not the NetworkPolicy's intent.
+//  4. One clock: the engine's stamps; refresh times are only compared with
+//     the same object's earlier refresh time.
+//  5. Errors: an unreadable ExternalSecret is retried by the watch loop and
+//     never counted as failing or Ready.
+//  6. Scope: the named ExternalSecrets; the policy selects only the
+//     controller's pods.
+//  7. Nothing destroyed: only a policy labelled with the run is created, and
+//     only it (UID precondition) is deleted.
+//  8. Same on both sides: the same readiness and digest rules before and
+//     after.
+//  9. Visible safeguards: Secrets lost during the outage are a failure; a
+//     policy left behind leaves the run RevertFailed.
 package blockegress
 
 import (

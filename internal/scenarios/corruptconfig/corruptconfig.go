@@ -5,6 +5,30 @@
 // restarting: detection), restores the original only if the ConfigMap
 // still holds what drillbot wrote, restarts the DaemonSet and measures the
 // time until it is fully Ready. RPO is the detection blind window.
+//
+// What a PASS rests on, rule by rule of EVIDENCE.md:
+//
+//  1. Positive evidence: the DaemonSet had pods, all Ready, in preflight;
+//     detection is a pod seen not Ready or restarting after the corrupt
+//     write (no detection within the phase is a FAIL, not a PASS); recovery
+//     is the DaemonSet's own status, observedGeneration current, every pod
+//     updated and Ready after the restart.
+//  2. This run: restart counts are recorded per pod UID in preflight, and
+//     only a rise above them counts. A pod failing for another reason in
+//     the same window would be credited too: the residual risk, kept small
+//     by requiring all pods Ready before.
+//  3. What happened: the ConfigMap's bytes (it must hold the original
+//     afterwards) and the pods' status, not the DaemonSet's spec.
+//  4. One clock: the engine's stamps, from the journal to the milestones.
+//  5. Errors: an unreadable ConfigMap in Verify is INCONCLUSIVE; someone
+//     else's change to the rules is never overwritten (the undo fails,
+//     loudly).
+//  6. Scope: one ConfigMap key and the DaemonSet the drill names.
+//  7. Nothing destroyed: the exact original bytes are in the journal before
+//     the write.
+//  8. Same on both sides: the same DaemonSet readiness rule before and after.
+//  9. Visible safeguards: a refused or failed restore leaves the run
+//     RevertFailed with the journal's original.
 package corruptconfig
 
 import (

@@ -5,6 +5,28 @@
 // an unsigned image admitted is a fail-open window, every pod refused is a
 // fail-closed window. Required objects (e.g. Kyverno ClusterPolicies) must
 // still be there and Ready afterwards.
+//
+// What a PASS rests on, rule by rule of EVIDENCE.md:
+//
+//  1. Positive evidence: at least one controlled pod was selected and
+//     deleted (else refused), and as many Ready replacements, none of them
+//     a killed pod, were seen; with admission, the probe was denied for the
+//     drill's own reason before the kill (else refused) and again after it.
+//  2. This run: replacements are pods other than the killed ones; an
+//     admission denial counts as recovery only once every killed pod is
+//     gone; a pod already terminating is never counted as killed.
+//  3. What happened: pods' Ready conditions and admission's own answers to
+//     server-side dry runs, not the Deployment's desired state.
+//  4. One clock: the engine's stamps; probe windows on drillbot's clock.
+//  5. Errors: a probe that got no answer is a fail-closed window; one denied
+//     for another reason masks the control and makes the run INCONCLUSIVE.
+//  6. Scope: the selector in the target namespace; webhook registrations by
+//     the drill's names.
+//  7. Nothing unrecoverable: a pod without a controller is refused.
+//  8. Same on both sides: the same probe, the same expected reason, before
+//     and after.
+//  9. Visible safeguards: fail-open and fail-closed windows are failures or
+//     findings with their counts and spans.
 package podkill
 
 import (
