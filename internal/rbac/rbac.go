@@ -148,14 +148,18 @@ func Check(rules []rbacv1.PolicyRule) error {
 		if slices.Contains(r.APIGroups, rbacv1.GroupName) && slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
 			return fmt.Errorf("rule %v: writes RBAC", r)
 		}
-		// The one non-resource URL allowed: reading the API server's
-		// metrics (encryption-at-rest's counters), nothing else.
-		if len(r.NonResourceURLs) > 0 && (joined(r.NonResourceURLs) != "/metrics" || joined(r.Verbs) != "get") {
-			return fmt.Errorf("rule %v: non-resource URLs other than get /metrics", r)
+		// The non-resource URLs allowed, read only: the API server's
+		// metrics (encryption-at-rest's counters) and its release
+		// (pod-security-audit's pins; every user may read it by default).
+		if len(r.NonResourceURLs) > 0 && (joined(r.Verbs) != "get" || slices.ContainsFunc(r.NonResourceURLs, func(u string) bool { return !slices.Contains(readableURLs, u) })) {
+			return fmt.Errorf("rule %v: non-resource URLs other than get %s", r, strings.Join(readableURLs, ", "))
 		}
 	}
 	return nil
 }
+
+// readableURLs are the non-resource URLs a drill may read.
+var readableURLs = []string{"/metrics", "/version"}
 
 // Subject is who the rules are bound to.
 type Subject struct {

@@ -53,7 +53,9 @@ func TestCheck(t *testing.T) {
 		{"writes RBAC", rule([]string{"rbac.authorization.k8s.io"}, []string{"rolebindings"}, []string{"create"}), false},
 		{"reads RBAC", rule([]string{"rbac.authorization.k8s.io"}, []string{"rolebindings"}, []string{"list"}), true},
 		{"reading the API server's metrics", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}, true},
+		{"reading the API server's release", rbacv1.PolicyRule{NonResourceURLs: []string{"/version"}, Verbs: []string{"get"}}, true},
 		{"another non-resource URL", rbacv1.PolicyRule{NonResourceURLs: []string{"/logs"}, Verbs: []string{"get"}}, false},
+		{"another beside an allowed one", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics", "/logs"}, Verbs: []string{"get"}}, false},
 		{"writing /metrics", rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get", "post"}}, false},
 	}
 	for _, tc := range cases {
