@@ -115,6 +115,12 @@ var (
 		"resticrepositories.velero.io", "backuprepositories.velero.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
 		"datauploads.velero.io", "datadownloads.velero.io"}
 	remade = []string{"pods", "replicasets.apps", "controllerrevisions.apps", "endpoints", "endpointslices.discovery.k8s.io"}
+	// selfMade are objects every namespace, the copy too, gets by itself
+	// (the cluster's default ServiceAccount and root CA ConfigMap; the RPO
+	// marker drillbot stamps in namespace-restore targets): compared like
+	// the rest, but no evidence the restore brought anything back
+	// (EVIDENCE rule 1), as namespace-restore's Application.
+	selfMade = []string{"serviceaccounts/default", "configmaps/kube-root-ca.crt", "configmaps/" + nr.MarkerName}
 )
 
 // comparison is what the copy holds against what the backup lists.
@@ -126,7 +132,8 @@ type comparison struct {
 	remade        map[string]int      // resource -> objects left to their controllers
 	clusterScoped map[string]int      // resource -> objects not restored by design
 	excluded      map[string]int
-	checked       int
+	selfMade      map[string]int // resource -> objects compared that the namespace gets by itself
+	checked       int            // objects compared, less selfMade
 }
 
 const maxNamed = 20
@@ -172,6 +179,9 @@ func (c comparison) findings() []string {
 	if s := counts(c.excluded); s != "" {
 		out = append(out, "excluded by the drill (params.excludedResources): "+s)
 	}
+	if s := counts(c.selfMade); s != "" {
+		out = append(out, "compared but not counted, every namespace gets them by itself (default ServiceAccount, root CA ConfigMap, RPO marker): "+s)
+	}
 	return out
 }
 
@@ -187,6 +197,7 @@ func (c comparison) nothingChecked(backup, src string) string {
 		{"left to their controllers", c.remade},
 		{"excluded by params.excludedResources", c.excluded},
 		{"drillbot's own RBAC", c.own},
+		{"made in every namespace by itself (no evidence)", c.selfMade},
 	} {
 		if s := counts(p.m); s != "" {
 			parts = append(parts, p.what+": "+s)
@@ -216,7 +227,7 @@ func sortedKeys(m map[string]int) []string {
 // is in the copy, by name, one list per kind (metadata only).
 func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata.Interface, list map[string][]string, src, copyNS string, excluded []string) (comparison, error) {
 	c := comparison{unserved: map[string][]string{}, uncovered: map[string]int{}, own: map[string]int{}, remade: map[string]int{},
-		clusterScoped: map[string]int{}, excluded: map[string]int{}}
+		clusterScoped: map[string]int{}, excluded: map[string]int{}, selfMade: map[string]int{}}
 	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
 		cached.Invalidate()
 	}
@@ -290,15 +301,19 @@ func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata
 		}
 		for _, n := range names {
 			own, ok := have[n]
+			self := slices.Contains(selfMade, resource+"/"+n)
 			switch {
 			case own:
 				// drillbot's RBAC in the source, restored with it: the
 				// backup's entry is the copy's object, left out of both.
 				c.own[resource]++
+				continue
 			case !ok:
-				c.checked++
 				c.missing = append(c.missing, resource+"/"+n)
-			default:
+			}
+			if self {
+				c.selfMade[resource]++
+			} else {
 				c.checked++
 			}
 		}

@@ -13,7 +13,9 @@
 //     source namespace (else the run refuses before any write), and at
 //     least one of them was compared by name in the copy; a comparison that
 //     checked nothing (every kind forbidden to drillbot, left to
-//     controllers, excluded, or drillbot's own) is INCONCLUSIVE, naming why.
+//     controllers, excluded, or drillbot's own; the default ServiceAccount,
+//     root CA ConfigMap and RPO marker, which a namespace gets by itself,
+//     are compared but never counted) is INCONCLUSIVE, naming why.
 //  2. This run: the copy is a namespace that did not exist, created and
 //     labelled by the run; only it is compared.
 //  3. What happened: the backup's own resource list (Velero's

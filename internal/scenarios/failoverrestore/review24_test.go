@@ -1,0 +1,54 @@
+package failoverrestore
+
+// Review of #24, written as the adversary would.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// TestVerifyClusterMadeObjectsAreNoEvidence: the cluster makes the root CA
+// ConfigMap (and the default ServiceAccount) in every namespace, the copy
+// too, the moment drillbot creates it, whether or not the restore brought
+// anything back. A backup whose only comparable objects in the source are
+// those is a comparison of nothing (EVIDENCE rule 1): INCONCLUSIVE, not
+// PASS.
+func TestVerifyClusterMadeObjectsAreNoEvidence(t *testing.T) {
+	list := map[string][]string{
+		"v1/Namespace": {"shop"},
+		"v1/ConfigMap": {"shop/kube-root-ca.crt"},
+		"v1/Pod":       {"shop/web-1"},
+	}
+	// The restore brought nothing: the copy holds only what the cluster made.
+	disc, md := verifyFixture(t, []runtime.Object{inCopy("v1", "ConfigMap", "kube-root-ca.crt", nil)})
+	b := backupOf("b", velerov1.BackupPhaseCompleted, 10*time.Minute, "shop")
+	sc, err := Kind{Deps: Deps{Kube: fake.NewClientset(), Dynamic: dynamicWith(u(t, good()), u(t, b)), Metadata: md, Discovery: disc,
+		Contents: &lists{of: map[string]map[string][]string{"b": list}}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := sc.Preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Inject(ctx, &journal{}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := sc.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Failures) == 0 && v.Inconclusive == "" {
+		t.Fatalf("PASS on the cluster's own root CA ConfigMap; findings %q", strings.Join(v.Findings, "\n"))
+	}
+	if want := "made in every namespace by itself (no evidence): configmaps 1"; !strings.Contains(v.Inconclusive, want) {
+		t.Errorf("inconclusive %q, want %q", v.Inconclusive, want)
+	}
+}
