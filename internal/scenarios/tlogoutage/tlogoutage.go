@@ -605,6 +605,13 @@ func (s *scenario) judge(v *engine.Verification, when string, p probes) bool {
 			ok = false
 			v.Failures = append(v.Failures, fmt.Sprintf("%s: the unsigned image was denied, but not for the expected reason %q: %s", when, s.p.ReasonContains, r.Message))
 		}
+	case admissionprobe.Refused:
+		// RBAC or a quota refused it: the signing policy may never have
+		// been asked, so this is not fail-closed either.
+		ok = false
+		if v.Inconclusive == "" {
+			v.Inconclusive = fmt.Sprintf("%s: the probe of the unsigned image %s was refused before admission decided (RBAC, a quota: not a policy decision): %s", when, s.p.Unsigned.Image, r.Message)
+		}
 	default: // not admitted (fail-closed), but not decided either
 		ok = false
 		v.Findings = append(v.Findings, fmt.Sprintf("%s: the unsigned image was not admitted, but admission did not decide (%s): %s", when, r.Outcome, r.Message))

@@ -78,6 +78,7 @@ func TestValidateParams(t *testing.T) {
 type admission struct {
 	canaryNeedsLog, signedNeedsLog, unsignedFailOpen bool
 	signedQuota, unsignedTimesOut                    bool // while blocked: a quota refuses the probe; admission times out
+	unsignedQuota                                    bool // while blocked: a quota refuses the unsigned probe
 	brokenCanary, brokenSigned, openUnsigned         bool // before any block
 	otherReason                                      bool // the unsigned image denied for another reason
 	// canaryErr, when set, is what the canary's probe gets while blocked
@@ -143,6 +144,8 @@ func (k *fakeKyverno) answer(kc *fake.Clientset, pod *corev1.Pod) error {
 		if a.cacheTTL > 0 {
 			k.verified[img] = k.clk.Now().Add(a.cacheTTL)
 		}
+	case img == unsigned && blocked && a.unsignedQuota:
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(`exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10`))
 	case blocked && a.unsignedTimesOut:
 		return unanswered
 	case a.openUnsigned || (blocked && a.unsignedFailOpen):
@@ -819,5 +822,33 @@ func TestVerifyCacheFromArgs(t *testing.T) {
 				t.Errorf("got on=%v ttl=%s, want on=%v ttl=%s", c.on, c.ttl, tc.on, tc.ttl)
 			}
 		})
+	}
+}
+
+// TestUnsignedProbeRefusedIsNoPass (review of #24): a quota or RBAC that
+// refuses the unsigned probe before admission decided says nothing of the
+// signing policy (EVIDENCE rules 1 and 5): it is not fail-closed, and the
+// run must not PASS on it, as a refused signed probe does not.
+func TestUnsignedProbeRefusedIsNoPass(t *testing.T) {
+	kc := cluster(t, admission{canaryNeedsLog: true, unsignedQuota: true})
+	clk := clocktesting.NewFakeClock(time.Now())
+	s := newScenario(kc, clk)
+	ctx := context.Background()
+	if err := s.Preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Inject(ctx, &journal{kc: kc}); err != nil {
+		t.Fatal(err)
+	}
+	var m marks
+	if err := s.Recover(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Failures) != 0 || !strings.Contains(v.Inconclusive, "the probe of the unsigned image "+unsigned+" was refused before admission decided") {
+		t.Errorf("failures %q inconclusive %q findings %q: want INCONCLUSIVE, the unsigned probe refused before admission decided", v.Failures, v.Inconclusive, v.Findings)
 	}
 }
