@@ -586,11 +586,11 @@ func (rs *runState) Mark(name string) {
 func (rs *runState) execute(ctx context.Context, sc Scenario) {
 	t := rs.def.Timeouts
 	if err := rs.phase(ctx, v1alpha1.PhasePreflight, t.Preflight, sc.Preflight); err != nil {
-		rs.out.failures = append(rs.out.failures, "preflight: "+err.Error())
+		rs.phaseFailed("preflight", err)
 		return
 	}
 	if err := rs.phase(ctx, v1alpha1.PhaseInjecting, t.Inject, func(ctx context.Context) error { return sc.Inject(ctx, rs) }); err != nil {
-		rs.out.failures = append(rs.out.failures, "inject: "+err.Error())
+		rs.phaseFailed("inject", err)
 		return
 	}
 	rs.e.failpoint("after-inject")
@@ -603,7 +603,7 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 		rs.e.failpoint("during-recover")
 		return sc.Recover(ctx, rs)
 	}); err != nil {
-		rs.out.failures = append(rs.out.failures, "recovery: "+err.Error())
+		rs.phaseFailed("recovery", err)
 		return
 	}
 	rs.mu.Lock()
@@ -663,6 +663,22 @@ func (rs *runState) execute(ctx context.Context, sc Scenario) {
 			}
 		}
 	}
+}
+
+// phaseFailed records why a phase ended in error: a failure, or, when the
+// error says nothing about the system under test, the reason the run is
+// INCONCLUSIVE (EVIDENCE.md rule 5). A check (a targetless kind) injects
+// nothing: every error of its but a refusal is a read that failed.
+func (rs *runState) phaseFailed(phase string, err error) {
+	if IsUnknown(err) || (rs.e.kinds.Targetless(rs.def.Spec.Scenario) && !IsRefused(err)) {
+		why := phase + " could not read what it needs: " + err.Error()
+		rs.out.findings = append(rs.out.findings, why)
+		if rs.out.inconclusive == "" {
+			rs.out.inconclusive = why
+		}
+		return
+	}
+	rs.out.failures = append(rs.out.failures, phase+": "+err.Error())
 }
 
 // revertAll undoes every journal entry not yet reverted, newest first. It

@@ -3,11 +3,13 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -229,6 +231,49 @@ func TestRunVerdicts(t *testing.T) {
 			},
 			wantVerdict: v1alpha1.VerdictFail, wantReason: []string{"not restored: deployments.apps/web"},
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",
+		},
+		{
+			// Rule 5 in every phase: the API server's own "could not
+			// answer" (a 503, a timeout) says nothing about the target.
+			name: "an unanswered read in preflight is inconclusive", rto: time.Minute,
+			setup: func(s *script) {
+				s.preflight = func(context.Context) error {
+					return fmt.Errorf("list backups: %w", apierrors.NewServiceUnavailable("etcd leader changed"))
+				}
+			},
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"preflight could not read", "etcd leader changed"},
+			wantCalls: "preflight",
+		},
+		{
+			name: "an unanswered read in recovery is inconclusive, and the fault reverted", rto: 5 * time.Minute,
+			setup: func(s *script) {
+				s.recover = func(context.Context, engine.Milestones) error {
+					return fmt.Errorf("watch pods: %w", apierrors.NewTimeoutError("request did not complete", 1))
+				}
+			},
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"recovery could not read", "request did not complete"},
+			wantCalls: "preflight inject mutate recover revert",
+		},
+		{
+			name: "an error a scenario marks unknown is inconclusive", rto: time.Minute,
+			setup: func(s *script) {
+				s.inject = func(context.Context, engine.Journal) error {
+					return engine.Unknown(errors.New("read the backup's resource list: DownloadRequest expired"))
+				}
+			},
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: []string{"inject could not read", "DownloadRequest expired"},
+			wantCalls: "preflight inject",
+		},
+		{
+			// A refusal is not unknown: the target is not allowed.
+			name: "a forbidden read is a failure, not unknown", rto: time.Minute,
+			setup: func(s *script) {
+				s.preflight = func(context.Context) error {
+					return fmt.Errorf("list backups: %w", apierrors.NewForbidden(schema.GroupResource{Resource: "backups"}, "", errors.New("RBAC")))
+				}
+			},
+			wantVerdict: v1alpha1.VerdictFail, wantReason: []string{"preflight: list backups"},
+			wantCalls: "preflight",
 		},
 		{
 			// Rule 5: an error is "unknown", not evidence either way: a
@@ -474,5 +519,42 @@ func TestResolveInterruptedRevertsRecordedFaults(t *testing.T) {
 	sc2 := &script{clk: sc.clk}
 	if again, err := newEngine(store, sc2).ResolveInterrupted(ctx); err != nil || len(again) != 0 || len(sc2.reverted) != 0 {
 		t.Errorf("second resolve: %d runs, %d reverts, err %v", len(again), len(sc2.reverted), err)
+	}
+}
+
+// checkKind is a targetless, read-only kind: a posture check.
+type checkKind struct{ kind }
+
+func (checkKind) ReadOnly() bool   { return true }
+func (checkKind) Targetless() bool { return true }
+
+// TestCheckErrorsAreInconclusive: a check injects nothing, so an error in
+// its reads (even a plain one, even its phase's deadline) says nothing about
+// the cluster's posture (EVIDENCE.md rule 5); a refusal still fails.
+func TestCheckErrorsAreInconclusive(t *testing.T) {
+	cases := []struct {
+		name        string
+		recoverErr  error
+		wantVerdict v1alpha1.Verdict
+		wantReason  string
+	}{
+		{name: "a read that failed", recoverErr: errors.New("list schedules: connection reset by peer"),
+			wantVerdict: v1alpha1.VerdictInconclusive, wantReason: "recovery could not read what it needs: list schedules: connection reset"},
+		{name: "a refusal", recoverErr: engine.Refuse("no namespace matches"),
+			wantVerdict: v1alpha1.VerdictFail, wantReason: "recovery: refused: no namespace matches"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := &script{clk: testingclock.NewFakeClock(t0)}
+			sc.recover = func(context.Context, engine.Milestones) error { return tc.recoverErr }
+			def := definition(time.Minute, 0)
+			def.Spec.Target = v1alpha1.Target{}
+			e := engine.New(engine.Config{Store: newStore(), Kinds: engine.Registry{"scripted": checkKind{kind{sc}}}, Clock: sc.clk, Holder: "test"})
+			run, err := e.Run(context.Background(), def, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantVerdict(t, run.Status, tc.wantVerdict, tc.wantReason)
+		})
 	}
 }

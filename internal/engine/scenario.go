@@ -11,6 +11,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -165,4 +166,34 @@ func Refuse(format string, args ...any) error {
 func IsRefused(err error) bool {
 	var r *RefusedError
 	return errors.As(err, &r)
+}
+
+// UnknownError marks an error that says nothing about the system under
+// test: a read that could not be answered. EVIDENCE.md rule 5: errors are
+// not evidence, so the run is INCONCLUSIVE, not FAIL.
+type UnknownError struct{ Err error }
+
+func (e *UnknownError) Error() string { return e.Err.Error() }
+func (e *UnknownError) Unwrap() error { return e.Err }
+
+// Unknown marks err as saying nothing about the system under test.
+func Unknown(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnknownError{Err: err}
+}
+
+// IsUnknown reports whether err says nothing about the system under test:
+// marked Unknown by the scenario, or the API server's own answer that it
+// could not answer (a 5xx, a server-side timeout, too many requests). A
+// refusal, a denial (Forbidden, NotFound) and a phase deadline are answers,
+// not unknowns.
+func IsUnknown(err error) bool {
+	var u *UnknownError
+	if errors.As(err, &u) {
+		return true
+	}
+	return apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err)
 }

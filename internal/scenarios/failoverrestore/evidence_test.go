@@ -6,6 +6,7 @@ package failoverrestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -91,6 +92,8 @@ func TestInjectRefusesABackupWithNothingOfTheSource(t *testing.T) {
 			want:  "backup ev-1 holds no object in namespace shop", refused: true},
 		{name: "the resource list cannot be read: an error, not a refusal", source: "shop", backups: []*velerov1.Backup{all("all-1", time.Minute)},
 			listErr: apierrors.NewServiceUnavailable("velero down"), want: "read the resource list of backup all-1"},
+		{name: "a download request that failed: unknown, not a failure", source: "shop", backups: []*velerov1.Backup{all("all-1", time.Minute)},
+			listErr: errors.New("download request all-1-x expired before Velero processed it"), want: "read the resource list of backup all-1"},
 		{name: "the source is in the backup", source: "shop", backups: []*velerov1.Backup{all("all-1", time.Minute)},
 			lists: map[string]map[string][]string{"all-1": shopList()}, backup: "all-1"},
 		{name: "the newest holds nothing of the source: an older one within the RPO that does", source: "shop",
@@ -136,6 +139,9 @@ func TestInjectRefusesABackupWithNothingOfTheSource(t *testing.T) {
 			}
 			if got := engine.IsRefused(err); got != tc.refused {
 				t.Errorf("refused = %v, want %v (%v)", got, tc.refused, err)
+			}
+			if tc.listErr != nil && !engine.IsUnknown(err) {
+				t.Errorf("an unread resource list is not unknown (the run would FAIL on no evidence): %v", err)
 			}
 			if len(j.entries) != 0 {
 				t.Errorf("journal %v: the run started", j.entries)
