@@ -479,6 +479,7 @@ func (c *imageCheck) verify(ctx context.Context, img *Image) {
 		return
 	}
 	var why []string
+	unread := false // a signature layer's payload could not be read
 	for _, l := range m.Layers {
 		sig, err := base64.StdEncoding.DecodeString(l.Annotations[signatureAnnotation])
 		if err != nil || len(sig) == 0 {
@@ -486,18 +487,18 @@ func (c *imageCheck) verify(ctx context.Context, img *Image) {
 		}
 		layer, err := sigs.LayerByDigest(l.Digest)
 		if err != nil {
-			why = append(why, err.Error())
+			why, unread = append(why, err.Error()), true
 			continue
 		}
 		rc, err := layer.Compressed() // simple-signing payloads are stored as they are
 		if err != nil {
-			why = append(why, err.Error())
+			why, unread = append(why, err.Error()), true
 			continue
 		}
 		body, err := io.ReadAll(io.LimitReader(rc, 1<<20))
 		rc.Close()
 		if err != nil {
-			why = append(why, err.Error())
+			why, unread = append(why, err.Error()), true
 			continue
 		}
 		if err := c.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(body)); err != nil {
@@ -520,6 +521,12 @@ func (c *imageCheck) verify(ctx context.Context, img *Image) {
 		why = []string{"no signature layers"}
 	}
 	slices.Sort(why)
+	if unread {
+		// The unread payload may be the valid signature: an error is not
+		// evidence either way (EVIDENCE rule 5).
+		img.Problem, img.Unreadable = "signatures not read: "+strings.Join(slices.Compact(why), "; "), true
+		return
+	}
 	img.Problem = "not signed with the key: " + strings.Join(slices.Compact(why), "; ")
 }
 

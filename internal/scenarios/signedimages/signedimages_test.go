@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -197,5 +199,33 @@ func TestGlobMatch(t *testing.T) {
 		if got := globMatch(tc.pattern, tc.image); got != tc.want {
 			t.Errorf("globMatch(%q, %q) = %v", tc.pattern, tc.image, got)
 		}
+	}
+}
+
+// TestSignatureBlobUnreadable (review of #24): a registry that lists the
+// signature but fails to serve its payload (a 503) says nothing of the
+// signature (EVIDENCE rule 5): the image is unverified, INCONCLUSIVE, not
+// "not signed" (a FAIL worse than the truth, rule 8).
+func TestSignatureBlobUnreadable(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var broken atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if broken.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			http.Error(w, "registry overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	k, pub := key(t)
+	signed := push(t, host, "app/signed")
+	sign(t, k, signed, signed)
+	broken.Store(true)
+	kube := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"env": "production"}}},
+		pod("shop", "web", signed.String(), ""))
+	v := runCheck(t, kube, host, pub, nil)
+	if len(v.Failures) != 0 || !strings.Contains(v.Inconclusive, "could not be verified") {
+		t.Errorf("failures %q inconclusive %q: want INCONCLUSIVE, the signature's payload unreadable", v.Failures, v.Inconclusive)
 	}
 }
