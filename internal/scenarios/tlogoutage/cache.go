@@ -86,14 +86,32 @@ func isKyverno(c corev1.Container) bool {
 	return c.Name == "kyverno" || path.Base(ref) == "kyverno"
 }
 
+// kyvernoValueFlags are the flags of Kyverno's cmd/internal/flag.go that
+// take a value (not bools): given bare, the next arg is their value.
+var kyvernoValueFlags = map[string]bool{
+	"loggingFormat": true, "profilePort": true, "profileAddress": true, "tracingPort": true, "tracingAddress": true,
+	"tracingCreds": true, "otelConfig": true, "otelCollector": true, "transportCreds": true, "metricsPort": true,
+	"kubeconfig": true, "clientRateLimitQPS": true, "clientRateLimitBurst": true, "exceptionNamespace": true,
+	"imageSignatureRepository": true, "tufMirror": true, "tufRoot": true, "imagePullSecrets": true,
+	"registryCredentialHelpers": true, "imageVerifyCacheMaxSize": true, "leaderElectionRetryPeriod": true,
+	// klog's
+	"v": true, "vmodule": true, "log_dir": true, "log_file": true, "log_file_max_size": true, "stderrthreshold": true,
+}
+
 // verifyCacheFromArgs parses the two flags as Go's flag package does
 // (Kyverno's): one or two dashes, "=value" or (not for a bool) the next
 // arg, the last occurrence wins, parsing stops at "--" or the first
-// non-flag. A bare other flag followed by a non-flag is taken to be given
-// its value there (as every non-bool flag is). A TTL of 0 is Kyverno's
-// default; a negative one stores nothing (ristretto's SetWithTTL).
+// non-flag. A bare flag that takes a value (kyvernoValueFlags) is given
+// the next arg; a bare bool stops parsing at a non-flag after it. For a
+// bare flag not known to take a value, followed by a non-flag, either may
+// be true: the longer-lived cache of the two readings is taken (a cache
+// read as off must be off). A TTL of 0 is Kyverno's default; a negative
+// one stores nothing (ristretto's SetWithTTL).
 func verifyCacheFromArgs(args []string) (verifyCache, error) {
-	c := verifyCache{on: true, ttl: defaultCacheTTL}
+	return parseCacheArgs(args, verifyCache{on: true, ttl: defaultCacheTTL})
+}
+
+func parseCacheArgs(args []string, c verifyCache) (verifyCache, error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if len(a) < 2 || a[0] != '-' || a == "--" {
@@ -132,13 +150,40 @@ func verifyCacheFromArgs(args []string) (verifyCache, error) {
 			}
 			c.ttl = d
 		default:
-			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				i++
+			if hasValue || i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") {
+				continue
 			}
+			if kyvernoValueFlags[name] {
+				i++
+				continue
+			}
+			// A bool (parsing stops here) or a flag with a value (it goes
+			// on after the next arg): take the longer-lived cache.
+			stopped := normalize(c)
+			went, err := parseCacheArgs(args[i+2:], c)
+			if err != nil {
+				return verifyCache{}, err
+			}
+			return longerLived(stopped, went), nil
 		}
 	}
+	return normalize(c), nil
+}
+
+func normalize(c verifyCache) verifyCache {
 	if c.ttl < 0 {
 		c.on = false
 	}
-	return c, nil
+	return c
+}
+
+// longerLived is the cache of a and b that keeps answers longer.
+func longerLived(a, b verifyCache) verifyCache {
+	switch {
+	case !b.on:
+		return a
+	case !a.on || b.ttl > a.ttl:
+		return b
+	}
+	return a
 }

@@ -852,3 +852,26 @@ func TestUnsignedProbeRefusedIsNoPass(t *testing.T) {
 		t.Errorf("failures %q inconclusive %q findings %q: want INCONCLUSIVE, the unsigned probe refused before admission decided", v.Failures, v.Inconclusive, v.Findings)
 	}
 }
+
+// TestVerifyCacheBareBoolStopsParsing (review of #24): Go's flag package
+// does not give a bool flag the next arg: "--profile true" stops parsing
+// at "true", and every flag after it is ignored, so Kyverno runs with its
+// cache on whatever follows. Read as "--profile=true" the cache would look
+// off: the drill would not wait it out, and a signed image answered from
+// it would be credited to the key-based fallback.
+func TestVerifyCacheBareBoolStopsParsing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"Kyverno's bool flag, bare", []string{"--profile", "true", "--imageVerifyCacheEnabled=false"}},
+		{"a flag Kyverno's flag.go does not define", []string{"--someNewToggle", "on", "--imageVerifyCacheEnabled=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := verifyCacheFromArgs(tc.args)
+			if err == nil && !c.on {
+				t.Errorf("args %q read as the cache off; Kyverno may stop parsing before the flag that turns it off", tc.args)
+			}
+		})
+	}
+}
