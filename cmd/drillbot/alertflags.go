@@ -66,10 +66,17 @@ func (a *alertFlags) load(ctx context.Context, defs []drill.Definition, cp halt.
 	if a.poll < time.Second || a.poll > maxAlertPoll {
 		return o, fmt.Errorf("--alert-poll-interval %s: between 1s and %s (three unreadable polls stop a drill; a longer interval leaves stop conditions unchecked too long)", a.poll, maxAlertPoll)
 	}
+	o.scope = cp.AlertClusterLabel
 	if a.cluster != "" {
 		scope, err := alerts.ParseScope(a.cluster)
 		if err != nil {
 			return o, fmt.Errorf("--alert-cluster-label: %w", err)
+		}
+		// Two identities for one cluster: one of them credits another
+		// cluster's alerts. On doubt, refuse.
+		if !cp.AlertClusterLabel.IsZero() && scope != cp.AlertClusterLabel {
+			return o, fmt.Errorf("--alert-cluster-label %s=%s disagrees with %s's %s=%s: which cluster is this?",
+				scope.Label, scope.Value, cp.Source, cp.AlertClusterLabel.Label, cp.AlertClusterLabel.Value)
 		}
 		o.scope = scope
 	}

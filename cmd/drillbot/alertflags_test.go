@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/halt"
 )
@@ -76,6 +77,7 @@ func TestAlertFlagsObeyTheClusterPolicy(t *testing.T) {
 		stop     int
 		frozenAt []time.Time
 		source   bool
+		scope    string
 	}{
 		{name: "the cluster's stop conditions, no Alertmanager anywhere", cluster: parsedClusterPolicy(t, clusterPolicyDoc, ""),
 			wantErr: []string{"configmap drillbot-system/drillbot-policy", "stop conditions", "--alertmanager-url"}},
@@ -89,6 +91,12 @@ func TestAlertFlagsObeyTheClusterPolicy(t *testing.T) {
 		{name: "the cluster's freeze windows need no alerts", cluster: parsedClusterPolicy(t, strings.Replace(clusterPolicyDoc, `  stopWhen: ['{severity="critical"}']`+"\n", "", 1), ""),
 			probe: true, frozenAt: []time.Time{friday}},
 		{name: "no policy anywhere", probe: true},
+		{name: "the cluster's alert label narrows expected alerts", cluster: halt.ClusterPolicy{Source: "configmap drillbot-system/drillbot-policy",
+			AlertClusterLabel: alerts.Scope{Label: "cluster", Value: "prod-eu"}}, scope: "cluster=prod-eu"},
+		{name: "the flag agrees with the cluster", flags: alertFlags{cluster: "cluster=prod-eu"}, cluster: halt.ClusterPolicy{Source: "configmap drillbot-system/drillbot-policy",
+			AlertClusterLabel: alerts.Scope{Label: "cluster", Value: "prod-eu"}}, scope: "cluster=prod-eu"},
+		{name: "the flag disagrees with the cluster", flags: alertFlags{cluster: "cluster=prod-us"}, cluster: halt.ClusterPolicy{Source: "configmap drillbot-system/drillbot-policy",
+			AlertClusterLabel: alerts.Scope{Label: "cluster", Value: "prod-eu"}}, wantErr: []string{"disagrees", "cluster=prod-eu", "cluster=prod-us"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.flags
@@ -107,6 +115,9 @@ func TestAlertFlagsObeyTheClusterPolicy(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := o.scope.Label + "=" + o.scope.Value; tc.scope != "" && got != tc.scope {
+				t.Errorf("alert scope %s, want %s", got, tc.scope)
 			}
 			if len(o.stopWhen) != tc.stop || (o.source != nil) != tc.source {
 				t.Errorf("%d stop conditions, source %v; want %d, %v", len(o.stopWhen), o.source != nil, tc.stop, tc.source)

@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestChartAlertClusterLabel (#24 case 8): the chart gives drillbot its
 // cluster identity on the alerts: alertmanager.clusterLabel, or else the
-// cluster label its own series carry.
+// cluster label its own series carry; the flag of the daemon and the
+// cluster's policy ConfigMap say the same.
 func TestChartAlertClusterLabel(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -30,6 +32,17 @@ func TestChartAlertClusterLabel(t *testing.T) {
 			got := strings.Join(decode[appsv1.Deployment](t, docs["Deployment"][0]).Spec.Template.Spec.Containers[0].Args, " ")
 			if tc.want == "" && strings.Contains(got, "--alert-cluster-label") || tc.want != "" && !strings.Contains(got, tc.want) {
 				t.Errorf("args %s, want %q", got, tc.want)
+			}
+			// run and plan, from anywhere, read the same identity from the
+			// cluster's policy (#24 case 10).
+			var label string
+			for _, doc := range docs["ConfigMap"] {
+				if cm := decode[corev1.ConfigMap](t, doc); cm.Name == "drillbot-policy" {
+					label = cm.Data["alert-cluster-label"]
+				}
+			}
+			if want := strings.TrimPrefix(tc.want, "--alert-cluster-label="); label != want {
+				t.Errorf("drillbot-policy alert-cluster-label %q, want %q", label, want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/drill"
 )
 
@@ -33,6 +34,10 @@ const (
 	// AlertmanagerURLKey holds the Alertmanager (API v2) the stop
 	// conditions are read from.
 	AlertmanagerURLKey = "alertmanager-url"
+	// AlertClusterLabelKey holds this cluster's label on the alerts
+	// (label=value, as --alert-cluster-label): expected alerts count only
+	// when they carry it.
+	AlertClusterLabelKey = "alert-cluster-label"
 )
 
 // ClusterPolicy is what the policy ConfigMap declares. The zero value is
@@ -44,11 +49,14 @@ type ClusterPolicy struct {
 	ResourceVersion string
 	Policy          drill.Policy
 	AlertmanagerURL string
+	// AlertClusterLabel is this cluster's identity on a shared
+	// Alertmanager ("" when not declared).
+	AlertClusterLabel alerts.Scope
 }
 
 // Declares reports whether the cluster declares anything.
 func (p ClusterPolicy) Declares() bool {
-	return len(p.Policy.StopWhen) > 0 || len(p.Policy.Freeze) > 0 || p.AlertmanagerURL != ""
+	return len(p.Policy.StopWhen) > 0 || len(p.Policy.Freeze) > 0 || p.AlertmanagerURL != "" || !p.AlertClusterLabel.IsZero()
 }
 
 // Policies reads the in-cluster policy in Namespace.
@@ -77,7 +85,7 @@ func (s Policies) Load(ctx context.Context) (ClusterPolicy, error) {
 
 func (s Policies) parse(cm *corev1.ConfigMap) (ClusterPolicy, error) {
 	p := ClusterPolicy{Source: s.Source(), ResourceVersion: cm.ResourceVersion}
-	known := []string{PolicyKey, AlertmanagerURLKey}
+	known := []string{PolicyKey, AlertmanagerURLKey, AlertClusterLabelKey}
 	var errs []error
 	for k := range cm.Data {
 		if !slices.Contains(known, k) {
@@ -95,6 +103,13 @@ func (s Policies) parse(cm *corev1.ConfigMap) (ClusterPolicy, error) {
 		p.Policy = pol
 	}
 	p.AlertmanagerURL = strings.TrimSpace(cm.Data[AlertmanagerURLKey])
+	if v := strings.TrimSpace(cm.Data[AlertClusterLabelKey]); v != "" {
+		scope, err := alerts.ParseScope(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", p.Source, AlertClusterLabelKey, err))
+		}
+		p.AlertClusterLabel = scope
+	}
 	if err := errors.Join(errs...); err != nil {
 		return ClusterPolicy{}, err
 	}

@@ -49,6 +49,9 @@ func TestLoadPolicy(t *testing.T) {
 		{name: "forbidden", getErr: errors.New(`configmaps "drillbot-policy" is forbidden`), wantErr: []string{"configmap drillbot-system/drillbot-policy", "forbidden"}},
 		{name: "invalid policy", objs: []runtime.Object{policyMap(map[string]string{PolicyKey: strings.Replace(clusterPolicy, "timeZone: Europe/Berlin, ", "", 1)})},
 			wantErr: []string{"configmap drillbot-system/drillbot-policy (policy.yaml)", "spec.freezeWindows[0].timeZone"}},
+		{name: "the cluster's alert label", objs: []runtime.Object{policyMap(map[string]string{AlertClusterLabelKey: "cluster=prod-eu"})}, declares: true},
+		{name: "an alert label that is not label=value", objs: []runtime.Object{policyMap(map[string]string{AlertClusterLabelKey: "prod-eu"})},
+			wantErr: []string{"configmap drillbot-system/drillbot-policy (alert-cluster-label)", "want label=value"}},
 		{name: "a misspelt key", objs: []runtime.Object{policyMap(map[string]string{"policy.yml": clusterPolicy})}, wantErr: []string{`unknown key "policy.yml"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
