@@ -419,7 +419,23 @@ func (w *alertWatch) resolution(d *v1alpha1.Detection, x drill.ExpectedAlert, be
 		return
 	}
 	deadline := st.RecoveredAt.Add(x.ResolveWithin)
+	// Without a cluster identity, an alert naming a cluster may be another
+	// cluster's (seen does not credit one): it is no evidence that this
+	// cluster's is still active.
+	var elsewhere []alerts.Alert
+	if w.scope.IsZero() {
+		for _, a := range matched {
+			if _, ok := a.Labels[alerts.ClusterLabel]; ok {
+				elsewhere = append(elsewhere, a)
+			}
+		}
+	}
 	switch {
+	case len(matched) > 0 && len(elsewhere) == len(matched):
+		if !begin.Before(deadline) {
+			d.Unmeasured = fmt.Sprintf("%s still active %s after recovery, but it carries %s=%q and drillbot has no cluster identity (--alert-cluster-label): with an Alertmanager shared by several clusters it may be another cluster's, so whether this cluster's resolved cannot be told",
+				elsewhere[0], x.ResolveWithin, alerts.ClusterLabel, elsewhere[0].Labels[alerts.ClusterLabel])
+		}
 	case len(matched) == 0 && !end.After(deadline):
 		rt := metav1.NewMicroTime(end)
 		d.ResolvedAt = &rt

@@ -700,3 +700,27 @@ func TestDetectionNotDecidable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { runDetection(t, tc, nil) })
 	}
 }
+
+// TestResolutionNotFailedByAnotherClustersAlert (review of #24, EVIDENCE
+// rules 6 and 8): without a cluster identity, an alert naming a cluster is
+// not evidence of a detection; it is no evidence either that this
+// cluster's alert is still active after recovery. This cluster's alert
+// (no cluster label) fired and resolved; another cluster's of the same
+// name fires meanwhile and stays: the resolution is not a FAIL.
+func TestResolutionNotFailedByAnotherClustersAlert(t *testing.T) {
+	runDetection(t, detectionCase{
+		expect:  []v1alpha1.ExpectedAlert{{Name: "Down", Within: "1m", ResolveWithin: "30s"}},
+		recover: 90 * time.Second, poll: time.Second,
+		at: func(disaster, now time.Time) ([]alerts.Alert, error) {
+			var out []alerts.Alert
+			if !now.Before(disaster.Add(20*time.Second)) && now.Before(disaster.Add(90*time.Second)) {
+				out = append(out, alert("Down", disaster.Add(19500*time.Millisecond)))
+			}
+			if !now.Before(disaster.Add(60 * time.Second)) {
+				out = append(out, alert("Down", disaster.Add(60*time.Second), "cluster", "prod-us"))
+			}
+			return out, nil
+		},
+		verdict: v1alpha1.VerdictInconclusive, reason: []string{"alert Down not measured", `cluster="prod-us"`},
+	}, nil)
+}
