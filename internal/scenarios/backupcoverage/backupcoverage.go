@@ -16,8 +16,9 @@
 //     filters, volume data settings), never from the Schedule's current
 //     template; a backup started before the namespace was created does not
 //     hold it. The Schedule (configuration) only adds failures: none
-//     includes it, all leave part of it out, or its location is ReadOnly or
-//     not Available (the next backup fails).
+//     includes it (one Velero found invalid, FailedValidation, makes no
+//     backup and does not count), all leave part of it out, or its location
+//     is ReadOnly or not Available (the next backup fails).
 //  4. Clocks: a backup's age is drillbot's clock minus its start (Velero's
 //     clock), as before; "started before the namespace was created"
 //     compares two of the cluster's clocks and only ever withholds credit.
@@ -31,7 +32,8 @@
 //     name. A ReadWrite location other clusters also write to cannot be
 //     told apart from the Backup objects.
 //  8. Not worse than the truth: what Velero itself excludes from every
-//     backup (CSI snapshot objects) and derived objects (events,
+//     backup (CSI snapshot objects), what Velero never restores (nodes,
+//     its own backups and restores, ...) and derived objects (events,
 //     endpoints) are not gaps; volumes matter only where PVCs exist; a
 //     partial backup a drill accepts by name (acceptPartial, with its
 //     reason) counts, its gaps reported as findings.

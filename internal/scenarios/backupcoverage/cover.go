@@ -30,6 +30,10 @@ type Coverage struct {
 	Namespace string
 	// Schedules are the unpaused Schedules whose template includes it.
 	Schedules []string
+	// Invalid are the unpaused Schedules whose template includes it but
+	// which Velero found invalid (phase FailedValidation): they make no
+	// backup, and are not in Schedules.
+	Invalid []string
 	// PartialSchedules are those of them that leave part of it out.
 	PartialSchedules []Partial
 	// Unavailable names storage locations of its schedules that are not
@@ -113,6 +117,11 @@ func (c *Coverage) coverSchedules(schedules []velerov1.Schedule, ns *Namespace, 
 		// A pattern Velero cannot read fails each of its backups'
 		// validation: such a schedule includes nothing.
 		if ok, err := nr.IncludesNamespace(t.IncludedNamespaces, t.ExcludedNamespaces, ns.Name); err != nil || !ok {
+			continue
+		}
+		if s.Status.Phase == velerov1.SchedulePhaseFailedValidation {
+			// Velero runs only an Enabled schedule.
+			c.Invalid = append(c.Invalid, fmt.Sprintf("%s (%s)", s.Name, strings.Join(s.Status.ValidationErrors, "; ")))
 			continue
 		}
 		c.Schedules = append(c.Schedules, s.Name)
@@ -228,9 +237,13 @@ func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings [
 	schedules := strings.Join(c.Schedules, ", ")
 
 	// Configuration: what the next backups will do.
+	invalid := ""
+	if len(c.Invalid) > 0 {
+		invalid = "; failed Velero's validation, so make no backup: schedule " + strings.Join(c.Invalid, ", ")
+	}
 	switch {
 	case len(c.Schedules) == 0:
-		fail("no unpaused Velero Schedule includes it")
+		fail("no unpaused Velero Schedule includes it%s", invalid)
 		schedules = "(none)"
 	case len(c.PartialSchedules) == len(c.Schedules):
 		for _, p := range c.PartialSchedules {
@@ -244,6 +257,9 @@ func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings [
 		for _, p := range c.PartialSchedules {
 			find("schedule %s leaves out: %s (another of its schedules does not)", p.Name, strings.Join(p.Gaps, "; "))
 		}
+	}
+	if len(c.Schedules) > 0 && invalid != "" {
+		find("%s", strings.TrimPrefix(invalid, "; "))
 	}
 	for _, ro := range c.ReadOnly {
 		fail("%s", ro)

@@ -86,12 +86,15 @@ func emptySelector(s *metav1.LabelSelector) bool {
 }
 
 // Resources whose exclusion leaves nothing of a namespace out: derived or
-// ephemeral ones, and the CSI snapshot objects Velero itself excludes from
+// ephemeral ones, the CSI snapshot objects Velero itself excludes from
 // every backup (they are intermediate; pkg/controller/backup_controller.go
-// autoExclude*Resources).
+// autoExclude*Resources), and what Velero never restores
+// (pkg/controller/restore_controller.go nonRestorableResources, v1.18).
 var (
 	neverMissed = []string{"events", "event", "ev", "events.events.k8s.io", "endpoints", "ep", "endpointslices.discovery.k8s.io",
-		"volumesnapshots.snapshot.storage.k8s.io", "volumesnapshotcontents.snapshot.storage.k8s.io"}
+		"volumesnapshots.snapshot.storage.k8s.io", "volumesnapshotcontents.snapshot.storage.k8s.io",
+		"nodes", "node", "no", "backups.velero.io", "restores.velero.io", "resticrepositories.velero.io",
+		"csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io", "backuprepositories.velero.io"}
 	volumeResources = []string{"persistentvolumeclaims", "persistentvolumeclaim", "pvc", "persistentvolumes", "persistentvolume", "pv"}
 )
 
