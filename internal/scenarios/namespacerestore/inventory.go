@@ -69,12 +69,26 @@ const inventoryPageSize = 500
 // Discovery is asked afresh each time (a cached client is invalidated
 // first): a CRD installed since drillbot started is inventoried too.
 func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, error) {
+	inv, uncovered, _, err := takeInventory(ctx, disc, meta, ns)
+	return inv, uncovered, err
+}
+
+// takeInventory is TakeInventory that also returns the API groups whose
+// discovery failed (group to error): their kinds were not listed, so their
+// objects are unknown, neither present nor missing.
+func takeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, map[string]error, error) {
 	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
 		cached.Invalidate()
 	}
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-		return nil, nil, fmt.Errorf("discover namespaced resources: %w", err)
+		return nil, nil, nil, fmt.Errorf("discover namespaced resources: %w", err)
+	}
+	failed := map[string]error{}
+	if gd := (*discovery.ErrGroupDiscoveryFailed)(nil); errors.As(err, &gd) {
+		for gv, gerr := range gd.Groups {
+			failed[gv.Group] = gerr
+		}
 	}
 	inv := Inventory{}
 	var (
@@ -99,7 +113,7 @@ func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta 
 			}
 			if err := listInto(ctx, meta, gv.WithResource(r.Name), ns, qualified, inv); err != nil {
 				if ctx.Err() != nil {
-					return nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
+					return nil, nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
 				}
 				if apierrors.IsForbidden(err) {
 					uncovered = append(uncovered, qualified)
@@ -110,10 +124,17 @@ func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta 
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
+		return nil, nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
 	}
 	sort.Strings(uncovered)
-	return inv, uncovered, nil
+	return inv, uncovered, failed, nil
+}
+
+// groupOf is the API group of an inventory key ("resource.group/name").
+func groupOf(key string) string {
+	qualified, _, _ := strings.Cut(key, "/")
+	_, group, _ := strings.Cut(qualified, ".")
+	return group
 }
 
 func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVersionResource, ns, qualified string, inv Inventory) error {

@@ -36,8 +36,10 @@ package namespacerestore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -498,15 +500,33 @@ func failureReason(r *velerov1.Restore) string {
 // and the restored marker gives the data's age.
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
-	after, _, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	after, _, failed, err := takeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
 	if err != nil {
 		return v, err
 	}
 	if len(s.skipped) > 0 {
 		v.Findings = append(v.Findings, fmt.Sprintf("inventory did not cover %d kinds drillbot may not list (RBAC): %s", len(s.skipped), strings.Join(s.skipped, ", ")))
 	}
-	if missing := s.inventory.Missing(after); len(missing) > 0 {
+	// Rule 5: an object of a group whose discovery failed now was not
+	// looked for: unknown, not missing.
+	var missing, unknown []string
+	var why []error
+	for _, k := range s.inventory.Missing(after) {
+		if gerr, ok := failed[groupOf(k)]; ok {
+			unknown = append(unknown, k)
+			if !slices.Contains(why, gerr) {
+				why = append(why, gerr)
+			}
+			continue
+		}
+		missing = append(missing, k)
+	}
+	if len(missing) > 0 {
 		v.Failures = append(v.Failures, fmt.Sprintf("not restored (%d): %s", len(missing), strings.Join(missing, ", ")))
+	}
+	if len(unknown) > 0 {
+		return v, fmt.Errorf("after the restore, %d objects of the inventory could not be looked for, their API group's discovery failed: %s: %w",
+			len(unknown), strings.Join(unknown, ", "), errors.Join(why...))
 	}
 	// Rule 1: a namespace that held only what the cluster remakes by itself
 	// comes back "complete" whatever Velero did.
