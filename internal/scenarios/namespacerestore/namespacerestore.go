@@ -509,13 +509,14 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	}
 	// Rule 5: an object of a group whose discovery failed now was not
 	// looked for: unknown, not missing.
-	var missing, unknown []string
+	var missing, unknown, groups []string
 	var why []error
 	for _, k := range s.inventory.Missing(after) {
-		if gerr, ok := failed[groupOf(k)]; ok {
+		if g := groupOf(k); failed[g] != nil {
 			unknown = append(unknown, k)
-			if !slices.Contains(why, gerr) {
-				why = append(why, gerr)
+			if !slices.Contains(groups, g) {
+				groups = append(groups, g)
+				why = append(why, failed[g])
 			}
 			continue
 		}
