@@ -113,6 +113,12 @@ chart:
 	$(GO) run ./cmd/drillbot rbac --helm -f drills > deploy/helm/drillbot/templates/rbac.yaml
 	cp internal/api/v1alpha1/crd/drillbot.io_drillruns.yaml deploy/helm/drillbot/crds/
 
+# The drill format reference, generated from the Go types (a test in
+# hack/docgen fails when the committed file is stale).
+.PHONY: docs
+docs:
+	$(GO) run ./hack/docgen > docs/drill-format.md.tmp && mv docs/drill-format.md.tmp docs/drill-format.md
+
 cluster-bins: announce $(CLUSTER_BINS)
 
 # Said once before the components are checked: a cold first build is long.
