@@ -100,7 +100,7 @@ func MeasurePeerInventory(ctx context.Context, cfg *rest.Config, ns string, obje
 					continue
 				}
 				for _, it := range items.Items {
-					inv[r.Name+"/"+it.GetName()] = struct{}{}
+					inv[r.Name+"/"+it.GetName()] = namespacerestore.Item{}
 				}
 			}
 		}

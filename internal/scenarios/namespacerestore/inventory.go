@@ -14,11 +14,21 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
 
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	"github.com/vmware-tanzu/velero/pkg/label"
+
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
 
 // Inventory is the set of objects in a namespace, as "resource.group/name".
-type Inventory map[string]struct{}
+type Inventory map[string]Item
+
+// Item is what the inventory keeps of an object.
+type Item struct {
+	// RestoredBy is the Velero restore that made it (its
+	// velero.io/restore-name label), "" when none did.
+	RestoredBy string
+}
 
 // Missing lists, sorted, what is in inv and not in after.
 func (inv Inventory) Missing(after Inventory) []string {
@@ -150,7 +160,7 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 			if len(item.OwnerReferences) > 0 || item.Labels[v1alpha1.LabelRBAC] != "" {
 				continue
 			}
-			inv[qualified+"/"+item.Name] = struct{}{}
+			inv[qualified+"/"+item.Name] = Item{RestoredBy: item.Labels[velerov1.RestoreNameLabel]}
 		}
 		if page.Continue == "" {
 			return nil
@@ -159,13 +169,20 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 	}
 }
 
-// missingOf lists the keys of keys that inv lacks.
-func (inv Inventory) missingOf(keys []string) []string {
-	var out []string
+// restoredBy splits keys into those inv holds as made by the Velero restore
+// named restore and those it holds as made otherwise; keys inv lacks are
+// in neither.
+func (inv Inventory) restoredBy(keys []string, restore string) (byRestore, otherwise []string) {
+	want := label.GetValidName(restore) // Velero's label value for a long name
 	for _, k := range keys {
-		if _, ok := inv[k]; !ok {
-			out = append(out, k)
+		it, ok := inv[k]
+		switch {
+		case !ok:
+		case it.RestoredBy == want:
+			byRestore = append(byRestore, k)
+		default:
+			otherwise = append(otherwise, k)
 		}
 	}
-	return out
+	return byRestore, otherwise
 }

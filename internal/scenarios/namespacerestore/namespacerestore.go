@@ -531,11 +531,19 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	}
 	// Rule 1: a namespace that held only what the cluster remakes by itself
 	// comes back "complete" whatever Velero did.
+	// Rule 2: what is back must be this run's restore's doing (Velero
+	// labels every object it restores with the restore's name), not a
+	// controller's or an operator's that re-creates it in any namespace.
 	if app := s.inventory.Application(); len(app) == 0 {
 		v.Inconclusive = fmt.Sprintf("namespace %s held no application object before the disaster (only what the cluster or drillbot makes by itself): nothing the restore brought back was compared", s.ns)
 	} else {
-		v.Findings = append(v.Findings, fmt.Sprintf("%d application objects compared with the inventory taken before the disaster (%d of them back)",
-			len(app), len(app)-len(Inventory(after).missingOf(app))))
+		restored, otherwise := Inventory(after).restoredBy(app, s.run)
+		v.Findings = append(v.Findings, fmt.Sprintf("%d application objects compared with the inventory taken before the disaster: %d back by Velero restore %s, %d back made by something else",
+			len(app), len(restored), s.run, len(otherwise)))
+		if len(restored) == 0 && len(otherwise) > 0 {
+			v.Inconclusive = fmt.Sprintf("none of the %d application objects back in %s carries %s=%s: nothing shows this run's restore brought them back (re-created by something else: %s)",
+				len(otherwise), s.ns, velerov1.RestoreNameLabel, s.run, strings.Join(otherwise, ", "))
+		}
 	}
 	if s.restore != nil && s.restore.Status.Warnings > 0 {
 		v.Findings = append(v.Findings, fmt.Sprintf("velero restore %s finished with %d warnings", s.restore.Name, s.restore.Status.Warnings))

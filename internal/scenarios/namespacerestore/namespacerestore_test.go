@@ -273,13 +273,20 @@ func TestVerifyWithNothingComparedIsNotAPass(t *testing.T) {
 	cases := []struct {
 		name             string
 		before           Inventory
+		restoredBy       string // the restore-name label of what is back
 		wantInconclusive string
 		wantFinding      string
 	}{
 		{name: "empty namespace", before: Inventory{}, wantInconclusive: "no application object"},
 		{name: "only what the cluster and drillbot make", before: clusterMade, wantInconclusive: "no application object"},
 		{name: "an application object is compared", before: Inventory{"deployments.apps/web": {}, "serviceaccounts/default": {}},
-			wantFinding: "1 application objects compared"},
+			restoredBy: "run-1", wantFinding: "1 application objects compared with the inventory taken before the disaster: 1 back by Velero restore run-1"},
+		// Rule 2: back, but not by this run's restore (an operator that
+		// re-creates its objects, another run's restore).
+		{name: "application objects back, none by this run's restore", before: Inventory{"deployments.apps/web": {}},
+			wantInconclusive: "nothing shows this run's restore brought them back"},
+		{name: "application objects back by another restore", before: Inventory{"deployments.apps/web": {}},
+			restoredBy: "run-0", wantInconclusive: "carries velero.io/restore-name=run-1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,8 +300,12 @@ func TestVerifyWithNothingComparedIsNotAPass(t *testing.T) {
 					"configmaps":       {Version: "v1", Kind: "ConfigMap"},
 					"deployments.apps": {Group: "apps", Version: "v1", Kind: "Deployment"},
 				}[res]
+				var labels map[string]string
+				if tc.restoredBy != "" {
+					labels = map[string]string{velerov1.RestoreNameLabel: tc.restoredBy}
+				}
 				objs = append(objs, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind},
-					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}})
+					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: labels}})
 			}
 			s := verifyScenario(t, tc.before, objs...)
 			v, err := s.Verify(context.Background())
@@ -337,5 +348,5 @@ func verifyScenario(t *testing.T, before Inventory, objs ...runtime.Object) *sce
 	meta := metadatafake.NewSimpleMetadataClient(scheme, objs...)
 	b := backup("b", "shop-daily", velerov1.BackupPhaseCompleted, "shop")
 	b.Status.StartTimestamp = &metav1.Time{Time: time.Unix(1000, 0)}
-	return &scenario{deps: Deps{Kube: kc, Discovery: memory.NewMemCacheClient(fd), Metadata: meta}, ns: "shop", inventory: before, backup: b}
+	return &scenario{deps: Deps{Kube: kc, Discovery: memory.NewMemCacheClient(fd), Metadata: meta}, ns: "shop", run: "run-1", inventory: before, backup: b}
 }
