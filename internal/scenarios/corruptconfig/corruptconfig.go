@@ -390,8 +390,13 @@ func restart(ctx context.Context, c kubernetes.Interface, u Undo) error {
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	v := engine.Verification{RPOMilestone: "detected", RPOSource: "detection blind window (disaster to the first failing pod)"}
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.ns).Get(ctx, s.p.ConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// The cluster's answer, not an unknown: the rules are gone.
+		v.Failures = append(v.Failures, fmt.Sprintf("rules ConfigMap %s/%s not found after recovery", s.ns, s.p.ConfigMap))
+		return v, nil
+	}
 	if err != nil {
-		return v, err
+		return v, fmt.Errorf("read rules ConfigMap %s/%s: %w", s.ns, s.p.ConfigMap, err)
 	}
 	if cm.Data[s.p.Key] != s.undo.Original {
 		v.Failures = append(v.Failures, "rules ConfigMap does not hold its original content")

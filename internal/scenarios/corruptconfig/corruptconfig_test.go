@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -62,6 +63,35 @@ func TestRevert(t *testing.T) {
 			}
 			if wrote != tc.wantWrite || restarted != tc.wantRestart {
 				t.Errorf("wrote %v restarted %v, want %v %v", wrote, restarted, tc.wantWrite, tc.wantRestart)
+			}
+		})
+	}
+}
+
+// TestVerify: the rules ConfigMap must hold its original bytes after
+// recovery. A ConfigMap gone is the cluster's own answer (FAIL), not an
+// unknown: a verdict that says "could not verify" would hide it.
+func TestVerify(t *testing.T) {
+	p := Params{ConfigMap: "rules", Key: "r.yaml"}
+	u := Undo{Original: "original\n"}
+	for _, tc := range []struct {
+		name        string
+		objs        []runtime.Object
+		wantFailure string
+	}{
+		{name: "original back", objs: []runtime.Object{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rules", Namespace: "falco"}, Data: map[string]string{"r.yaml": "original\n"}}}},
+		{name: "other bytes", objs: []runtime.Object{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "rules", Namespace: "falco"}, Data: map[string]string{"r.yaml": "other\n"}}},
+			wantFailure: "does not hold its original content"},
+		{name: "the ConfigMap is gone", wantFailure: "rules ConfigMap falco/rules not found after recovery"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := &scenario{deps: Deps{Kube: fake.NewClientset(tc.objs...)}, p: p, ns: "falco", undo: u}
+			v, err := sc.Verify(context.Background())
+			if err != nil {
+				t.Fatalf("Verify error %v: the cluster answered", err)
+			}
+			if got := strings.Join(v.Failures, "; "); tc.wantFailure == "" && got != "" || !strings.Contains(got, tc.wantFailure) {
+				t.Errorf("failures %q, want %q", got, tc.wantFailure)
 			}
 		})
 	}
