@@ -13,6 +13,7 @@ import (
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	"github.com/vmware-tanzu/velero/pkg/label"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,6 +136,8 @@ type comparison struct {
 	excluded      map[string]int
 	selfMade      map[string]int // resource -> objects compared that the namespace gets by itself
 	checked       int            // objects compared, less selfMade
+	byRestore     int            // of checked, those the run's restore made (Velero's restore-name label)
+	otherwise     []string       // of checked, those in the copy made by something else
 }
 
 const maxNamed = 20
@@ -226,7 +229,7 @@ func sortedKeys(m map[string]int) []string {
 
 // compare checks every object the backup lists in the source namespace
 // is in the copy, by name, one list per kind (metadata only).
-func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata.Interface, list map[string][]string, src, copyNS string, excluded []string) (comparison, error) {
+func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata.Interface, list map[string][]string, src, copyNS, restore string, excluded []string) (comparison, error) {
 	c := comparison{unserved: map[string][]string{}, uncovered: map[string]int{}, own: map[string]int{}, remade: map[string]int{},
 		clusterScoped: map[string]int{}, excluded: map[string]int{}, selfMade: map[string]int{}}
 	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
@@ -315,10 +318,10 @@ func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata
 			return c, err
 		}
 		for _, n := range names {
-			own, ok := have[n]
+			obj, ok := have[n]
 			self := slices.Contains(selfMade, resource+"/"+n)
 			switch {
-			case own:
+			case obj.own:
 				// drillbot's RBAC in the source, restored with it: the
 				// backup's entry is the copy's object, left out of both.
 				c.own[resource]++
@@ -326,10 +329,17 @@ func compare(ctx context.Context, disc discovery.DiscoveryInterface, md metadata
 			case !ok:
 				c.missing = append(c.missing, resource+"/"+n)
 			}
-			if self {
+			switch {
+			case self:
 				c.selfMade[resource]++
-			} else {
+			case !ok:
 				c.checked++
+			case obj.restoredBy == label.GetValidName(restore):
+				c.checked++
+				c.byRestore++
+			default:
+				c.checked++
+				c.otherwise = append(c.otherwise, resource+"/"+n)
 			}
 		}
 	}
@@ -348,10 +358,15 @@ func (d discovered) ServerGroupsAndResources() ([]*metav1.APIGroup, []*metav1.AP
 	return d.groups, d.resources, nil
 }
 
-// listNames lists a resource's objects in ns (metadata, in pages): name to
-// whether it is drillbot's own RBAC (labelled v1alpha1.LabelRBAC).
-func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersionResource, ns string) (map[string]bool, error) {
-	out := map[string]bool{}
+// copied is what the comparison keeps of an object in the copy.
+type copied struct {
+	own        bool   // drillbot's own RBAC (labelled v1alpha1.LabelRBAC)
+	restoredBy string // the Velero restore that made it (velero.io/restore-name)
+}
+
+// listNames lists a resource's objects in ns (metadata, in pages) by name.
+func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersionResource, ns string) (map[string]copied, error) {
+	out := map[string]copied{}
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		page, err := md.Resource(gvr).Namespace(ns).List(ctx, opts)
@@ -359,7 +374,7 @@ func listNames(ctx context.Context, md metadata.Interface, gvr schema.GroupVersi
 			return nil, fmt.Errorf("list %s in %s: %w", gvr.GroupResource(), ns, err)
 		}
 		for _, item := range page.Items {
-			out[item.Name] = item.Labels[v1alpha1.LabelRBAC] != ""
+			out[item.Name] = copied{own: item.Labels[v1alpha1.LabelRBAC] != "", restoredBy: item.Labels[velerov1.RestoreNameLabel]}
 		}
 		if page.Continue == "" {
 			return out, nil

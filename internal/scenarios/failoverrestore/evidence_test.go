@@ -256,6 +256,9 @@ func inCopy(apiVersion, kind, name string, labels map[string]string) runtime.Obj
 
 var drillbotRBAC = map[string]string{v1alpha1.LabelRBAC: "true"}
 
+// restored are the labels Velero puts on what restore run-1 made.
+var restored = map[string]string{velerov1.RestoreNameLabel: "run-1"}
+
 // TestVerifyEvidence: a comparison that checked nothing never passes
 // (EVIDENCE rule 1), and drillbot's own RBAC, restored into the copy, is
 // left out on both sides (rule 8).
@@ -275,13 +278,13 @@ func TestVerifyEvidence(t *testing.T) {
 		{name: "drillbot's own Role and RoleBinding restored with the app: PASS",
 			list: map[string][]string{"v1/ConfigMap": {"shop/prices"}, "rbac.authorization.k8s.io/v1/Role": {"shop/drillbot"},
 				"rbac.authorization.k8s.io/v1/RoleBinding": {"shop/drillbot"}},
-			copy: []runtime.Object{inCopy("v1", "ConfigMap", "prices", nil),
+			copy: []runtime.Object{inCopy("v1", "ConfigMap", "prices", restored),
 				inCopy("rbac.authorization.k8s.io/v1", "Role", "drillbot", drillbotRBAC),
 				inCopy("rbac.authorization.k8s.io/v1", "RoleBinding", "drillbot", drillbotRBAC)},
 			pass: true, finding: "drillbot's own RBAC, restored with the namespace, left out on both sides: rolebindings.rbac.authorization.k8s.io 1, roles.rbac.authorization.k8s.io 1"},
 		{name: "the app's own Role, lost, is still missing",
 			list: map[string][]string{"v1/ConfigMap": {"shop/prices"}, "rbac.authorization.k8s.io/v1/Role": {"shop/app"}},
-			copy: []runtime.Object{inCopy("v1", "ConfigMap", "prices", nil), inCopy("rbac.authorization.k8s.io/v1", "Role", "drillbot", drillbotRBAC)},
+			copy: []runtime.Object{inCopy("v1", "ConfigMap", "prices", restored), inCopy("rbac.authorization.k8s.io/v1", "Role", "drillbot", drillbotRBAC)},
 			fail: "in the backup but not restored (1): roles.rbac.authorization.k8s.io/app"},
 		{name: "only drillbot's RBAC in the backup: nothing of the app checked",
 			list:         map[string][]string{"rbac.authorization.k8s.io/v1/Role": {"shop/drillbot"}},
@@ -294,9 +297,15 @@ func TestVerifyEvidence(t *testing.T) {
 		{name: "only pods, left to their controllers: INCONCLUSIVE",
 			list:         map[string][]string{"v1/Pod": {"shop/web-1"}},
 			inconclusive: []string{"no object of backup b in namespace shop could be checked", "left to their controllers: pods 1"}},
+		// Rule 2: in the copy, but made by something else (an operator, a
+		// policy engine's generate rule), not by this run's restore.
+		{name: "objects in the copy, none by this run's restore: INCONCLUSIVE",
+			list:         map[string][]string{"v1/ConfigMap": {"shop/prices"}},
+			copy:         []runtime.Object{inCopy("v1", "ConfigMap", "prices", map[string]string{velerov1.RestoreNameLabel: "run-0"})},
+			inconclusive: []string{"carries velero.io/restore-name=run-1", "configmaps/prices"}},
 		{name: "kinds not listed beside checked ones: PASS, the kinds named",
 			list:      map[string][]string{"v1/ConfigMap": {"shop/prices"}, "example.com/v1/Widget": {"shop/blue"}},
-			copy:      []runtime.Object{inCopy("v1", "ConfigMap", "prices", nil)},
+			copy:      []runtime.Object{inCopy("v1", "ConfigMap", "prices", restored)},
 			forbidden: []string{"widgets"},
 			pass:      true, finding: "not checked, drillbot may not list them (RBAC): widgets.example.com 1"},
 	}

@@ -526,15 +526,21 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	if s.list == nil {
 		return v, fmt.Errorf("backup %s's resource list was not read before the restore", s.backup.Name)
 	}
-	c, err := compare(ctx, s.deps.Discovery, s.deps.Metadata, s.list, s.params.SourceNamespace, s.copy, s.params.ExcludedResources)
+	c, err := compare(ctx, s.deps.Discovery, s.deps.Metadata, s.list, s.params.SourceNamespace, s.copy, s.run, s.params.ExcludedResources)
 	if err != nil {
 		return v, err
 	}
 	v.Failures = append(v.Failures, c.failures()...)
 	v.Findings = append(v.Findings, c.findings()...)
-	if c.checked == 0 {
+	switch {
+	case c.checked == 0:
 		// Nothing compared is no evidence the restore brought anything back.
 		v.Inconclusive = c.nothingChecked(s.backup.Name, s.params.SourceNamespace)
+	case c.byRestore == 0 && len(c.otherwise) > 0:
+		// Rule 2: present, but none of it made by this run's restore
+		// (an operator's or a policy engine's generated objects).
+		v.Inconclusive = fmt.Sprintf("none of the objects found in the copy carries %s=%s: nothing shows this run's restore brought them back (made by something else: %s)",
+			velerov1.RestoreNameLabel, s.run, named(c.otherwise))
 	}
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.copy).Get(ctx, nr.MarkerName, metav1.GetOptions{})
 	switch {

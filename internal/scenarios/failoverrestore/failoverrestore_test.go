@@ -372,7 +372,7 @@ func TestCompare(t *testing.T) {
 		"batch/v1/CronJob":      {"shop/mailer"},
 		"example.com/v1/Widget": {"shop/w1", "shop/w2"},
 	}
-	c, err := compare(context.Background(), memory.NewMemCacheClient(fd), md, list, "shop", "shop-copy", []string{"cronjobs.batch"})
+	c, err := compare(context.Background(), memory.NewMemCacheClient(fd), md, list, "shop", "shop-copy", "run-1", []string{"cronjobs.batch"})
 	if err != nil {
 		t.Fatal(err)
 	}
