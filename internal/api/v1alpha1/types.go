@@ -68,7 +68,7 @@ type DrillSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 	// MinInterval is the shortest gap between two scheduled runs this drill
 	// accepts. Scenario kinds that inject faults default to 1h; setting it
-	// lower is the explicit override (never below 1m).
+	// lower is the explicit override (never below 1s, for test clusters).
 	MinInterval Duration `json:"minInterval,omitempty"`
 	// SuccessfulRunsHistoryLimit and FailedRunsHistoryLimit bound how many
 	// Completed DrillRuns of this drill are kept (PASS, and FAIL or
