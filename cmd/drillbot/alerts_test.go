@@ -32,9 +32,9 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/metrics"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var (
@@ -115,7 +115,7 @@ func query(t *testing.T, p promv1.API, expr string) model.Vector {
 // e2eRules are the tests' own: a critical incident the test opens and
 // closes (a gauge it serves), an alert that never fires, and one on the
 // faults drillbot itself reports (on kwok nodes nothing else can see a
-// fault; internal/realstack's Kyverno test has a real outage detected).
+// fault; test/realstack's Kyverno test has a real outage detected).
 const e2eRules = `groups:
   - name: e2e
     rules:

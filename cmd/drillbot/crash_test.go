@@ -29,9 +29,9 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/kube"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // crashScenario sets up a target in ns and returns the drill and a check

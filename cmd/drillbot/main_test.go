@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 func TestCLI(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/halt"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // setClusterPolicy creates or replaces drillbot-system/drillbot-policy

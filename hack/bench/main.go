@@ -28,11 +28,11 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/app"
-	"github.com/drillbot-io/drillbot/internal/bench"
 	"github.com/drillbot-io/drillbot/internal/drill"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
+	"github.com/drillbot-io/drillbot/test/bench"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 // s3URLFile, in a cluster's directory, names its S3 store (for -backups-of).

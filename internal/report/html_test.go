@@ -15,8 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/report"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 // sampleReport has a restore drill with an RTO over target once, checks,

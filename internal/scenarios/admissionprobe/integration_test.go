@@ -2,7 +2,7 @@ package admissionprobe_test
 
 // Integration tests: the probe goes through the real kube-apiserver's
 // admission chain. Real Kyverno verifying cosign signatures is probed in
-// internal/realstack (denied, admitted, denied for another reason, positive
+// test/realstack (denied, admitted, denied for another reason, positive
 // control denied); here Pod Security admission is the API server's own, and
 // a webhook the test serves stands in only for one that cannot be reached.
 
@@ -18,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster

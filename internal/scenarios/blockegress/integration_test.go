@@ -2,7 +2,7 @@ package blockegress_test
 
 // Integration tests on the local cluster with the real ExternalSecret API
 // (external-secrets.io/v1, installed as a CRD), for what the real stack in
-// internal/realstack (ESO, kube-router) cannot show: a CNI that enforces
+// test/realstack (ESO, kube-router) cannot show: a CNI that enforces
 // nothing, Secrets emptied during the outage, and the opt-in refusal. No
 // External Secrets controller, Key Vault or CNI runs here, so the test
 // plays them: every
@@ -29,10 +29,10 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/kube"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster

@@ -21,9 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/scenarios/encryptionatrest"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster

@@ -31,9 +31,9 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // cluster is the source, started by the test with the Widget CRD

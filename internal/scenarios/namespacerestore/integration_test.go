@@ -25,9 +25,9 @@ import (
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/kube"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster

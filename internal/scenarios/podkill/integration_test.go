@@ -2,7 +2,7 @@ package podkill_test
 
 // Integration tests on the local cluster: the kill-kyverno shape of pod-kill
 // where real Kyverno cannot go. Real Kyverno is killed under both failure
-// policies in internal/realstack; here a Deployment stands for its admission
+// policies in test/realstack; here a Deployment stands for its admission
 // controller (kwok runs its pods) and the test serves the webhook, for the
 // self-lockout real Kyverno's defaults exclude (a fail-closed webhook that
 // guards its own namespace) and the opt-in refusal.
@@ -28,9 +28,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster

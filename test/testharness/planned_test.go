@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/drillbot-io/drillbot/internal/engine"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 func TestUnplanned(t *testing.T) {

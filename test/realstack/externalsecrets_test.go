@@ -31,9 +31,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/realstack"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/realstack"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // keyVault is the secrets backend: GET /secrets/NAME answers

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
-	"github.com/drillbot-io/drillbot/internal/localcluster"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 // sysctls the real node may change; they must be as they were after it.

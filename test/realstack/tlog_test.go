@@ -28,11 +28,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/realstack"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
 	"github.com/drillbot-io/drillbot/internal/scenarios/tlogoutage"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/realstack"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // transparencyLog answers Rekor's GET /api/v1/log (the log's tree) and

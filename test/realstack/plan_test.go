@@ -12,9 +12,9 @@ import (
 	"github.com/drillbot-io/drillbot/internal/halt"
 	"github.com/drillbot-io/drillbot/internal/kube"
 	"github.com/drillbot-io/drillbot/internal/plan"
-	"github.com/drillbot-io/drillbot/internal/realstack"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/realstack"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // TestPlanKillKyverno: drillbot plan of kill-kyverno against the real

@@ -25,10 +25,10 @@ import (
 
 	"github.com/drillbot-io/drillbot/internal/alerts"
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
-	"github.com/drillbot-io/drillbot/internal/realstack"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
-	"github.com/drillbot-io/drillbot/internal/testharness"
+	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/realstack"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 // signing is the registry and the images the Kyverno tests use.

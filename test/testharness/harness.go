@@ -33,10 +33,10 @@ import (
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
-	"github.com/drillbot-io/drillbot/internal/localcluster"
 	"github.com/drillbot-io/drillbot/internal/plan"
 	"github.com/drillbot-io/drillbot/internal/rbac"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
+	"github.com/drillbot-io/drillbot/test/localcluster"
 )
 
 // RunNamespace is where the harness records DrillRuns.
