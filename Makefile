@@ -13,10 +13,10 @@ VELERO_AWS_VERSION  ?= v1.14.3
 HELM_VERSION        ?= v3.21.4
 KUBE_SCORE_VERSION  ?= v1.20.0
 PROMTOOL_VERSION    ?= v0.316.0
-# The monitoring the local cluster runs for detection and stop-condition tests
-# (issue #14): Prometheus from the same module as promtool, and Alertmanager.
+# The monitoring the local cluster runs for detection and stop-condition tests:
+# Prometheus from the same module as promtool, and Alertmanager.
 ALERTMANAGER_VERSION ?= v0.35.0
-# The security stack the real node runs (issue #11).
+# The security stack the real node runs.
 KYVERNO_VERSION     ?= v1.19.1
 ESO_VERSION         ?= v0.16.2
 KUBE_ROUTER_VERSION ?= v2.1.0

@@ -55,7 +55,7 @@ func parsedClusterPolicy(t *testing.T, doc, url string) halt.ClusterPolicy {
 	return cp
 }
 
-// TestAlertFlagsObeyTheClusterPolicy (#24 case 10): the cluster's policy
+// TestAlertFlagsObeyTheClusterPolicy: the cluster's policy
 // binds every entry point whatever its flags: its stop conditions join the
 // flags', its freeze windows apply (they need no alerts), its Alertmanager
 // is used unless --alertmanager-url names another, and a process that

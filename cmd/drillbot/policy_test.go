@@ -35,7 +35,7 @@ func setClusterPolicy(t *testing.T, data map[string]string) {
 	t.Cleanup(func() { _ = cms.Delete(context.Background(), halt.PolicyName, metav1.DeleteOptions{}) })
 }
 
-// TestClusterPolicyBindsEveryEntryPoint (#24 case 10): with stop
+// TestClusterPolicyBindsEveryEntryPoint: with stop
 // conditions in the cluster's policy, `drillbot run` and `drillbot plan`
 // without an Alertmanager they can read refuse, naming the ConfigMap, and
 // touch nothing; the cluster's freeze windows hold serve's scheduled runs

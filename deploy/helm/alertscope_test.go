@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// TestChartAlertClusterLabel (#24 case 8): the chart gives drillbot its
+// TestChartAlertClusterLabel: the chart gives drillbot its
 // cluster identity on the alerts: alertmanager.clusterLabel, or else the
 // cluster label its own series carry; the flag of the daemon and the
 // cluster's policy ConfigMap say the same.
@@ -34,7 +34,7 @@ func TestChartAlertClusterLabel(t *testing.T) {
 				t.Errorf("args %s, want %q", got, tc.want)
 			}
 			// run and plan, from anywhere, read the same identity from the
-			// cluster's policy (#24 case 10).
+			// cluster's policy.
 			var label string
 			for _, doc := range docs["ConfigMap"] {
 				if cm := decode[corev1.ConfigMap](t, doc); cm.Name == "drillbot-policy" {

@@ -93,7 +93,7 @@ func recurring(fields string) string {
 	return "apiVersion: drillbot.io/v1alpha1\nkind: DrillPolicy\nmetadata: {name: p}\nspec:\n  freezeWindows:\n    - name: w\n" + fields
 }
 
-// TestRecurringFreezeNeedsAnAnchoredScheduleAndAZone (#24 cases 11, 16):
+// TestRecurringFreezeNeedsAnAnchoredScheduleAndAZone:
 // @every has no anchor (it would never freeze), and a schedule with no zone
 // would freeze at a different time in each process (the daemon in UTC, plan
 // on a laptop).
@@ -124,7 +124,7 @@ func TestRecurringFreezeNeedsAnAnchoredScheduleAndAZone(t *testing.T) {
 	}
 }
 
-// TestRecurringFreezeAcrossDST (#24 case 16): a recurring window's start
+// TestRecurringFreezeAcrossDST: a recurring window's start
 // and end are wall-clock times in its zone, whatever the evaluating
 // process' time.Local: a weekend freeze ends Monday 08:00 local time on
 // both DST weekends (62h of wall clock is 63h of elapsed time in autumn,

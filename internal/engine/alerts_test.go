@@ -450,7 +450,7 @@ func runDetection(t *testing.T, tc detectionCase, cfg func(*engine.Config)) v1al
 	return run.Status
 }
 
-// TestDetectionSeenBeforeTheDisaster (#24 case 2): an expected alert that
+// TestDetectionSeenBeforeTheDisaster: an expected alert that
 // starts firing after the start check but before the disaster is not the
 // fault's doing; its detection cannot be measured (INCONCLUSIVE), never a
 // detection of 0s.
@@ -494,7 +494,7 @@ func TestDetectionSeenBeforeTheDisaster(t *testing.T) {
 	}
 }
 
-// TestDetectionOnDrillbotsClock (#24 case 3): the deadline is decided on
+// TestDetectionOnDrillbotsClock: the deadline is decided on
 // drillbot's own polls; Alertmanager's startsAt refines the figure only
 // when it falls between the last poll that did not see the alert and the
 // first that did.
@@ -581,7 +581,7 @@ func TestDetectionOnDrillbotsClock(t *testing.T) {
 	}
 }
 
-// TestExpectedAlertsScopedToTheCluster (#24 case 8): with one Alertmanager
+// TestExpectedAlertsScopedToTheCluster: with one Alertmanager
 // for several clusters, another cluster's alert of the same name is not
 // this drill's detection.
 func TestExpectedAlertsScopedToTheCluster(t *testing.T) {
@@ -701,7 +701,7 @@ func TestDetectionNotDecidable(t *testing.T) {
 	}
 }
 
-// TestResolutionNotFailedByAnotherClustersAlert (review of #24, EVIDENCE
+// TestResolutionNotFailedByAnotherClustersAlert (EVIDENCE
 // rules 6 and 8): without a cluster identity, an alert naming a cluster is
 // not evidence of a detection; it is no evidence either that this
 // cluster's alert is still active after recovery. This cluster's alert

@@ -28,7 +28,7 @@ func policyMap(data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PolicyName, Namespace: "drillbot-system", ResourceVersion: "7"}, Data: data}
 }
 
-// TestLoadPolicy (#24 case 10): the cluster's policy is read from the API
+// TestLoadPolicy: the cluster's policy is read from the API
 // server; no ConfigMap is no policy, but an unreadable or invalid one is
 // an error, never "no policy".
 func TestLoadPolicy(t *testing.T) {

@@ -263,7 +263,7 @@ func targetLease(holder string) *coordinationv1.Lease {
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder)}}
 }
 
-// TestBuildTargetHeld (#24 case 15): a run whose revert failed holds its
+// TestBuildTargetHeld: a run whose revert failed holds its
 // target's Lease, so the engine refuses every run of the target; plan
 // must say so (WOULD NOT RUN, naming the run and its phase), read-only,
 // and must not mistake a finished or deleted holder for a busy target. An

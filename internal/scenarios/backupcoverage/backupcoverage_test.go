@@ -96,7 +96,7 @@ func TestJudge(t *testing.T) {
 			schedules: []velerov1.Schedule{schedule("hourly", false, velerov1.BackupSpec{StorageLocation: "broken"})},
 			backups:   []velerov1.Backup{backup("hourly-1", "hourly", velerov1.BackupPhaseCompleted, time.Minute)},
 			failures:  []string{"namespace shop: storage location broken not Available"}, rpoFrom: "hourly-1"},
-		// Issue #24 case 12: a partial schedule is no longer compliant
+		// a partial schedule is no longer compliant
 		// unless the drill accepts it by name (see TestCoverageEvidence).
 		{name: "partial", nss: []corev1.Namespace{*ns("shop", "production")},
 			schedules: []velerov1.Schedule{schedule("db-only", false, velerov1.BackupSpec{IncludedResources: []string{"persistentvolumeclaims"}})},

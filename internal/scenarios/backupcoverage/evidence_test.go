@@ -1,6 +1,6 @@
 package backupcoverage
 
-// Tests written as the adversary would (issue #24, cases 4 and 12): a
+// Tests written as the adversary would: a
 // namespace that looks covered while no backup of this cluster holds it,
 // or holds all of it; and, the other way (rule 8), a namespace fully
 // covered that must stay compliant.
@@ -102,7 +102,7 @@ func runCheck(t *testing.T, params string, w world) engine.Verification {
 const production = `{"namespaces":{"matchLabels":{"env":"production"}}}`
 
 // TestCoverageEvidence: each namespace is judged by the backups of this
-// cluster that hold it, and hold all of it (issue #24, cases 4 and 12).
+// cluster that hold it, and hold all of it.
 func TestCoverageEvidence(t *testing.T) {
 	rw := location("default", true, velerov1.BackupStorageLocationPhaseAvailable)
 	all := velerov1.BackupSpec{IncludedNamespaces: []string{"*"}}

@@ -115,7 +115,7 @@ func TestBackupCoverage(t *testing.T) {
 	})
 }
 
-// TestPartialBackup (issue #24, case 12): a real Schedule and backup that
+// TestPartialBackup: a real Schedule and backup that
 // leave out the namespace's Secrets make it uncompliant, naming what is
 // left out; the same, accepted by name in the drill, PASS with the reason
 // in the findings. Velero's own exclusions (CSI snapshot objects) in the
@@ -165,7 +165,7 @@ func TestPartialBackup(t *testing.T) {
 	})
 }
 
-// TestAnotherClustersBackup (issue #24, case 4): a DR cluster reads the
+// TestAnotherClustersBackup: a DR cluster reads the
 // source's bucket through a ReadOnly storage location, and has a Schedule
 // of the same name including a namespace of the same name. The source's
 // backup, synced into the DR cluster, is not the DR cluster's evidence:

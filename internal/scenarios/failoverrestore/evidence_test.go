@@ -1,6 +1,6 @@
 package failoverrestore
 
-// Issue #24, written as the adversary would: a restore that brought
+// Written as the adversary would: a restore that brought
 // nothing back, or a comparison that checked nothing, looks green; a
 // healthy restore of drillbot's own RBAC looks red.
 

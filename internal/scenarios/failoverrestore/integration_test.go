@@ -199,7 +199,7 @@ func TestFailoverRestore(t *testing.T) {
 	t.Run("all namespaces backed up, the source mistyped: refused before any write", func(t *testing.T) { mistypedSource(t, dr) })
 }
 
-// mistypedSource (issue #24): a backup of all namespaces (no
+// mistypedSource: a backup of all namespaces (no
 // includedNamespaces) is taken by its spec to hold any namespace, even a
 // typo. Its own resource list, read through the DR cluster's real Velero,
 // holds nothing of it: the run refuses before any write, with no copy

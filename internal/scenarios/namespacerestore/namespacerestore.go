@@ -25,7 +25,7 @@
 //     schedule in the checked storage location.
 //  7. Not destroyed without a backup: the backup must be Completed and
 //     include the namespace before the namespace is deleted. Volume data is
-//     not checked yet (issue #25): a backup without it restores empty
+//     not checked yet: a backup without it restores empty
 //     volumes.
 //  8. Same on both sides: owned objects (remade under new names) and
 //     drillbot's own RBAC are left out of both inventories.

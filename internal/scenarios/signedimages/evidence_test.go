@@ -1,6 +1,6 @@
 package signedimages
 
-// Issue #24, case 6: signed-images passed while an unsigned image ran. The
+// signed-images once passed while an unsigned image ran. The
 // cases are written as the adversary would: what runs is unsigned (or
 // unknown) while the pod's spec, or its tag in the registry today, looks
 // signed.

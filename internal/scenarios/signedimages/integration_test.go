@@ -130,7 +130,7 @@ spec:
 			t.Errorf("findings %q", r.Status.Findings)
 		}
 	})
-	// #24: kubectl debug adds an ephemeral container to the signed pod.
+	// kubectl debug adds an ephemeral container to the signed pod.
 	if _, err := cluster.Kube.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "web", func() *corev1.Pod {
 		p, err := cluster.Kube.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
@@ -148,7 +148,7 @@ spec:
 			t.Fatalf("verdict %s: %s, want FAIL naming %s in %s/web", r.Status.Verdict, r.Status.Reason, unsigned, ns)
 		}
 	})
-	// #24: an image loaded onto the node runs under a tag that is signed in
+	// An image loaded onto the node runs under a tag that is signed in
 	// the registry today; containerd reports its config ID, no repo digest.
 	const loadedID = "sha256:4b9a0c8e1d2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d"
 	create("loaded", reg.Host+"/drillbot/signed:v1")

@@ -202,7 +202,7 @@ func TestGlobMatch(t *testing.T) {
 	}
 }
 
-// TestSignatureBlobUnreadable (review of #24): a registry that lists the
+// TestSignatureBlobUnreadable: a registry that lists the
 // signature but fails to serve its payload (a 503) says nothing of the
 // signature (EVIDENCE rule 5): the image is unverified, INCONCLUSIVE, not
 // "not signed" (a FAIL worse than the truth, rule 8).

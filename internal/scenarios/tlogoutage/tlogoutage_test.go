@@ -558,7 +558,7 @@ func (o outcome) String() string {
 	return fmt.Sprintf("preflight %v; inconclusive %q; failures %q; findings %q; marks %s", o.err, o.v.Inconclusive, o.v.Failures, o.v.Findings, o.marks)
 }
 
-// TestCanaryErrorsAreNotEvidence (#24 case 7, EVIDENCE rule 5): the canary
+// TestCanaryErrorsAreNotEvidence (EVIDENCE rule 5): the canary
 // shows the block took effect only by its policy's own denial. An error on
 // its probe (the API server's 503, a webhook timeout, a NotFound, another
 // policy's denial) says nothing of the log: retried within the detection
@@ -679,7 +679,7 @@ func TestCanaryAskedAgainAfterTheProbes(t *testing.T) {
 	}
 }
 
-// TestImageVerifyCache (#24 case 7, EVIDENCE rule 2): Kyverno answers a
+// TestImageVerifyCache (EVIDENCE rule 2): Kyverno answers a
 // verified image from its cache (on by default, 60 min) without verifying
 // it: the signed image admitted during the block may have been verified
 // before it, while the log was reachable (drillbot's own preflight probe
@@ -825,7 +825,7 @@ func TestVerifyCacheFromArgs(t *testing.T) {
 	}
 }
 
-// TestUnsignedProbeRefusedIsNoPass (review of #24): a quota or RBAC that
+// TestUnsignedProbeRefusedIsNoPass: a quota or RBAC that
 // refuses the unsigned probe before admission decided says nothing of the
 // signing policy (EVIDENCE rules 1 and 5): it is not fail-closed, and the
 // run must not PASS on it, as a refused signed probe does not.
@@ -853,7 +853,7 @@ func TestUnsignedProbeRefusedIsNoPass(t *testing.T) {
 	}
 }
 
-// TestVerifyCacheBareBoolStopsParsing (review of #24): Go's flag package
+// TestVerifyCacheBareBoolStopsParsing: Go's flag package
 // does not give a bool flag the next arg: "--profile true" stops parsing
 // at "true", and every flag after it is ignored, so Kyverno runs with its
 // cache on whatever follows. Read as "--profile=true" the cache would look

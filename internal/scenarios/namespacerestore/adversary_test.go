@@ -1,6 +1,6 @@
 package namespacerestore
 
-// Review of #24, written as the adversary would.
+// Written as the adversary would.
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 package backupcoverage
 
-// Review of #24, written as the adversary would.
+// Written as the adversary would.
 
 import (
 	"strings"
