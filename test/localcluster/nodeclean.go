@@ -79,7 +79,7 @@ func claimNode(ctx context.Context, dir, kubeProxy string, log *slog.Logger) err
 	}
 	if prev != nil {
 		if pids := nodeOwners(prev.Dir); len(pids) > 0 && prev.Dir != dir {
-			return fmt.Errorf("a real node already runs for the cluster in %s (pids %v): stop it first (make cluster-down CLUSTER_DIR=%s)", prev.Dir, pids, prev.Dir)
+			return errNodeTaken(prev.Dir, pids)
 		}
 		log.Warn("clearing a real node left behind", "dir", prev.Dir)
 		if err := cleanupNode(ctx, prev, log); err != nil {

@@ -157,8 +157,11 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // real node (go test runs packages in parallel).
 var realNodeLock = filepath.Join(os.TempDir(), "drillbot-real-node.lock")
 
-// LockRealNode waits until no other test process uses the real node, and
-// returns the function that lets the next one in.
+// LockRealNode waits until no other test process uses the real node, then
+// takes the node over from the project's own demo cluster if make demo (or
+// make cluster-up) left it running (stopping that cluster as make
+// cluster-down does, and saying so on stderr), and returns the function
+// that lets the next one in. A node of any other cluster is refused.
 func LockRealNode(ctx context.Context) (func(), error) {
 	f, err := os.OpenFile(realNodeLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -179,6 +182,10 @@ func LockRealNode(ctx context.Context) (func(), error) {
 			return nil, fmt.Errorf("waiting for the real node (%s): %w", realNodeLock, ctx.Err())
 		case <-time.After(time.Second):
 		}
+	}
+	if err := takeOverDemoNode(os.Stderr); err != nil {
+		f.Close()
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }
