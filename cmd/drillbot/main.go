@@ -157,6 +157,7 @@ RPO against each drill's targets, and records every run as a DrillRun.`,
 		newResumeCmd(stdout, stderr),
 		newRBACCmd(stdout, stderr),
 		newInstallCRDsCmd(stdout, stderr),
+		newCRDCmd(stdout, stderr),
 		newVersionCmd(stdout),
 	)
 	return root

@@ -9,8 +9,10 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsclientv1 "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/typed/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -127,7 +130,7 @@ func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 		// An older CRD would prune the fields it lacks from every DrillRun
 		// written: evidence lost without a word. Refuse instead.
 		if missing := MissingFields(installed, &crd); len(missing) > 0 {
-			return fmt.Errorf("CRD %s in the cluster is older than this drillbot: it lacks %s, which the API server would drop from every run; apply the CRD shipped with this version (deploy/helm/drillbot/crds/, Helm does not upgrade crds/)",
+			return fmt.Errorf("CRD %s in the cluster is older than this drillbot: it lacks %s, which the API server would drop from every run; apply the CRD shipped with this version (drillbot crd apply; the chart's upgrade hook does it unless crds.upgradeHook=false)",
 				crd.Name, strings.Join(missing, ", "))
 		}
 	}
@@ -140,8 +143,56 @@ func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 	if err != nil {
 		return fmt.Errorf("CRD %s: %w", crd.Name, err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	return waitEstablished(ctx, crds, crd.Name)
+}
+
+// CRDFieldManager is the field manager of drillbot's server-side apply of
+// its CRD (drillbot crd apply).
+const CRDFieldManager = "drillbot"
+
+// ApplyCRD applies the CRD with server-side apply (field manager
+// CRDFieldManager, forced: the fields an older chart's install owns are
+// taken over) and waits until it is Established. It is what makes an
+// upgrade carry the CRD (the chart's pre-install/pre-upgrade hook runs it):
+// EnsureCRD never writes to an existing CRD. It refuses a CRD in the
+// cluster with fields the manifest lacks (a newer drillbot's): applying it
+// would make the API server drop them from every DrillRun. It needs get
+// and patch on the CRD by name; creating it through apply is authorized as
+// create with the name, so that verb can be limited by name too.
+func ApplyCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(manifest, &crd); err != nil {
+		return fmt.Errorf("decode CRD: %w", err)
+	}
+	body, err := yaml.YAMLToJSON(manifest)
+	if err != nil {
+		return fmt.Errorf("decode CRD: %w", err)
+	}
+	c, err := apiextensions.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("apiextensions client: %w", err)
+	}
+	crds := c.ApiextensionsV1().CustomResourceDefinitions()
+	installed, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if newer := MissingFields(&crd, installed); len(newer) > 0 {
+			return fmt.Errorf("CRD %s in the cluster is newer than this drillbot: it has %s, which applying this drillbot's CRD would make the API server drop from every run; not applied",
+				crd.Name, strings.Join(newer, ", "))
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("read CRD %s: %w", crd.Name, err)
+	}
+	if _, err := crds.Patch(ctx, crd.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: CRDFieldManager, Force: ptr.To(true)}); err != nil {
+		return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
+	}
+	return waitEstablished(ctx, crds, crd.Name)
+}
+
+// waitEstablished waits until the CRD is Established (its API served).
+func waitEstablished(ctx context.Context, crds apiextensionsclientv1.CustomResourceDefinitionInterface, name string) error {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := crds.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -153,7 +204,7 @@ func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
 		return false, nil
 	})
 	if err != nil {
-		return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
+		return fmt.Errorf("CRD %s not established: %w", name, err)
 	}
 	return nil
 }

@@ -30,3 +30,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "drillbot.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
+
+{{- /* The CRD upgrade hook's pod (not drillbot's selector labels). */ -}}
+{{- define "drillbot.crdHookSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-crd-upgrade
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: crd-upgrade
+{{- end -}}
