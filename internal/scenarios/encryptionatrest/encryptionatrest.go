@@ -338,10 +338,18 @@ func Judge(e Evidence) engine.Verification {
 			for _, prefix := range sortedKeys(s.Delta) {
 				n := s.Delta[prefix]
 				total += n
-				if strings.HasPrefix(prefix, encPrefix) {
+				switch {
+				case strings.HasPrefix(prefix, encPrefix):
 					encrypting = append(encrypting, fmt.Sprintf("%s: %g with %s", s.Endpoint, n, prefix))
-				} else {
+				case prefix == "" || prefix == "identity":
+					// The identity provider writes with an empty prefix.
 					plain = append(plain, fmt.Sprintf("%g with %s", n, orIdentity(prefix)))
+				default:
+					// A provider's key ("key1:") is counted as a series of
+					// its own beside the provider's k8s:enc: prefix
+					// (k8s.io/apiserver's nested prefix transformers): not
+					// a write of its own.
+					total -= n
 				}
 			}
 			if len(plain) > 0 {

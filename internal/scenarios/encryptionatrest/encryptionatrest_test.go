@@ -75,6 +75,11 @@ func TestJudge(t *testing.T) {
 		{name: "counters show encryption on every API server", ev: Evidence{Counters: servers(enc, none)},
 			finding: "the 2 API servers the kubernetes Service lists counted encrypting Secret writes during the run (10.0.0.1:6443: 1 with k8s:enc:aescbc:v1:key1:)",
 			inconc:  "count every writer's Secrets, not the canary's stored bytes"},
+		// What a real API server with aescbc counts for one write (seen on
+		// kube-apiserver v1.34): the provider's prefix, and its key's
+		// inner prefix as a series of its own. The key is no plaintext.
+		{name: "a real aescbc write: the provider and its key", ev: Evidence{Counters: servers(map[string]float64{"k8s:enc:aescbc:v1:": 1, "key1:": 1})},
+			finding: "1 with k8s:enc:aescbc:v1:", inconc: "count every writer's Secrets, not the canary's stored bytes"},
 		{name: "no transformation counted on any API server", ev: Evidence{Counters: servers(none, none)},
 			fail: "none of the 2 API servers the kubernetes Service lists (10.0.0.1:6443, 10.0.0.2:6443) counted a transformation of the canary's write: Secrets are not encrypted at rest"},
 		{name: "identity on one API server", ev: Evidence{Counters: servers(none, map[string]float64{"identity": 1})},

@@ -105,7 +105,7 @@ func TestEachAPIServer(t *testing.T) {
 		c                     *localcluster.Cluster
 		fail, finding, inconc string
 	}{
-		{name: "encrypted", c: encrypted, finding: "with k8s:enc:aescbc:v1:key1:", inconc: "count every writer's Secrets, not the canary's stored bytes"},
+		{name: "encrypted", c: encrypted, finding: "with k8s:enc:aescbc:v1:)", inconc: "count every writer's Secrets, not the canary's stored bytes"},
 		{name: "no EncryptionConfiguration", c: cluster, fail: "none of the 1 API servers the kubernetes Service lists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
