@@ -114,28 +114,23 @@ func missingProps(version, path string, have, want *apiextensionsv1.JSONSchemaPr
 }
 
 func EnsureCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(manifest, &crd); err != nil {
-		return fmt.Errorf("decode CRD: %w", err)
-	}
-	c, err := apiextensions.NewForConfig(cfg)
+	crd, crds, err := crdClient(cfg, manifest)
 	if err != nil {
-		return fmt.Errorf("apiextensions client: %w", err)
+		return err
 	}
-	crds := c.ApiextensionsV1().CustomResourceDefinitions()
 	// Read first: where the chart installed the CRD, drillbot needs no right
 	// to create CRDs, and an existing one is not written to.
 	installed, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
 	if err == nil {
 		// An older CRD would prune the fields it lacks from every DrillRun
 		// written: evidence lost without a word. Refuse instead.
-		if missing := MissingFields(installed, &crd); len(missing) > 0 {
+		if missing := MissingFields(installed, crd); len(missing) > 0 {
 			return fmt.Errorf("CRD %s in the cluster is older than this drillbot: it lacks %s, which the API server would drop from every run; apply the CRD shipped with this version (drillbot crd apply; the chart's upgrade hook does it unless crds.upgradeHook=false)",
 				crd.Name, strings.Join(missing, ", "))
 		}
 	}
 	if apierrors.IsNotFound(err) {
-		_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
+		_, err = crds.Create(ctx, crd, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = nil
 		}
@@ -160,23 +155,18 @@ const CRDFieldManager = "drillbot"
 // and patch on the CRD by name; creating it through apply is authorized as
 // create with the name, so that verb can be limited by name too.
 func ApplyCRD(ctx context.Context, cfg *rest.Config, manifest []byte) error {
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(manifest, &crd); err != nil {
-		return fmt.Errorf("decode CRD: %w", err)
+	crd, crds, err := crdClient(cfg, manifest)
+	if err != nil {
+		return err
 	}
 	body, err := yaml.YAMLToJSON(manifest)
 	if err != nil {
 		return fmt.Errorf("decode CRD: %w", err)
 	}
-	c, err := apiextensions.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("apiextensions client: %w", err)
-	}
-	crds := c.ApiextensionsV1().CustomResourceDefinitions()
 	installed, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		if newer := MissingFields(&crd, installed); len(newer) > 0 {
+		if newer := MissingFields(crd, installed); len(newer) > 0 {
 			return fmt.Errorf("CRD %s in the cluster is newer than this drillbot: it has %s, which applying this drillbot's CRD would make the API server drop from every run; not applied",
 				crd.Name, strings.Join(newer, ", "))
 		}
@@ -207,4 +197,18 @@ func waitEstablished(ctx context.Context, crds apiextensionsclientv1.CustomResou
 		return fmt.Errorf("CRD %s not established: %w", name, err)
 	}
 	return nil
+}
+
+// crdClient decodes a CRD manifest strictly and returns it with the client
+// of the cluster's CRDs.
+func crdClient(cfg *rest.Config, manifest []byte) (*apiextensionsv1.CustomResourceDefinition, apiextensionsclientv1.CustomResourceDefinitionInterface, error) {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(manifest, &crd); err != nil {
+		return nil, nil, fmt.Errorf("decode CRD: %w", err)
+	}
+	c, err := apiextensions.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("apiextensions client: %w", err)
+	}
+	return &crd, c.ApiextensionsV1().CustomResourceDefinitions(), nil
 }
