@@ -3,19 +3,15 @@ package failoverrestore
 // Written as the adversary would.
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
-	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery/cached/memory"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
-	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // TestVerifyClusterMadeObjectsAreNoEvidence: the cluster makes the root CA
@@ -32,20 +28,7 @@ func TestVerifyClusterMadeObjectsAreNoEvidence(t *testing.T) {
 	}
 	// The restore brought nothing: the copy holds only what the cluster made.
 	disc, md := verifyFixture(t, []runtime.Object{inCopy("v1", "ConfigMap", "kube-root-ca.crt", nil)})
-	b := backupOf("b", velerov1.BackupPhaseCompleted, 10*time.Minute, "shop")
-	sc, err := Kind{Deps: Deps{Kube: fake.NewClientset(), Dynamic: dynamicWith(u(t, good()), u(t, b)), Metadata: md, Discovery: disc,
-		Contents: &lists{of: map[string]map[string][]string{"b": list}}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := sc.Preflight(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Inject(ctx, &journal{}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := sc.Verify(ctx)
+	v, err := verifyRestored(t, fake.NewClientset(), md, disc, list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +74,7 @@ func TestVerifyDiscoveryFailureIsNotUnserved(t *testing.T) {
 			{Name: "widgets", Namespaced: true, Kind: "Widget", Verbs: verbs}}},
 	}
 	flaky := memory.NewMemCacheClient(flakyGroup{FakeDiscovery: inner, gv: "example.com/v1"})
-	b := backupOf("b", velerov1.BackupPhaseCompleted, 10*time.Minute, "shop")
-	sc, err := Kind{Deps: Deps{Kube: fake.NewClientset(), Dynamic: dynamicWith(u(t, good()), u(t, b)), Metadata: md, Discovery: flaky,
-		Contents: &lists{of: map[string]map[string][]string{"b": list}}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := sc.Preflight(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Inject(ctx, &journal{}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := sc.Verify(ctx)
+	v, err := verifyRestored(t, fake.NewClientset(), md, flaky, list)
 	if len(v.Failures) > 0 {
 		t.Fatalf("FAIL on a discovery error: %q (err %v)", v.Failures, err)
 	}

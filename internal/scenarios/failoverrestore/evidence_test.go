@@ -21,7 +21,9 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	fakediscovery "k8s.io/client-go/discovery/fake"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/metadata"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -312,21 +314,7 @@ func TestVerifyEvidence(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			disc, md := verifyFixture(t, tc.copy, tc.forbidden...)
-			kube := fake.NewClientset(marker)
-			b := backupOf("b", velerov1.BackupPhaseCompleted, 10*time.Minute, "shop")
-			sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dynamicWith(u(t, good()), u(t, b)), Metadata: md, Discovery: disc,
-				Contents: &lists{of: map[string]map[string][]string{"b": tc.list}}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			if err := sc.Preflight(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := sc.Inject(ctx, &journal{}); err != nil {
-				t.Fatal(err)
-			}
-			v, err := sc.Verify(ctx)
+			v, err := verifyRestored(t, fake.NewClientset(marker), md, disc, tc.list)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,4 +339,24 @@ func TestVerifyEvidence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verifyRestored runs a drill of the source shop from backup b, whose
+// resource list is list, to its Verify over a copy that md and disc show.
+func verifyRestored(t *testing.T, kube kubernetes.Interface, md metadata.Interface, disc discovery.DiscoveryInterface, list map[string][]string) (engine.Verification, error) {
+	t.Helper()
+	b := backupOf("b", velerov1.BackupPhaseCompleted, 10*time.Minute, "shop")
+	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dynamicWith(u(t, good()), u(t, b)), Metadata: md, Discovery: disc,
+		Contents: &lists{of: map[string]map[string][]string{"b": list}}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(definition(params), "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := sc.Preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Inject(ctx, &journal{}); err != nil {
+		t.Fatal(err)
+	}
+	return sc.Verify(ctx)
 }
