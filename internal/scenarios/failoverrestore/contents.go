@@ -118,11 +118,9 @@ var (
 		"datauploads.velero.io", "datadownloads.velero.io"}
 	remade = []string{"pods", "replicasets.apps", "controllerrevisions.apps", "endpoints", "endpointslices.discovery.k8s.io"}
 	// selfMade are objects every namespace, the copy too, gets by itself
-	// (the cluster's default ServiceAccount and root CA ConfigMap; the RPO
-	// marker drillbot stamps in namespace-restore targets): compared like
-	// the rest, but no evidence the restore brought anything back
-	// (EVIDENCE rule 1), as namespace-restore's Application.
-	selfMade = []string{"serviceaccounts/default", "configmaps/kube-root-ca.crt", "configmaps/" + nr.MarkerName}
+	// (namespace-restore's list): compared like the rest, but no evidence
+	// the restore brought anything back (EVIDENCE rule 1).
+	selfMade = nr.ClusterMade
 )
 
 // comparison is what the copy holds against what the backup lists.

@@ -42,19 +42,19 @@ func (inv Inventory) Missing(after Inventory) []string {
 	return out
 }
 
-// clusterMade are the objects a namespace gets by itself, made again by
+// ClusterMade are the objects (resource/name) a namespace gets by itself, made again by
 // the cluster (or by drillbot: the RPO marker) whether or not a restore
 // brought anything back. They are compared like the rest, but they are no
 // evidence that the restore worked (EVIDENCE.md rule 1).
-var clusterMade = []string{"serviceaccounts/default", "configmaps/kube-root-ca.crt", "configmaps/" + MarkerName}
+var ClusterMade = []string{"serviceaccounts/default", "configmaps/kube-root-ca.crt", "configmaps/" + MarkerName}
 
 // Application is what of inv only a restore can bring back: inv without
-// clusterMade. A comparison of the namespace is evidence only when this is
+// ClusterMade. A comparison of the namespace is evidence only when this is
 // not empty.
 func (inv Inventory) Application() []string {
 	var out []string
 	for k := range inv {
-		if !slices.Contains(clusterMade, k) {
+		if !slices.Contains(ClusterMade, k) {
 			out = append(out, k)
 		}
 	}
