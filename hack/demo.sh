@@ -42,9 +42,15 @@ step "Before it runs: drillbot plan -f drills/namespace-restore.yaml (read-only:
 # every call of the drill.
 "$DRILLBOT" plan -f drills/namespace-restore.yaml --as drillbot-system:drillbot
 
-# Before the drill: backup-coverage does not yet credit a backup for a
-# namespace Velero restored after it (the restored namespace is newer than
-# the backup; a known limit, see docs/status.md).
+step "Running the drill: drillbot run -f drills/namespace-restore.yaml --wait"
+set +e
+"$DRILLBOT" run -f drills/namespace-restore.yaml --wait
+code=$?
+set -e
+
+# After the drill: backup-coverage credits the backup the drill restored
+# drill-demo from (a namespace newer than its backup counts when a Velero
+# restore of all of it from that backup made it).
 step "The posture checks (inject nothing): backups of env=production namespaces, Pod Security, Secrets encrypted at rest"
 # encryption-at-rest can PASS only on the canary's stored bytes: the demo
 # points it at the local cluster's etcd (plain HTTP on loopback); without
@@ -59,12 +65,6 @@ for check in backup-coverage pod-security-audit encryption-at-rest; do
   "$KUBECTL" get drillruns -n drillbot-system -l drillbot.io/drill="$check" \
     -o jsonpath='{range .items[*]}{.spec.drill}{": "}{.status.verdict}{" - "}{.status.findings[0]}{"\n"}{end}'
 done
-
-step "Running the drill: drillbot run -f drills/namespace-restore.yaml --wait"
-set +e
-"$DRILLBOT" run -f drills/namespace-restore.yaml --wait
-code=$?
-set -e
 
 step "The result is recorded in the cluster"
 "$KUBECTL" get drillruns -n drillbot-system

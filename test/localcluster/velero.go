@@ -181,23 +181,43 @@ var backupsGVR = velerov1.SchemeGroupVersion.WithResource("backups")
 // or synced from a shared store (Velero's backup sync reconciles at most
 // once a minute, whatever --backup-sync-period says).
 func (c *Cluster) WaitBackup(ctx context.Context, name string) (velerov1.Backup, error) {
-	var b velerov1.Backup
-	err := c.poll(ctx, "velero backup "+name+" finished", 3*time.Minute, func(ctx context.Context) (bool, error) {
-		u, err := c.Dynamic.Resource(backupsGVR).Namespace(veleroNamespace).Get(ctx, name, metav1.GetOptions{})
+	return waitFinished(ctx, c, backupsGVR, "backup", name, func(b *velerov1.Backup) bool {
+		switch b.Status.Phase {
+		case velerov1.BackupPhaseCompleted, velerov1.BackupPhaseFailed, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailedValidation:
+			return true
+		}
+		return false
+	})
+}
+
+var restoresGVR = velerov1.SchemeGroupVersion.WithResource("restores")
+
+// WaitRestore waits until the restore exists and has finished.
+func (c *Cluster) WaitRestore(ctx context.Context, name string) (velerov1.Restore, error) {
+	return waitFinished(ctx, c, restoresGVR, "restore", name, func(r *velerov1.Restore) bool {
+		switch r.Status.Phase {
+		case velerov1.RestorePhaseCompleted, velerov1.RestorePhaseFailed, velerov1.RestorePhasePartiallyFailed, velerov1.RestorePhaseFailedValidation:
+			return true
+		}
+		return false
+	})
+}
+
+// waitFinished polls a Velero object until done says it has finished.
+func waitFinished[T any](ctx context.Context, c *Cluster, gvr schema.GroupVersionResource, what, name string, done func(*T) bool) (T, error) {
+	var obj T
+	err := c.poll(ctx, "velero "+what+" "+name+" finished", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		u, err := c.Dynamic.Resource(gvr).Namespace(veleroNamespace).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &obj); err != nil {
 			return false, err
 		}
-		switch b.Status.Phase {
-		case velerov1.BackupPhaseCompleted, velerov1.BackupPhaseFailed, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailedValidation:
-			return true, nil
-		}
-		return false, nil
+		return done(&obj), nil
 	})
-	return b, err
+	return obj, err
 }

@@ -15,13 +15,16 @@
 //     lists with Velero's glob semantics, label selectors, resource
 //     filters, volume data settings), never from the Schedule's current
 //     template; a backup started before the namespace was created does not
-//     hold it. The Schedule (configuration) only adds failures: none
+//     hold it, unless a Completed Velero restore of all of the namespace
+//     from that backup made it (created while the restore ran: what a
+//     restore drill leaves). The Schedule (configuration) only adds failures: none
 //     includes it (one Velero found invalid, FailedValidation, makes no
 //     backup and does not count), all leave part of it out, or its location
 //     is ReadOnly or not Available (the next backup fails).
 //  4. Clocks: a backup's age is drillbot's clock minus its start (Velero's
-//     clock), as before; "started before the namespace was created"
-//     compares two of the cluster's clocks and only ever withholds credit.
+//     clock), as before; "started before the namespace was created" and
+//     "created while the restore ran" compare two of the cluster's clocks
+//     and only ever withhold credit.
 //  5. Errors: a list that fails ends the run with its error (the engine's
 //     verdict on a failed recovery), never a judgement on part of the
 //     reads; a namespace pattern it cannot read counts the backup for
@@ -189,7 +192,7 @@ type coverageCheck struct {
 func (c *coverageCheck) Preflight(context.Context) error { return nil }
 
 // Recover implements engine.Scenario: read the namespaces and their PVCs,
-// the Schedules, Backups and storage locations.
+// the Schedules, Backups, storage locations and Restores.
 func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error {
 	nss, err := c.selector.List(ctx, c.deps.Kube)
 	if err != nil {
@@ -211,6 +214,9 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 		return err
 	}
 	if err := list(ctx, c.deps.Dynamic, nr.BSLGVR, vns, &in.Locations); err != nil {
+		return err
+	}
+	if err := list(ctx, c.deps.Dynamic, nr.RestoresGVR, vns, &in.Restores); err != nil {
 		return err
 	}
 	m.Mark("read")

@@ -20,6 +20,9 @@ type Inputs struct {
 	Schedules  []velerov1.Schedule
 	Backups    []velerov1.Backup
 	Locations  []velerov1.BackupStorageLocation
+	// Restores are Velero's restores: a namespace one of them made from a
+	// backup is held by that backup, although it is newer than it.
+	Restores []velerov1.Restore
 	// Accepted maps a namespace to why its backups may leave part of it
 	// out (the drill's acceptPartial).
 	Accepted map[string]string
@@ -28,6 +31,8 @@ type Inputs struct {
 // Coverage is what protects one namespace.
 type Coverage struct {
 	Namespace string
+	// Created is when the namespace was created.
+	Created time.Time
 	// Schedules are the unpaused Schedules whose template includes it.
 	Schedules []string
 	// Invalid are the unpaused Schedules whose template includes it but
@@ -56,6 +61,9 @@ type Coverage struct {
 	// Accepted is why the drill accepts its partial backups ("": it does
 	// not).
 	Accepted string
+	// MadeBy is the Velero restore that made the namespace from Complete,
+	// which started before it was created ("": Complete started after).
+	MadeBy string
 	// NotCounted are the backups newer than Complete whose namespace lists
 	// take it but which are not this cluster's evidence, and why.
 	NotCounted []string
@@ -97,9 +105,9 @@ func Cover(in Inputs) []Coverage {
 	out := make([]Coverage, 0, len(in.Namespaces))
 	for i := range in.Namespaces {
 		ns := &in.Namespaces[i]
-		c := Coverage{Namespace: ns.Name, Accepted: in.Accepted[ns.Name]}
+		c := Coverage{Namespace: ns.Name, Created: ns.Created.Time, Accepted: in.Accepted[ns.Name]}
 		c.coverSchedules(in.Schedules, ns, locs, defaultLocation)
-		c.coverBackups(backups, ns, locs)
+		c.coverBackups(backups, ns, locs, in.Restores)
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
@@ -145,7 +153,7 @@ func (c *Coverage) coverSchedules(schedules []velerov1.Schedule, ns *Namespace, 
 
 // coverBackups finds, newest first, the Completed backups of this cluster
 // that hold ns, until one holds all of it.
-func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs map[string]*velerov1.BackupStorageLocation) {
+func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs map[string]*velerov1.BackupStorageLocation, restores []velerov1.Restore) {
 	var reasons []string
 	skipped := map[string][]string{} // reason -> backups, newest first
 	skip := func(b *velerov1.Backup, why string) {
@@ -163,16 +171,24 @@ func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs 
 		if !ok {
 			continue
 		}
-		if why := notThisClusters(b, ns, locs); why != "" {
+		if why := notThisClusters(b, locs); why != "" {
 			skip(b, why)
 			continue
+		}
+		madeBy := ""
+		if ns.Created.After(b.Status.StartTimestamp.Time) {
+			if madeBy = madeFrom(b, ns, restores); madeBy == "" {
+				skip(b, fmt.Sprintf("started before the namespace was created at %s, and no Completed Velero restore of all of it from that backup made it",
+					ns.Created.UTC().Format(time.RFC3339)))
+				continue
+			}
 		}
 		gaps := backupGaps(b, ns)
 		if c.Newest == nil {
 			c.Newest, c.NewestGaps = b, gaps
 		}
 		if len(gaps) == 0 || c.Accepted != "" {
-			c.Complete, c.CompleteGaps = b, gaps
+			c.Complete, c.CompleteGaps, c.MadeBy = b, gaps, madeBy
 			if l := locs[b.Spec.StorageLocation]; l.Status.Phase != velerov1.BackupStorageLocationPhaseAvailable {
 				c.CompleteLocationDown = l.Name
 			}
@@ -189,9 +205,9 @@ func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs 
 	}
 }
 
-// notThisClusters says why a backup whose namespace lists take ns is not
-// this cluster's evidence that it holds ns ("": it is).
-func notThisClusters(b *velerov1.Backup, ns *Namespace, locs map[string]*velerov1.BackupStorageLocation) string {
+// notThisClusters says why a backup is not this cluster's evidence ("":
+// it is).
+func notThisClusters(b *velerov1.Backup, locs map[string]*velerov1.BackupStorageLocation) string {
 	loc := b.Spec.StorageLocation
 	switch l := locs[loc]; {
 	case loc == "":
@@ -200,8 +216,61 @@ func notThisClusters(b *velerov1.Backup, ns *Namespace, locs map[string]*velerov
 		return fmt.Sprintf("storage location %s not found", loc)
 	case l.Spec.AccessMode == velerov1.BackupStorageLocationAccessModeReadOnly:
 		return fmt.Sprintf("storage location %s is ReadOnly: another cluster's", loc)
-	case ns.Created.After(b.Status.StartTimestamp.Time):
-		return fmt.Sprintf("started before the namespace was created at %s", ns.Created.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// partialRestore reports whether a restore spec leaves part of ns out:
+// a label selector, resource filters beyond what Velero never restores (its
+// controller writes those into every restore's excludedResources), or
+// volumes not restored where there are PVCs.
+func partialRestore(s *velerov1.RestoreSpec, ns *Namespace) bool {
+	if !emptySelector(s.LabelSelector) || len(s.OrLabelSelectors) > 0 {
+		return true
+	}
+	if len(s.IncludedResources) > 0 && !slices.Contains(s.IncludedResources, "*") {
+		return true
+	}
+	if slices.ContainsFunc(s.ExcludedResources, func(r string) bool { return leavesOut(r, ns, false) }) {
+		return true
+	}
+	return len(ns.PVCs) > 0 && s.RestorePVs != nil && !*s.RestorePVs
+}
+
+// madeFrom names the Velero restore that made namespace ns, as it is now,
+// from backup b ("": none did). A backup that started before the namespace
+// was created holds it only so: the namespace was created while a
+// Completed restore of all of it (the same name, no resource or label
+// filter, its volumes) from b was running. Anything else (another backup, a partial or
+// failed restore, another namespace's data mapped onto it, a namespace
+// made again after the restore) gives b no credit. The namespace's
+// creation (the API server's clock) and the restore's times (Velero's)
+// are two of the cluster's clocks: a skew between them only withholds
+// credit.
+func madeFrom(b *velerov1.Backup, ns *Namespace, restores []velerov1.Restore) string {
+	for i := range restores {
+		r := &restores[i]
+		s := &r.Spec
+		if r.Spec.BackupName != b.Name || r.Status.Phase != velerov1.RestorePhaseCompleted ||
+			r.Status.StartTimestamp == nil || r.Status.CompletionTimestamp == nil ||
+			ns.Created.Before(r.Status.StartTimestamp) || r.Status.CompletionTimestamp.Before(&ns.Created) {
+			continue
+		}
+		if partialRestore(s, ns) {
+			continue
+		}
+		if ok, err := nr.IncludesNamespace(s.IncludedNamespaces, s.ExcludedNamespaces, ns.Name); err != nil || !ok {
+			continue
+		}
+		mapped := false
+		for from, to := range s.NamespaceMapping {
+			if (from == ns.Name) != (to == ns.Name) {
+				mapped = true
+			}
+		}
+		if !mapped {
+			return r.Name
+		}
 	}
 	return ""
 }
@@ -290,6 +359,10 @@ func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings [
 	age := now.Sub(c.Complete.Status.StartTimestamp.Time)
 	if age > rpo {
 		fail("%s%s %s ago, beyond the RPO target %s", which, started, engine.FormatDuration(age.Round(time.Second)), rpo)
+	}
+	if c.MadeBy != "" {
+		find("backup %s started before the namespace was created at %s; counted: Velero restore %s made the namespace from it",
+			c.Complete.Name, c.Created.UTC().Format(time.RFC3339), c.MadeBy)
 	}
 	if c.CompleteLocationDown != "" {
 		fail("storage location %s of backup %s not Available: it cannot be restored from now", c.CompleteLocationDown, c.Complete.Name)

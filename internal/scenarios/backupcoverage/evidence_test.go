@@ -72,7 +72,7 @@ func runCheck(t *testing.T, params string, w world) engine.Verification {
 		objs = append(objs, u)
 	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		nr.BackupsGVR: "BackupList", nr.SchedulesGVR: "ScheduleList", nr.BSLGVR: "BackupStorageLocationList"}, objs...)
+		nr.BackupsGVR: "BackupList", nr.SchedulesGVR: "ScheduleList", nr.BSLGVR: "BackupStorageLocationList", nr.RestoresGVR: "RestoreList"}, objs...)
 	spec := v1alpha1.DrillSpec{Scenario: Name, Objectives: v1alpha1.Objectives{RTO: "1m", RPO: "1h"}, Params: []byte(params)}
 	if errs := (Kind{}).ValidateParams(spec, field.NewPath("spec", "params")); len(errs) > 0 {
 		t.Fatalf("params %s: %v", params, errs)

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
@@ -98,6 +100,43 @@ func TestBackupCoverage(t *testing.T) {
 		if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, "namespace "+shop+": newest Completed backup "+backup) ||
 			!strings.Contains(run.Status.Reason, "beyond the RPO target 1s") {
 			t.Fatalf("verdict %s: %s, want FAIL naming the stale namespaces", run.Status.Verdict, run.Status.Reason)
+		}
+	})
+
+	// What a restore drill leaves: shop deleted and made again by a real
+	// Velero restore from the backup, so newer than the backup that holds
+	// it. That backup still counts (not a FAIL after every restore drill),
+	// named with the restore that made the namespace.
+	t.Run("restored from its backup", func(t *testing.T) {
+		if err := cluster.Kube.CoreV1().Namespaces().Delete(ctx, shop, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, shop, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		}); err != nil {
+			t.Fatalf("namespace %s not gone: %v", shop, err)
+		}
+		restore := "restore-" + env
+		create(t, nr.RestoresGVR, &velerov1.Restore{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Restore"},
+			ObjectMeta: metav1.ObjectMeta{Name: restore, Namespace: cluster.VeleroNamespace},
+			Spec:       velerov1.RestoreSpec{BackupName: backup, IncludedNamespaces: []string{shop}}})
+		r, err := cluster.WaitRestore(ctx, restore)
+		if err != nil || r.Status.Phase != velerov1.RestorePhaseCompleted {
+			t.Fatalf("restore %s: %s (%v)", restore, r.Status.Phase, err)
+		}
+		made, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, shop, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("restore %s ran %s to %s; namespace %s created %s", restore, r.Status.StartTimestamp.UTC().Format(time.RFC3339),
+			r.Status.CompletionTimestamp.UTC().Format(time.RFC3339), shop, made.CreationTimestamp.UTC().Format(time.RFC3339))
+		h := testharness.New(t, cluster)
+		run := h.Run(h.Drill(coverageDrill(h, env, "1h")))
+		findings := strings.Join(run.Status.Findings, "\n")
+		if run.Status.Verdict != v1alpha1.VerdictPass || !strings.Contains(findings, "namespace "+shop+": backup "+backup+" started before the namespace was created") ||
+			!strings.Contains(findings, "counted: Velero restore "+restore+" made the namespace from it") {
+			t.Fatalf("verdict %s: %s; findings:\n%s\nwant PASS on %s, made by %s", run.Status.Verdict, run.Status.Reason, findings, backup, restore)
 		}
 	})
 

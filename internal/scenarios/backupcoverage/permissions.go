@@ -24,7 +24,7 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	vns := veleroNamespace(def)
 	return []engine.Grant{
 		engine.Allow("", "", []string{"namespaces", "persistentvolumeclaims"}, []string{"list"}),
-		engine.Allow(vns, "velero.io", []string{"schedules", "backups", "backupstoragelocations"}, []string{"list"}),
+		engine.Allow(vns, "velero.io", []string{"schedules", "backups", "backupstoragelocations", "restores"}, []string{"list"}),
 	}
 }
 
@@ -38,5 +38,6 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		rec.Call("list", "velero.io", "schedules", vns, "", "the Schedules that include each namespace"),
 		rec.Call("list", "velero.io", "backups", vns, "", "the Completed backups that hold each namespace, and what each leaves out"),
 		rec.Call("list", "velero.io", "backupstoragelocations", vns, "", "the backups' and schedules' storage locations are this cluster's (ReadWrite) and Available"),
+		rec.Call("list", "velero.io", "restores", vns, "", "a namespace newer than its backup is held by it only if a restore from it made the namespace"),
 	}
 }
