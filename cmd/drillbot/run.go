@@ -284,14 +284,20 @@ func newInstallCRDsCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func installCRDs(ctx context.Context, cf clusterFlags, stdout, stderr io.Writer) int {
-	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
-	if err == nil {
-		err = kube.EnsureCRD(ctx, cfg, v1alpha1.DrillRunCRD)
-	}
-	if err != nil {
+	if err := ensureCRD(ctx, cf); err != nil {
 		fmt.Fprintf(stderr, "drillbot install-crds: %v\n", err)
 		return exitError
 	}
 	fmt.Fprintln(stdout, "customresourcedefinition drillruns.drillbot.io established")
 	return 0
+}
+
+// ensureCRD creates the DrillRun CRD unless it exists, and refuses one
+// older than this drillbot (kube.EnsureCRD).
+func ensureCRD(ctx context.Context, cf clusterFlags) error {
+	cfg, err := kube.RESTConfig(cf.kubeconfig, cf.context)
+	if err != nil {
+		return err
+	}
+	return kube.EnsureCRD(ctx, cfg, v1alpha1.DrillRunCRD)
 }

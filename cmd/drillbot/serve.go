@@ -86,6 +86,13 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
 	}
+	// The store of every verdict first: a CRD older than this drillbot would
+	// have the API server drop fields from every run. This is the refusal an
+	// upgrade that skipped the CRD meets, before any other.
+	if err := ensureCRD(ctx, cf); err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
 	// The cluster's policy binds the daemon as it read it: once it changes,
 	// the daemon stops (its runs revert, as on SIGTERM) and exits, to be
 	// restarted with the new one, rather than obey a stale one.

@@ -195,14 +195,6 @@ var drillRunsGVR = schema.GroupVersionResource{Group: "drillbot.io", Version: "v
 // as a service account holding only the hook's rendered role creates the
 // CRD where none exists (create limited by name, through apply).
 func TestUpgradeCarriesCRD(t *testing.T) {
-	// Not yet passing: the previous chart (whose CRD lacks the detection
-	// fields) runs here with this tree's image, whose serve also needs the
-	// drillbot-policy RBAC that chart lacks, so drillbot crash-loops on
-	// that before it can refuse the old CRD. The chart test of the hook
-	// (TestCRDUpgradeHook) runs in make test; this one only on request.
-	if os.Getenv("DRILLBOT_UPGRADE_TEST") == "" {
-		t.Skip("the helm upgrade from the previous chart on the real node runs only with DRILLBOT_UPGRADE_TEST=1 (not yet passing: the previous chart lacks the RBAC this image's serve needs)")
-	}
 	localcluster.Require(t, cluster)
 	ctx := context.Background()
 	rel, ns := upgradeRel, upgradeNS
@@ -308,8 +300,16 @@ func TestUpgradeCarriesCRD(t *testing.T) {
 		}
 		statuses[name] = u.Object["status"]
 	}
+	var logs string
+	t.Cleanup(func() {
+		if t.Failed() {
+			pods, _ := cluster.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+			t.Logf("drillbot's pods: %s; their logs:\n%s", podSummary(pods.Items), logs)
+		}
+	})
 	pollT(t, "drillbot to refuse the old CRD", 2*time.Minute, func() (bool, error) {
-		logs, err := podLogs(ctx, ns, rel)
+		var err error
+		logs, err = podLogs(ctx, ns, rel)
 		return strings.Contains(logs, "is older than this drillbot"), err
 	})
 

@@ -2,12 +2,16 @@ package localcluster
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"time"
 
@@ -78,6 +82,10 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int) 
 		"--token-auth-file", c.path("tokens.csv"), "--authorization-mode", "RBAC",
 		"--service-cluster-ip-range", serviceCIDR, "--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
+		// The node's name resolves nowhere: logs, exec and port-forward go
+		// to the kubelet at the node's InternalIP.
+		"--kubelet-preferred-address-types", "InternalIP",
+		"--kubelet-client-certificate", c.path(kubeletClientCert), "--kubelet-client-key", c.path(kubeletClientKey),
 		"--audit-policy-file", c.path("audit-policy.yaml"), "--audit-log-path", c.AuditLog(),
 		"--audit-log-maxsize", "200"}, extra...)...); err != nil {
 		return err
@@ -122,7 +130,12 @@ func (c *Cluster) writeSecrets() error {
 	if err != nil {
 		return err
 	}
+	clientCert, clientKey, err := selfSignedClientCert(kubeletClientCN, "system:masters")
+	if err != nil {
+		return err
+	}
 	files := map[string][]byte{
+		kubeletClientCert: clientCert, kubeletClientKey: clientKey,
 		"sa.key":            pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
 		"sa.pub":            pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
 		"tokens.csv":        []byte(adminToken + ",admin,admin,system:masters\n" + observedToken + "," + ObservedUser + "," + ObservedUser + ",system:masters\n"),
@@ -134,6 +147,39 @@ func (c *Cluster) writeSecrets() error {
 		}
 	}
 	return nil
+}
+
+// The API server's client certificate for the kubelet (logs, exec,
+// port-forward): self-signed, the kubelet's client CA.
+const (
+	kubeletClientCert = "kubelet-client.crt"
+	kubeletClientKey  = "kubelet-client.key"
+	kubeletClientCN   = "kube-apiserver-kubelet-client"
+)
+
+// selfSignedClientCert is a client certificate of user cn in group, its
+// own CA, as PEM certificate and key.
+func selfSignedClientCert(cn, group string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{group}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // AuditLog is the API server's audit log: the requests of ObservedUser.

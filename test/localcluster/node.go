@@ -349,6 +349,7 @@ failSwapOn: false
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
+  x509: {clientCAFile: %s}
 authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://%s
 podLogsDir: %s
@@ -358,7 +359,7 @@ podCIDR: %s
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%}
-`, NodeIP, port, healthzPort, cgroupRoot, c.containerdSocket(), c.nodePath("pod-logs"), podCIDR)
+`, NodeIP, port, healthzPort, cgroupRoot, c.path(kubeletClientCert), c.containerdSocket(), c.nodePath("pod-logs"), podCIDR)
 	if err := os.WriteFile(c.nodePath("kubelet.yaml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
