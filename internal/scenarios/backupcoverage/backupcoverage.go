@@ -16,8 +16,11 @@
 //     filters, volume data settings), never from the Schedule's current
 //     template; a backup started before the namespace was created does not
 //     hold it, unless a Completed Velero restore of all of the namespace
-//     from that backup made it (created while the restore ran: what a
-//     restore drill leaves). The Schedule (configuration) only adds failures: none
+//     from that backup made it: Velero's server created the namespace (its
+//     managedFields), while that restore ran and no restore from another
+//     backup that takes it did (what a restore drill leaves). A restore's
+//     namespace lists are read as Velero reads them, bad patterns
+//     included. The Schedule (configuration) only adds failures: none
 //     includes it (one Velero found invalid, FailedValidation, makes no
 //     backup and does not count), all leave part of it out, or its location
 //     is ReadOnly or not Available (the next backup fails).
@@ -204,7 +207,11 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 		if err != nil {
 			return err
 		}
-		in.Namespaces = append(in.Namespaces, Namespace{Name: ns.Name, Created: ns.CreationTimestamp, PVCs: pvcs})
+		var managers []string
+		for _, m := range ns.ManagedFields {
+			managers = append(managers, m.Manager)
+		}
+		in.Namespaces = append(in.Namespaces, Namespace{Name: ns.Name, Created: ns.CreationTimestamp, Managers: managers, PVCs: pvcs})
 	}
 	vns := c.params.VeleroNamespace
 	if err := list(ctx, c.deps.Dynamic, nr.SchedulesGVR, vns, &in.Schedules); err != nil {

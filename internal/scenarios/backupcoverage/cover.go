@@ -221,11 +221,13 @@ func notThisClusters(b *velerov1.Backup, locs map[string]*velerov1.BackupStorage
 }
 
 // partialRestore reports whether a restore spec leaves part of ns out:
-// a label selector, resource filters beyond what Velero never restores (its
-// controller writes those into every restore's excludedResources), or
-// volumes not restored where there are PVCs.
+// a label selector, a resource policy (its filters choose kinds, names and
+// labels), resource filters beyond what Velero never restores (its
+// controller writes those into every restore's excludedResources), or,
+// where there are PVCs, volumes not restored (restorePVs false, or
+// includeClusterResources false: the PV a PVC brings is then skipped).
 func partialRestore(s *velerov1.RestoreSpec, ns *Namespace) bool {
-	if !emptySelector(s.LabelSelector) || len(s.OrLabelSelectors) > 0 {
+	if !emptySelector(s.LabelSelector) || len(s.OrLabelSelectors) > 0 || s.ResourcePolicy != nil {
 		return true
 	}
 	if len(s.IncludedResources) > 0 && !slices.Contains(s.IncludedResources, "*") {
@@ -234,45 +236,72 @@ func partialRestore(s *velerov1.RestoreSpec, ns *Namespace) bool {
 	if slices.ContainsFunc(s.ExcludedResources, func(r string) bool { return leavesOut(r, ns, false) }) {
 		return true
 	}
-	return len(ns.PVCs) > 0 && s.RestorePVs != nil && !*s.RestorePVs
+	return len(ns.PVCs) > 0 && ((s.RestorePVs != nil && !*s.RestorePVs) || (s.IncludeClusterResources != nil && !*s.IncludeClusterResources))
 }
+
+// veleroManager is the field manager of Velero's server (its client's
+// user agent, velero-server/<version>): the one that creates a namespace
+// it restores.
+const veleroManager = "velero-server"
 
 // madeFrom names the Velero restore that made namespace ns, as it is now,
 // from backup b ("": none did). A backup that started before the namespace
-// was created holds it only so: the namespace was created while a
-// Completed restore of all of it (the same name, no resource or label
-// filter, its volumes) from b was running. Anything else (another backup, a partial or
-// failed restore, another namespace's data mapped onto it, a namespace
-// made again after the restore) gives b no credit. The namespace's
-// creation (the API server's clock) and the restore's times (Velero's)
-// are two of the cluster's clocks: a skew between them only withholds
-// credit.
+// was created holds it only so: Velero's server made the namespace (its
+// managedFields name velero-server), and every restore that could have
+// made it (its namespace lists take it, or map another onto it) and was
+// running when it was created is from b, one of them a Completed restore
+// of all of it (the same name, nothing filtered out). Anything else
+// (another backup, a partial or failed restore, another namespace's data
+// mapped onto it, a namespace made by another client or again after the
+// restore) gives b no credit. The namespace's creation (the API server's
+// clock) and the restore's times (Velero's) are two of the cluster's
+// clocks: a skew between them only withholds credit.
 func madeFrom(b *velerov1.Backup, ns *Namespace, restores []velerov1.Restore) string {
+	if !slices.Contains(ns.Managers, veleroManager) {
+		return ""
+	}
+	made := ""
 	for i := range restores {
 		r := &restores[i]
 		s := &r.Spec
-		if r.Spec.BackupName != b.Name || r.Status.Phase != velerov1.RestorePhaseCompleted ||
-			r.Status.StartTimestamp == nil || r.Status.CompletionTimestamp == nil ||
-			ns.Created.Before(r.Status.StartTimestamp) || r.Status.CompletionTimestamp.Before(&ns.Created) {
+		if !mayHaveMade(r, ns) {
 			continue
 		}
-		if partialRestore(s, ns) {
-			continue
+		if s.BackupName != b.Name {
+			return "" // another backup's restore may have made it
 		}
-		if ok, err := nr.IncludesNamespace(s.IncludedNamespaces, s.ExcludedNamespaces, ns.Name); err != nil || !ok {
-			continue
-		}
-		mapped := false
-		for from, to := range s.NamespaceMapping {
-			if (from == ns.Name) != (to == ns.Name) {
-				mapped = true
-			}
-		}
-		if !mapped {
-			return r.Name
+		if made == "" && r.Status.Phase == velerov1.RestorePhaseCompleted && !partialRestore(s, ns) && !mapped(s, ns.Name) {
+			made = r.Name
 		}
 	}
-	return ""
+	return made
+}
+
+// mayHaveMade reports whether restore r was running when ns was created and
+// its namespace lists, as Velero reads them, take ns or map another
+// namespace onto it.
+func mayHaveMade(r *velerov1.Restore, ns *Namespace) bool {
+	start, end := r.Status.StartTimestamp, r.Status.CompletionTimestamp
+	if start == nil || ns.Created.Before(start) || (end != nil && end.Before(&ns.Created)) {
+		return false
+	}
+	for from, to := range r.Spec.NamespaceMapping {
+		if to == ns.Name && from != ns.Name {
+			return true
+		}
+	}
+	return nr.VeleroIncludes(r.Spec.IncludedNamespaces, r.Spec.ExcludedNamespaces, ns.Name)
+}
+
+// mapped reports whether a restore spec maps ns away or another namespace
+// onto it.
+func mapped(s *velerov1.RestoreSpec, ns string) bool {
+	for from, to := range s.NamespaceMapping {
+		if (from == ns) != (to == ns) {
+			return true
+		}
+	}
+	return false
 }
 
 // backupGaps names what a backup of this cluster that holds ns leaves out

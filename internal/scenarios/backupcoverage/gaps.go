@@ -12,8 +12,12 @@ import (
 // Namespace is what the check knows of one selected namespace.
 type Namespace struct {
 	Name string
-	// Created is its creation: a backup started before it cannot hold it.
+	// Created is its creation: a backup started before it holds it only if
+	// a restore from that backup made it.
 	Created metav1.Time
+	// Managers are the field managers of the namespace object (its
+	// managedFields): who wrote it, Velero's server for one it restored.
+	Managers []string
 	// PVCs are its PersistentVolumeClaims: their data must be in a backup
 	// that holds all of it.
 	PVCs []string

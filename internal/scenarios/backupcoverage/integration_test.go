@@ -129,8 +129,12 @@ func TestBackupCoverage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("restore %s ran %s to %s; namespace %s created %s", restore, r.Status.StartTimestamp.UTC().Format(time.RFC3339),
-			r.Status.CompletionTimestamp.UTC().Format(time.RFC3339), shop, made.CreationTimestamp.UTC().Format(time.RFC3339))
+		var managers []string
+		for _, m := range made.ManagedFields {
+			managers = append(managers, m.Manager)
+		}
+		t.Logf("restore %s ran %s to %s; namespace %s created %s, written by %v", restore, r.Status.StartTimestamp.UTC().Format(time.RFC3339),
+			r.Status.CompletionTimestamp.UTC().Format(time.RFC3339), shop, made.CreationTimestamp.UTC().Format(time.RFC3339), managers)
 		h := testharness.New(t, cluster)
 		run := h.Run(h.Drill(coverageDrill(h, env, "1h")))
 		findings := strings.Join(run.Status.Findings, "\n")

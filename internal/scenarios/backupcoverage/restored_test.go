@@ -36,6 +36,7 @@ func TestNamespaceRestoredFromItsBackup(t *testing.T) {
 	restored := func() runtime.Object {
 		n := shop()
 		n.CreationTimestamp = metav1.NewTime(now.Add(-5 * time.Minute))
+		n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "velero-server", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &n.CreationTimestamp}}
 		return n
 	}
 	hourly1 := ptr.To(held("hourly-1", "hourly", "default", 30*time.Minute, all))

@@ -52,3 +52,31 @@ func globMatch(pattern, name string) (bool, error) {
 	}
 	return g.Match(name), nil
 }
+
+// VeleroIncludes is Velero's own answer to whether namespace lists take ns
+// (pkg/util/collections IncludesExcludes.ShouldInclude, v1.18), bad
+// patterns included: each list is walked sorted and without duplicates,
+// and a pattern that does not compile ends that list's walk as no match.
+// Use it where Velero acted on lists it never validated (a restore's); a
+// backup's lists are validated before it runs, and IncludesNamespace names
+// a bad pattern instead.
+func VeleroIncludes(included, excluded []string, ns string) bool {
+	if veleroMatch(excluded, ns) {
+		return false
+	}
+	return len(included) == 0 || slices.Contains(included, "*") || veleroMatch(included, ns)
+}
+
+func veleroMatch(patterns []string, name string) bool {
+	sorted := slices.Compact(slices.Sorted(slices.Values(patterns)))
+	for _, p := range sorted {
+		ok, err := globMatch(p, name)
+		if err != nil {
+			return false
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
