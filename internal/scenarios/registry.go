@@ -56,7 +56,7 @@ func Registry(d Deps) engine.Registry {
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		fr = failoverrestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
-			Discovery: d.Clients.Discovery, Contents: failoverrestore.VeleroContents{Dynamic: d.Clients.Dynamic},
+			Discovery: d.Clients.Discovery, Contents: failoverrestore.VeleroContents{VeleroDownloads: namespacerestore.VeleroDownloads{Dynamic: d.Clients.Dynamic}},
 			Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		bc = backupcoverage.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger}
 		ps = podsecurityaudit.Deps{Kube: d.Clients.Kube, Logger: d.Logger}

@@ -1,112 +1,41 @@
 package failoverrestore
 
 import (
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	"github.com/vmware-tanzu/velero/pkg/label"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
-	"github.com/drillbot-io/drillbot/internal/kube"
 	nr "github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
 // DownloadRequestsGVR is Velero's DownloadRequest resource.
-var DownloadRequestsGVR = velerov1.SchemeGroupVersion.WithResource("downloadrequests")
+var DownloadRequestsGVR = nr.DownloadRequestsGVR
 
-// VeleroContents reads resource lists the way `velero backup describe
-// --details` does: a DownloadRequest, then a GET of the signed URL Velero's
-// server puts in its status. Velero's own helper (pkg/cmd/util/downloadrequest)
-// is not used: it needs a controller-runtime client and brings eleven more
-// modules (cockroachdb/errors, the CSI snapshotter's client, ...) into the
-// binary, and polls the request every 25 ms; this watches it.
-type VeleroContents struct {
-	Dynamic dynamic.Interface
-	// HTTP fetches the signed URL (default: http.DefaultClient).
-	HTTP *http.Client
-	// Timeout bounds one read (default 1m).
-	Timeout time.Duration
-}
+// VeleroContents reads resource lists through Velero's DownloadRequests.
+type VeleroContents struct{ nr.VeleroDownloads }
 
 // BackupResourceList implements ResourceLister.
 func (v VeleroContents) BackupResourceList(ctx context.Context, vns, backup string) (map[string][]string, error) {
-	timeout := v.Timeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req := &velerov1.DownloadRequest{
-		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "DownloadRequest"},
-		ObjectMeta: metav1.ObjectMeta{Name: backup + "-" + rand.String(8), Namespace: vns, Labels: map[string]string{"app.kubernetes.io/managed-by": "drillbot"}},
-		Spec:       velerov1.DownloadRequestSpec{Target: velerov1.DownloadTarget{Kind: velerov1.DownloadTargetKindBackupResourceList, Name: backup}},
-	}
-	obj, err := nr.ToUnstructured(req)
-	if err != nil {
-		return nil, err
-	}
-	created, err := v.Dynamic.Resource(DownloadRequestsGVR).Namespace(vns).Create(ctx, obj, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("create Velero DownloadRequest for backup %s: %w", backup, err)
-	}
-	var url string
-	_, err = kube.WaitObject(ctx, v.Dynamic, DownloadRequestsGVR, vns, created.GetName(), func(u *unstructured.Unstructured) (bool, error) {
-		if u == nil {
-			return false, nil
-		}
-		url, _, _ = unstructured.NestedString(u.Object, "status", "downloadURL")
-		return url != "", nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("velero gave no download URL for backup %s's resource list (is its storage location Available?): %w", backup, err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := v.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("download backup %s's resource list: %w", backup, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	var list map[string][]string
+	err := v.Decode(ctx, vns, backup, velerov1.DownloadTargetKindBackupResourceList, "resource list", &list)
+	if errors.Is(err, nr.ErrNotStored) {
 		return nil, fmt.Errorf("backup %s has no resource list in its storage location (taken before Velero 1.1, or its upload failed)", backup)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("download backup %s's resource list: %s", backup, resp.Status)
-	}
-	gz, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s's resource list: %w", backup, err)
-	}
-	var list map[string][]string
-	if err := json.NewDecoder(gz).Decode(&list); err != nil {
-		return nil, fmt.Errorf("decode backup %s's resource list: %w", backup, err)
-	}
-	return list, nil
+	return list, err
 }
 
 // notRestored are resources Velero never restores (its restore

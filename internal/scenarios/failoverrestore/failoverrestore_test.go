@@ -447,7 +447,7 @@ func TestVeleroContents(t *testing.T) {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}()
-			list, err := VeleroContents{Dynamic: dyn}.BackupResourceList(ctx, "velero", "b")
+			list, err := VeleroContents{nr.VeleroDownloads{Dynamic: dyn}}.BackupResourceList(ctx, "velero", "b")
 			stop()
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {

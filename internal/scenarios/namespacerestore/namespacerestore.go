@@ -24,9 +24,10 @@
 //  6. Scope: the one target namespace, its backup chosen by name or by its
 //     schedule in the checked storage location.
 //  7. Not destroyed without a backup: the backup must be Completed and
-//     include the namespace before the namespace is deleted. Volume data is
-//     not checked yet: a backup without it restores empty
-//     volumes.
+//     include the namespace, and Velero's record of its volumes must show
+//     the data of every bound PVC held (or its loss accepted by name),
+//     before the namespace is deleted. The restored data itself is not
+//     read yet (a finding says so).
 //  8. Same on both sides: owned objects (remade under new names) and
 //     drillbot's own RBAC are left out of both inventories.
 //  9. Visible safeguards: a failed restore (the undo) leaves the run
@@ -91,6 +92,8 @@ type Params struct {
 	StorageLocation string `json:"storageLocation,omitempty"`
 	// Backup says which backup to restore from; exactly one field is set.
 	Backup BackupSource `json:"backup"`
+	// Volumes: what the drill accepts of the target's volume data.
+	Volumes Volumes `json:"volumes,omitempty"`
 }
 
 // BackupSource picks the backup.
@@ -120,6 +123,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Protected namespaces are refused even when labelled.
 	Protected []string
+	// Volumes reads a backup's volume information (default: through
+	// Velero's DownloadRequests with Dynamic).
+	Volumes VolumeReader
 }
 
 // Kind is the namespace-restore scenario kind.
@@ -148,6 +154,7 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 	if set != 1 {
 		errs = append(errs, field.Invalid(b, p.Backup, "set exactly one of schedule, name or create"))
 	}
+	errs = append(errs, validateVolumes(p.Volumes, path.Child("volumes"))...)
 	if spec.Objectives.RPO == "" {
 		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "namespace-restore measures RPO: set its target"))
 	}
@@ -168,6 +175,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Volumes == nil {
+		d.Volumes = VeleroDownloads{Dynamic: d.Dynamic}
+	}
 	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName,
 		log: d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}, nil
 }
@@ -184,6 +194,10 @@ type scenario struct {
 	inventory Inventory
 	skipped   []string // kinds the inventory could not list
 	restore   *velerov1.Restore
+
+	// found by Inject, before the fault
+	volumes  string   // what of the volume data the backup holds ("": no bound PVC)
+	accepted []string // PVCs whose data the drill accepts to lose
 }
 
 // Undo is the journal data of the namespace deletion.
@@ -364,6 +378,13 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		}
 		s.backup = b
 	}
+	// Never delete what the backup cannot bring back: read at inject, not
+	// preflight, because the volume information is read through a
+	// DownloadRequest (a create, which plan does not make), and because a
+	// backup the drill takes exists only now.
+	if err := s.checkVolumes(ctx); err != nil {
+		return err
+	}
 	target, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("read namespace %s: %w", s.ns, err)
@@ -507,6 +528,10 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	if len(s.skipped) > 0 {
 		v.Findings = append(v.Findings, fmt.Sprintf("inventory did not cover %d kinds drillbot may not list (RBAC): %s", len(s.skipped), strings.Join(s.skipped, ", ")))
 	}
+	if s.volumes != "" {
+		v.Findings = append(v.Findings, "volume data before the fault: "+s.volumes+"; the restored data itself is not read")
+	}
+	v.Findings = append(v.Findings, s.accepted...)
 	// Rule 5: an object of a group whose discovery failed now was not
 	// looked for: unknown, not missing.
 	var missing, unknown, groups []string

@@ -63,6 +63,7 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		engine.Allow(vns, "velero.io", []string{"backupstoragelocations"}, []string{"list"}),
 		engine.Allow(vns, "velero.io", []string{"backups"}, backups),
 		engine.Allow(vns, "velero.io", []string{"restores"}, []string{"create", "list", "watch"}),
+		engine.Allow(vns, "velero.io", []string{"downloadrequests"}, []string{"create", "list", "watch"}),
 		engine.Allow("", "", []string{"configmaps"}, []string{"get", "update"}, MarkerName),
 		engine.Allow(ns, "", []string{"configmaps"}, []string{"create"}),
 	}
@@ -157,6 +158,10 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 			inj.Call("watch", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"))
 	}
 	c = append(c,
+		inj.Call("list", "", "persistentvolumeclaims", ns, "", "before any delete: the PVCs bound to a volume, whose data the backup must hold"),
+		inj.Call("create", "velero.io", "downloadrequests", vns, "", "only with bound PVCs: ask Velero for the backup's volume information (every PVC's data held, or the drill refuses)"),
+		inj.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
+		inj.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
 		inj.Call("get", "", "namespaces", ns, ns, "the namespace's UID, so only this namespace is deleted"),
 		inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"),
 	)

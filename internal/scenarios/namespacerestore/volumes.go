@@ -1,0 +1,201 @@
+package namespacerestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/drillbot-io/drillbot/internal/engine"
+)
+
+// Volumes are the drill's params.volumes.
+type Volumes struct {
+	// Accept names PVCs of the target whose data may be lost: the drill
+	// deletes them although the backup does not hold their data, and every
+	// run records it.
+	Accept []string `json:"accept,omitempty"`
+}
+
+func validateVolumes(v Volumes, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, name := range v.Accept {
+		p := path.Child("accept").Index(i)
+		switch {
+		case len(validation.IsDNS1123Subdomain(name)) > 0:
+			errs = append(errs, field.Invalid(p, name, "a PersistentVolumeClaim's name: "+strings.Join(validation.IsDNS1123Subdomain(name), "; ")))
+		case seen[name]:
+			errs = append(errs, field.Duplicate(p, name))
+		}
+		seen[name] = true
+	}
+	return errs
+}
+
+// VolumeInfo is one volume of a backup as Velero records it in the
+// backup's volume information (BackupVolumeInfos, Velero 1.13 and later;
+// internal/volume.BackupVolumeInfo): the fields drillbot reads.
+type VolumeInfo struct {
+	PVCName      string `json:"pvcName,omitempty"`
+	PVCNamespace string `json:"pvcNamespace,omitempty"`
+	PVName       string `json:"pvName,omitempty"`
+	// BackupMethod is PodVolumeBackup, CSISnapshot or NativeSnapshot.
+	BackupMethod      string `json:"backupMethod,omitempty"`
+	SnapshotDataMoved bool   `json:"snapshotDataMoved"`
+	Skipped           bool   `json:"skipped"`
+	SkippedReason     string `json:"skippedReason,omitempty"`
+	// Result is Velero's own word on the volume's data: succeeded or failed.
+	Result  string         `json:"result,omitempty"`
+	PVBInfo *PodVolumeInfo `json:"pvbInfo,omitempty"`
+}
+
+// PodVolumeInfo is a file-system backup of the volume.
+type PodVolumeInfo struct {
+	VolumeName   string `json:"volumeName"`
+	PodName      string `json:"podName"`
+	PodNamespace string `json:"podNamespace"`
+	// Phase is the PodVolumeBackup's (Velero writes it without a JSON tag).
+	Phase string `json:"Phase"`
+}
+
+// VolumeReader reads a backup's volume information.
+type VolumeReader interface {
+	BackupVolumeInfos(ctx context.Context, vns, backup string) ([]VolumeInfo, error)
+}
+
+// BackupVolumeInfos implements VolumeReader; a backup without volume
+// information returns ErrNotStored.
+func (v VeleroDownloads) BackupVolumeInfos(ctx context.Context, vns, backup string) ([]VolumeInfo, error) {
+	var infos []VolumeInfo
+	err := v.Decode(ctx, vns, backup, velerov1.DownloadTargetKindBackupVolumeInfos, "volume information", &infos)
+	return infos, err
+}
+
+// LostVolume is a PVC of the target whose data the backup does not hold.
+type LostVolume struct {
+	PVC    string
+	Size   string
+	Reason string
+}
+
+func (l LostVolume) String() string {
+	return fmt.Sprintf("PVC %s (%s): %s", l.PVC, l.Size, l.Reason)
+}
+
+// BoundPVCs lists the namespace's PVCs that hold data: those bound to a
+// volume (an unbound claim has nothing to lose).
+func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1.PersistentVolumeClaim, error) {
+	var out []corev1.PersistentVolumeClaim
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		page, err := c.CoreV1().PersistentVolumeClaims(ns).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list PersistentVolumeClaims in %s: %w", ns, err)
+		}
+		for _, p := range page.Items {
+			if p.Spec.VolumeName != "" {
+				out = append(out, p)
+			}
+		}
+		if page.Continue == "" {
+			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+			return out, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// LostVolumes names the PVCs whose data the backup does not hold, by
+// Velero's own record of each volume: held means not skipped, a backup
+// method, and result succeeded (a Completed PodVolumeBackup, snapshot or
+// data upload). A PVC the record does not name is not held.
+func LostVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []LostVolume {
+	var lost []LostVolume
+	for _, p := range pvcs {
+		size := "size unknown"
+		if q, ok := p.Status.Capacity[corev1.ResourceStorage]; ok {
+			size = q.String()
+		} else if q, ok := p.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+			size = q.String()
+		}
+		i := slices.IndexFunc(infos, func(v VolumeInfo) bool { return v.PVCNamespace == p.Namespace && v.PVCName == p.Name })
+		if i < 0 {
+			lost = append(lost, LostVolume{PVC: p.Name, Size: size, Reason: "the backup's volume information does not name it (no data of it was backed up: newer than the backup, or left out by its filters)"})
+			continue
+		}
+		if why := notHeld(&infos[i]); why != "" {
+			lost = append(lost, LostVolume{PVC: p.Name, Size: size, Reason: why})
+		}
+	}
+	return lost
+}
+
+// notHeld says why Velero's record of a volume does not hold its data
+// ("": it does).
+func notHeld(v *VolumeInfo) string {
+	switch {
+	case v.Skipped:
+		reason := v.SkippedReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return "Velero skipped its data: " + reason
+	case v.BackupMethod == "":
+		return "no file-system backup, snapshot or data upload of it"
+	case v.Result != "succeeded":
+		how := v.BackupMethod
+		if v.PVBInfo != nil && v.PVBInfo.Phase != "" {
+			how += " " + v.PVBInfo.Phase
+		}
+		return fmt.Sprintf("its %s did not succeed (result %q)", how, v.Result)
+	}
+	return ""
+}
+
+// checkVolumes refuses, before anything is deleted, a target whose PVCs
+// hold data the backup cannot bring back, unless the drill accepts their
+// loss by name. An unreadable record is no evidence either way: the run
+// stops before the fault, INCONCLUSIVE.
+func (s *scenario) checkVolumes(ctx context.Context) error {
+	pvcs, err := BoundPVCs(ctx, s.deps.Kube, s.ns)
+	if err != nil || len(pvcs) == 0 {
+		return err
+	}
+	infos, err := s.deps.Volumes.BackupVolumeInfos(ctx, s.params.VeleroNamespace, s.backup.Name)
+	if errors.Is(err, ErrNotStored) {
+		names := make([]string, 0, len(pvcs))
+		for _, p := range pvcs {
+			names = append(names, p.Name)
+		}
+		return engine.Refuse("velero backup %s has no volume information (taken before Velero 1.13, or its upload failed): cannot tell whether it holds the data of PVC %s, refusing to delete namespace %s",
+			s.backup.Name, strings.Join(names, ", "), s.ns)
+	}
+	if err != nil {
+		return engine.Unknown(fmt.Errorf("read the volume information of Velero backup %s: %w", s.backup.Name, err))
+	}
+	var refused []string
+	for _, l := range LostVolumes(pvcs, infos) {
+		if slices.Contains(s.params.Volumes.Accept, l.PVC) {
+			s.accepted = append(s.accepted, fmt.Sprintf("data of %s accepted as lost (params.volumes.accept): the restore brings back an empty volume", l))
+			continue
+		}
+		refused = append(refused, l.String())
+	}
+	if len(refused) > 0 {
+		return engine.Refuse("velero backup %s does not hold the data of %s; deleting namespace %s would destroy it: refusing (back its volumes up, or accept their loss by name in params.volumes.accept)",
+			s.backup.Name, strings.Join(refused, "; "), s.ns)
+	}
+	held := len(pvcs) - len(s.accepted)
+	s.volumes = fmt.Sprintf("%d of %d bound PVCs have their data in backup %s (Velero's volume information)", held, len(pvcs), s.backup.Name)
+	return nil
+}
