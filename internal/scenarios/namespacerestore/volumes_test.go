@@ -87,7 +87,11 @@ func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
 			record: volumeRecord{infos: []VolumeInfo{pvbInfo("data-db-0", "Completed", "succeeded")}}, reads: 1,
 			refused: "PVC data-db-1 (2Gi): the backup's volume information does not name it"},
 		{name: "another namespace's volume of the same name is not this one's", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{func() VolumeInfo { v := pvbInfo("data-db-0", "Completed", "succeeded"); v.PVCNamespace = "billing"; return v }()}}, reads: 1,
+			record: volumeRecord{infos: []VolumeInfo{func() VolumeInfo {
+				v := pvbInfo("data-db-0", "Completed", "succeeded")
+				v.PVCNamespace = "billing"
+				return v
+			}()}}, reads: 1,
 			refused: "PVC data-db-0 (1Gi): the backup's volume information does not name it"},
 		{name: "a record without a method", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
 			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", Result: "succeeded"}}}, reads: 1,
