@@ -2,7 +2,7 @@
 // selector matches (e.g. production's) is held, all of it, by a Completed
 // Velero backup of this cluster younger than the drill's RPO target, and an
 // unpaused Schedule will go on backing all of it up to a writable,
-// Available storage location. It injects nothing and writes nothing; the
+// Available storage location. It injects nothing and writes only DownloadRequests; the
 // run's RPO is the age of the stalest namespace's newest complete backup:
 // the data a disaster now would lose there.
 //
@@ -13,7 +13,7 @@
 //  3. What happened: whether a backup holds a namespace, and all of it, is
 //     read from the Backup's own spec as its Velero completed it (namespace
 //     lists with Velero's glob semantics, label selectors, resource
-//     filters, volume data settings), never from the Schedule's current
+//     filters) and Velero's record of its volumes' data, never from the Schedule's current
 //     template; a backup started before the namespace was created does not
 //     hold it, unless a Completed Velero restore of all of the namespace
 //     from that backup made it: Velero's server created the namespace (its
@@ -44,9 +44,13 @@
 //     partial backup a drill accepts by name (acceptPartial, with its
 //     reason) counts, its gaps reported as findings.
 //
-// Not yet read: the backup's resource list and the volume data itself
-// (PodVolumeBackups, snapshots) of each PVC; a further gap is one more
-// check in backupGaps.
+// Volume data: a bound PVC's data is held only where Velero's record of the
+// backup's volumes (its volume information, read through a DownloadRequest,
+// the check's only write) shows it held; an unreadable record is an error
+// (INCONCLUSIVE), a backup without one holds none of it.
+//
+// Not yet read: the backup's resource list; a further gap is one more check
+// in backupGaps.
 package backupcoverage
 
 import (
@@ -102,6 +106,9 @@ type Acceptance struct {
 type Deps struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Volumes reads a backup's volume information (default: through
+	// Velero's DownloadRequests with Dynamic).
+	Volumes nr.VolumeReader
 	// Clock gives the age of backups; it is never used for timing.
 	Clock  clock.PassiveClock
 	Logger *slog.Logger
@@ -176,6 +183,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Volumes == nil {
+		d.Volumes = nr.VeleroDownloads{Dynamic: d.Dynamic}
+	}
 	return &coverageCheck{deps: d, params: p, selector: sel, rpo: rpo, log: d.Logger.With("scenario", Name, "run", runName)}, nil
 }
 
@@ -207,11 +217,15 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 		if err != nil {
 			return err
 		}
+		bound, err := nr.BoundPVCs(ctx, c.deps.Kube, ns.Name)
+		if err != nil {
+			return err
+		}
 		var managers []string
 		for _, m := range ns.ManagedFields {
 			managers = append(managers, m.Manager)
 		}
-		in.Namespaces = append(in.Namespaces, Namespace{Name: ns.Name, Created: ns.CreationTimestamp, Managers: managers, PVCs: pvcs})
+		in.Namespaces = append(in.Namespaces, Namespace{Name: ns.Name, Created: ns.CreationTimestamp, Managers: managers, PVCs: pvcs, Bound: bound})
 	}
 	vns := c.params.VeleroNamespace
 	if err := list(ctx, c.deps.Dynamic, nr.SchedulesGVR, vns, &in.Schedules); err != nil {
@@ -230,7 +244,25 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 	for _, a := range c.params.AcceptPartial {
 		in.Accepted[a.Namespace] = a.Reason
 	}
+	// Each backup's volume information is read once, and only for
+	// backups of namespaces with bound PVCs (a DownloadRequest each).
+	read := map[string][]nr.VolumeInfo{}
+	in.Volumes = func(backup string) ([]nr.VolumeInfo, error) {
+		if infos, ok := read[backup]; ok {
+			return infos, nil
+		}
+		infos, err := c.deps.Volumes.BackupVolumeInfos(ctx, vns, backup)
+		if err == nil {
+			read[backup] = infos
+		}
+		return infos, err
+	}
 	c.coverage = Cover(in)
+	for _, cov := range c.coverage {
+		if cov.VolumesErr != nil {
+			return engine.Unknown(fmt.Errorf("read the volume information of Velero backups: %w", cov.VolumesErr))
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package backupcoverage
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -23,6 +24,9 @@ type Inputs struct {
 	// Restores are Velero's restores: a namespace one of them made from a
 	// backup is held by that backup, although it is newer than it.
 	Restores []velerov1.Restore
+	// Volumes reads a backup's volume information (Velero's record of each
+	// volume's data), needed for namespaces with bound PVCs.
+	Volumes func(backup string) ([]nr.VolumeInfo, error)
 	// Accepted maps a namespace to why its backups may leave part of it
 	// out (the drill's acceptPartial).
 	Accepted map[string]string
@@ -64,6 +68,9 @@ type Coverage struct {
 	// MadeBy is the Velero restore that made the namespace from Complete,
 	// which started before it was created ("": Complete started after).
 	MadeBy string
+	// VolumesErr is why a backup's volume information could not be read:
+	// the namespace is not judged.
+	VolumesErr error
 	// NotCounted are the backups newer than Complete whose namespace lists
 	// take it but which are not this cluster's evidence, and why.
 	NotCounted []string
@@ -107,7 +114,7 @@ func Cover(in Inputs) []Coverage {
 		ns := &in.Namespaces[i]
 		c := Coverage{Namespace: ns.Name, Created: ns.Created.Time, Accepted: in.Accepted[ns.Name]}
 		c.coverSchedules(in.Schedules, ns, locs, defaultLocation)
-		c.coverBackups(backups, ns, locs, in.Restores)
+		c.coverBackups(backups, ns, locs, in.Restores, in.Volumes)
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
@@ -153,7 +160,8 @@ func (c *Coverage) coverSchedules(schedules []velerov1.Schedule, ns *Namespace, 
 
 // coverBackups finds, newest first, the Completed backups of this cluster
 // that hold ns, until one holds all of it.
-func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs map[string]*velerov1.BackupStorageLocation, restores []velerov1.Restore) {
+func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs map[string]*velerov1.BackupStorageLocation, restores []velerov1.Restore,
+	volumes func(string) ([]nr.VolumeInfo, error)) {
 	var reasons []string
 	skipped := map[string][]string{} // reason -> backups, newest first
 	skip := func(b *velerov1.Backup, why string) {
@@ -184,6 +192,12 @@ func (c *Coverage) coverBackups(backups []*velerov1.Backup, ns *Namespace, locs 
 			}
 		}
 		gaps := backupGaps(b, ns)
+		lost, err := volumeGaps(b, ns, volumes)
+		if err != nil {
+			c.VolumesErr = err
+			return
+		}
+		gaps = append(gaps, lost...)
 		if c.Newest == nil {
 			c.Newest, c.NewestGaps = b, gaps
 		}
@@ -309,6 +323,34 @@ func mapped(s *velerov1.RestoreSpec, ns string) bool {
 // PodVolumeBackups and snapshots of each PVC) is one more append here.
 func backupGaps(b *velerov1.Backup, ns *Namespace) []string {
 	return specGaps(&b.Spec, ns, backupSpec)
+}
+
+// volumeGaps names the bound PVCs of ns whose data backup b does not hold,
+// by Velero's record of the backup's volumes; an error is a record that
+// could not be read (no evidence either way).
+func volumeGaps(b *velerov1.Backup, ns *Namespace, volumes func(string) ([]nr.VolumeInfo, error)) ([]string, error) {
+	if len(ns.Bound) == 0 {
+		return nil, nil
+	}
+	if volumes == nil {
+		return nil, errors.New("the backups' volume information was not read")
+	}
+	infos, err := volumes(b.Name)
+	if errors.Is(err, nr.ErrNotStored) {
+		names := make([]string, 0, len(ns.Bound))
+		for _, p := range ns.Bound {
+			names = append(names, p.Name)
+		}
+		return []string{fmt.Sprintf("the data of PVC %s (the backup has no volume information, taken before Velero 1.13: not known to hold it)", strings.Join(names, ", "))}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup %s, namespace %s: %w", b.Name, ns.Name, err)
+	}
+	var gaps []string
+	for _, l := range nr.LostVolumes(ns.Bound, infos) {
+		gaps = append(gaps, "the data of "+l.String())
+	}
+	return gaps, nil
 }
 
 func orNone(loc string) string {

@@ -7,12 +7,15 @@ package backupcoverage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -32,6 +35,36 @@ import (
 type world struct {
 	kube   []runtime.Object
 	velero []any
+	// volumes is each backup's volume information (Velero's record of its
+	// volumes' data); a backup not in it has none stored.
+	volumes map[string][]nr.VolumeInfo
+}
+
+// volumeRecords is a fake VolumeReader over world.volumes.
+type volumeRecords struct {
+	infos map[string][]nr.VolumeInfo
+	err   error
+	reads []string
+}
+
+func (v *volumeRecords) BackupVolumeInfos(_ context.Context, _, backup string) ([]nr.VolumeInfo, error) {
+	v.reads = append(v.reads, backup)
+	if v.err != nil {
+		return nil, v.err
+	}
+	infos, ok := v.infos[backup]
+	if !ok {
+		return nil, fmt.Errorf("backup %s's volume information: %w", backup, nr.ErrNotStored)
+	}
+	return infos, nil
+}
+
+// boundPVC is a PVC of namespace bound to a volume, of size.
+func boundPVC(namespace, name, size string) *corev1.PersistentVolumeClaim {
+	p := pvc(namespace, name)
+	p.Spec.VolumeName = "pv-" + name
+	p.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}
+	return p
 }
 
 // shop is a production namespace created a day ago.
@@ -79,7 +112,7 @@ func runCheck(t *testing.T, params string, w world) engine.Verification {
 	}
 	def := drill.Definition{Name: "cov", Spec: spec}
 	def.FromSpec()
-	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Clock: clocktesting.NewFakePassiveClock(now)}}.New(def, "run-1")
+	sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Volumes: &volumeRecords{infos: w.volumes}, Clock: clocktesting.NewFakePassiveClock(now)}}.New(def, "run-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,15 +197,36 @@ func TestCoverageEvidence(t *testing.T) {
 		{name: "only some resources", w: world{kube: []runtime.Object{shop()}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{IncludedNamespaceScopedResources: []string{"configmaps", "deployments"}}))}},
 			failures: []string{"leaves out: every resource but configmaps, deployments (includedNamespaceScopedResources)"}},
-		{name: "volume data: no snapshots, no file-system backup, a PVC", w: world{kube: []runtime.Object{shop(), pvc("shop", "data-db-0")}, velero: []any{&rw, &hourly,
-			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false)}))}},
-			failures: []string{"leaves out: the data of PVC data-db-0 (snapshotVolumes false, defaultVolumesToFsBackup not true: only volumes of pods annotated backup.velero.io/backup-volumes are in it)"}},
+		{name: "volume data: skipped by Velero, a bound PVC", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
+			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))},
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", Skipped: true, SkippedReason: "no applicable volumesnapshotter found"}}}},
+			failures: []string{"namespace shop: newest Completed backup hourly-1 leaves out: the data of PVC data-db-0 (1Gi): Velero skipped its data: no applicable volumesnapshotter found"}},
+		{name: "volume data: a bound PVC, a backup without volume information", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
+			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))}},
+			failures: []string{"leaves out: the data of PVC data-db-0 (the backup has no volume information, taken before Velero 1.13: not known to hold it)"}},
 		{name: "volume data: no snapshots, no PVC to hold", w: world{kube: []runtime.Object{shop()}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false)}))}},
 			compliant: 1},
-		{name: "volume data: file-system backup", w: world{kube: []runtime.Object{shop(), pvc("shop", "data-db-0")}, velero: []any{&rw, &hourly,
-			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false), DefaultVolumesToFsBackup: ptr.To(true)}))}},
+		{name: "volume data: an unbound PVC holds nothing", w: world{kube: []runtime.Object{shop(), pvc("shop", "data-db-0")}, velero: []any{&rw, &hourly,
+			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false)}))}},
 			compliant: 1},
+		{name: "volume data: file-system backup Completed", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
+			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false)}))},
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "succeeded",
+				PVBInfo: &nr.PodVolumeInfo{VolumeName: "data", PodName: "db-0", PodNamespace: "shop", Phase: "Completed"}}}}},
+			compliant: 1},
+		{name: "volume data: the newest backup lacks it, an older one within the RPO holds it", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
+			ptr.To(held("hourly-2", "hourly", "default", 10*time.Minute, all)), ptr.To(held("hourly-1", "hourly", "default", 40*time.Minute, all))},
+			volumes: map[string][]nr.VolumeInfo{
+				"hourly-2": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "failed", PVBInfo: &nr.PodVolumeInfo{Phase: "Failed"}}},
+				"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}}},
+			compliant: 1, findings: []string{"newest Completed backup holding all of it, hourly-1, 40m0s old",
+				`newer backup hourly-2 leaves out: the data of PVC data-db-0 (1Gi): its PodVolumeBackup Failed did not succeed (result "failed")`}},
+		{name: "schedule that will back no volume data up", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw,
+			ptr.To(schedule("hourly", false, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false), DefaultVolumesToFsBackup: ptr.To(false)})),
+			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))},
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "NativeSnapshot", Result: "succeeded"}}}},
+			failures: []string{"namespace shop: schedule hourly leaves out: the data of PVC data-db-0 (snapshotVolumes false, defaultVolumesToFsBackup not true"}},
 		{name: "a real Velero backup is complete", w: world{kube: []runtime.Object{shop(), pvc("shop", "data-db-0")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, real))}},
 			compliant: 1},
@@ -268,6 +322,60 @@ func TestValidateAcceptPartial(t *testing.T) {
 				t.Errorf("error %v, want none", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestVolumeInformationUnreadable: a backup's record of its volumes that
+// cannot be read is no evidence either way (rule 5): the check stops,
+// INCONCLUSIVE, judging no namespace; each backup is read once.
+func TestVolumeInformationUnreadable(t *testing.T) {
+	rw := location("default", true, velerov1.BackupStorageLocationPhaseAvailable)
+	all := velerov1.BackupSpec{IncludedNamespaces: []string{"*"}}
+	objs := []runtime.Object{}
+	for _, o := range []any{&rw, ptr.To(schedule("hourly", false, all)), ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))} {
+		u, err := nr.ToUnstructured(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, u)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		nr.BackupsGVR: "BackupList", nr.SchedulesGVR: "ScheduleList", nr.BSLGVR: "BackupStorageLocationList", nr.RestoresGVR: "RestoreList"}, objs...)
+	billing := ns("billing", "production")
+	billing.CreationTimestamp = metav1.NewTime(now.Add(-24 * time.Hour))
+	kube := fake.NewClientset(shop(), billing, boundPVC("shop", "data-db-0", "1Gi"), boundPVC("billing", "ledger", "2Gi"))
+	def := drill.Definition{Name: "cov", Spec: v1alpha1.DrillSpec{Scenario: Name, Objectives: v1alpha1.Objectives{RTO: "1m", RPO: "1h"}, Params: []byte(production)}}
+	def.FromSpec()
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{{"read fails", errors.New("download backup hourly-1's volume information: connection refused")}, {"read succeeds", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &volumeRecords{err: tc.err, infos: map[string][]nr.VolumeInfo{"hourly-1": {
+				{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "succeeded"},
+				{PVCName: "ledger", PVCNamespace: "billing", BackupMethod: "PodVolumeBackup", Result: "succeeded"}}}}
+			sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Volumes: rec, Clock: clocktesting.NewFakePassiveClock(now)}}.New(def, "run-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sc.Recover(context.Background(), marks{})
+			if tc.err != nil {
+				if !engine.IsUnknown(err) || !strings.Contains(err.Error(), "connection refused") {
+					t.Fatalf("Recover error %v, want unknown (INCONCLUSIVE)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.reads) != 1 {
+				t.Errorf("volume information read for %v, want hourly-1 once for both namespaces", rec.reads)
+			}
+			v, err := sc.Verify(context.Background())
+			if err != nil || len(v.Failures) > 0 || v.Posture.Compliant != 2 {
+				t.Fatalf("failures %q (%v), posture %+v: want both compliant", v.Failures, err, v.Posture)
 			}
 		})
 	}

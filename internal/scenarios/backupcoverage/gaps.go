@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,6 +22,8 @@ type Namespace struct {
 	// PVCs are its PersistentVolumeClaims: their data must be in a backup
 	// that holds all of it.
 	PVCs []string
+	// Bound are those bound to a volume: the ones that hold data.
+	Bound []corev1.PersistentVolumeClaim
 }
 
 // specKind says whose spec is judged: a Backup's, as its Velero completed
@@ -72,9 +75,10 @@ func specGaps(s *velerov1.BackupSpec, ns *Namespace, kind specKind) []string {
 			gaps = append(gaps, fmt.Sprintf("%s (%s)", strings.Join(left, ", "), l.field))
 		}
 	}
-	if len(ns.PVCs) > 0 && s.SnapshotVolumes != nil && !*s.SnapshotVolumes {
-		fs := s.DefaultVolumesToFsBackup
-		if (fs == nil && kind == backupSpec) || (fs != nil && !*fs) {
+	// A backup's volumes are judged by Velero's record of them (volumeGaps);
+	// a schedule's template only says what the next backups will try.
+	if kind == templateSpec && len(ns.PVCs) > 0 && s.SnapshotVolumes != nil && !*s.SnapshotVolumes {
+		if fs := s.DefaultVolumesToFsBackup; fs != nil && !*fs {
 			gaps = append(gaps, fmt.Sprintf("the data of PVC %s (snapshotVolumes false, defaultVolumesToFsBackup not true: only volumes of pods annotated backup.velero.io/backup-volumes are in it)",
 				strings.Join(ns.PVCs, ", ")))
 		}

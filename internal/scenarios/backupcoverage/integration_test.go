@@ -57,21 +57,7 @@ func TestBackupCoverage(t *testing.T) {
 	for _, n := range []string{shop, billing} {
 		testharness.Namespace(t, cluster, n, map[string]string{"env": env})
 	}
-	// A real Schedule, and a backup of it as `velero backup create
-	// --from-schedule` makes one (its template, its schedule label):
-	// Velero's schedule controller would take the next at the full hour.
-	sched := &velerov1.Schedule{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
-		ObjectMeta: metav1.ObjectMeta{Name: "hourly-" + env, Namespace: cluster.VeleroNamespace},
-		Spec: velerov1.ScheduleSpec{Schedule: "0 * * * *",
-			Template: velerov1.BackupSpec{IncludedNamespaces: []string{shop, billing}, StorageLocation: "default"}}}
-	create(t, nr.SchedulesGVR, sched)
-	backup := sched.Name + "-" + time.Now().UTC().Format("20060102150405")
-	create(t, nr.BackupsGVR, &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
-		ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: sched.Name}},
-		Spec:       sched.Spec.Template})
-	if b, err := cluster.WaitBackup(ctx, backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
-		t.Fatalf("backup %s: %s (%v)", backup, b.Status.Phase, err)
-	}
+	sched, backup := scheduledBackup(t, "hourly-"+env, velerov1.BackupSpec{IncludedNamespaces: []string{shop, billing}, StorageLocation: "default"})
 
 	t.Run("PASS", func(t *testing.T) {
 		h := testharness.New(t, cluster)
@@ -165,22 +151,10 @@ func TestBackupCoverage(t *testing.T) {
 // real backup's spec are no gap.
 func TestPartialBackup(t *testing.T) {
 	localcluster.Require(t, cluster)
-	ctx := context.Background()
 	env := "cfg-" + localcluster.RandomSuffix()
 	cfg := "config-" + env
 	testharness.Namespace(t, cluster, cfg, map[string]string{"env": env})
-	sched := &velerov1.Schedule{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
-		ObjectMeta: metav1.ObjectMeta{Name: "nosecrets-" + env, Namespace: cluster.VeleroNamespace},
-		Spec: velerov1.ScheduleSpec{Schedule: "0 * * * *",
-			Template: velerov1.BackupSpec{IncludedNamespaces: []string{cfg}, ExcludedResources: []string{"secrets"}, StorageLocation: "default"}}}
-	create(t, nr.SchedulesGVR, sched)
-	backup := sched.Name + "-" + time.Now().UTC().Format("20060102150405")
-	create(t, nr.BackupsGVR, &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
-		ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: sched.Name}},
-		Spec:       sched.Spec.Template})
-	if b, err := cluster.WaitBackup(ctx, backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
-		t.Fatalf("backup %s: %s (%v)", backup, b.Status.Phase, err)
-	}
+	sched, backup := scheduledBackup(t, "nosecrets-"+env, velerov1.BackupSpec{IncludedNamespaces: []string{cfg}, ExcludedResources: []string{"secrets"}, StorageLocation: "default"})
 
 	t.Run("FAIL: leaves out Secrets", func(t *testing.T) {
 		h := testharness.New(t, cluster)
@@ -248,6 +222,52 @@ func TestAnotherClustersBackup(t *testing.T) {
 	}
 	if w := h.TargetWrites(); len(w) > 0 {
 		t.Errorf("the check wrote: %v", w)
+	}
+}
+
+// scheduledBackup creates a real Schedule with template and a backup of it
+// as `velero backup create --from-schedule` makes one (its template, its
+// schedule label), and waits until Velero completed it: Velero's schedule
+// controller would take the next at the full hour.
+func scheduledBackup(t *testing.T, name string, template velerov1.BackupSpec) (sched *velerov1.Schedule, backup string) {
+	t.Helper()
+	sched = &velerov1.Schedule{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.VeleroNamespace},
+		Spec:       velerov1.ScheduleSpec{Schedule: "0 * * * *", Template: template}}
+	create(t, nr.SchedulesGVR, sched)
+	backup = sched.Name + "-" + time.Now().UTC().Format("20060102150405")
+	create(t, nr.BackupsGVR, &velerov1.Backup{TypeMeta: metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: sched.Name}},
+		Spec:       sched.Spec.Template})
+	if b, err := cluster.WaitBackup(context.Background(), backup); err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("backup %s: %s (%v)", backup, b.Status.Phase, err)
+	}
+	return sched, backup
+}
+
+// TestVolumeDataNotBackedUp: a namespace whose PVC holds data, backed up
+// by the real Velero (Completed) with no volume snapshotter and no
+// file-system backup here: Velero's own record of the backup's volumes
+// says the data was skipped, and the check FAILs naming the PVC, its size
+// and why. Its only write is the DownloadRequest that reads that record.
+func TestVolumeDataNotBackedUp(t *testing.T) {
+	localcluster.Require(t, cluster)
+	env := "vol-" + localcluster.RandomSuffix()
+	db := "db-" + env
+	testharness.Namespace(t, cluster, db, map[string]string{"env": env})
+	testharness.BoundVolume(t, cluster, db, "orders", []byte("order 1\n"))
+	_, backup := scheduledBackup(t, "hourly-"+env, velerov1.BackupSpec{IncludedNamespaces: []string{db}, StorageLocation: "default"})
+
+	h := testharness.New(t, cluster)
+	run := h.Run(h.Drill(coverageDrill(h, env, "1h")))
+	want := "namespace " + db + ": newest Completed backup " + backup + " leaves out: the data of PVC orders (1Gi): Velero skipped its data"
+	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, want) {
+		t.Fatalf("verdict %s: %s\nwant FAIL: %s", run.Status.Verdict, run.Status.Reason, want)
+	}
+	for _, w := range h.TargetWrites() {
+		if w != "POST /apis/velero.io/v1/namespaces/"+cluster.VeleroNamespace+"/downloadrequests" {
+			t.Errorf("the check wrote more than its DownloadRequest: %s", w)
+		}
 	}
 }
 

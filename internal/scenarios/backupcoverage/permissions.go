@@ -25,6 +25,7 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	return []engine.Grant{
 		engine.Allow("", "", []string{"namespaces", "persistentvolumeclaims"}, []string{"list"}),
 		engine.Allow(vns, "velero.io", []string{"schedules", "backups", "backupstoragelocations", "restores"}, []string{"list"}),
+		engine.Allow(vns, "velero.io", []string{"downloadrequests"}, []string{"create", "list", "watch"}),
 	}
 }
 
@@ -39,5 +40,8 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		rec.Call("list", "velero.io", "backups", vns, "", "the Completed backups that hold each namespace, and what each leaves out"),
 		rec.Call("list", "velero.io", "backupstoragelocations", vns, "", "the backups' and schedules' storage locations are this cluster's (ReadWrite) and Available"),
 		rec.Call("list", "velero.io", "restores", vns, "", "a namespace newer than its backup is held by it only if a restore from it made the namespace"),
+		rec.Call("create", "velero.io", "downloadrequests", vns, "", "only for backups of namespaces with bound PVCs: Velero's record of the backup's volumes (each backup once; Velero's read API, its only write)"),
+		rec.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
+		rec.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -391,5 +392,54 @@ func TestNamespaceRestoreWithFreshBackup(t *testing.T) {
 	b, err := cluster.Dynamic.Resource(nr.BackupsGVR).Namespace(cluster.VeleroNamespace).Get(ctx, run.Name, metav1.GetOptions{})
 	if err != nil || b.GetLabels()[v1alpha1.LabelRun] != run.Name {
 		t.Errorf("backup %s: %v labels %v", run.Name, err, b.GetLabels())
+	}
+}
+
+// TestVolumeDataTheBackupLacksIsRefused: the namespace holds a PVC bound to
+// a volume with data on it; the real Velero backs the namespace up
+// (Completed) but, with no volume snapshotter and no file-system backup
+// here, records the volume's data as skipped. The drill reads that record
+// through a DownloadRequest and refuses before the journal: the namespace,
+// the PVC and the bytes on the volume are untouched, and the only write is
+// the DownloadRequest.
+func TestVolumeDataTheBackupLacksIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t)
+	ns := "nr-vol-" + localcluster.RandomSuffix()
+	before := app(t, ns, true)
+	data := []byte("order 1\norder 2\n")
+	pvc, dir := testharness.BoundVolume(t, cluster, ns, "orders", data)
+	if b := backupOf(t, ns, ns+"-daily-1", ns+"-daily", ""); b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("velero left the backup %s", b.Status.Phase)
+	}
+
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	want := fmt.Sprintf("velero backup %s-daily-1 does not hold the data of PVC orders (1Gi): Velero skipped its data", ns)
+	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, want) {
+		t.Fatalf("verdict %s: %s\nwant FAIL refusing: %s", run.Status.Verdict, run.Status.Reason, want)
+	}
+	if len(run.Status.Journal) > 0 {
+		t.Errorf("refused, yet the journal holds %v", run.Status.Journal)
+	}
+	for _, w := range h.TargetWrites() {
+		if w != "POST /apis/velero.io/v1/namespaces/"+cluster.VeleroNamespace+"/downloadrequests" {
+			t.Errorf("the drill wrote more than its DownloadRequest: %s", w)
+		}
+	}
+	after, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+		t.Errorf("namespace was touched: %v", err)
+	}
+	still, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "orders", metav1.GetOptions{})
+	if err != nil || still.UID != pvc.UID || still.Status.Phase != corev1.ClaimBound || still.DeletionTimestamp != nil {
+		t.Errorf("the PVC was touched: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "data")); err != nil || string(got) != string(data) {
+		t.Errorf("the volume's data: %q (%v), want %q", got, err, data)
+	}
+	if n := restoresOf(t, run.Name); n != 0 {
+		t.Errorf("%d restores made by a refused run", n)
 	}
 }
