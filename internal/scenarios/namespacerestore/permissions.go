@@ -64,6 +64,7 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		engine.Allow(vns, "velero.io", []string{"backups"}, backups),
 		engine.Allow(vns, "velero.io", []string{"restores"}, []string{"create", "list", "watch"}),
 		engine.Allow(vns, "velero.io", []string{"downloadrequests"}, []string{"create", "list", "watch"}),
+		engine.Allow(vns, "velero.io", []string{"podvolumerestores"}, []string{"list"}),
 		engine.Allow("", "", []string{"configmaps"}, []string{"get", "update"}, MarkerName),
 		engine.Allow(ns, "", []string{"configmaps"}, []string{"create"}),
 	}
@@ -167,6 +168,9 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	)
 	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
 	c = append(c, WorkloadCalls(rec, ns, true)...)
+	c = append(c,
+		rec.Call("list", "", "persistentvolumeclaims", ns, "", "only with held volumes: every PVC whose data the backup held is Bound again"),
+		rec.Call("list", "velero.io", "podvolumerestores", vns, "", "only with held volumes: the restore's PodVolumeRestores Completed (by its restore-name label)"))
 	c = append(c, InventoryCalls(ver, ns, "inventory again: every object came back")...)
 	c = append(c,
 		ver.Call("get", "", "configmaps", ns, MarkerName, "RPO: the restored marker's timestamp"),

@@ -7,12 +7,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	"github.com/vmware-tanzu/velero/pkg/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -195,7 +198,82 @@ func (s *scenario) checkVolumes(ctx context.Context) error {
 		return engine.Refuse("velero backup %s does not hold the data of %s; deleting namespace %s would destroy it: refusing (back its volumes up, or accept their loss by name in params.volumes.accept)",
 			s.backup.Name, strings.Join(refused, "; "), s.ns)
 	}
-	held := len(pvcs) - len(s.accepted)
-	s.volumes = fmt.Sprintf("%d of %d bound PVCs have their data in backup %s (Velero's volume information)", held, len(pvcs), s.backup.Name)
+	s.held = heldVolumes(pvcs, infos)
+	s.volumes = fmt.Sprintf("%d of %d bound PVCs have their data in backup %s (Velero's volume information)", len(s.held), len(pvcs), s.backup.Name)
 	return nil
+}
+
+// PodVolumeRestoresGVR is Velero's PodVolumeRestore resource.
+var PodVolumeRestoresGVR = velerov1.SchemeGroupVersion.WithResource("podvolumerestores")
+
+// heldVolumes keeps, of the backup's record, the volumes whose data it holds
+// for the namespace's bound PVCs: what must come back.
+func heldVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []VolumeInfo {
+	var held []VolumeInfo
+	for _, p := range pvcs {
+		i := slices.IndexFunc(infos, func(v VolumeInfo) bool { return v.PVCNamespace == p.Namespace && v.PVCName == p.Name })
+		if i >= 0 && notHeld(&infos[i]) == "" {
+			held = append(held, infos[i])
+		}
+	}
+	return held
+}
+
+// volumesRestored reports whether every held volume is back: its PVC
+// Bound, and, for a file-system backup, a Completed PodVolumeRestore of
+// this restore for it. A Failed or Canceled PodVolumeRestore is an error:
+// its data did not come back. Waiting lists what is not back yet.
+func volumesRestored(held []VolumeInfo, pvcs []corev1.PersistentVolumeClaim, pvrs []velerov1.PodVolumeRestore) (waiting []string, err error) {
+	for _, h := range held {
+		i := slices.IndexFunc(pvcs, func(p corev1.PersistentVolumeClaim) bool { return p.Name == h.PVCName })
+		if i < 0 || pvcs[i].Status.Phase != corev1.ClaimBound {
+			waiting = append(waiting, "PVC "+h.PVCName+" Bound")
+		}
+		if h.BackupMethod != "PodVolumeBackup" || h.PVBInfo == nil {
+			continue
+		}
+		j := slices.IndexFunc(pvrs, func(r velerov1.PodVolumeRestore) bool {
+			return r.Spec.Pod.Namespace == h.PVCNamespace && r.Spec.Pod.Name == h.PVBInfo.PodName && r.Spec.Volume == h.PVBInfo.VolumeName
+		})
+		switch {
+		case j < 0:
+			waiting = append(waiting, fmt.Sprintf("a PodVolumeRestore of PVC %s (pod %s, volume %s)", h.PVCName, h.PVBInfo.PodName, h.PVBInfo.VolumeName))
+		case pvrs[j].Status.Phase == velerov1.PodVolumeRestorePhaseFailed || pvrs[j].Status.Phase == velerov1.PodVolumeRestorePhaseCanceled:
+			return nil, fmt.Errorf("PodVolumeRestore %s of PVC %s ended %s: %s", pvrs[j].Name, h.PVCName, pvrs[j].Status.Phase, pvrs[j].Status.Message)
+		case pvrs[j].Status.Phase != velerov1.PodVolumeRestorePhaseCompleted:
+			waiting = append(waiting, fmt.Sprintf("PodVolumeRestore %s of PVC %s Completed (now %q)", pvrs[j].Name, h.PVCName, pvrs[j].Status.Phase))
+		}
+	}
+	return waiting, nil
+}
+
+// waitVolumesRestored waits, within the recover phase, until every volume
+// whose data the backup held is back (volumesRestored).
+func (s *scenario) waitVolumesRestored(ctx context.Context) error {
+	var waiting []string
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := s.deps.Kube.CoreV1().PersistentVolumeClaims(s.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("list PersistentVolumeClaims in %s: %w", s.ns, err)
+		}
+		var pvrs []velerov1.PodVolumeRestore
+		page, err := s.deps.Dynamic.Resource(PodVolumeRestoresGVR).Namespace(s.params.VeleroNamespace).List(ctx,
+			metav1.ListOptions{LabelSelector: velerov1.RestoreNameLabel + "=" + label.GetValidName(s.run)})
+		if err != nil {
+			return false, fmt.Errorf("list Velero PodVolumeRestores of restore %s: %w", s.run, err)
+		}
+		for i := range page.Items {
+			var r velerov1.PodVolumeRestore
+			if err := FromUnstructured(&page.Items[i], &r); err != nil {
+				return false, err
+			}
+			pvrs = append(pvrs, r)
+		}
+		waiting, err = volumesRestored(s.held, list.Items, pvrs)
+		return err == nil && len(waiting) == 0, err
+	})
+	if err != nil && len(waiting) > 0 {
+		return fmt.Errorf("volumes not restored: waiting for %s: %w", strings.Join(waiting, ", "), err)
+	}
+	return err
 }

@@ -169,3 +169,57 @@ func TestValidateVolumes(t *testing.T) {
 		}
 	}
 }
+
+// TestVolumesRestored: Velero's restore phase is no proof the data is back;
+// each held volume must be Bound again and its PodVolumeRestore Completed.
+func TestVolumesRestored(t *testing.T) {
+	held := []VolumeInfo{pvbInfo("data-db-0", "Completed", "succeeded"),
+		{PVCName: "logs", PVCNamespace: "shop", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}
+	bound := func(name string, phase corev1.PersistentVolumeClaimPhase) corev1.PersistentVolumeClaim {
+		c := claim(name, "pv-"+name, "1Gi")
+		c.Status.Phase = phase
+		return *c
+	}
+	pvr := func(pod, volume string, phase velerov1.PodVolumeRestorePhase) velerov1.PodVolumeRestore {
+		return velerov1.PodVolumeRestore{ObjectMeta: metav1.ObjectMeta{Name: "pvr-" + pod},
+			Spec:   velerov1.PodVolumeRestoreSpec{Pod: corev1.ObjectReference{Namespace: "shop", Name: pod}, Volume: volume},
+			Status: velerov1.PodVolumeRestoreStatus{Phase: phase, Message: "kopia: snapshot not found"}}
+	}
+	both := []corev1.PersistentVolumeClaim{bound("data-db-0", corev1.ClaimBound), bound("logs", corev1.ClaimBound)}
+	cases := []struct {
+		name    string
+		pvcs    []corev1.PersistentVolumeClaim
+		pvrs    []velerov1.PodVolumeRestore
+		waiting string
+		err     string
+	}{
+		{name: "all back", pvcs: both, pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "data", velerov1.PodVolumeRestorePhaseCompleted)}},
+		{name: "a PVC still Pending", pvcs: []corev1.PersistentVolumeClaim{bound("data-db-0", corev1.ClaimBound), bound("logs", corev1.ClaimPending)},
+			pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "data", velerov1.PodVolumeRestorePhaseCompleted)}, waiting: "PVC logs Bound"},
+		{name: "a PVC not back", pvcs: both[:1], pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "data", velerov1.PodVolumeRestorePhaseCompleted)}, waiting: "PVC logs Bound"},
+		{name: "no PodVolumeRestore yet", pvcs: both, waiting: "a PodVolumeRestore of PVC data-db-0 (pod db-0, volume data)"},
+		{name: "another volume's PodVolumeRestore is not this one's", pvcs: both, pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "scratch", velerov1.PodVolumeRestorePhaseCompleted)},
+			waiting: "a PodVolumeRestore of PVC data-db-0"},
+		{name: "PodVolumeRestore still copying", pvcs: both, pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "data", velerov1.PodVolumeRestorePhaseInProgress)},
+			waiting: `PodVolumeRestore pvr-db-0 of PVC data-db-0 Completed (now "InProgress")`},
+		{name: "PodVolumeRestore failed", pvcs: both, pvrs: []velerov1.PodVolumeRestore{pvr("db-0", "data", velerov1.PodVolumeRestorePhaseFailed)},
+			err: "PodVolumeRestore pvr-db-0 of PVC data-db-0 ended Failed: kopia: snapshot not found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			waiting, err := volumesRestored(held, tc.pvcs, tc.pvrs)
+			switch {
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case tc.waiting == "" && len(waiting) > 0:
+				t.Fatalf("waiting for %q, want all back", waiting)
+			case tc.waiting != "" && !strings.Contains(strings.Join(waiting, ", "), tc.waiting):
+				t.Fatalf("waiting for %q, want %q", waiting, tc.waiting)
+			}
+		})
+	}
+}
