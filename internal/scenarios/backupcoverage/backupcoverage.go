@@ -46,8 +46,10 @@
 //
 // Volume data: a bound PVC's data is held only where Velero's record of the
 // backup's volumes (its volume information, read through a DownloadRequest,
-// the check's only write) shows it held; an unreadable record is an error
-// (INCONCLUSIVE), a backup without one holds none of it.
+// the check's only write) shows it held, for the volume the PVC is bound
+// to now; an unreadable record leaves the namespace unjudged (INCONCLUSIVE
+// unless another failure FAILs the run), a backup without one holds none
+// of it.
 //
 // Not yet read: the backup's resource list; a further gap is one more check
 // in backupGaps.
@@ -257,12 +259,9 @@ func (c *coverageCheck) Recover(ctx context.Context, m engine.Milestones) error 
 		}
 		return infos, err
 	}
+	// A record that cannot be read leaves its namespace unjudged (Judge),
+	// not the whole check: what is found elsewhere still counts.
 	c.coverage = Cover(in)
-	for _, cov := range c.coverage {
-		if cov.VolumesErr != nil {
-			return engine.Unknown(fmt.Errorf("read the volume information of Velero backups: %w", cov.VolumesErr))
-		}
-	}
 	return nil
 }
 

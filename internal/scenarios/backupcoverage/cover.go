@@ -69,7 +69,8 @@ type Coverage struct {
 	// which started before it was created ("": Complete started after).
 	MadeBy string
 	// VolumesErr is why a backup's volume information could not be read:
-	// the namespace is not judged.
+	// which backup holds all of the namespace is not known, so that part
+	// of it is not judged (its configuration still is).
 	VolumesErr error
 	// NotCounted are the backups newer than Complete whose namespace lists
 	// take it but which are not this cluster's evidence, and why.
@@ -347,7 +348,7 @@ func volumeGaps(b *velerov1.Backup, ns *Namespace, volumes func(string) ([]nr.Vo
 		return nil, fmt.Errorf("backup %s, namespace %s: %w", b.Name, ns.Name, err)
 	}
 	var gaps []string
-	for _, l := range nr.LostVolumes(ns.Bound, infos) {
+	for _, l := range nr.LostVolumes(b.Name, ns.Bound, infos) {
 		gaps = append(gaps, "the data of "+l.String())
 	}
 	return gaps, nil
@@ -360,9 +361,9 @@ func orNone(loc string) string {
 	return loc
 }
 
-// judge names what breaks the namespace's promise (failures) and what is
-// worth reading (findings).
-func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings []string) {
+// judge names what breaks the namespace's promise (failures), what is
+// worth reading (findings), and what could not be judged (unknown).
+func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings []string, unknown string) {
 	fail := func(format string, a ...any) {
 		failures = append(failures, "namespace "+c.Namespace+": "+fmt.Sprintf(format, a...))
 	}
@@ -410,17 +411,19 @@ func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings [
 
 	// What happened: the backups that hold it.
 	switch {
+	case c.VolumesErr != nil:
+		return failures, findings, fmt.Sprintf("namespace %s: which backup holds its volumes' data is not known: %v", c.Namespace, c.VolumesErr)
 	case c.Newest == nil:
 		if len(c.Schedules) > 0 {
 			fail("no Completed backup of schedule %s (nor any other) in this cluster's storage locations holds it%s", schedules, notCounted)
 		} else {
 			fail("no Completed backup in this cluster's storage locations holds it%s", notCounted)
 		}
-		return failures, findings
+		return failures, findings, ""
 	case c.Complete == nil:
 		fail("newest Completed backup %s leaves out: %s; no older one holds all of it (if that is intended, accept it by name: acceptPartial)%s",
 			c.Newest.Name, strings.Join(c.NewestGaps, "; "), notCounted)
-		return failures, findings
+		return failures, findings, ""
 	}
 	which, started := "newest Completed backup "+c.Complete.Name, " started"
 	if c.Complete != c.Newest {
@@ -445,14 +448,16 @@ func (c *Coverage) judge(rpo time.Duration, now time.Time) (failures, findings [
 		find("%s", strings.TrimPrefix(notCounted, "; "))
 	}
 	find("schedule %s, %s, %s old", schedules, which, engine.FormatDuration(age.Round(time.Second)))
-	return failures, findings
+	return failures, findings, ""
 }
 
 // Judge turns coverage into the verdict's parts: each namespace no backup
 // of this cluster holds, all of it, within the RPO target, or that no
 // unpaused schedule goes on backing up, all of it, to a writable Available
 // location, is a failure; the RPO is the stalest namespace's newest
-// complete backup start, measured only when every namespace has one.
+// complete backup start, measured only when every namespace has one. A
+// namespace whose backups' volume information could not be read is not
+// judged: the run is INCONCLUSIVE unless another failure makes it FAIL.
 func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) engine.Verification {
 	var v engine.Verification
 	if len(cov) == 0 {
@@ -460,18 +465,21 @@ func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) en
 		return v
 	}
 	var (
-		stalest    *Coverage
-		unmeasured []string
+		stalest             *Coverage
+		unmeasured, unknown []string
 	)
 	compliant := 0
 	for i := range cov {
 		c := &cov[i]
-		failures, findings := c.judge(rpo, now)
-		if len(failures) == 0 {
+		failures, findings, why := c.judge(rpo, now)
+		if len(failures) == 0 && why == "" {
 			compliant++
 		}
 		v.Failures = append(v.Failures, failures...)
 		v.Findings = append(v.Findings, findings...)
+		if why != "" {
+			unknown = append(unknown, why)
+		}
 		switch {
 		case c.Complete == nil:
 			unmeasured = append(unmeasured, c.Namespace)
@@ -488,6 +496,9 @@ func Judge(cov []Coverage, selector string, rpo time.Duration, now time.Time) en
 		ts := stalest.Complete.Status.StartTimestamp.Time
 		v.DataTimestamp = &ts
 		v.RPOSource = fmt.Sprintf("newest complete backup of the stalest namespace, %s (%s)", stalest.Namespace, stalest.Complete.Name)
+	}
+	if len(unknown) > 0 {
+		v.Inconclusive = "not judged: " + strings.Join(unknown, "; ")
 	}
 	return v
 }

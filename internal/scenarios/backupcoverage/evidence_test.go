@@ -199,7 +199,7 @@ func TestCoverageEvidence(t *testing.T) {
 			failures: []string{"leaves out: every resource but configmaps, deployments (includedNamespaceScopedResources)"}},
 		{name: "volume data: skipped by Velero, a bound PVC", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))},
-			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", Skipped: true, SkippedReason: "no applicable volumesnapshotter found"}}}},
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", Skipped: true, SkippedReason: "no applicable volumesnapshotter found"}}}},
 			failures: []string{"namespace shop: newest Completed backup hourly-1 leaves out: the data of PVC data-db-0 (1Gi): Velero skipped its data: no applicable volumesnapshotter found"}},
 		{name: "volume data: a bound PVC, a backup without volume information", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))}},
@@ -212,20 +212,20 @@ func TestCoverageEvidence(t *testing.T) {
 			compliant: 1},
 		{name: "volume data: file-system backup Completed", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false)}))},
-			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "succeeded",
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", BackupMethod: "PodVolumeBackup", Result: "succeeded",
 				PVBInfo: &nr.PodVolumeInfo{VolumeName: "data", PodName: "db-0", PodNamespace: "shop", Phase: "Completed"}}}}},
 			compliant: 1},
 		{name: "volume data: the newest backup lacks it, an older one within the RPO holds it", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-2", "hourly", "default", 10*time.Minute, all)), ptr.To(held("hourly-1", "hourly", "default", 40*time.Minute, all))},
 			volumes: map[string][]nr.VolumeInfo{
-				"hourly-2": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "failed", PVBInfo: &nr.PodVolumeInfo{Phase: "Failed"}}},
-				"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}}},
+				"hourly-2": {{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", BackupMethod: "PodVolumeBackup", Result: "failed", PVBInfo: &nr.PodVolumeInfo{Phase: "Failed"}}},
+				"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}}},
 			compliant: 1, findings: []string{"newest Completed backup holding all of it, hourly-1, 40m0s old",
 				`newer backup hourly-2 leaves out: the data of PVC data-db-0 (1Gi): its PodVolumeBackup Failed did not succeed (result "failed")`}},
 		{name: "schedule that will back no volume data up", w: world{kube: []runtime.Object{shop(), boundPVC("shop", "data-db-0", "1Gi")}, velero: []any{&rw,
 			ptr.To(schedule("hourly", false, velerov1.BackupSpec{SnapshotVolumes: ptr.To(false), DefaultVolumesToFsBackup: ptr.To(false)})),
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, all))},
-			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "NativeSnapshot", Result: "succeeded"}}}},
+			volumes: map[string][]nr.VolumeInfo{"hourly-1": {{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", BackupMethod: "NativeSnapshot", Result: "succeeded"}}}},
 			failures: []string{"namespace shop: schedule hourly leaves out: the data of PVC data-db-0 (snapshotVolumes false, defaultVolumesToFsBackup not true"}},
 		{name: "a real Velero backup is complete", w: world{kube: []runtime.Object{shop(), pvc("shop", "data-db-0")}, velero: []any{&rw, &hourly,
 			ptr.To(held("hourly-1", "hourly", "default", 10*time.Minute, real))}},
@@ -328,8 +328,10 @@ func TestValidateAcceptPartial(t *testing.T) {
 }
 
 // TestVolumeInformationUnreadable: a backup's record of its volumes that
-// cannot be read is no evidence either way (rule 5): the check stops,
-// INCONCLUSIVE, judging no namespace; each backup is read once.
+// cannot be read is no evidence either way (rule 5): the namespaces it
+// speaks for are not judged, INCONCLUSIVE naming the error (the review's
+// TestReviewUnreadableVolumeRecordMasksDefiniteFailures: what is found
+// elsewhere still FAILs); each backup is read once.
 func TestVolumeInformationUnreadable(t *testing.T) {
 	rw := location("default", true, velerov1.BackupStorageLocationPhaseAvailable)
 	all := velerov1.BackupSpec{IncludedNamespaces: []string{"*"}}
@@ -354,21 +356,21 @@ func TestVolumeInformationUnreadable(t *testing.T) {
 	}{{"read fails", errors.New("download backup hourly-1's volume information: connection refused")}, {"read succeeds", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &volumeRecords{err: tc.err, infos: map[string][]nr.VolumeInfo{"hourly-1": {
-				{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: "succeeded"},
-				{PVCName: "ledger", PVCNamespace: "billing", BackupMethod: "PodVolumeBackup", Result: "succeeded"}}}}
+				{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-data-db-0", BackupMethod: "PodVolumeBackup", Result: "succeeded"},
+				{PVCName: "ledger", PVCNamespace: "billing", PVName: "pv-ledger", BackupMethod: "PodVolumeBackup", Result: "succeeded"}}}}
 			sc, err := Kind{Deps: Deps{Kube: kube, Dynamic: dyn, Volumes: rec, Clock: clocktesting.NewFakePassiveClock(now)}}.New(def, "run-1")
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = sc.Recover(context.Background(), marks{})
+			if err := sc.Recover(context.Background(), marks{}); err != nil {
+				t.Fatal(err)
+			}
 			if tc.err != nil {
-				if !engine.IsUnknown(err) || !strings.Contains(err.Error(), "connection refused") {
-					t.Fatalf("Recover error %v, want unknown (INCONCLUSIVE)", err)
+				v, err := sc.Verify(context.Background())
+				if err != nil || len(v.Failures) > 0 || !strings.Contains(v.Inconclusive, "connection refused") || v.Posture.Compliant != 0 {
+					t.Fatalf("failures %q (%v), inconclusive %q, posture %+v: want no namespace judged, INCONCLUSIVE naming the error", v.Failures, err, v.Inconclusive, v.Posture)
 				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(rec.reads) != 1 {
 				t.Errorf("volume information read for %v, want hourly-1 once for both namespaces", rec.reads)

@@ -379,16 +379,17 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		}
 		s.backup = b
 	}
-	// Never delete what the backup cannot bring back: read at inject, not
-	// preflight, because the volume information is read through a
-	// DownloadRequest (a create, which plan does not make), and because a
-	// backup the drill takes exists only now.
-	if err := s.checkVolumes(ctx); err != nil {
-		return err
-	}
 	target, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("read namespace %s: %w", s.ns, err)
+	}
+	// Never delete what the backup cannot bring back: read at inject, not
+	// preflight, because the volume information is read through a
+	// DownloadRequest (a create, which plan does not make), because a
+	// backup the drill takes exists only now, and as close to the delete
+	// as it can be.
+	if err := s.checkVolumes(ctx); err != nil {
+		return err
 	}
 	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run, UID: target.UID}
 	if err := j.Record(ctx, "delete-namespace",

@@ -69,6 +69,10 @@ type PodVolumeInfo struct {
 	PodNamespace string `json:"podNamespace"`
 	// Phase is the PodVolumeBackup's (Velero writes it without a JSON tag).
 	Phase string `json:"Phase"`
+	// SnapshotHandle is the uploader's snapshot of the volume; an empty
+	// one is an empty volume (restic, Velero before 1.17), which Velero
+	// restores with no PodVolumeRestore: there is nothing to copy back.
+	SnapshotHandle string `json:"snapshotHandle,omitempty"`
 }
 
 // VolumeReader reads a backup's volume information.
@@ -118,11 +122,14 @@ func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1
 	}
 }
 
-// LostVolumes names the PVCs whose data the backup does not hold, by
-// Velero's own record of each volume: held means not skipped, a backup
-// method, and result succeeded (a Completed PodVolumeBackup, snapshot or
-// data upload). A PVC the record does not name is not held.
-func LostVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []LostVolume {
+// LostVolumes names the PVCs whose data backup does not hold, by Velero's
+// own record of each volume: held means the record names the PVC and the
+// volume it is bound to now (pvName: a claim re-created since on another
+// volume holds data the backup never saw, unless Velero restored it from
+// this very backup), not skipped, a backup method, and result succeeded (a
+// Completed PodVolumeBackup, snapshot or data upload). A PVC the record
+// does not name is not held.
+func LostVolumes(backup string, pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []LostVolume {
 	var lost []LostVolume
 	for _, p := range pvcs {
 		size := "size unknown"
@@ -131,16 +138,35 @@ func LostVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []Lost
 		} else if q, ok := p.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 			size = q.String()
 		}
-		i := slices.IndexFunc(infos, func(v VolumeInfo) bool { return v.PVCNamespace == p.Namespace && v.PVCName == p.Name })
-		if i < 0 {
-			lost = append(lost, LostVolume{PVC: p.Name, Size: size, Reason: "the backup's volume information does not name it (no data of it was backed up: newer than the backup, or left out by its filters)"})
-			continue
-		}
-		if why := notHeld(&infos[i]); why != "" {
+		if _, why := recordOf(backup, &p, infos); why != "" {
 			lost = append(lost, LostVolume{PVC: p.Name, Size: size, Reason: why})
 		}
 	}
 	return lost
+}
+
+// recordOf finds the backup's record of the data of the volume PVC p is
+// bound to now; why says why the backup does not hold it ("": it does).
+func recordOf(backup string, p *corev1.PersistentVolumeClaim, infos []VolumeInfo) (v *VolumeInfo, why string) {
+	i := slices.IndexFunc(infos, func(v VolumeInfo) bool { return v.PVCNamespace == p.Namespace && v.PVCName == p.Name })
+	if i < 0 {
+		return nil, "the backup's volume information does not name it (no data of it was backed up: newer than the backup, or left out by its filters)"
+	}
+	v = &infos[i]
+	if why := notHeld(v); why != "" {
+		return v, why
+	}
+	// Velero restores a claim onto a new volume and labels it with the
+	// backup it came from (restore.go addRestoreLabels).
+	restored := p.Labels[velerov1.BackupNameLabel] == label.GetValidName(backup)
+	if v.PVName != p.Spec.VolumeName && !restored {
+		pv := v.PVName
+		if pv == "" {
+			pv = "no volume"
+		}
+		return v, fmt.Sprintf("it is bound to volume %s, the backup holds the data of %s (the claim was re-created since, not restored from this backup)", p.Spec.VolumeName, pv)
+	}
+	return v, ""
 }
 
 // notHeld says why Velero's record of a volume does not hold its data
@@ -148,7 +174,8 @@ func LostVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []Lost
 func notHeld(v *VolumeInfo) string {
 	switch {
 	case v.Skipped:
-		reason := v.SkippedReason
+		// Velero ends each of its reasons with a semicolon.
+		reason := strings.TrimRight(v.SkippedReason, "; ")
 		if reason == "" {
 			reason = "no reason given"
 		}
@@ -168,7 +195,9 @@ func notHeld(v *VolumeInfo) string {
 // checkVolumes refuses, before anything is deleted, a target whose PVCs
 // hold data the backup cannot bring back, unless the drill accepts their
 // loss by name. An unreadable record is no evidence either way: the run
-// stops before the fault, INCONCLUSIVE.
+// stops before the fault, INCONCLUSIVE. The PVCs are listed again after
+// the record is read (a download: seconds, up to a minute), so a claim
+// bound meanwhile is judged too; call it right before the delete.
 func (s *scenario) checkVolumes(ctx context.Context) error {
 	pvcs, err := BoundPVCs(ctx, s.deps.Kube, s.ns)
 	if err != nil || len(pvcs) == 0 {
@@ -186,8 +215,12 @@ func (s *scenario) checkVolumes(ctx context.Context) error {
 	if err != nil {
 		return engine.Unknown(fmt.Errorf("read the volume information of Velero backup %s: %w", s.backup.Name, err))
 	}
+	if pvcs, err = BoundPVCs(ctx, s.deps.Kube, s.ns); err != nil {
+		return err
+	}
 	var refused []string
-	for _, l := range LostVolumes(pvcs, infos) {
+	s.accepted = nil
+	for _, l := range LostVolumes(s.backup.Name, pvcs, infos) {
 		if slices.Contains(s.params.Volumes.Accept, l.PVC) {
 			s.accepted = append(s.accepted, fmt.Sprintf("data of %s accepted as lost (params.volumes.accept): the restore brings back an empty volume", l))
 			continue
@@ -198,7 +231,7 @@ func (s *scenario) checkVolumes(ctx context.Context) error {
 		return engine.Refuse("velero backup %s does not hold the data of %s; deleting namespace %s would destroy it: refusing (back its volumes up, or accept their loss by name in params.volumes.accept)",
 			s.backup.Name, strings.Join(refused, "; "), s.ns)
 	}
-	s.held = heldVolumes(pvcs, infos)
+	s.held = heldVolumes(s.backup.Name, pvcs, infos)
 	s.volumes = fmt.Sprintf("%d of %d bound PVCs have their data in backup %s (Velero's volume information)", len(s.held), len(pvcs), s.backup.Name)
 	return nil
 }
@@ -208,12 +241,11 @@ var PodVolumeRestoresGVR = velerov1.SchemeGroupVersion.WithResource("podvolumere
 
 // heldVolumes keeps, of the backup's record, the volumes whose data it holds
 // for the namespace's bound PVCs: what must come back.
-func heldVolumes(pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []VolumeInfo {
+func heldVolumes(backup string, pvcs []corev1.PersistentVolumeClaim, infos []VolumeInfo) []VolumeInfo {
 	var held []VolumeInfo
-	for _, p := range pvcs {
-		i := slices.IndexFunc(infos, func(v VolumeInfo) bool { return v.PVCNamespace == p.Namespace && v.PVCName == p.Name })
-		if i >= 0 && notHeld(&infos[i]) == "" {
-			held = append(held, infos[i])
+	for i := range pvcs {
+		if v, why := recordOf(backup, &pvcs[i], infos); why == "" {
+			held = append(held, *v)
 		}
 	}
 	return held
@@ -229,7 +261,9 @@ func volumesRestored(held []VolumeInfo, pvcs []corev1.PersistentVolumeClaim, pvr
 		if i < 0 || pvcs[i].Status.Phase != corev1.ClaimBound {
 			waiting = append(waiting, "PVC "+h.PVCName+" Bound")
 		}
-		if h.BackupMethod != "PodVolumeBackup" || h.PVBInfo == nil {
+		// An empty volume's backup has no snapshot: Velero restores it
+		// with no PodVolumeRestore (podvolume getVolumeBackupInfoForPod).
+		if h.BackupMethod != "PodVolumeBackup" || h.PVBInfo == nil || h.PVBInfo.SnapshotHandle == "" {
 			continue
 		}
 		j := slices.IndexFunc(pvrs, func(r velerov1.PodVolumeRestore) bool {

@@ -54,8 +54,8 @@ func claim(name, volume, size string) *corev1.PersistentVolumeClaim {
 }
 
 func pvbInfo(pvc, phase, result string) VolumeInfo {
-	return VolumeInfo{PVCName: pvc, PVCNamespace: "shop", BackupMethod: "PodVolumeBackup", Result: result,
-		PVBInfo: &PodVolumeInfo{VolumeName: "data", PodName: "db-0", PodNamespace: "shop", Phase: phase}}
+	return VolumeInfo{PVCName: pvc, PVCNamespace: "shop", PVName: "pv-1", BackupMethod: "PodVolumeBackup", Result: result,
+		PVBInfo: &PodVolumeInfo{VolumeName: "data", PodName: "db-0", PodNamespace: "shop", Phase: phase, SnapshotHandle: "snap-1"}}
 }
 
 func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
@@ -75,11 +75,11 @@ func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
 			record: volumeRecord{infos: []VolumeInfo{pvbInfo("data-db-0", "Completed", "succeeded")}}, reads: 1,
 			finding: "1 of 1 bound PVCs have their data in backup shop-daily-1"},
 		{name: "CSI snapshot moved by the data mover", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}}, reads: 1},
+			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-1", BackupMethod: "CSISnapshot", SnapshotDataMoved: true, Result: "succeeded"}}}, reads: 1},
 		{name: "skipped: no snapshotter, no file-system backup", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", Skipped: true,
-				SkippedReason: "no applicable volumesnapshotter found"}}}, reads: 1,
-			refused: "does not hold the data of PVC data-db-0 (1Gi): Velero skipped its data: no applicable volumesnapshotter found"},
+			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-1", Skipped: true,
+				SkippedReason: "volumeSnapshot: no applicable volumesnapshotter found;"}}}, reads: 1, // as Velero 1.18 writes it
+			refused: "does not hold the data of PVC data-db-0 (1Gi): Velero skipped its data: volumeSnapshot: no applicable volumesnapshotter found; deleting namespace shop"},
 		{name: "PodVolumeBackup failed", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
 			record: volumeRecord{infos: []VolumeInfo{pvbInfo("data-db-0", "Failed", "failed")}}, reads: 1,
 			refused: `PVC data-db-0 (1Gi): its PodVolumeBackup Failed did not succeed (result "failed")`},
@@ -94,7 +94,7 @@ func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
 			}()}}, reads: 1,
 			refused: "PVC data-db-0 (1Gi): the backup's volume information does not name it"},
 		{name: "a record without a method", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", Result: "succeeded"}}}, reads: 1,
+			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-1", Result: "succeeded"}}}, reads: 1,
 			refused: "no file-system backup, snapshot or data upload of it"},
 		{name: "backup without volume information", pvcs: []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
 			record: volumeRecord{err: ErrNotStored}, reads: 1, refused: "has no volume information (taken before Velero 1.13"},
@@ -102,11 +102,11 @@ func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
 			record: volumeRecord{err: errors.New("download: connection refused")}, reads: 1, unknown: true},
 		{name: "loss accepted by name", params: `{"backup":{"schedule":"shop-daily"},"volumes":{"accept":["cache-0"]}}`,
 			pvcs:   []runtime.Object{claim("cache-0", "pv-3", "512Mi"), claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{pvbInfo("data-db-0", "Completed", "succeeded"), {PVCName: "cache-0", PVCNamespace: "shop", Skipped: true, SkippedReason: "opted out"}}},
+			record: volumeRecord{infos: []VolumeInfo{pvbInfo("data-db-0", "Completed", "succeeded"), {PVCName: "cache-0", PVCNamespace: "shop", PVName: "pv-3", Skipped: true, SkippedReason: "opted out"}}},
 			reads:  1, finding: "data of PVC cache-0 (512Mi): Velero skipped its data: opted out accepted as lost (params.volumes.accept)"},
 		{name: "accepting one PVC accepts no other", params: `{"backup":{"schedule":"shop-daily"},"volumes":{"accept":["cache-0"]}}`,
 			pvcs:   []runtime.Object{claim("data-db-0", "pv-1", "1Gi")},
-			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", Skipped: true, SkippedReason: "opted out"}}},
+			record: volumeRecord{infos: []VolumeInfo{{PVCName: "data-db-0", PVCNamespace: "shop", PVName: "pv-1", Skipped: true, SkippedReason: "opted out"}}},
 			reads:  1, refused: "PVC data-db-0 (1Gi)"},
 	}
 	for _, tc := range cases {
