@@ -30,8 +30,7 @@ type VeleroContents struct{ nr.VeleroDownloads }
 
 // BackupResourceList implements ResourceLister.
 func (v VeleroContents) BackupResourceList(ctx context.Context, vns, backup string) (map[string][]string, error) {
-	var list map[string][]string
-	err := v.Decode(ctx, vns, backup, velerov1.DownloadTargetKindBackupResourceList, "resource list", &list)
+	list, err := v.VeleroDownloads.BackupResourceList(ctx, vns, backup)
 	if errors.Is(err, nr.ErrNotStored) {
 		return nil, fmt.Errorf("backup %s has no resource list in its storage location (taken before Velero 1.1, or its upload failed)", backup)
 	}

@@ -103,11 +103,8 @@ func (p *Params) defaults() {
 	}
 }
 
-// ResourceLister reads a backup's resource list: what Velero says it backed
-// up, as API version/kind to "namespace/name" (or "name") entries.
-type ResourceLister interface {
-	BackupResourceList(ctx context.Context, veleroNamespace, backup string) (map[string][]string, error)
-}
+// ResourceLister reads a backup's resource list.
+type ResourceLister = nr.ResourceLister
 
 // Deps are what the scenario needs from the outside.
 type Deps struct {

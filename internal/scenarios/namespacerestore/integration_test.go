@@ -15,6 +15,7 @@ import (
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,7 +107,7 @@ func fatalIf(t *testing.T, err error) {
 // backupOf has the real Velero server back up ns, labelled as if made by
 // the Velero Schedule named schedule (what `velero backup create
 // --from-schedule` does), and waits for it to end.
-func backupOf(t *testing.T, ns, name, schedule, location string) *velerov1.Backup {
+func backupOf(t *testing.T, ns, name, schedule, location string, edits ...func(*velerov1.BackupSpec)) *velerov1.Backup {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -114,6 +115,9 @@ func backupOf(t *testing.T, ns, name, schedule, location string) *velerov1.Backu
 		TypeMeta:   metav1.TypeMeta{APIVersion: "velero.io/v1", Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.VeleroNamespace, Labels: map[string]string{velerov1.ScheduleNameLabel: schedule}},
 		Spec:       velerov1.BackupSpec{IncludedNamespaces: []string{ns}, StorageLocation: location},
+	}
+	for _, edit := range edits {
+		edit(&b.Spec)
 	}
 	createBackupObject(t, b)
 	var got velerov1.Backup
@@ -332,10 +336,14 @@ func TestUnusableBackupIsRefusedBeforeDeletion(t *testing.T) {
 	}
 }
 
-func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
+// TestObjectNewerThanTheBackupIsLostWithinTheRPOWindow: a Deployment
+// created after the last backup cannot come back from it; it is the RPO
+// window (measured by the restored marker, within its target), named in the
+// findings, not a failure.
+func TestObjectNewerThanTheBackupIsLostWithinTheRPOWindow(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	ns := "nr-miss-" + localcluster.RandomSuffix()
+	ns := "nr-late-" + localcluster.RandomSuffix()
 	app(t, ns, true)
 	if err := nr.TouchMarker(context.Background(), cluster.Kube, ns, time.Now()); err != nil {
 		t.Fatal(err)
@@ -348,15 +356,84 @@ func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
 	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
 	st := run.Status
-	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "not restored (1): deployments.apps/late") {
-		t.Fatalf("verdict %s: %s", st.Verdict, st.Reason)
-	}
-	if st.RTO == "" || len(st.Journal) != 1 || st.Journal[0].State != v1alpha1.JournalReverted {
-		t.Errorf("RTO %q journal %s", st.RTO, localcluster.JSON(st.Journal))
+	want := fmt.Sprintf("lost within the RPO window (1, created after backup %s-daily-1 was made, so not in it): deployments.apps/late", ns)
+	if st.Verdict != v1alpha1.VerdictPass || !strings.Contains(strings.Join(st.Findings, "\n"), want) {
+		t.Fatalf("verdict %s: %s; findings %q\nwant PASS naming: %s", st.Verdict, st.Reason, st.Findings, want)
 	}
 	if _, err := cluster.Kube.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{}); err != nil {
 		t.Errorf("web not restored: %v", err)
 	}
+}
+
+// TestRestoreThatCannotBringAWorkloadBackFails: an admission policy made
+// after the backup denies the Deployment web; Velero's restore cannot bring
+// it back (PartiallyFailed), so the run FAILs, and its undo (the same
+// restore) cannot succeed either: the fault stays open, said so.
+func TestRestoreThatCannotBringAWorkloadBackFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t)
+	ns := "nr-miss-" + localcluster.RandomSuffix()
+	app(t, ns, true)
+	backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
+	denyDeployment(t, ns, "web")
+
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, string(velerov1.RestorePhasePartiallyFailed)) {
+		t.Fatalf("verdict %s: %s\nwant FAIL naming the restore PartiallyFailed", st.Verdict, st.Reason)
+	}
+	if len(st.Journal) != 1 || st.Journal[0].State == v1alpha1.JournalReverted {
+		t.Errorf("journal %s: the undo cannot bring web back, so it is not reverted", localcluster.JSON(st.Journal))
+	}
+	if _, err := cluster.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "app-config", metav1.GetOptions{}); err != nil {
+		t.Errorf("the rest not restored: %v", err)
+	}
+}
+
+// denyDeployment makes the API server deny creating the Deployment name in
+// ns (a ValidatingAdmissionPolicy and its binding), until the test ends.
+func denyDeployment(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	ar := cluster.Kube.AdmissionregistrationV1()
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-" + ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}}}}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: fmt.Sprintf("object.metadata.name != %q", name), Message: name + " may not be created"}},
+		},
+	}
+	fatalIf(t, errOf(ar.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{})))
+	t.Cleanup(func() {
+		_ = ar.ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
+	})
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-" + ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: ns}}}},
+	}
+	fatalIf(t, errOf(ar.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{})))
+	t.Cleanup(func() {
+		_ = ar.ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	// The API server applies a new policy within a second or so: wait
+	// until a dry-run create of the Deployment is denied.
+	probe := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/" + name + ":1"}}}}}}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "may not be created"), nil
+	})
+	fatalIf(t, err)
 }
 
 // backup: {create: true}: drillbot stamps the marker, has Velero back the
@@ -416,22 +493,8 @@ func TestVolumeDataTheBackupLacksIsRefused(t *testing.T) {
 
 	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
 
-	want := fmt.Sprintf("velero backup %s-daily-1 does not hold the data of PVC orders (1Gi): Velero skipped its data", ns)
-	if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, want) {
-		t.Fatalf("verdict %s: %s\nwant FAIL refusing: %s", run.Status.Verdict, run.Status.Reason, want)
-	}
-	if len(run.Status.Journal) > 0 {
-		t.Errorf("refused, yet the journal holds %v", run.Status.Journal)
-	}
-	for _, w := range h.TargetWrites() {
-		if w != "POST /apis/velero.io/v1/namespaces/"+cluster.VeleroNamespace+"/downloadrequests" {
-			t.Errorf("the drill wrote more than its DownloadRequest: %s", w)
-		}
-	}
-	after, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
-		t.Errorf("namespace was touched: %v", err)
-	}
+	refusedUntouched(t, h, run, before,
+		fmt.Sprintf("velero backup %s-daily-1 does not hold the data of PVC orders (1Gi): Velero skipped its data", ns))
 	still, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "orders", metav1.GetOptions{})
 	if err != nil || still.UID != pvc.UID || still.Status.Phase != corev1.ClaimBound || still.DeletionTimestamp != nil {
 		t.Errorf("the PVC was touched: %v", err)
@@ -439,7 +502,51 @@ func TestVolumeDataTheBackupLacksIsRefused(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(dir, "data")); err != nil || string(got) != string(data) {
 		t.Errorf("the volume's data: %q (%v), want %q", got, err, data)
 	}
+}
+
+// refusedUntouched checks run was refused naming each of want, wrote
+// nothing but its DownloadRequests, restored nothing and left the
+// namespace as it was.
+func refusedUntouched(t *testing.T, h *testharness.Harness, run *v1alpha1.DrillRun, before *corev1.Namespace, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if run.Status.Verdict != v1alpha1.VerdictFail || !strings.Contains(run.Status.Reason, w) {
+			t.Fatalf("verdict %s: %s\nwant FAIL refusing: %s", run.Status.Verdict, run.Status.Reason, w)
+		}
+	}
+	if len(run.Status.Journal) > 0 {
+		t.Errorf("refused, yet the journal holds %v", run.Status.Journal)
+	}
+	for _, w := range h.TargetWrites() {
+		if w != "POST /apis/velero.io/v1/namespaces/"+cluster.VeleroNamespace+"/downloadrequests" {
+			t.Errorf("the drill wrote more than its DownloadRequests: %s", w)
+		}
+	}
+	after, err := cluster.Kube.CoreV1().Namespaces().Get(context.Background(), before.Name, metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+		t.Errorf("namespace was touched: %v", err)
+	}
 	if n := restoresOf(t, run.Name); n != 0 {
 		t.Errorf("%d restores made by a refused run", n)
 	}
+}
+
+// TestObjectsTheBackupLeftOutAreRefused: a real Velero backup made with
+// excludedResources leaves the namespace's ConfigMap out; the drill refuses
+// before its first write to the namespace, naming it, and the namespace is
+// untouched.
+func TestObjectsTheBackupLeftOutAreRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ns := "nr-left-" + localcluster.RandomSuffix()
+	before := app(t, ns, true)
+	b := backupOf(t, ns, ns+"-daily-1", ns+"-daily", "", func(s *velerov1.BackupSpec) { s.ExcludedResources = []string{"configmaps"} })
+	if b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("velero left the backup %s", b.Status.Phase)
+	}
+
+	run := h.Run(drillFor(h, ns, fmt.Sprintf("{schedule: %s-daily}", ns)))
+
+	refusedUntouched(t, h, run, before,
+		fmt.Sprintf("velero backup %s-daily-1 leaves out 1 objects of namespace %s that existed when it was made", ns, ns), "configmaps/app-config")
 }

@@ -28,6 +28,11 @@ type Item struct {
 	// RestoredBy is the Velero restore that made it (its
 	// velero.io/restore-name label), "" when none did.
 	RestoredBy string
+	// Created is its creation time (the API server's clock).
+	Created metav1.Time
+	// Excluded: it carries velero.io/exclude-from-backup=true, so no
+	// backup holds it.
+	Excluded bool
 }
 
 // Missing lists, sorted, what is in inv and not in after.
@@ -66,12 +71,16 @@ func (inv Inventory) Application() []string {
 // controller remakes them, and Velero does not restore them by name.
 var derived = []string{"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
 
+// veleroVerbs are the verbs a kind must be served with for Velero to back
+// it up.
+var veleroVerbs = discovery.SupportsAllVerbs{Verbs: []string{"list", "create", "get", "delete"}}
+
 // inventoryPageSize bounds each list call.
 const inventoryPageSize = 500
 
 // TakeInventory lists every namespaced resource kind the server serves, in
-// pages and as metadata only, and records the objects that nothing owns
-// (owned objects are remade by their owners under new names). Kinds
+// pages and as metadata only, and records the objects no controller owns
+// (controllers remake theirs under new names), of the kinds Velero backs up. Kinds
 // drillbot may not list (RBAC) are returned as uncovered, not as an error: a
 // least-privilege install covers the kinds it was granted (InventoryGrants)
 // and the run says which it did not cover.
@@ -79,54 +88,69 @@ const inventoryPageSize = 500
 // Discovery is asked afresh each time (a cached client is invalidated
 // first): a CRD installed since drillbot started is inventoried too.
 func TakeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, error) {
-	inv, uncovered, _, err := takeInventory(ctx, disc, meta, ns)
-	return inv, uncovered, err
+	c, err := takeCensus(ctx, disc, meta, ns)
+	return c.inv, c.uncovered, err
 }
 
-// takeInventory is TakeInventory that also returns the API groups whose
-// discovery failed (group to error): their kinds were not listed, so their
-// objects are unknown, neither present nor missing.
-func takeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (Inventory, []string, map[string]error, error) {
+// census is an inventory with what was learnt taking it.
+type census struct {
+	inv Inventory
+	// uncovered are the kinds drillbot may not list.
+	uncovered []string
+	// uncoveredAPI are the uncovered kinds' API resources, by name.
+	uncoveredAPI map[string]metav1.APIResource
+	// failed are the API groups whose discovery failed (group to error):
+	// their kinds were not listed, so their objects are unknown, neither
+	// present nor missing.
+	failed map[string]error
+	// resources maps each namespaced kind served to its inventory name
+	// (resource.group).
+	resources map[schema.GroupKind]string
+}
+
+// takeCensus is TakeInventory with what it learnt on the way.
+func takeCensus(ctx context.Context, disc discovery.DiscoveryInterface, meta metadata.Interface, ns string) (census, error) {
 	if cached, ok := disc.(discovery.CachedDiscoveryInterface); ok {
 		cached.Invalidate()
 	}
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-		return nil, nil, nil, fmt.Errorf("discover namespaced resources: %w", err)
+		return census{}, fmt.Errorf("discover namespaced resources: %w", err)
 	}
-	failed := map[string]error{}
+	c := census{inv: Inventory{}, failed: map[string]error{}, resources: map[schema.GroupKind]string{}, uncoveredAPI: map[string]metav1.APIResource{}}
 	if gd := (*discovery.ErrGroupDiscoveryFailed)(nil); errors.As(err, &gd) {
 		for gv, gerr := range gd.Groups {
-			failed[gv.Group] = gerr
+			c.failed[gv.Group] = gerr
 		}
 	}
-	inv := Inventory{}
-	var (
-		errs      []error
-		uncovered []string
-	)
+	var errs []error
 	for _, list := range lists {
 		gv, perr := schema.ParseGroupVersion(list.GroupVersion)
 		if perr != nil {
 			continue
 		}
 		for _, r := range list.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+			// What Velero backs up: kinds served with list, create, get
+			// and delete (its discovery helper's filterByVerbs); others
+			// are in no backup and no namespace deletion deletes them.
+			if strings.Contains(r.Name, "/") || !veleroVerbs.Match(list.GroupVersion, &r) {
 				continue
 			}
 			qualified := r.Name
 			if gv.Group != "" {
 				qualified += "." + gv.Group
 			}
+			c.resources[schema.GroupKind{Group: gv.Group, Kind: r.Kind}] = qualified
 			if slices.Contains(derived, qualified) {
 				continue
 			}
-			if err := listInto(ctx, meta, gv.WithResource(r.Name), ns, qualified, inv); err != nil {
+			if err := listInto(ctx, meta, gv.WithResource(r.Name), ns, qualified, c.inv); err != nil {
 				if ctx.Err() != nil {
-					return nil, nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, err)
+					return census{}, fmt.Errorf("inventory of namespace %s: %w", ns, err)
 				}
 				if apierrors.IsForbidden(err) {
-					uncovered = append(uncovered, qualified)
+					c.uncovered = append(c.uncovered, qualified)
+					c.uncoveredAPI[qualified] = r
 					continue
 				}
 				errs = append(errs, err)
@@ -134,10 +158,10 @@ func takeInventory(ctx context.Context, disc discovery.DiscoveryInterface, meta 
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, nil, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
+		return census{}, fmt.Errorf("inventory of namespace %s: %w", ns, errors.Join(errs...))
 	}
-	sort.Strings(uncovered)
-	return inv, uncovered, failed, nil
+	sort.Strings(c.uncovered)
+	return c, nil
 }
 
 // groupOf is the API group of an inventory key ("resource.group/name").
@@ -155,12 +179,15 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 			return fmt.Errorf("list %s: %w", qualified, err)
 		}
 		for _, item := range page.Items {
-			// Owned objects are remade by their owners; drillbot's own
-			// RBAC is not the application's.
-			if len(item.OwnerReferences) > 0 || item.Labels[v1alpha1.LabelRBAC] != "" {
+			// Objects a controller owns are remade by it (an owner
+			// reference without controller is only a garbage-collection
+			// link: nothing remakes that object); drillbot's own RBAC is
+			// not the application's.
+			if metav1.GetControllerOfNoCopy(&item) != nil || item.Labels[v1alpha1.LabelRBAC] != "" {
 				continue
 			}
-			inv[qualified+"/"+item.Name] = Item{RestoredBy: item.Labels[velerov1.RestoreNameLabel]}
+			inv[qualified+"/"+item.Name] = Item{RestoredBy: item.Labels[velerov1.RestoreNameLabel], Created: item.CreationTimestamp,
+				Excluded: item.Labels[velerov1.ExcludeFromBackupLabel] == "true"}
 		}
 		if page.Continue == "" {
 			return nil

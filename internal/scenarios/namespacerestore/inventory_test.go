@@ -18,7 +18,7 @@ import (
 func TestInventorySeesKindsInstalledAfterStart(t *testing.T) {
 	fd := kubefake.NewClientset().Discovery().(*fakediscovery.FakeDiscovery)
 	fd.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
-		{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: metav1.Verbs{"list"}}}}}
+		{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: veleroServed}}}}
 	disc := memory.NewMemCacheClient(fd)
 	scheme := runtime.NewScheme()
 	if err := metav1.AddMetaToScheme(scheme); err != nil {
@@ -37,7 +37,7 @@ func TestInventorySeesKindsInstalledAfterStart(t *testing.T) {
 	}
 	// The CRD is installed while the daemon runs.
 	fd.Resources = append(fd.Resources, &metav1.APIResourceList{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{
-		{Name: "widgets", Namespaced: true, Kind: "Widget", Verbs: metav1.Verbs{"list"}}}})
+		{Name: "widgets", Namespaced: true, Kind: "Widget", Verbs: veleroServed}}})
 	second, _, err := TakeInventory(ctx, disc, meta, "shop")
 	if err != nil {
 		t.Fatal(err)

@@ -26,9 +26,11 @@
 //  7. Not destroyed without a backup: the backup must be Completed and
 //     include the namespace, and Velero's record of its volumes must show
 //     the data of every bound PVC held (or its loss accepted by name),
-//     before the namespace is deleted. The restored data itself is not
-//     read yet (a finding says so).
-//  8. Same on both sides: owned objects (remade under new names) and
+//     and its resource list every object of the namespace that existed
+//     when it started, before the namespace is deleted; newer objects are
+//     the RPO window, named if lost. The restored data itself is not read
+//     yet (a finding says so).
+//  8. Same on both sides: controller-owned objects (remade under new names) and
 //     drillbot's own RBAC are left out of both inventories.
 //  9. Visible safeguards: a failed restore (the undo) leaves the run
 //     RevertFailed; kinds not covered and an estimated RPO are findings.
@@ -126,6 +128,9 @@ type Deps struct {
 	// Volumes reads a backup's volume information (default: through
 	// Velero's DownloadRequests with Dynamic).
 	Volumes VolumeReader
+	// Contents reads a backup's resource list (default: through Velero's
+	// DownloadRequests with Dynamic).
+	Contents ResourceLister
 }
 
 // Kind is the namespace-restore scenario kind.
@@ -178,6 +183,9 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Volumes == nil {
 		d.Volumes = VeleroDownloads{Dynamic: d.Dynamic}
 	}
+	if d.Contents == nil {
+		d.Contents = VeleroDownloads{Dynamic: d.Dynamic}
+	}
 	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName,
 		log: d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}, nil
 }
@@ -189,11 +197,15 @@ type scenario struct {
 	run    string
 	log    *slog.Logger
 
-	// found by Preflight
+	// found by Preflight, the inventory taken again by Inject
 	backup    *velerov1.Backup
 	inventory Inventory
 	skipped   []string // kinds the inventory could not list
 	restore   *velerov1.Restore
+
+	// window are the objects of the inventory the backup does not hold
+	// because they are newer than it: the RPO window, lost by the restore.
+	window []string
 
 	// found by Inject, before the fault
 	volumes  string       // what of the volume data the backup holds ("": no bound PVC)
@@ -384,11 +396,22 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		return fmt.Errorf("read namespace %s: %w", s.ns, err)
 	}
 	// Never delete what the backup cannot bring back: read at inject, not
-	// preflight, because the volume information is read through a
+	// preflight, because the resource list and volume information are read through a
 	// DownloadRequest (a create, which plan does not make), because a
 	// backup the drill takes exists only now, and as close to the delete
 	// as it can be.
+	list, err := s.deps.Contents.BackupResourceList(ctx, s.params.VeleroNamespace, s.backup.Name)
+	if errors.Is(err, ErrNotStored) {
+		return engine.Refuse("velero backup %s has no resource list in its storage location (taken before Velero 1.1, or its upload failed): cannot tell which objects of namespace %s it holds, refusing to delete it",
+			s.backup.Name, s.ns)
+	}
+	if err != nil {
+		return engine.Unknown(fmt.Errorf("read the resource list of Velero backup %s: %w", s.backup.Name, err))
+	}
 	if err := s.checkVolumes(ctx); err != nil {
+		return err
+	}
+	if err := s.checkContents(ctx, list); err != nil {
 		return err
 	}
 	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run, UID: target.UID}
@@ -531,10 +554,11 @@ func failureReason(r *velerov1.Restore) string {
 // and the restored marker gives the data's age.
 func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	var v engine.Verification
-	after, _, failed, err := takeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
+	c, err := takeCensus(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
 	if err != nil {
 		return v, err
 	}
+	after, failed := c.inv, c.failed
 	if len(s.skipped) > 0 {
 		v.Findings = append(v.Findings, fmt.Sprintf("inventory did not cover %d kinds drillbot may not list (RBAC): %s", len(s.skipped), strings.Join(s.skipped, ", ")))
 	}
@@ -545,18 +569,25 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	v.Findings = append(v.Findings, s.accepted...)
 	// Rule 5: an object of a group whose discovery failed now was not
 	// looked for: unknown, not missing.
-	var missing, unknown, groups []string
+	var missing, unknown, groups, lost []string
 	var why []error
 	for _, k := range s.inventory.Missing(after) {
-		if g := groupOf(k); failed[g] != nil {
+		switch g := groupOf(k); {
+		case failed[g] != nil:
 			unknown = append(unknown, k)
 			if !slices.Contains(groups, g) {
 				groups = append(groups, g)
 				why = append(why, failed[g])
 			}
-			continue
+		case slices.Contains(s.window, k):
+			lost = append(lost, k)
+		default:
+			missing = append(missing, k)
 		}
-		missing = append(missing, k)
+	}
+	if len(lost) > 0 {
+		v.Findings = append(v.Findings, fmt.Sprintf("lost within the RPO window (%d, created after backup %s was made, so not in it): %s",
+			len(lost), s.backup.Name, strings.Join(lost, ", ")))
 	}
 	if len(missing) > 0 {
 		v.Failures = append(v.Failures, fmt.Sprintf("not restored (%d): %s", len(missing), strings.Join(missing, ", ")))
@@ -570,8 +601,12 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	// Rule 2: what is back must be this run's restore's doing (Velero
 	// labels every object it restores with the restore's name), not a
 	// controller's or an operator's that re-creates it in any namespace.
-	if app := s.inventory.Application(); len(app) == 0 {
-		v.Inconclusive = fmt.Sprintf("namespace %s held no application object before the disaster (only what the cluster or drillbot makes by itself): nothing the restore brought back was compared", s.ns)
+	// Objects of the RPO window were never in the backup: no evidence of
+	// what the restore brought back.
+	app := slices.DeleteFunc(s.inventory.Application(), func(k string) bool { return slices.Contains(s.window, k) })
+	if len(app) == 0 {
+		v.Inconclusive = fmt.Sprintf("namespace %s held no application object from before backup %s (only what the cluster or drillbot makes by itself, or objects newer than the backup): nothing the restore brought back was compared",
+			s.ns, s.backup.Name)
 	} else {
 		restored, otherwise := Inventory(after).restoredBy(app, s.run)
 		v.Findings = append(v.Findings, fmt.Sprintf("%d application objects compared with the inventory taken before the disaster: %d back by Velero restore %s, %d back made by something else",

@@ -332,21 +332,27 @@ func TestVerifyWithNothingComparedIsNotAPass(t *testing.T) {
 // a cluster (discovery, metadata, kube) that holds objs in namespace shop.
 func verifyScenario(t *testing.T, before Inventory, objs ...runtime.Object) *scenario {
 	t.Helper()
-	kc := fake.NewClientset()
+	b := backup("b", "shop-daily", velerov1.BackupPhaseCompleted, "shop")
+	b.Status.StartTimestamp = &metav1.Time{Time: time.Unix(1000, 0)}
+	return &scenario{deps: censusDeps(t, fake.NewClientset(), resourceList{}, objs...), ns: "shop", run: "run-1", inventory: before, backup: b}
+}
+
+// censusDeps are the dependencies of a scenario over kc, whose namespaced
+// kinds are ConfigMaps, ServiceAccounts and Deployments, and whose objects
+// (as metadata) are objs; list answers for the backup's contents.
+func censusDeps(t *testing.T, kc *fake.Clientset, list ResourceLister, objs ...runtime.Object) Deps {
+	t.Helper()
 	fd := kc.Discovery().(*fakediscovery.FakeDiscovery)
 	fd.Resources = []*metav1.APIResourceList{
 		{GroupVersion: "v1", APIResources: []metav1.APIResource{
-			{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: metav1.Verbs{"list"}},
-			{Name: "serviceaccounts", Namespaced: true, Kind: "ServiceAccount", Verbs: metav1.Verbs{"list"}}}},
+			{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: veleroServed},
+			{Name: "serviceaccounts", Namespaced: true, Kind: "ServiceAccount", Verbs: veleroServed}}},
 		{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
-			{Name: "deployments", Namespaced: true, Kind: "Deployment", Verbs: metav1.Verbs{"list"}}}},
+			{Name: "deployments", Namespaced: true, Kind: "Deployment", Verbs: veleroServed}}},
 	}
 	scheme := runtime.NewScheme()
 	if err := metav1.AddMetaToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	meta := metadatafake.NewSimpleMetadataClient(scheme, objs...)
-	b := backup("b", "shop-daily", velerov1.BackupPhaseCompleted, "shop")
-	b.Status.StartTimestamp = &metav1.Time{Time: time.Unix(1000, 0)}
-	return &scenario{deps: Deps{Kube: kc, Discovery: memory.NewMemCacheClient(fd), Metadata: meta}, ns: "shop", run: "run-1", inventory: before, backup: b}
+	return Deps{Kube: kc, Discovery: memory.NewMemCacheClient(fd), Metadata: metadatafake.NewSimpleMetadataClient(scheme, objs...), Contents: list}
 }

@@ -159,13 +159,15 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 			inj.Call("watch", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"))
 	}
 	c = append(c,
-		inj.Call("list", "", "persistentvolumeclaims", ns, "", "before any delete: the PVCs bound to a volume, whose data the backup must hold"),
-		inj.Call("create", "velero.io", "downloadrequests", vns, "", "only with bound PVCs: ask Velero for the backup's volume information (every PVC's data held, or the drill refuses)"),
-		inj.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
-		inj.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the volume information's signed URL (by the request's name)"),
 		inj.Call("get", "", "namespaces", ns, ns, "the namespace's UID, so only this namespace is deleted"),
-		inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"),
+		inj.Call("create", "velero.io", "downloadrequests", vns, "", "before any delete: ask Velero for the backup's resource list (every object of the namespace in it, or the drill refuses) "+
+			"and, with bound PVCs, its volume information (every PVC's data held, or the drill refuses)"),
+		inj.Call("list", "velero.io", "downloadrequests", vns, "", "wait for the download's signed URL (by the request's name)"),
+		inj.Call("watch", "velero.io", "downloadrequests", vns, "", "wait for the download's signed URL (by the request's name)"),
+		inj.Call("list", "", "persistentvolumeclaims", ns, "", "before any delete: the PVCs bound to a volume, whose data the backup must hold"),
 	)
+	c = append(c, InventoryCalls(inj, ns, "inventory again, right before the delete: what the backup must hold and what must come back")...)
+	c = append(c, inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"))
 	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
 	c = append(c, WorkloadCalls(rec, ns, true)...)
 	c = append(c,

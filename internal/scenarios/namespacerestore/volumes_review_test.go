@@ -24,7 +24,9 @@ func reviewScenario(t *testing.T, kube *fake.Clientset, vr VolumeReader) *scenar
 	t.Helper()
 	spec := v1alpha1.DrillSpec{Scenario: Name, Target: v1alpha1.Target{Namespace: "shop"}, Objectives: v1alpha1.Objectives{RTO: "5m", RPO: "1h"},
 		Params: []byte(`{"backup":{"schedule":"shop-daily"}}`)}
-	sc, err := Kind{Deps: Deps{Kube: kube, Volumes: vr}}.New(drill.Definition{Name: "d", Spec: spec}, "run-1")
+	d := censusDeps(t, kube, holdsShop)
+	d.Volumes = vr
+	sc, err := Kind{Deps: d}.New(drill.Definition{Name: "d", Spec: spec}, "run-1")
 	if err != nil {
 		t.Fatal(err)
 	}

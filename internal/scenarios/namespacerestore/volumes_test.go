@@ -121,7 +121,9 @@ func TestInjectRefusesToDestroyVolumeDataTheBackupLacks(t *testing.T) {
 				t.Fatal(errs)
 			}
 			rec := tc.record
-			sc, err := Kind{Deps: Deps{Kube: kube, Volumes: &rec}}.New(drill.Definition{Name: "d", Spec: spec}, "run-1")
+			d := censusDeps(t, kube, holdsShop)
+			d.Volumes = &rec
+			sc, err := Kind{Deps: d}.New(drill.Definition{Name: "d", Spec: spec}, "run-1")
 			if err != nil {
 				t.Fatal(err)
 			}
