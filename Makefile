@@ -34,7 +34,10 @@ KUBE_PROXY     := $(BIN)/kube-$(KUBE_VERSION)/kube-proxy
 ETCD           := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 KWOK           := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
-VELERO         := $(BIN)/velero-$(VELERO_VERSION)/velero
+# Velero is built static (no cgo): the same binary runs the server on this
+# machine and, in an image FROM scratch, the node-agent on the real node.
+VELERO         := $(BIN)/velero-$(VELERO_VERSION)-static/velero
+VELERO_RESTORE_HELPER := $(BIN)/velero-$(VELERO_VERSION)-static/velero-restore-helper
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 KUBE_SCORE     := $(BIN)/kube-score-$(KUBE_SCORE_VERSION)/kube-score
@@ -55,7 +58,7 @@ CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL
 # The real security stack: Kyverno and ESO run as pods from their own charts
 # (static binaries, so hack/image puts them in FROM-scratch images), kube-router enforces
 # NetworkPolicy on the node, cosign signs the registry's test image.
-STACK_BINS := $(KYVERNO) $(KYVERNO_INIT) $(ESO) $(COSIGN) $(KYVERNO_CHART) $(ESO_CHART)
+STACK_BINS := $(KYVERNO) $(KYVERNO_INIT) $(ESO) $(COSIGN) $(KYVERNO_CHART) $(ESO_CHART) $(VELERO) $(VELERO_RESTORE_HELPER)
 # The images the real node runs (hack/image: FROM scratch, no Docker).
 IMAGES := $(BIN)/images
 
@@ -142,7 +145,11 @@ $(VERSITYGW):
 	$(call step,versitygw,$(VERSITYGW_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(VELERO): hack/tools/velero/go.mod hack/tools/velero/main.go
-	$(call step,velero,$(VELERO_VERSION)) bash -c "cd hack/tools/velero && $(GO) build -o $@ ."
+	$(call step,velero,$(VELERO_VERSION)) bash -c "cd hack/tools/velero && CGO_ENABLED=0 $(GO) build -o $@ ."
+
+# The init container Velero adds to a pod it restores with volume data.
+$(VELERO_RESTORE_HELPER): hack/tools/velero/go.mod
+	$(call step,velero-restore-helper,$(VELERO_VERSION)) bash -c "cd hack/tools/velero && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $@ github.com/vmware-tanzu/velero/cmd/velero-restore-helper"
 
 $(HELM):
 	$(call step,helm,$(HELM_VERSION)) env GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
@@ -200,7 +207,8 @@ $(ESO_CHART): hack/tools/eso/go.mod
 # Their images, beside the real node's others in bin/images.
 stack-images: $(STACK_BINS)
 	$(call step,stack-images,$(KYVERNO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) -bin kyverno=$(KYVERNO) -bin kyvernopre=$(KYVERNO_INIT) -bin external-secrets=$(ESO) \
-	  kyverno kyvernopre external-secrets
+	  -bin velero=$(VELERO) -bin velero-restore-helper=$(VELERO_RESTORE_HELPER) \
+	  kyverno kyvernopre external-secrets velero velero-restore-helper
 
 $(KUBE_ROUTER):
 	$(call step,kube-router,$(KUBE_ROUTER_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)

@@ -62,6 +62,12 @@ func specs(version string) map[string]spec {
 		"kyverno":          {bin: "/kyverno", user: "65534:65534", caCerts: true},
 		"kyvernopre":       {bin: "/kyvernopre", user: "65534:65534", caCerts: true},
 		"external-secrets": {bin: "/bin/external-secrets", user: "65534:65534", caCerts: true},
+		// Velero's node-agent (and the data-mover pods it makes from its
+		// DaemonSet's template) run as root, reading every pod's volumes;
+		// the restore helper is the init container Velero adds to a
+		// restored pod, which waits until its volumes' data is back.
+		"velero":                {bin: "/velero", user: "0:0", caCerts: true},
+		"velero-restore-helper": {bin: "/velero-restore-helper", user: "65532:65532"},
 	}
 }
 

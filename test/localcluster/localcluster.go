@@ -109,6 +109,11 @@ type Config struct {
 	// encrypts Secrets with aescbc (a random key in the cluster's
 	// directory); without it Secrets are stored as they are.
 	EncryptSecrets bool
+	// NodeAgent runs Velero's node-agent on the real node (RealNode
+	// needed), so backups can hold pod volumes' data (file-system backup)
+	// and restores bring it back; the S3 store then listens on the node's
+	// address, where the node-agent's pods reach it.
+	NodeAgent bool
 	// CRDs are installed before Velero starts. Velero's server reads the
 	// API's discovery at start and refreshes it every 5 minutes (hard-coded
 	// in its server): objects of a CRD installed later are silently left
@@ -171,6 +176,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return c, err
 	}
 	etcdPort, peerPort, apiPort, s3Port, veleroMetrics := ports[0], ports[1], ports[2], ports[3], ports[4]
+	if cfg.NodeAgent && !cfg.RealNode {
+		return c, errors.New("velero's node-agent needs a real node (RealNode)")
+	}
 	if cfg.RealNode {
 		if err := c.prepareNodeNetwork(ctx); err != nil {
 			return c, err
@@ -220,6 +228,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c.S3URL = s3URL
 	if err := c.startVelero(ctx, s3URL, veleroMetrics); err != nil {
 		return c, err
+	}
+	if cfg.NodeAgent {
+		if err := c.startNodeAgent(ctx); err != nil {
+			return c, err
+		}
 	}
 	c.log.Info("local cluster ready", "kubeconfig", c.Kubeconfig, "dir", cfg.Dir)
 	return c, nil

@@ -14,13 +14,18 @@ const (
 	bucket   = "velero"
 )
 
-// startS3 starts versitygw (posix backend) on loopback at port, writes the
+// startS3 starts versitygw (posix backend) on loopback (the node's
+// address with a node-agent) at port, writes the
 // credentials file Velero's AWS plugin reads, and returns the store's URL.
 func (c *Cluster) startS3(ctx context.Context, port int) (string, error) {
 	if err := c.writeS3Credentials(); err != nil {
 		return "", err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	host := "127.0.0.1"
+	if c.cfg.NodeAgent {
+		host = NodeIP // the node-agent's pods copy volume data to it
+	}
+	addr := fmt.Sprintf("%s:%d", host, port)
 	if err := c.start("versitygw", c.cfg.Bins.VersityGW, nil,
 		"--access", s3Access, "--secret", s3Secret, "--port", addr, "posix", c.path("s3")); err != nil {
 		return "", err

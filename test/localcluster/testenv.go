@@ -32,6 +32,12 @@ func RunTests(m *testing.M, c **Cluster) int { return runTests(m, c, Config{}) }
 // per machine).
 func RunRealNodeTests(m *testing.M, c **Cluster) int { return runTests(m, c, Config{RealNode: true}) }
 
+// RunNodeAgentTests is RunRealNodeTests with Velero's node-agent on the
+// real node: backups can hold pod volumes' data.
+func RunNodeAgentTests(m *testing.M, c **Cluster) int {
+	return runTests(m, c, Config{RealNode: true, NodeAgent: true})
+}
+
 func runTests(m *testing.M, c **Cluster, cfg Config) int {
 	bins, err := BinsFromEnv()
 	if err != nil {
