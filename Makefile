@@ -58,7 +58,7 @@ CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL
 # The real security stack: Kyverno and ESO run as pods from their own charts
 # (static binaries, so hack/image puts them in FROM-scratch images), kube-router enforces
 # NetworkPolicy on the node, cosign signs the registry's test image.
-STACK_BINS := $(KYVERNO) $(KYVERNO_INIT) $(ESO) $(COSIGN) $(KYVERNO_CHART) $(ESO_CHART) $(VELERO) $(VELERO_RESTORE_HELPER)
+STACK_BINS := $(KYVERNO) $(KYVERNO_INIT) $(ESO) $(COSIGN) $(KYVERNO_CHART) $(ESO_CHART)
 # The images the real node runs (hack/image: FROM scratch, no Docker).
 IMAGES := $(BIN)/images
 
@@ -96,7 +96,7 @@ DR_DIR ?= $(CURDIR)/tmp/cluster-dr
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: announce monitoring stack-bins stack-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: announce monitoring stack-bins stack-images velero-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -207,8 +207,14 @@ $(ESO_CHART): hack/tools/eso/go.mod
 # Their images, beside the real node's others in bin/images.
 stack-images: $(STACK_BINS)
 	$(call step,stack-images,$(KYVERNO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) -bin kyverno=$(KYVERNO) -bin kyvernopre=$(KYVERNO_INIT) -bin external-secrets=$(ESO) \
-	  -bin velero=$(VELERO) -bin velero-restore-helper=$(VELERO_RESTORE_HELPER) \
-	  kyverno kyvernopre external-secrets velero velero-restore-helper
+	  kyverno kyvernopre external-secrets
+
+# Velero's node-agent and restore helper images, for real volume data on
+# the real node (the demo and test/realstorage).
+velero-images: $(IMAGES)/velero-$(VELERO_VERSION).stamp
+$(IMAGES)/velero-$(VELERO_VERSION).stamp: $(VELERO) $(VELERO_RESTORE_HELPER)
+	$(call step,velero-images,$(VELERO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) \
+	  -bin velero=$(VELERO) -bin velero-restore-helper=$(VELERO_RESTORE_HELPER) velero velero-restore-helper && touch $@
 
 $(KUBE_ROUTER):
 	$(call step,kube-router,$(KUBE_ROUTER_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)
@@ -245,13 +251,13 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images node-deps
+test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images velero-images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
 
 # The main job: a local cluster, a real drill, a report.
-demo: announce $(CLUSTER_BINS) $(DRILLBOT) images node-deps
+demo: announce $(CLUSTER_BINS) $(DRILLBOT) images velero-images node-deps
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
 
 # The regional failure drill across two kwok-only clusters (no root).

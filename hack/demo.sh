@@ -9,13 +9,36 @@ export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
 velero() { "$DRILLBOT_VELERO" --namespace velero "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, a real node: kubelet + containerd + kube-proxy, versitygw, Velero)"
-go run ./hack/localcluster up "$CLUSTER_DIR"
+step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, a real node: kubelet + containerd + kube-proxy, versitygw, Velero and its node-agent, four local volumes)"
+go run ./hack/localcluster up -node-agent -local-volumes 4 "$CLUSTER_DIR"
 
 step "Deploying the sample app into namespace drill-demo (labelled drillbot.io/allow-disaster=true)"
 "$KUBECTL" apply -f examples/demo/app.yaml
 "$KUBECTL" -n drill-demo rollout status deployment/shop-web --timeout=120s
-"$KUBECTL" -n drill-demo rollout status statefulset/shop-cache --timeout=120s
+"$KUBECTL" -n drill-demo rollout status statefulset/shop-orders --timeout=120s
+
+# The catalog's drill, with the app's own data check: after the restore, a
+# Job reads the first replica's restored records (the chain intact, the
+# newest record before the disaster: the RPO measured from the data).
+drill="$CLUSTER_DIR/namespace-restore.yaml"
+cp drills/namespace-restore.yaml "$drill"
+cat >>"$drill" <<'YAML'
+  verify:
+    job:
+      template:
+        spec:
+          securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+          containers:
+          - name: check
+            image: drillbot.local/sampleapp:dev
+            imagePullPolicy: Never
+            args: [check, /data/records]
+            securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+            volumeMounts: [{name: data, mountPath: /data, readOnly: true}]
+          volumes:
+          - name: data
+            persistentVolumeClaim: {claimName: data-shop-orders-0, readOnly: true}
+YAML
 
 step "drillbot's service account, with the RBAC drillbot derives for the drill (drillbot rbac), as the Helm chart installs it"
 # Before the backup: the drill's Role in drill-demo (creating the RPO
@@ -23,7 +46,7 @@ step "drillbot's service account, with the RBAC drillbot derives for the drill (
 # brings it back (drillbot plan finds it missing otherwise).
 "$KUBECTL" create namespace drillbot-system --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
 "$KUBECTL" -n drillbot-system create serviceaccount drillbot --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
-"$DRILLBOT" rbac -f drills/namespace-restore.yaml | "$KUBECTL" apply -f -
+"$DRILLBOT" rbac -f "$drill" | "$KUBECTL" apply -f -
 for _ in $(seq 30); do # the authorizer applies new bindings after a moment
   "$KUBECTL" auth can-i delete namespaces/drill-demo --as system:serviceaccount:drillbot-system:drillbot >/dev/null 2>&1 && break
   sleep 1
@@ -37,14 +60,14 @@ velero backup create --from-schedule drill-demo-daily --wait
 # at risk, and the drill's RPO measures it from the restored marker.
 sleep "${DEMO_GAP_SECONDS:-5}"
 
-step "Before it runs: drillbot plan -f drills/namespace-restore.yaml (read-only: calls, what the fault hits, preflight, permissions)"
+step "Before it runs: drillbot plan -f namespace-restore.yaml (the catalog's drill and a data check; read-only: calls, what the fault hits, preflight, permissions)"
 # plan asks the API server whether drillbot's service account may make
 # every call of the drill.
-"$DRILLBOT" plan -f drills/namespace-restore.yaml --as drillbot-system:drillbot
+"$DRILLBOT" plan -f "$drill" --as drillbot-system:drillbot
 
-step "Running the drill: drillbot run -f drills/namespace-restore.yaml --wait"
+step "Running the drill: drillbot run -f namespace-restore.yaml --wait"
 set +e
-"$DRILLBOT" run -f drills/namespace-restore.yaml --wait
+"$DRILLBOT" run -f "$drill" --wait
 code=$?
 set -e
 
@@ -68,7 +91,7 @@ done
 
 step "The result is recorded in the cluster"
 "$KUBECTL" get drillruns -n drillbot-system
-"$KUBECTL" -n drill-demo get deployments,statefulsets,pods -o wide
+"$KUBECTL" -n drill-demo get deployments,statefulsets,pods,pvc -o wide
 
 step "The DR status report (drillbot report --output markdown), for audit evidence"
 "$DRILLBOT" report --drills drills --output markdown

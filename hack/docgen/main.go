@@ -185,7 +185,9 @@ func walk(t reflect.Type, path string, d docs, out *[]section) {
 			doc = d[nt.Name()].doc
 		}
 		s.rows = append(s.rows, row{path: p, typ: typeName(ft), doc: doc})
-		if st := elem(ft); st.Kind() == reflect.Struct && st != rawMessage {
+		// Kubernetes' own types (a pod template) are documented by
+		// Kubernetes: named, not walked.
+		if st := elem(ft); st.Kind() == reflect.Struct && st != rawMessage && st.PkgPath() == t.PkgPath() {
 			cp := p
 			if ft.Kind() == reflect.Slice {
 				cp = p + "[]"
@@ -220,6 +222,8 @@ func typeName(t reflect.Type) string {
 		return "map of " + typeName(t.Key()) + " to " + typeName(t.Elem())
 	case t.Name() == "Duration":
 		return "duration"
+	case t.Kind() == reflect.Struct && strings.HasPrefix(t.PkgPath(), "k8s.io/api/"):
+		return "Kubernetes " + t.Name()
 	case t.Kind() == reflect.Struct:
 		return "object"
 	case t.Kind() == reflect.Int32, t.Kind() == reflect.Int, t.Kind() == reflect.Int64:

@@ -133,6 +133,8 @@ type ParamsValidator interface {
 	// Targetless says whether the kind's drills name no target namespace
 	// (checks over the namespaces their params select).
 	Targetless(kind string) bool
+	// ChecksData says whether the kind runs spec.verify's data checks.
+	ChecksData(kind string) bool
 }
 
 // Option changes how drills are checked.
@@ -414,7 +416,11 @@ func validate(d *v1alpha1.Drill, v ParamsValidator, o options) field.ErrorList {
 		errs = append(errs, field.NotSupported(spec.Child("scenario"), s.Scenario, v.Kinds()))
 	default:
 		errs = append(errs, v.ValidateParams(s.Scenario, s, spec.Child("params"))...)
+		if s.Verify != nil && !v.ChecksData(s.Scenario) {
+			errs = append(errs, field.Forbidden(spec.Child("verify"), "scenario "+s.Scenario+" restores no data to check: data checks run only in kinds that restore data (namespace-restore)"))
+		}
 	}
+	errs = append(errs, validateDataChecks(s.Verify, spec.Child("verify"))...)
 	minGap := MinInterval
 	if s.Scenario != "" && v.Known(s.Scenario) && v.InjectsFaults(s.Scenario) {
 		minGap = MinFaultInterval
@@ -673,4 +679,32 @@ func joinPath(path *field.Path, sub string) string {
 		return path.String()
 	}
 	return path.String() + "." + sub
+}
+
+// validateDataChecks checks spec.verify: a check named, a Job's pod that
+// runs once.
+func validateDataChecks(v *v1alpha1.DataChecks, path *field.Path) field.ErrorList {
+	if v == nil {
+		return nil
+	}
+	if v.Job == nil {
+		return field.ErrorList{field.Required(path.Child("job"), "name the data check (job)")}
+	}
+	var errs field.ErrorList
+	tpl := path.Child("job", "template", "spec")
+	if len(v.Job.Template.Spec.Containers) == 0 {
+		errs = append(errs, field.Required(tpl.Child("containers"), "the check's container: its image and command"))
+	}
+	for i, c := range v.Job.Template.Spec.Containers {
+		if c.Image == "" {
+			errs = append(errs, field.Required(tpl.Child("containers").Index(i).Child("image"), "the check's image"))
+		}
+	}
+	if v.Job.Template.Spec.ActiveDeadlineSeconds != nil {
+		errs = append(errs, field.Forbidden(tpl.Child("activeDeadlineSeconds"), "the check's deadline is the recover phase's, set by drillbot (a pod killed at its own deadline gives no answer)"))
+	}
+	if rp := v.Job.Template.Spec.RestartPolicy; rp != "" && rp != "Never" {
+		errs = append(errs, field.NotSupported(tpl.Child("restartPolicy"), rp, []string{"Never"}))
+	}
+	return errs
 }

@@ -93,6 +93,14 @@ func TestParseRejectsBadInputNamingTheField(t *testing.T) {
 			[]string{"spec.target", "backup-coverage checks the namespaces its params select"}},
 		{"a check without a selector", "apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: cov}\nspec:\n  scenario: backup-coverage\n  objectives: {rto: 1m, rpo: 1h}\n  params: {namespaces: {}}\n",
 			[]string{"spec.params.namespaces", "Required"}},
+		{"a data check on a kind that restores no data", "apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: pk}\nspec:\n  scenario: pod-kill\n  objectives: {rto: 1m}\n  target: {namespace: shop, selector: {app: web}}\n  verify: {job: {template: {spec: {containers: [{name: c, image: x}]}}}}\n",
+			[]string{"spec.verify", "pod-kill restores no data"}},
+		{"a data check naming no check", mutate("", "  verify: {}\n"), []string{"spec.verify.job", "Required"}},
+		{"a data check without a container", mutate("", "  verify: {job: {template: {spec: {containers: []}}}}\n"), []string{"spec.verify.job.template.spec.containers", "Required"}},
+		{"a data check without an image", mutate("", "  verify: {job: {template: {spec: {containers: [{name: c}]}}}}\n"), []string{"spec.verify.job.template.spec.containers[0].image", "Required"}},
+		{"a data check that retries", mutate("", "  verify: {job: {template: {spec: {restartPolicy: OnFailure, containers: [{name: c, image: x}]}}}}\n"), []string{"spec.verify.job.template.spec.restartPolicy", "OnFailure"}},
+		{"a data check with its own deadline", mutate("", "  verify: {job: {template: {spec: {activeDeadlineSeconds: 60, containers: [{name: c, image: x}]}}}}\n"), []string{"spec.verify.job.template.spec.activeDeadlineSeconds", "recover phase"}},
+		{"an unknown field in a data check's pod", mutate("", "  verify: {job: {template: {spec: {containers: [{name: c, image: x, imagePull: Never}]}}}}\n"), []string{"spec.verify.job.template.spec.containers[0].imagePull", "unknown field"}},
 		{"history limit of zero", mutate("  scenario: namespace-restore\n", "  scenario: namespace-restore\n  failedRunsHistoryLimit: 0\n"), []string{"spec.failedRunsHistoryLimit", "at least 1"}},
 	}
 	for _, tc := range cases {
@@ -261,5 +269,18 @@ func TestLoadPathsConfigMapVolume(t *testing.T) {
 	}
 	if len(defs) != 1 || defs[0].Source != filepath.Join(dir, "a.yaml") {
 		t.Fatalf("want a.yaml once, got %d drills: %+v", len(defs), defs)
+	}
+}
+
+// A data check's pod template is decoded as Kubernetes' own type.
+func TestParseDataCheck(t *testing.T) {
+	doc := mutate("", "  verify:\n    job:\n      template:\n        spec:\n          containers:\n            - name: check\n              image: drillbot.local/sampleapp\n              args: [check, /data/records]\n")
+	defs, err := drill.Parse("drills/x.yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}), drill.Protect("drillbot-system", "velero"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := defs[0].Spec.Verify.Job.Template.Spec.Containers[0]
+	if c.Image != "drillbot.local/sampleapp" || strings.Join(c.Args, " ") != "check /data/records" {
+		t.Errorf("container %+v", c)
 	}
 }

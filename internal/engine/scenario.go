@@ -142,6 +142,18 @@ func (r Registry) Targetless(kind string) bool {
 	return ok && t.Targetless()
 }
 
+// DataChecker is a Kind that restores data and runs the drill's data
+// checks (spec.verify) against it.
+type DataChecker interface {
+	ChecksData() bool
+}
+
+// ChecksData reports whether the named kind runs spec.verify's data checks.
+func (r Registry) ChecksData(kind string) bool {
+	d, ok := r[kind].(DataChecker)
+	return ok && d.ChecksData()
+}
+
 // ValidateParams validates params with the named kind.
 func (r Registry) ValidateParams(kind string, spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
 	k, ok := r[kind]

@@ -58,6 +58,7 @@ func extraDrills(t *testing.T) []drill.Definition {
 	docs := []string{
 		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: nr-create}, spec: {scenario: namespace-restore, objectives: {rto: 30m, rpo: 1h}, target: {namespace: shop}, params: {backup: {create: true}}}}`,
 		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: nr-named}, spec: {scenario: namespace-restore, objectives: {rto: 30m, rpo: 1h}, target: {namespace: shop}, params: {backup: {name: b1}}}}`,
+		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: nr-checked}, spec: {scenario: namespace-restore, objectives: {rto: 30m, rpo: 1h}, target: {namespace: shop}, params: {backup: {name: b1}}, verify: {job: {template: {spec: {containers: [{name: c, image: psql}]}}}}}}`,
 		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: pk-plain}, spec: {scenario: pod-kill, objectives: {rto: 5m}, target: {namespace: shop, selector: {app: web}}}}`,
 		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: fr-schedule}, spec: {scenario: failover-restore, objectives: {rto: 30m, rpo: 24h}, target: {namespace: copy}, params: {sourceNamespace: shop, storageLocation: dr, schedule: daily, veleroNamespace: backup, allowReadWriteLocation: true}}}`,
 		`{apiVersion: drillbot.io/v1alpha1, kind: Drill, metadata: {name: be-named}, spec: {scenario: block-secrets-backend, objectives: {rto: 15m}, target: {namespace: eso, selector: {app: eso}}, params: {externalSecrets: [apps/db, other/x], secrets: [apps/db-creds]}}}`,

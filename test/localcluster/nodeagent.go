@@ -84,6 +84,10 @@ func (c *Cluster) LocalVolume(ctx context.Context, name, size, ns, claim string)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return "", err
 	}
+	// Writable by the pods' non-root users, as a provisioner's volume is.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return "", err
+	}
 	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},

@@ -48,8 +48,6 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 		fmt.Fprintln(os.Stderr, "integration tests will skip:", err)
 		return m.Run()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if cfg.RealNode {
 		lockCtx, cancelLock := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -61,6 +59,10 @@ func runTests(m *testing.M, c **Cluster, cfg Config) int {
 		}
 		defer unlock()
 	}
+	// The start's own deadline counts from when the node is this
+	// package's: waiting for another package's real node is not starting.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	cfg.Bins, cfg.Logger = bins, log
 	var dir string // the cluster's, kept when a test fails
 	cl, err := startFresh(ctx, cfg, func() (string, error) {

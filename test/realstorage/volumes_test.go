@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,12 +15,15 @@ import (
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/test/localcluster"
 	"github.com/drillbot-io/drillbot/test/testharness"
 )
@@ -131,4 +135,213 @@ func waitReady(t *testing.T, ns, name string) {
 	if err != nil {
 		t.Fatalf("deployment %s/%s not Ready: %v", ns, name, err)
 	}
+}
+
+// statefulApp runs the sample app as a stateful one in ns: a record
+// appended to /data/records every second on the claim "data", the volume
+// opted in to file-system backup when backedUp. It waits until it has
+// written a few records.
+func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
+	t.Helper()
+	tpl := localcluster.SampleApp(map[string]string{"app": "db"})
+	if backedUp {
+		tpl.Annotations = map[string]string{"backup.velero.io/backup-volumes": "data"}
+	}
+	tpl.Spec.Volumes = append(tpl.Spec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}})
+	app := &tpl.Spec.Containers[0]
+	app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+	app.Env = append(app.Env, corev1.EnvVar{Name: "RECORDS", Value: "/data/records"})
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, Template: tpl}}
+	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "db")
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(context.Context) (bool, error) {
+		b, _ := os.ReadFile(filepath.Join(dir, "records"))
+		return bytes.Count(b, []byte("\n")) >= 3, nil
+	})
+	if err != nil {
+		t.Fatalf("the app wrote no records in %s: %v", dir, err)
+	}
+}
+
+// dataClaim makes the claim "data" in ns, bound to the local volume pv.
+func dataClaim(t *testing.T, ns, pv string) {
+	t.Helper()
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(localcluster.LocalStorageClass), VolumeName: pv,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	if _, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkDrill is a namespace-restore drill of ns from backup with the
+// sample app's own data check (sampleapp check) in spec.verify, and extra
+// params.
+func checkDrill(t *testing.T, ns, backup, params string) string {
+	t.Helper()
+	tpl := localcluster.SampleApp(nil)
+	c := &tpl.Spec.Containers[0]
+	c.Name, c.ReadinessProbe, c.Args = "check", nil, []string{"check", "/data/records"}
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}}
+	tpl.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: true}}}}
+	tpl.Labels = nil
+	js, err := json.Marshal(tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
+kind: Drill
+metadata:
+  name: %s
+spec:
+  scenario: namespace-restore
+  objectives: {rto: 5m, rpo: 1h}
+  timeouts: {recover: 4m, revert: 3m}
+  target: {namespace: %s}
+  params:
+    backup: {name: %s}
+%s  verify:
+    job:
+      template: %s
+`, ns, ns, backup, params, js)
+}
+
+func takeBackup(t *testing.T, ns string) velerov1.Backup {
+	t.Helper()
+	b, err := cluster.Backup(context.Background(), ns+"-1", ns)
+	if err == nil {
+		b, err = cluster.WaitBackup(context.Background(), b.Name)
+	}
+	if err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		t.Fatalf("backup %s: %s (%v)", b.Name, b.Status.Phase, err)
+	}
+	return b
+}
+
+// TestDataCheckMeasuresRPOFromTheRestoredData: a stateful app appends a
+// chained record every second; Velero backs its volume up; the drill
+// deletes the namespace, restores it, and its data check (the app's own
+// checker, run as a Job on the restored claim) verifies the chain and
+// names the newest record before the disaster. The restored app goes on
+// writing records after the restore, newer than the disaster: the check
+// must not take them for restored data. The RPO is the disaster minus the
+// newest record the backup held, read here from the restored volume too.
+func TestDataCheckMeasuresRPOFromTheRestoredData(t *testing.T) {
+	ctx := context.Background()
+	h := testharness.New(t, cluster)
+	ns := "rs-chk-" + localcluster.RandomSuffix()
+	testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	dir := localVolume(t, "pv-"+ns+"-data", ns, "data")
+	spare := localVolume(t, "pv-"+ns+"-spare", "", "")
+	dataClaim(t, ns, "pv-"+ns+"-data")
+	statefulApp(t, ns, dir, true)
+	// drillbot's RBAC first: the check's Role in the namespace comes back
+	// only with a backup that holds it.
+	def := h.Drill(checkDrill(t, ns, ns+"-1", ""))
+	h.ServiceAccount(ctx, def)
+	b := takeBackup(t, ns)
+
+	run := h.Run(def)
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictPass {
+		t.Fatalf("verdict %s: %s\n%s", st.Verdict, st.Reason, testharness.Story(st))
+	}
+	if m := testharness.Milestones(st); !strings.Contains(m, "volumes-restored") || !strings.Contains(m, "data-verified") {
+		t.Errorf("milestones %s, want volumes-restored then data-verified", m)
+	}
+	if !strings.Contains(st.RPOSource, "data check") {
+		t.Errorf("RPO source %q, want the data check", st.RPOSource)
+	}
+	if f := strings.Join(st.Findings, "\n"); !strings.Contains(f, "passed (container check exited 0)") || !strings.Contains(f, "chain intact") {
+		t.Errorf("findings %q, want the check's answer", f)
+	}
+	// What the restored volume holds: the backup's records, then the
+	// restored app's, newer than the disaster.
+	recs := records(t, filepath.Join(spare, "records"))
+	var newest time.Time
+	after := 0
+	for _, at := range recs {
+		if at.After(st.DisasterAt.Time) {
+			after++
+		} else {
+			newest = at
+		}
+	}
+	if newest.IsZero() || after == 0 {
+		t.Fatalf("restored volume: newest record before the disaster %v, %d after: want both", newest, after)
+	}
+	if newest.After(b.Status.CompletionTimestamp.Time) {
+		t.Errorf("newest restored record %v is after backup %s completed (%v): not from the backup", newest, b.Name, b.Status.CompletionTimestamp)
+	}
+	rpo, err := time.ParseDuration(st.RPO)
+	if want := st.DisasterAt.Sub(newest); err != nil || (rpo-want).Abs() > time.Second {
+		t.Errorf("RPO %s (%v), want the disaster minus the newest restored record, %s", st.RPO, err, want)
+	}
+	if _, err := cluster.Kube.BatchV1().Jobs(ns).Get(ctx, namespacerestore.DataCheckJobName(run.Name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the check's Job is left behind (%v)", err)
+	}
+}
+
+// TestDataCheckFailsAVolumeThatCameBackEmpty: the volume is not backed up
+// and the drill accepts its loss, but checks the data: the restored claim
+// binds an empty volume, the restored app starts a new chain, and every
+// record it holds is newer than the disaster. Workloads Ready, Velero
+// Completed, every object back: the data check alone says FAIL. The
+// volume's reclaim policy is Delete, as a provisioner's usually is: Velero
+// then restores the claim unbound, for a new volume (with Retain it keeps
+// the claim on the old, Released volume, where it stays Pending).
+func TestDataCheckFailsAVolumeThatCameBackEmpty(t *testing.T) {
+	ctx := context.Background()
+	h := testharness.New(t, cluster)
+	ns := "rs-empty-" + localcluster.RandomSuffix()
+	testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	dir := localVolume(t, "pv-"+ns+"-data", ns, "data")
+	if _, err := cluster.Kube.CoreV1().PersistentVolumes().Patch(ctx, "pv-"+ns+"-data", types.MergePatchType,
+		[]byte(`{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	localVolume(t, "pv-"+ns+"-spare", "", "")
+	dataClaim(t, ns, "pv-"+ns+"-data")
+	statefulApp(t, ns, dir, false)
+	def := h.Drill(checkDrill(t, ns, ns+"-1", "    volumes: {accept: [data]}\n"))
+	h.ServiceAccount(ctx, def)
+	takeBackup(t, ns)
+
+	run := h.Run(def)
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "the restored data failed the check") {
+		t.Fatalf("verdict %s: %s, want FAIL by the data check\n%s", st.Verdict, st.Reason, testharness.Story(st))
+	}
+	if !strings.Contains(st.Reason, "none was restored") && !strings.Contains(st.Reason, "no record") && !strings.Contains(st.Reason, "no such file") {
+		t.Errorf("reason %q, want the check's own words", st.Reason)
+	}
+}
+
+// records reads the sample app's records file: each record's time.
+func records(t *testing.T, path string) []time.Time {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Time
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue // a torn last line
+		}
+		at, err := time.Parse(time.RFC3339Nano, f[1])
+		if err != nil {
+			t.Fatalf("%s: %q: %v", path, l, err)
+		}
+		out = append(out, at)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ package v1alpha1
 import (
 	"encoding/json"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -88,6 +89,38 @@ type DrillSpec struct {
 	// alerts, timed as detection) and what stops it (read from the
 	// Alertmanager the daemon is pointed at).
 	Alerts DrillAlerts `json:"alerts,omitempty"`
+	// Verify checks the recovered data itself, after recovery, for the
+	// scenario kinds that restore data (namespace-restore); other kinds
+	// refuse it.
+	Verify *DataChecks `json:"verify,omitempty"`
+}
+
+// DataChecks are checks of the restored data, run after the workloads are
+// Ready: one that fails FAILs the run, one that cannot run makes it
+// INCONCLUSIVE, never PASS. A check that reports the newest restored write
+// measures the RPO from the data (the RPO marker is the fallback).
+type DataChecks struct {
+	// Job runs a check of the application's own (psql, redis-cli, a
+	// checksum) as a Job in the restored namespace.
+	Job *JobCheck `json:"job,omitempty"`
+}
+
+// JobCheck is a data check run as a Job in the restored namespace, under
+// its Pod Security level, once (no retry), as the last part of recovery
+// (its time is the RTO's last share, data-verified). Exit 0:
+// the data is good; a non-zero exit: the data is not (FAIL, naming the exit
+// code and the log's last lines); a pod that never ran to an exit (not
+// admitted, image not found, deadline): INCONCLUSIVE. A log line
+// "drillbot-newest: <RFC 3339>" gives the newest restored write, from which
+// the RPO is measured. The pod gets DRILLBOT_DISASTER_TIME (RFC 3339, when
+// drillbot deleted what it restored: report the newest write before it),
+// DRILLBOT_BACKUP and DRILLBOT_RUN in its environment. The Job is deleted
+// after the check (and removes itself after 10 minutes if drillbot cannot).
+type JobCheck struct {
+	// Template is the Job's pod template: the user's image, command and
+	// volumes (the restored PVCs, by claim name). restartPolicy must be
+	// Never or unset.
+	Template corev1.PodTemplateSpec `json:"template"`
 }
 
 // DrillAlerts are a drill's checks against the cluster's alerts.

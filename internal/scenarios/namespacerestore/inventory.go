@@ -181,9 +181,10 @@ func listInto(ctx context.Context, meta metadata.Interface, gvr schema.GroupVers
 		for _, item := range page.Items {
 			// Objects a controller owns are remade by it (an owner
 			// reference without controller is only a garbage-collection
-			// link: nothing remakes that object); drillbot's own RBAC is
-			// not the application's.
-			if metav1.GetControllerOfNoCopy(&item) != nil || item.Labels[v1alpha1.LabelRBAC] != "" {
+			// link: nothing remakes that object); drillbot's own RBAC and
+			// what a run made (a data check's Job) are not the
+			// application's.
+			if metav1.GetControllerOfNoCopy(&item) != nil || item.Labels[v1alpha1.LabelRBAC] != "" || item.Labels[v1alpha1.LabelRun] != "" {
 				continue
 			}
 			inv[qualified+"/"+item.Name] = Item{RestoredBy: item.Labels[velerov1.RestoreNameLabel], Created: item.CreationTimestamp,

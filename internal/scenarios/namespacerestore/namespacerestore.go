@@ -14,7 +14,8 @@
 //     marker loop never stamps a target a run holds, and a marker newer than
 //     the disaster makes the RPO INCONCLUSIVE, never 0.
 //  3. What happened: the Backup's phase (Completed) and the Restore's phase,
-//     not the Schedule; the restored marker's bytes give the RPO, the
+//     not the Schedule; the newest write the data check found in the
+//     restored data gives the RPO, else the restored marker's bytes, the
 //     backup's start time only as a stated estimate.
 //  4. One clock: RTO is the engine's stamps; the marker is written by
 //     drillbot's own clock.
@@ -28,8 +29,11 @@
 //     the data of every bound PVC held (or its loss accepted by name),
 //     and its resource list every object of the namespace that existed
 //     when it started, before the namespace is deleted; newer objects are
-//     the RPO window, named if lost. The restored data itself is not read
-//     yet (a finding says so).
+//     the RPO window, named if lost. The restored data itself is read only
+//     by the drill's data check (spec.verify.job), whose answer is its
+//     container's own exit (the pod found by the Job's UID): non-zero
+//     FAILs, no exit (not admitted, never started, killed, deadline) is
+//     INCONCLUSIVE; without a check a finding says the data was not read.
 //  8. Same on both sides: controller-owned objects (remade under new names) and
 //     drillbot's own RBAC are left out of both inventories.
 //  9. Visible safeguards: a failed restore (the undo) leaves the run
@@ -131,12 +135,23 @@ type Deps struct {
 	// Contents reads a backup's resource list (default: through Velero's
 	// DownloadRequests with Dynamic).
 	Contents ResourceLister
+	// Logs reads a data check's log (default: pods/log through Kube).
+	Logs LogReader
+	// PollInterval is how often a data check's Job is read (default 1s).
+	PollInterval time.Duration
 }
 
 // Kind is the namespace-restore scenario kind.
 type Kind struct{ Deps Deps }
 
-var _ engine.Kind = Kind{}
+var (
+	_ engine.Kind        = Kind{}
+	_ engine.DataChecker = Kind{}
+)
+
+// ChecksData implements engine.DataChecker: spec.verify runs after the
+// restore.
+func (Kind) ChecksData() bool { return true }
 
 // ValidateParams implements engine.Kind.
 func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.ErrorList {
@@ -186,7 +201,14 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Contents == nil {
 		d.Contents = VeleroDownloads{Dynamic: d.Dynamic}
 	}
-	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName,
+	if d.Logs == nil {
+		d.Logs = KubeLogs{Kube: d.Kube}
+	}
+	var check *v1alpha1.JobCheck
+	if def.Spec.Verify != nil {
+		check = def.Spec.Verify.Job
+	}
+	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName, check: check,
 		log: d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}, nil
 }
 
@@ -196,6 +218,12 @@ type scenario struct {
 	ns     string
 	run    string
 	log    *slog.Logger
+	check  *v1alpha1.JobCheck // the drill's data check (spec.verify.job), if any
+
+	// disasterAt is drillbot's clock right before the delete, given to the
+	// data check (the engine's own stamp decides the RPO).
+	disasterAt time.Time
+	checked    *checkResult // what the data check found, once it passed
 
 	// found by Preflight, the inventory taken again by Inject
 	backup    *velerov1.Backup
@@ -420,6 +448,7 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		return err
 	}
 	// Exactly the namespace the journal names, not one re-created meanwhile.
+	s.disasterAt = s.deps.Clock.Now()
 	if err := s.deps.Kube.CoreV1().Namespaces().Delete(ctx, s.ns, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &target.UID}}); err != nil {
 		return fmt.Errorf("delete namespace %s: %w", s.ns, err)
 	}
@@ -486,6 +515,14 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 			return err
 		}
 		m.Mark("volumes-restored")
+	}
+	if s.check != nil {
+		// Recovery ends when the data is seen good, not when Velero says
+		// it is done: the check is the RTO's last share.
+		if err := s.verifyData(ctx); err != nil {
+			return err
+		}
+		m.Mark("data-verified")
 	}
 	return nil
 }
@@ -563,8 +600,12 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 		v.Findings = append(v.Findings, fmt.Sprintf("inventory did not cover %d kinds drillbot may not list (RBAC): %s", len(s.skipped), strings.Join(s.skipped, ", ")))
 	}
 	if s.volumes != "" {
-		v.Findings = append(v.Findings, fmt.Sprintf("volume data: %s; after the restore %d PVCs Bound and their PodVolumeRestores Completed; the restored data itself is not read",
-			s.volumes, len(s.held)))
+		read := "the restored data itself is not read (no data check in spec.verify)"
+		if s.check != nil {
+			read = "the data check reads the restored data"
+		}
+		v.Findings = append(v.Findings, fmt.Sprintf("volume data: %s; after the restore %d PVCs Bound and their PodVolumeRestores Completed; %s",
+			s.volumes, len(s.held), read))
 	}
 	v.Findings = append(v.Findings, s.accepted...)
 	// Rule 5: an object of a group whose discovery failed now was not
@@ -619,24 +660,64 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	if s.restore != nil && s.restore.Status.Warnings > 0 {
 		v.Findings = append(v.Findings, fmt.Sprintf("velero restore %s finished with %d warnings", s.restore.Name, s.restore.Status.Warnings))
 	}
+	if s.checked != nil {
+		v.Findings = append(v.Findings, s.checked.finding)
+	}
+	return v, s.dataTime(ctx, &v)
+}
+
+// dataTime sets the time of the newest restored write, from which the
+// engine measures the RPO: the data check's, when it reported one that
+// the backup can hold and that is not older than the restored marker;
+// else the restored marker's; else the backup's start, as an estimate.
+func (s *scenario) dataTime(ctx context.Context, v *engine.Verification) error {
+	var fromCheck *time.Time
+	if s.checked != nil && s.checked.newest != nil {
+		n := s.checked.newest
+		if c := s.backup.Status.CompletionTimestamp; c != nil && n.After(c.Time) {
+			// Another clock than Velero's, or data the restore did not
+			// bring back (the restored app's new writes, an external
+			// database): not in the backup.
+			v.Findings = append(v.Findings, fmt.Sprintf("the data check's newest write %s is after backup %s completed (%s): the backup cannot hold it (data the restore did not bring back, or clocks that disagree), so the RPO is not taken from it",
+				n.UTC().Format(time.RFC3339Nano), s.backup.Name, c.UTC().Format(time.RFC3339)))
+		} else {
+			fromCheck = n
+		}
+	}
+	checkSource := "the newest write the data check found in the restored data (job " + DataCheckJobName(s.run) + ")"
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.ns).Get(ctx, MarkerName, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		ts, perr := time.Parse(time.RFC3339Nano, cm.Data[MarkerKey])
 		if perr != nil {
-			return v, fmt.Errorf("restored RPO marker %s/%s holds %q: %w", s.ns, MarkerName, cm.Data[MarkerKey], perr)
+			return fmt.Errorf("restored RPO marker %s/%s holds %q: %w", s.ns, MarkerName, cm.Data[MarkerKey], perr)
+		}
+		if fromCheck != nil && !fromCheck.Before(ts) {
+			v.DataTimestamp, v.RPOSource = fromCheck, checkSource
+			return nil
+		}
+		if fromCheck != nil {
+			// The marker, written by drillbot into the data the backup
+			// holds, shows the backup's point in time is later: the
+			// application had written nothing newer.
+			v.Findings = append(v.Findings, fmt.Sprintf("the data check's newest write %s is older than the restored RPO marker (%s): the application wrote nothing newer before the backup, so the RPO is measured from the marker",
+				fromCheck.UTC().Format(time.RFC3339Nano), ts.UTC().Format(time.RFC3339Nano)))
 		}
 		v.DataTimestamp, v.RPOSource = &ts, "restored marker ConfigMap "+MarkerName
 	case apierrors.IsNotFound(err):
+		if fromCheck != nil {
+			v.DataTimestamp, v.RPOSource = fromCheck, checkSource
+			return nil
+		}
 		if s.backup.Status.StartTimestamp != nil {
 			ts := s.backup.Status.StartTimestamp.Time
 			v.DataTimestamp, v.RPOSource = &ts, "backup start time (no marker in restored data)"
 			v.Findings = append(v.Findings, "no RPO marker was restored: RPO is estimated from backup "+s.backup.Name+"'s start time, not measured from restored data")
 		}
 	default:
-		return v, fmt.Errorf("read restored RPO marker: %w", err)
+		return fmt.Errorf("read restored RPO marker: %w", err)
 	}
-	return v, nil
+	return nil
 }
 
 // Revert implements engine.Scenario. The undo of a namespace deletion is a

@@ -71,6 +71,13 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	for group, res := range InventoryGrants {
 		g = append(g, engine.Allow("", group, res, []string{"list"}))
 	}
+	if def.Spec.Verify != nil && def.Spec.Verify.Job != nil {
+		// The data check runs a pod in the restored namespace only: a Role
+		// there, restored with the namespace (without it the check cannot
+		// run and the run is INCONCLUSIVE, saying so).
+		g = append(g, engine.Allow(ns, "batch", []string{"jobs"}, []string{"create", "get", "delete"}),
+			engine.Allow(ns, "", []string{"pods/log"}, []string{"get"}))
+	}
 	return append(g, WorkloadReads("")...)
 }
 
@@ -173,6 +180,14 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	c = append(c,
 		rec.Call("list", "", "persistentvolumeclaims", ns, "", "only with held volumes: every PVC whose data the backup held is Bound again"),
 		rec.Call("list", "velero.io", "podvolumerestores", vns, "", "only with held volumes: the restore's PodVolumeRestores Completed (by its restore-name label)"))
+	if def.Spec.Verify != nil && def.Spec.Verify.Job != nil {
+		c = append(c,
+			rec.Call("create", "batch", "jobs", ns, "", "the data check: a Job of the drill's template in the restored namespace"),
+			rec.Call("get", "batch", "jobs", ns, "", "wait until the data check Job ends (by the run's name)"),
+			rec.Call("list", "", "pods", ns, "", "the data check's pod: how its container ended"),
+			rec.Call("get", "", "pods/log", ns, "", "the data check's log: its last lines, the newest restored write (by its pod's name)"),
+			rec.Call("delete", "batch", "jobs", ns, "", "remove the data check Job"))
+	}
 	c = append(c, InventoryCalls(ver, ns, "inventory again: every object came back")...)
 	c = append(c,
 		ver.Call("get", "", "configmaps", ns, MarkerName, "RPO: the restored marker's timestamp"),
