@@ -267,7 +267,7 @@ demo-dr: announce $(CLUSTER_BINS) $(DRILLBOT)
 # Benchmarks on a fresh local cluster: RTO precision, idle footprint,
 # inventory scale, drill overhead. Prints a table; writes bench/results/.
 BENCH_ARGS ?=
-bench: $(CLUSTER_BINS) $(DRILLBOT)
+bench: $(CLUSTER_BINS) $(DRILLBOT) images velero-images node-deps
 	$(GO) run ./hack/bench -drillbot $(DRILLBOT) -out bench/results $(BENCH_ARGS)
 
 test-unit:

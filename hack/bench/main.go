@@ -1,12 +1,15 @@
 // Command bench is `make bench`: it starts the local cluster and measures
 // drillbot's RTO precision (against 1s and 5s polling), its idle footprint,
 // the scale of the namespace inventory, its share of a measured RTO, a
-// failover restore in a second cluster and the fleet report. It
+// failover restore in a second cluster, the fleet report, and volume data
+// through Velero's node-agent on the real node. It
 // prints a table and writes it as JSON (and Markdown) under -out.
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -20,10 +23,15 @@ import (
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -48,17 +56,18 @@ func main() {
 		fleet    = flag.Int("fleet-clusters", 10, "clusters of the fleet report figure (kwok-only; 0: skip)")
 		fleetN   = flag.Int("fleet-runs", 1000, "DrillRuns per cluster of the fleet report figure")
 		failover = flag.Int("failover-objects", 1000, "objects in the namespace the failover-restore figure restores in a DR cluster (0: skip)")
+		volumes  = flag.String("volume-mib", "100,1024", "sizes in MiB of the volume-data figure: Velero's node-agent backup and restore on the real node (empty: skip; needs root)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover); err != nil {
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover, *volumes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int) error {
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int, volumeMiB string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -194,6 +203,34 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		res.Rows = append(res.Rows, pf.Rows(40<<20)...)
 		res.Details["realNodePodKill"] = rp
 		res.Details["realNodePodFootprint"] = pf
+	}
+
+	// 7. Volume data through Velero's node-agent on the real node (a
+	// cluster of its own: the machine's one real node).
+	if volumeMiB != "" {
+		cl.Stop()
+		var figs []bench.VolumeData
+		vcl, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, "volumes"), Logger: log, RealNode: true, NodeAgent: true})
+		if err != nil {
+			return fmt.Errorf("volume data: %w", err)
+		}
+		for _, m := range strings.Split(volumeMiB, ",") {
+			var n int64
+			if _, err := fmt.Sscan(m, &n); err != nil {
+				vcl.Stop()
+				return fmt.Errorf("-volume-mib: %q: %w", m, err)
+			}
+			log.Info("volume data", "MiB", n)
+			v, err := volumeData(ctx, vcl, n<<20, log)
+			if err != nil {
+				vcl.Stop()
+				return fmt.Errorf("volume data %d MiB: %w", n, err)
+			}
+			res.Rows = append(res.Rows, v.Rows()...)
+			figs = append(figs, v)
+		}
+		vcl.Stop()
+		res.Details["volumeData"] = figs
 	}
 
 	res.Duration = time.Since(started).Round(time.Second).String()
@@ -475,4 +512,130 @@ func commit() string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// volumeData backs up a volume of size random bytes with Velero's
+// node-agent and runs namespace-restore on it, with a data check that
+// reads every restored byte (sampleapp sum); the raw copy of the same file
+// on the same disk is the physical limit.
+func volumeData(ctx context.Context, cl *localcluster.Cluster, size int64, log *slog.Logger) (bench.VolumeData, error) {
+	v := bench.VolumeData{Size: size}
+	ns := fmt.Sprintf("bench-vol-%d", size>>20)
+	if _, err := cl.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
+		return v, err
+	}
+	data, err := cl.LocalVolume(ctx, ns+"-data", "2Gi", ns, "data")
+	if err != nil {
+		return v, err
+	}
+	spare, err := cl.LocalVolume(ctx, ns+"-spare", "2Gi", "", "")
+	if err != nil {
+		return v, err
+	}
+	sum, err := bench.WriteRandom(filepath.Join(data, "blob"), size)
+	if err != nil {
+		return v, err
+	}
+	if v.RawCopy, err = bench.RawCopy(ctx, filepath.Join(data, "blob"), filepath.Join(spare, "..", "rawcopy")); err != nil {
+		return v, err
+	}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(localcluster.LocalStorageClass), VolumeName: ns + "-data",
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")}}}}
+	if _, err := cl.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+		return v, err
+	}
+	tpl := localcluster.SampleApp(map[string]string{"app": "web"})
+	tpl.Annotations = map[string]string{"backup.velero.io/backup-volumes": "data"}
+	tpl.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+	tpl.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	if _, err := cl.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: tpl.Labels}, Template: tpl}}, metav1.CreateOptions{}); err != nil {
+		return v, err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := cl.Kube.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == 1, nil
+	}); err != nil {
+		return v, fmt.Errorf("web not Ready: %w", err)
+	}
+	b, err := cl.Backup(ctx, ns+"-1", ns)
+	if err == nil {
+		b, err = cl.WaitBackup(ctx, b.Name)
+	}
+	if err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
+		return v, fmt.Errorf("backup %s: %s (%v)", b.Name, b.Status.Phase, err)
+	}
+	var pvbs velerov1.PodVolumeBackupList
+	if err := veleroList(ctx, cl, "podvolumebackups", velerov1.BackupNameLabel+"="+b.Name, &pvbs); err != nil || len(pvbs.Items) != 1 {
+		return v, fmt.Errorf("the backup's PodVolumeBackups: %d (%v)", len(pvbs.Items), err)
+	}
+	if v.Backup, err = span(pvbs.Items[0].Status.StartTimestamp, pvbs.Items[0].Status.CompletionTimestamp); err != nil {
+		return v, fmt.Errorf("PodVolumeBackup %s: %w", pvbs.Items[0].Name, err)
+	}
+	tpl = localcluster.SampleApp(nil)
+	c := &tpl.Spec.Containers[0]
+	c.Name, c.ReadinessProbe, c.Args = "check", nil, []string{"sum", "/data/blob", sum}
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}}
+	tpl.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: true}}}}
+	tpl.Labels = nil
+	check, err := json.Marshal(tpl)
+	if err != nil {
+		return v, err
+	}
+	doc := fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: %s}\nspec:\n  scenario: namespace-restore\n  objectives: {rto: 30m, rpo: 1h}\n  target: {namespace: %s}\n  params: {backup: {name: %s}}\n  verify:\n    job:\n      template: %s\n",
+		ns, ns, b.Name, check)
+	a, def, err := drillApp(ctx, cl, log, ns+".yaml", doc)
+	if err != nil {
+		return v, err
+	}
+	defer a.Close(ctx)
+	r, err := a.Engine.Run(ctx, def, "bench")
+	if err != nil {
+		return v, err
+	}
+	if run, err := a.Store.Get(ctx, r.Name); err == nil {
+		r = run
+	}
+	if r.Status.Verdict != v1alpha1.VerdictPass {
+		return v, fmt.Errorf("drill %s: %s: %s", r.Name, r.Status.Verdict, r.Status.Reason)
+	}
+	if v.RTO, err = time.ParseDuration(r.Status.RTO); err != nil {
+		return v, err
+	}
+	v.Shares = bench.Shares(r)
+	var pvrs velerov1.PodVolumeRestoreList
+	if err := veleroList(ctx, cl, "podvolumerestores", velerov1.RestoreNameLabel+"="+r.Name, &pvrs); err != nil || len(pvrs.Items) != 1 {
+		return v, fmt.Errorf("the restore's PodVolumeRestores: %d (%v)", len(pvrs.Items), err)
+	}
+	if v.Restore, err = span(pvrs.Items[0].Status.StartTimestamp, pvrs.Items[0].Status.CompletionTimestamp); err != nil {
+		return v, fmt.Errorf("PodVolumeRestore %s: %w", pvrs.Items[0].Name, err)
+	}
+	log.Info("volume data", "MiB", size>>20, "raw copy", v.RawCopy, "backup", v.Backup, "restore", v.Restore, "rto", v.RTO)
+	// Free the disk for the next size.
+	_ = cl.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	for _, d := range []string{data, spare} {
+		_ = os.RemoveAll(filepath.Join(d, "blob"))
+	}
+	return v, nil
+}
+
+// veleroList lists Velero objects of resource in Velero's namespace by
+// label selector into out.
+func veleroList(ctx context.Context, cl *localcluster.Cluster, resource, selector string, out any) error {
+	l, err := cl.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource(resource)).Namespace("velero").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return err
+	}
+	return k8sruntime.DefaultUnstructuredConverter.FromUnstructured(l.UnstructuredContent(), out)
+}
+
+// span is a Velero object's start to completion, both on Velero's clock.
+func span(start, end *metav1.Time) (time.Duration, error) {
+	if start == nil || end == nil {
+		return 0, errors.New("no start or completion time")
+	}
+	return end.Sub(start.Time), nil
 }

@@ -357,3 +357,29 @@ func TestFleetRows(t *testing.T) {
 		t.Errorf("%+v", rows)
 	}
 }
+
+// The volume-data rows: throughputs from the sizes and spans, the shares
+// from the run's milestones.
+func TestVolumeDataRows(t *testing.T) {
+	at := func(s float64) metav1.MicroTime {
+		return metav1.NewMicroTime(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC).Add(time.Duration(s * float64(time.Second))))
+	}
+	disaster := at(0)
+	run := &v1alpha1.DrillRun{Status: v1alpha1.DrillRunStatus{DisasterAt: &disaster, Milestones: []v1alpha1.Milestone{
+		{Name: "namespace-terminated", At: at(10)}, {Name: "restore-completed", At: at(15)}, {Name: "workloads-ready", At: at(16)},
+		{Name: "volumes-restored", At: at(16)}, {Name: "data-verified", At: at(20)}}}}
+	v := VolumeData{Size: 100 << 20, RawCopy: time.Second, Backup: 4 * time.Second, Restore: 2 * time.Second, RTO: 20 * time.Second, Shares: Shares(run)}
+	if v.Shares["data-verified"] != 4*time.Second || v.Shares["namespace-terminated"] != 10*time.Second {
+		t.Fatalf("shares %v", v.Shares)
+	}
+	rows := v.Rows()
+	want := []string{"50.0 MiB/s (2s), 50% of the raw copy", "25.0 MiB/s (4s), 25% of the raw copy", "20s", "20.0% (4s)"}
+	for i, w := range want {
+		if rows[i].Drillbot != w {
+			t.Errorf("row %d %q: %q, want %q", i, rows[i].Figure, rows[i].Drillbot, w)
+		}
+	}
+	if rows[0].Peer != "100.0 MiB/s (1s)" {
+		t.Errorf("raw copy %q", rows[0].Peer)
+	}
+}

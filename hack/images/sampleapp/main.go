@@ -9,7 +9,9 @@
 // data check, run by a drill's spec.verify job after a restore: it verifies
 // the chain, exits 1 when the file is missing, empty or broken, and prints
 // "drillbot-newest: <time>", the newest record written before
-// DRILLBOT_DISASTER_TIME.
+// DRILLBOT_DISASTER_TIME. "sampleapp sum FILE SHA256" checks a file's
+// bytes against their SHA-256 (the benchmark's data check: it reads every
+// restored byte).
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -34,6 +37,9 @@ import (
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "check" {
 		os.Exit(check(os.Args[2], os.Getenv("DRILLBOT_DISASTER_TIME")))
+	}
+	if len(os.Args) == 4 && os.Args[1] == "sum" {
+		os.Exit(sum(os.Args[2], os.Args[3]))
 	}
 	addr := ":8080"
 	if p := os.Getenv("PORT"); p != "" {
@@ -225,5 +231,28 @@ func check(path, disaster string) int {
 	}
 	fmt.Printf("%d records, chain intact up to record %d (%s)\n", len(recs), recs[len(recs)-1].seq, recs[len(recs)-1].chain[:12])
 	fmt.Printf("drillbot-newest: %s\n", newest.at.UTC().Format(time.RFC3339Nano))
+	return 0
+}
+
+// sum is 0 when the file's SHA-256 is want.
+func sum(path, want string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	fmt.Printf("%s: %d bytes, sha256 %s\n", path, n, got)
+	if got != want {
+		fmt.Printf("want sha256 %s\n", want)
+		return 1
+	}
 	return 0
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +83,22 @@ func TestNewestBeforeTheDisasterAndContinue(t *testing.T) {
 	}
 	if c := check(path, start.Add(5500*time.Millisecond).Format(time.RFC3339Nano)); c != 0 {
 		t.Errorf("check = %d", c)
+	}
+}
+
+func TestSum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, []byte("orders"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sum(path, strings.Repeat("0", 64)) != 1 {
+		t.Error("a wrong checksum passed")
+	}
+	h := sha256.Sum256([]byte("orders"))
+	if sum(path, hex.EncodeToString(h[:])) != 0 {
+		t.Error("the right checksum failed")
+	}
+	if sum(filepath.Join(t.TempDir(), "none"), hex.EncodeToString(h[:])) != 1 {
+		t.Error("a missing file passed")
 	}
 }
