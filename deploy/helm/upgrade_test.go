@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	psaapi "k8s.io/pod-security-admission/api"
@@ -393,6 +394,24 @@ func TestUpgradeCarriesCRD(t *testing.T) {
 			_ = cluster.Kube.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
 		})
 		user := "system:serviceaccount:" + ns + ":" + applier
+		review := func(ctx context.Context, verb, name string) (bool, error) {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Name: name}}}
+			got, err := cluster.Kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				return false, err
+			}
+			return got.Status.Allowed, nil
+		}
+		// The authorizer applies a new binding after a moment: wait for it,
+		// then ask every question.
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			ok, err := review(ctx, "get", crdName)
+			return ok, err
+		}); err != nil {
+			t.Fatalf("the hook's role never took effect: %v", err)
+		}
 		for _, tc := range []struct {
 			verb, name string
 			want       bool
@@ -402,15 +421,12 @@ func TestUpgradeCarriesCRD(t *testing.T) {
 			{"get", "widgets.example.com", false}, {"patch", "widgets.example.com", false}, {"create", "widgets.example.com", false},
 			{"delete", crdName, false}, {"update", crdName, false}, {"list", "", false},
 		} {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
-				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: tc.verb, Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Name: tc.name}}}
-			got, err := cluster.Kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			allowed, err := review(ctx, tc.verb, tc.name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Status.Allowed != tc.want {
-				t.Errorf("%s customresourcedefinitions %q: allowed=%v, want %v", tc.verb, tc.name, got.Status.Allowed, tc.want)
+			if allowed != tc.want {
+				t.Errorf("%s customresourcedefinitions %q: allowed=%v, want %v", tc.verb, tc.name, allowed, tc.want)
 			}
 		}
 		// Uninstall first: drillbot's pod would see its CRD go.

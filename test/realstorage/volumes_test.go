@@ -345,3 +345,49 @@ func records(t *testing.T, path string) []time.Time {
 	}
 	return out
 }
+
+// TestVolumeNotOptedInIsRefusedUntouched: with the node-agent running, a
+// pod whose volume is not opted in to file-system backup: Velero backs up
+// the objects and skips the data, and the drill refuses before its first
+// write, naming the claim and Velero's reason; the namespace, the claim
+// and the bytes on the volume are untouched.
+func TestVolumeNotOptedInIsRefusedUntouched(t *testing.T) {
+	ctx := context.Background()
+	h := testharness.New(t, cluster)
+	ns := "rs-skip-" + localcluster.RandomSuffix()
+	before := testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	dir := localVolume(t, "pv-"+ns+"-data", ns, "data")
+	dataClaim(t, ns, "pv-"+ns+"-data")
+	statefulApp(t, ns, dir, false)
+	def := h.Drill(checkDrill(t, ns, ns+"-1", ""))
+	takeBackup(t, ns)
+	kept := recordsCount(t, dir)
+
+	run := h.Run(def)
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictFail || !strings.Contains(st.Reason, "does not hold the data of PVC data (1Gi)") || len(st.Journal) > 0 {
+		t.Fatalf("verdict %s: %s (journal %v), want refused before any write naming PVC data", st.Verdict, st.Reason, st.Journal)
+	}
+	// Velero's own reason, with the node-agent running (opt-in mode).
+	if !strings.Contains(st.Reason, "podvolume: opted out") {
+		t.Errorf("reason %q, want Velero's: the volume was not opted in", st.Reason)
+	}
+	after, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+		t.Fatalf("namespace touched: %v", err)
+	}
+	pvc, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+	if err != nil || pvc.Spec.VolumeName != "pv-"+ns+"-data" || pvc.Status.Phase != corev1.ClaimBound {
+		t.Fatalf("claim touched: %v", err)
+	}
+	// The app goes on appending: the records written before the drill are
+	// all still there, and the chain goes on.
+	if n := recordsCount(t, dir); n < kept {
+		t.Errorf("the volume holds %d records, %d before the drill", n, kept)
+	}
+}
+
+func recordsCount(t *testing.T, dir string) int {
+	t.Helper()
+	return len(records(t, filepath.Join(dir, "records")))
+}

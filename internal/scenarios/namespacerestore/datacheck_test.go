@@ -144,7 +144,7 @@ func TestDataCheck(t *testing.T) {
 			want: "unknown", reason: "could not be created, the data was not checked"},
 		{name: "a newest write drillbot cannot read", cond: finished(batchv1.JobComplete, ""),
 			pods: []*corev1.Pod{terminatedPod("check-1", "check-uid", 0, "Completed")},
-			log:  "drillbot-newest: yesterday\n", want: "unknown", reason: "not an RFC 3339 time"},
+			log:  "drillbot-newest: yesterday\n", want: "pass", reason: "its newest write cannot be read (drillbot-newest: \"yesterday\" is not an RFC 3339 time), so the RPO is not taken from it"},
 		{name: "passed but its log unreadable: no RPO from it", cond: finished(batchv1.JobComplete, ""),
 			pods:   []*corev1.Pod{terminatedPod("check-1", "check-uid", 0, "Completed")},
 			logErr: errors.New("kubelet unreachable"), want: "pass", reason: "its log could not be read"},
