@@ -359,15 +359,11 @@ func TestFleetRows(t *testing.T) {
 }
 
 // The volume-data rows: throughputs from the sizes and spans, the shares
-// from the run's milestones.
+// from the run's breakdown.
 func TestVolumeDataRows(t *testing.T) {
-	at := func(s float64) metav1.MicroTime {
-		return metav1.NewMicroTime(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC).Add(time.Duration(s * float64(time.Second))))
-	}
-	disaster := at(0)
-	run := &v1alpha1.DrillRun{Status: v1alpha1.DrillRunStatus{DisasterAt: &disaster, Milestones: []v1alpha1.Milestone{
-		{Name: "namespace-terminated", At: at(10)}, {Name: "restore-completed", At: at(15)}, {Name: "workloads-ready", At: at(16)},
-		{Name: "volumes-restored", At: at(16)}, {Name: "data-verified", At: at(20)}}}}
+	run := &v1alpha1.DrillRun{Status: v1alpha1.DrillRunStatus{Breakdown: []v1alpha1.Span{
+		{Name: "namespace-terminated", Duration: "10s"}, {Name: "restore-completed", Duration: "5s"}, {Name: "workloads-ready", Duration: "1s"},
+		{Name: "volumes-restored", Duration: "0s"}, {Name: "data-verified", Duration: "4s"}}}}
 	v := VolumeData{Size: 100 << 20, RawCopy: time.Second, Backup: 4 * time.Second, Restore: 2 * time.Second, RTO: 20 * time.Second, Shares: Shares(run)}
 	if v.Shares["data-verified"] != 4*time.Second || v.Shares["namespace-terminated"] != 10*time.Second {
 		t.Fatalf("shares %v", v.Shares)

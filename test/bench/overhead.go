@@ -51,6 +51,17 @@ type BreakdownPart struct {
 	Duration time.Duration `json:"duration"`
 }
 
+// parts is the run's RTO breakdown as the engine recorded it.
+func parts(run *v1alpha1.DrillRun) []BreakdownPart {
+	var out []BreakdownPart
+	for _, p := range run.Status.Breakdown {
+		if d, err := time.ParseDuration(p.Duration); err == nil {
+			out = append(out, BreakdownPart{Name: p.Name, Duration: d})
+		}
+	}
+	return out
+}
+
 // Witness watches, independently of drillbot, the events that complete
 // a restore drill's milestones: for namespace-restore the namespace gone,
 // the Velero Restore Completed, and the last workload Ready after the
@@ -201,12 +212,7 @@ func (w *Witness) Compare(run *v1alpha1.DrillRun) (*Overhead, error) {
 			"workloads-ready":  {"last workload Ready event in the copy (or restore completed)", lastReady},
 		}
 	}
-	o := &Overhead{Run: run.Name, RTO: rto}
-	for _, p := range run.Status.Breakdown {
-		if d, err := time.ParseDuration(p.Duration); err == nil {
-			o.Breakdown = append(o.Breakdown, BreakdownPart{Name: p.Name, Duration: d})
-		}
-	}
+	o := &Overhead{Run: run.Name, RTO: rto, Breakdown: parts(run)}
 	for _, m := range run.Status.Milestones {
 		t, ok := truth[m.Name]
 		if !ok {

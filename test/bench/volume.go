@@ -82,16 +82,11 @@ func RawCopy(ctx context.Context, src, dstDir string) (time.Duration, error) {
 	return time.Since(start), ctx.Err()
 }
 
-// Shares are a run's RTO shares by milestone.
+// Shares are a run's RTO shares by milestone, as the engine recorded them.
 func Shares(run *v1alpha1.DrillRun) map[string]time.Duration {
 	out := map[string]time.Duration{}
-	prev := run.Status.DisasterAt
-	for _, m := range run.Status.Milestones {
-		if prev != nil {
-			out[m.Name] = m.At.Sub(prev.Time)
-		}
-		at := m.At
-		prev = &at
+	for _, p := range parts(run) {
+		out[p.Name] = p.Duration
 	}
 	return out
 }

@@ -52,45 +52,11 @@ func TestNamespaceRestoreBringsVolumeDataBack(t *testing.T) {
 	// The volume the restored claim will bind: empty until Velero copies
 	// the backup's data into it.
 	spare := localVolume(t, "pv-"+ns+"-spare", "", "")
-	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"},
-		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName: ptr.To(localcluster.LocalStorageClass), VolumeName: "pv-" + ns + "-data",
-			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
-	if _, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tpl := localcluster.SampleApp(map[string]string{"app": "db"})
-	tpl.Annotations = map[string]string{"backup.velero.io/backup-volumes": "data"}
-	tpl.Spec.Volumes = append(tpl.Spec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
-		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}})
-	tpl.Spec.Containers[0].VolumeMounts = append(tpl.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, Template: tpl}}
-	if _, err := cluster.Kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "db")
+	dataClaim(t, ns, "pv-"+ns+"-data")
+	dbApp(t, ns, true)
+	b := takeBackup(t, ns)
 
-	b, err := cluster.Backup(ctx, ns+"-1", ns)
-	if err == nil {
-		b, err = cluster.WaitBackup(ctx, b.Name)
-	}
-	if err != nil || b.Status.Phase != velerov1.BackupPhaseCompleted {
-		t.Fatalf("backup %s: %s (%v)", b.Name, b.Status.Phase, err)
-	}
-
-	run := h.Run(h.Drill(fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
-kind: Drill
-metadata:
-  name: %s
-spec:
-  scenario: namespace-restore
-  objectives: {rto: 5m, rpo: 1h}
-  timeouts: {recover: 4m, revert: 3m}
-  target: {namespace: %s}
-  params:
-    backup: {name: %s}
-`, ns, ns, b.Name)))
+	run := h.Run(h.Drill(restoreDrill(ns, b.Name, "")))
 
 	st := run.Status
 	if st.Verdict != v1alpha1.VerdictPass {
@@ -137,11 +103,10 @@ func waitReady(t *testing.T, ns, name string) {
 	}
 }
 
-// statefulApp runs the sample app as a stateful one in ns: a record
-// appended to /data/records every second on the claim "data", the volume
-// opted in to file-system backup when backedUp. It waits until it has
-// written a few records.
-func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
+// dbApp runs the sample app as Deployment "db" in ns, mounting the claim
+// "data" at /data, the volume opted in to file-system backup when
+// backedUp, with env; it waits until it is Ready.
+func dbApp(t *testing.T, ns string, backedUp bool, env ...corev1.EnvVar) {
 	t.Helper()
 	tpl := localcluster.SampleApp(map[string]string{"app": "db"})
 	if backedUp {
@@ -151,7 +116,7 @@ func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}})
 	app := &tpl.Spec.Containers[0]
 	app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
-	app.Env = append(app.Env, corev1.EnvVar{Name: "RECORDS", Value: "/data/records"})
+	app.Env = append(app.Env, env...)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, Template: tpl}}
@@ -159,6 +124,14 @@ func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
 		t.Fatal(err)
 	}
 	waitReady(t, ns, "db")
+}
+
+// statefulApp runs the sample app as a stateful one (dbApp): a record
+// appended to /data/records every second. It waits until it has written a
+// few records.
+func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
+	t.Helper()
+	dbApp(t, ns, backedUp, corev1.EnvVar{Name: "RECORDS", Value: "/data/records"})
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(context.Context) (bool, error) {
 		b, _ := os.ReadFile(filepath.Join(dir, "records"))
 		return bytes.Count(b, []byte("\n")) >= 3, nil
@@ -196,6 +169,12 @@ func checkDrill(t *testing.T, ns, backup, params string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return restoreDrill(ns, backup, fmt.Sprintf("%s  verify:\n    job:\n      template: %s\n", params, js))
+}
+
+// restoreDrill is a namespace-restore drill of ns from backup; tail goes
+// after its backup param (more params, then more of spec).
+func restoreDrill(ns, backup, tail string) string {
 	return fmt.Sprintf(`apiVersion: drillbot.io/v1alpha1
 kind: Drill
 metadata:
@@ -207,10 +186,7 @@ spec:
   target: {namespace: %s}
   params:
     backup: {name: %s}
-%s  verify:
-    job:
-      template: %s
-`, ns, ns, backup, params, js)
+%s`, ns, ns, backup, tail)
 }
 
 func takeBackup(t *testing.T, ns string) velerov1.Backup {
