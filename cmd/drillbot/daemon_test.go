@@ -132,6 +132,15 @@ spec:
 	// A's drill corrupts the rules; a second firing finds the target busy.
 	waitCorrupt(t, ns)
 	eventually(t, "A refuses a second run on the busy target", 30*time.Second, func() bool { return a.saw(engine.ErrTargetBusy.Error()) })
+	// ... and records the slot it held, so the schedule has no gap.
+	eventually(t, "the held slot recorded", 30*time.Second, func() bool {
+		for _, h := range busyHeldRuns(t, "takeover-falco") {
+			if h.Status.Phase == v1alpha1.PhaseCompleted && h.Status.Verdict == v1alpha1.VerdictInconclusive && h.Status.Stop.Before && len(h.Status.Journal) == 0 {
+				return true
+			}
+		}
+		return false
+	})
 	if b.saw("leading: scheduling drills") || b.saw("takeover-probe-") {
 		t.Fatalf("the standby acted:\n%s", b)
 	}
@@ -178,14 +187,36 @@ spec:
 	}
 }
 
+// listRuns lists the drill's runs that were not held on a busy target
+// (those only record a scheduled slot; busyHeldRuns lists them).
 func listRuns(t *testing.T, drillName string) []v1alpha1.DrillRun {
+	t.Helper()
+	runs, _ := splitRuns(t, drillName)
+	return runs
+}
+
+// busyHeldRuns lists the drill's scheduled runs held on a busy target.
+func busyHeldRuns(t *testing.T, drillName string) []v1alpha1.DrillRun {
+	t.Helper()
+	_, held := splitRuns(t, drillName)
+	return held
+}
+
+func splitRuns(t *testing.T, drillName string) (ran, held []v1alpha1.DrillRun) {
 	t.Helper()
 	store := &engine.KubeStore{Client: cluster.Dynamic, Namespace: "drillbot-system"}
 	runs, err := store.List(context.Background(), v1alpha1.LabelDrill+"="+drillName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runs
+	for _, r := range runs {
+		if st := r.Status.Stop; st != nil && st.Kind == v1alpha1.StopTargetBusy {
+			held = append(held, r)
+		} else {
+			ran = append(ran, r)
+		}
+	}
+	return ran, held
 }
 
 func falco(t *testing.T, ns string) {

@@ -151,6 +151,7 @@ RPO against each drill's targets, and records every run as a DrillRun.`,
 		newPlanCmd(stdout, stderr),
 		newValidateCmd(stdout, stderr),
 		newReportCmd(stdout, stderr),
+		newEvidenceCmd(stdout, stderr),
 		newServeCmd(stdout, stderr),
 		newMarkerCmd(stdout, stderr),
 		newHaltCmd(stdout, stderr),
@@ -173,6 +174,8 @@ type clusterFlags struct {
 	protectedFlags
 	// alerts are set by serve and run (loaded from their alertFlags).
 	alerts alertOptions
+	// keepUnarchived is set by serve with an archive.
+	keepUnarchived bool
 }
 
 // protectedFlags name the namespaces that are never drill targets beyond

@@ -18,6 +18,7 @@ import (
 func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		cf     clusterFlags
+		tf     trustFlags
 		fleet  fleetFlags
 		drills []string
 		last   int
@@ -34,6 +35,10 @@ posture (the hardening plan's results as the newest checks measured them) and
 the runbook's RTO/RPO table from measurements (p95 of the last runs against
 each target, with what to change where one is missed). -o html is one
 self-contained page with an RTO-against-target chart per drill.
+
+With --archive (and --public-key), the report is built from the archive's
+signed records (a year of runs, not only what the cluster still holds); a
+record that does not verify is left out and named, and the exit code is 1.
 
 With --cluster-context or --cluster-kubeconfig (repeatable), the fleet report:
 per cluster and drill the newest run, a pass older than --days counted as
@@ -52,6 +57,17 @@ and its drills count for nothing: the report is printed and the exit code is 1.`
 			if fleet.any() && output == "html" {
 				return usageError{cmd, errors.New("-o html is the single cluster's report; the fleet report is table, json or markdown")}
 			}
+			if tf.url != "" {
+				if fleet.any() {
+					return usageError{cmd, errors.New("--archive is one archive's report: it names its clusters itself; not with --cluster-context")}
+				}
+				defs, err := catalog(drills)
+				if err != nil {
+					fmt.Fprintf(stderr, "%v\n", err)
+					return code(exitError)
+				}
+				return code(archiveReport(cmd.Context(), tf, report.DrillInfos(defs), last, days, output, stdout, stderr))
+			}
 			if fleet.any() {
 				return code(fleetReport(cmd.Context(), cf, fleet, drills, last, days, output, stdout, stderr))
 			}
@@ -60,6 +76,7 @@ and its drills count for nothing: the report is printed and the exit code is 1.`
 	}
 	cf.register(cmd.Flags())
 	fleet.register(cmd.Flags())
+	tf.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&drills, "drills", nil, "the drill catalog (file or directory, repeatable): its drills are reported even when they never ran")
 	cmd.Flags().IntVar(&last, "last", 5, "runs shown per drill")
 	cmd.Flags().IntVar(&days, "days", 30, "compliance window in days")

@@ -75,7 +75,8 @@ func newApp(ctx context.Context, cf clusterFlags, log *slog.Logger, notifyStart 
 	}
 	return app.New(ctx, cfg, app.Options{Namespace: cf.namespace, VeleroNamespace: cf.veleroNamespace, Logger: log, NotifyStart: notifyStart,
 		NotificationFailed: failed, Observers: observers, Heartbeat: cf.heartbeat, RevertBackoff: cf.revertBackoff, Failpoint: failpointFromEnv(),
-		Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, AlertPoll: cf.alerts.poll, AlertScope: cf.alerts.scope})
+		Alerts: cf.alerts.source, StopWhen: cf.alerts.stopWhen, Freeze: cf.alerts.freeze, AlertPoll: cf.alerts.poll, AlertScope: cf.alerts.scope,
+		KeepUnarchived: cf.keepUnarchived})
 }
 
 // runOptions are drillbot run's flags.
@@ -186,7 +187,15 @@ func (o *runOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		defer cancel()
 		s.Close(cctx)
 	}()
-	run, err := s.Engine.Run(ctx, def, "cli")
+	// Who starts it is what the API server says the credentials are,
+	// never what a flag says; a run whose starter cannot be named does
+	// not start.
+	who, err := selfSubject(ctx, s.Clients.Kube)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
+		return exitError
+	}
+	run, err := s.Engine.Run(ctx, def, "cli", engine.StartedBy(who))
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot run: %v\n", err)
 		return exitError

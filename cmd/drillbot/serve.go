@@ -27,6 +27,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/app"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/evidence"
 	"github.com/drillbot-io/drillbot/internal/metrics"
 	"github.com/drillbot-io/drillbot/internal/scenarios"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
@@ -44,6 +45,7 @@ type serveOptions struct {
 	leaseName      string
 	sweepEvery     time.Duration
 	catchUp        bool
+	archive        archiveFlags
 }
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -70,6 +72,7 @@ are validated first: one bad file and nothing runs.`,
 	fs.StringVar(&o.leaseName, "leader-election-lease", "drillbot-leader", "name of the Lease in drillbot's namespace")
 	fs.BoolVar(&o.catchUp, "catch-up", true, "after downtime, run a drill that missed its schedule once (never more); false skips missed runs")
 	fs.DurationVar(&o.sweepEvery, "sweep-interval", 30*time.Second, "how often runs left by dead drillbots, or past their deadline, are reverted")
+	o.archive.register(fs)
 	fs.DurationVar(&o.cf.revertBackoff, "revert-retry-backoff", 30*time.Second, "first wait before the sweep retries a revert that failed (doubles per attempt, up to 10m)")
 	return cmd
 }
@@ -140,10 +143,32 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 	}()
 	log.Info("drillbot serving", "addr", ln.Addr().String(), "drills", len(defs))
 
-	s, err := newApp(ctx, cf, log, notifyStart, m.NotificationFailed, m)
+	cf.keepUnarchived = o.archive.url != ""
+	kick := make(kicker, 1)
+	s, err := newApp(ctx, cf, log, notifyStart, m.NotificationFailed, m, kick)
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
 		return exitError
+	}
+	arch, err := o.archive.open(ctx, s.Clients.Kube, s.Store, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "drillbot serve: %v\n", err)
+		return exitError
+	}
+	if arch != nil {
+		arch.Observe = func(r *v1alpha1.DrillRun, err error) {
+			ev := engine.Event{Type: engine.EventArchived, Run: r.DeepCopy(), Phase: r.Status.Phase, Err: err}
+			if err != nil {
+				ev.Type = engine.EventArchiveFailed
+			}
+			s.Observe(ctx, ev)
+		}
+		if s3, ok := arch.Chain.Store.(*evidence.S3Store); ok {
+			if _, err := s3.ObjectLock(ctx); err != nil {
+				log.Warn("the archive cannot be read yet: runs are kept until it can, and retried", "err", err)
+			}
+		}
+		log.Info("archiving runs", "archive", arch.Chain.Store.Describe(), "cluster", arch.Cluster.Name, "key", arch.Chain.Signer.KeyID())
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -166,6 +191,9 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 		ready.Store(true)
 		go markerLoop(ctx, s.Clients.Kube, s.Engine.OpenRuns, defs, markerInterval, log)
+		if arch != nil {
+			go archiveLoop(ctx, arch, o.archive.every, kick, m.ArchivePending, log)
+		}
 		go func() {
 			t := time.NewTicker(sweepEvery)
 			defer t.Stop()

@@ -1,8 +1,9 @@
 // Command bench is `make bench`: it starts the local cluster and measures
 // drillbot's RTO precision (against 1s and 5s polling), its idle footprint,
 // the scale of the namespace inventory, its share of a measured RTO, a
-// failover restore in a second cluster, the fleet report, and volume data
-// through Velero's node-agent on the real node. It
+// failover restore in a second cluster, the fleet report, volume data
+// through Velero's node-agent on the real node, and the evidence archive
+// on an S3 store of its own (-only archive runs that alone). It
 // prints a table and writes it as JSON (and Markdown) under -out.
 package main
 
@@ -57,17 +58,30 @@ func main() {
 		fleetN   = flag.Int("fleet-runs", 1000, "DrillRuns per cluster of the fleet report figure")
 		failover = flag.Int("failover-objects", 1000, "objects in the namespace the failover-restore figure restores in a DR cluster (0: skip)")
 		volumes  = flag.String("volume-mib", "100,1024", "sizes in MiB of the volume-data figure: Velero's node-agent backup and restore on the real node (empty: skip; needs root)")
+		only     = flag.String("only", "", "run only this figure, without the cluster: archive (written as only-archive.json and .md under -out, latest.json untouched)")
+		archive  = bench.ArchiveConfig{Repeat: 3}
 	)
+	flag.IntVar(&archive.Writes, "archive-writes", 100, "runs the archive write figure archives one at a time (0: skip the archive figures)")
+	flag.IntVar(&archive.Records, "archive-records", 10000, "records of the archive the report is built from")
+	flag.IntVar(&archive.Drills, "archive-drills", 20, "drills (chains) the archive's records are spread over")
+	flag.StringVar(&archive.VersityGW, "versitygw", os.Getenv("DRILLBOT_VERSITYGW"), "the versitygw binary the archive figures' S3 store runs")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover, *volumes); err != nil {
+	if *only != "" {
+		if err := runOnly(ctx, *only, *out, archive); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover, *volumes, archive); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int, volumeMiB string) error {
+func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int, volumeMiB string, arch bench.ArchiveConfig) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -233,12 +247,80 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		res.Details["volumeData"] = figs
 	}
 
+	// 8. The evidence archive on an S3 store of its own (versitygw on
+	// loopback, no cluster): write latency, bytes per record, the report
+	// from a large archive.
+	if arch.Writes > 0 {
+		if arch.VersityGW == "" {
+			arch.VersityGW = bins.VersityGW
+		}
+		if err := archiveFigures(ctx, res, arch, log); err != nil {
+			return err
+		}
+	}
+
 	res.Duration = time.Since(started).Round(time.Second).String()
 	fmt.Println()
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
 	return write(res, out)
+}
+
+// archiveFigures measures the evidence archive and adds its rows.
+func archiveFigures(ctx context.Context, res *bench.Results, cfg bench.ArchiveConfig, log *slog.Logger) error {
+	log.Info("evidence archive", "writes", cfg.Writes, "records", cfg.Records, "drills", cfg.Drills)
+	c, err := bench.MeasureArchive(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("evidence archive: %w", err)
+	}
+	res.Rows = append(res.Rows, c.Rows()...)
+	res.Details["archive"] = c
+	return nil
+}
+
+// runOnly runs one figure that needs no cluster and writes its table as
+// only-<figure>.json and .md under out (the full table, latest.json, is
+// left as it is).
+func runOnly(ctx context.Context, figure, out string, arch bench.ArchiveConfig) error {
+	if figure != "archive" {
+		return fmt.Errorf("-only %q: the figures that run alone are: archive", figure)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	started := time.Now()
+	res := &bench.Results{Commit: commit(), Started: started.UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Details: map[string]any{}}
+	arch.Writes = max(arch.Writes, 1)
+	if err := archiveFigures(ctx, res, arch, log); err != nil {
+		return err
+	}
+	res.Duration = time.Since(started).Round(time.Second).String()
+	fmt.Println()
+	if err := res.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(out, "only-"+figure+".json"))
+	if err != nil {
+		return err
+	}
+	if err := res.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	md, err := os.Create(filepath.Join(out, "only-"+figure+".md"))
+	if err != nil {
+		return err
+	}
+	defer md.Close()
+	res.WriteMarkdown(md)
+	fmt.Printf("\nwritten: %s/only-%s.json, %s/only-%s.md\n", out, figure, out, figure)
+	return nil
 }
 
 const realPodKillDrill = `apiVersion: drillbot.io/v1alpha1

@@ -57,6 +57,8 @@ type Options struct {
 	AlertPoll time.Duration
 	// AlertScope is this cluster's identity on the alerts (zero: none).
 	AlertScope alerts.Scope
+	// KeepUnarchived keeps runs the archive has not taken from pruning.
+	KeepUnarchived bool
 }
 
 // App is a wired drillbot.
@@ -68,7 +70,18 @@ type App struct {
 	Halt halt.Switch
 	// Sinks name where notifications go (slack, or log).
 	Sinks []string
-	close func(ctx context.Context)
+	// observers are the engine's: Observe tells them of what happens to
+	// a run outside the engine (its archiving).
+	observers []engine.Observer
+	close     func(ctx context.Context)
+}
+
+// Observe tells every observer of the engine (Events, notifications,
+// metrics, progress) of ev.
+func (a *App) Observe(ctx context.Context, ev engine.Event) {
+	for _, o := range a.observers {
+		o.Observe(ctx, ev)
+	}
 }
 
 // New connects with cfg, makes sure the DrillRun CRD and drillbot's
@@ -112,7 +125,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,
 		Heartbeat: o.Heartbeat, RevertBackoff: o.RevertBackoff, Failpoint: o.Failpoint,
-		Alerts: o.Alerts, StopWhen: o.StopWhen, Freeze: o.Freeze, AlertPoll: o.AlertPoll, AlertScope: o.AlertScope, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
+		Alerts: o.Alerts, StopWhen: o.StopWhen, Freeze: o.Freeze, AlertPoll: o.AlertPoll, AlertScope: o.AlertScope, KeepUnarchived: o.KeepUnarchived, Locks: engine.LeaseLocks{Client: clients.Kube.CoordinationV1(), Namespace: o.Namespace}})
 	// Every drillbot process, daemon or CLI, stops its runs when the halt
 	// switch is turned on: they are cancelled and revert their faults.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
@@ -127,7 +140,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 			o.Logger.Error("halt switch not watched", "err", err)
 		}
 	}()
-	return &App{Clients: clients, Engine: e, Store: store, Halt: sw, Sinks: []string{sink.Name()}, close: func(ctx context.Context) {
+	return &App{Clients: clients, Engine: e, Store: store, Halt: sw, Sinks: []string{sink.Name()}, observers: observers, close: func(ctx context.Context) {
 		stopWatch()
 		<-watched
 		dispatcher.Wait(ctx)

@@ -44,6 +44,8 @@ func describeStop(s v1alpha1.Stop) string {
 		return fmt.Sprintf("alert %s firing (stop condition %s)", s.Name, s.Detail)
 	case v1alpha1.StopExpectedFiring:
 		return fmt.Sprintf("expected alert %s already active before the fault: its detection cannot be measured", s.Name)
+	case v1alpha1.StopTargetBusy:
+		return "target busy: " + s.Detail
 	default:
 		return "alerts cannot be read, so stop conditions cannot be checked: " + s.Detail
 	}

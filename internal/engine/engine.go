@@ -14,7 +14,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
@@ -81,6 +80,10 @@ const (
 	// EventRevertRetried: a run that was RevertFailed had its revert
 	// retried (Err says whether it failed again; Phase is where it is now).
 	EventRevertRetried EventType = "RevertRetried"
+	// EventArchived and EventArchiveFailed: the run's evidence record was
+	// written to the archive, or a write failed (Err; retried).
+	EventArchived      EventType = "Archived"
+	EventArchiveFailed EventType = "ArchiveFailed"
 )
 
 // Event is a step of a run, for progress output and notifications.
@@ -140,6 +143,9 @@ type Config struct {
 	// cluster="prod-eu"): an expected alert counts only when it carries it.
 	// Zero: none (detections are noted as not narrowed to the cluster).
 	AlertScope alerts.Scope
+	// KeepUnarchived keeps a run beyond the history limits until the
+	// archive has it (status.archive): drillbot serve --archive.
+	KeepUnarchived bool
 }
 
 // Engine runs drills.
@@ -163,6 +169,8 @@ type Engine struct {
 	alertPoll time.Duration
 	// alertScope narrows expected alerts to this cluster.
 	alertScope alerts.Scope
+	// keepUnarchived: runs the archive has not taken are not pruned.
+	keepUnarchived bool
 
 	mu      sync.Mutex
 	active  map[string]string                  // target key -> run name
@@ -182,6 +190,7 @@ func New(cfg Config) *Engine {
 		active: map[string]string{}, cancels: map[string]context.CancelCauseFunc{},
 		locks: cfg.Locks, observed: map[string]observation{}, retries: map[string]retry{},
 		alerts: cfg.Alerts, stopWhen: cfg.StopWhen, freeze: cfg.Freeze, alertPoll: cfg.AlertPoll, alertScope: cfg.AlertScope,
+		keepUnarchived: cfg.KeepUnarchived,
 	}
 	if e.alertPoll == 0 {
 		e.alertPoll = 10 * time.Second
@@ -226,10 +235,33 @@ func TargetHash(key string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
+// RunOption adds to what a run records.
+type RunOption func(*v1alpha1.DrillRunSpec)
+
+// StartedBy records who started the run (the default is the trigger as
+// the initiator's kind, without a user).
+func StartedBy(i v1alpha1.Initiator) RunOption {
+	return func(s *v1alpha1.DrillRunSpec) { s.StartedBy = &i }
+}
+
+// DefinitionDigest is "sha256:" and the hex SHA-256 of the drill's spec as
+// JSON: what identifies the version of a drill a run tested.
+func DefinitionDigest(spec v1alpha1.DrillSpec) string {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		panic("drill spec digest: " + err.Error()) // every field is JSON-encodable
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // Run executes one drill now and returns the finished DrillRun. The error is
 // non-nil only when no run could be recorded (target busy, store down); a
-// drill that fails is a run with verdict FAIL, not an error.
-func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) (*v1alpha1.DrillRun, error) {
+// drill that fails is a run with verdict FAIL, not an error. A scheduled
+// run that finds its target busy is recorded anyway, held (INCONCLUSIVE,
+// stop TargetBusy), so its schedule's slot has evidence, and the error says
+// the target was busy.
+func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string, opts ...RunOption) (*v1alpha1.DrillRun, error) {
 	kind, ok := e.kinds[def.Spec.Scenario]
 	if !ok {
 		return nil, fmt.Errorf("drill %s: unknown scenario kind %q", def.Name, def.Spec.Scenario)
@@ -238,37 +270,22 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string) 
 		return nil, fmt.Errorf("drill %s: %w", def.Name, err)
 	}
 	key := TargetKey(def.Spec.Target)
+	run := e.newRun(def, trigger, key, opts)
 	release, err := e.claim(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("drill %s: %w", def.Name, err)
+		return e.heldBusy(ctx, run, trigger, nil, err)
 	}
 	defer release()
 
-	now := e.clock.Now()
-	name := fmt.Sprintf("%s-%s-%s", def.Name, now.UTC().Format("20060102-150405"), utilrand.String(4))
-	run := &v1alpha1.DrillRun{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name,
-			Labels: map[string]string{
-				v1alpha1.LabelDrill:    def.Name,
-				v1alpha1.LabelScenario: def.Spec.Scenario,
-				v1alpha1.LabelTarget:   TargetHash(key),
-			},
-		},
-		Spec: v1alpha1.DrillRunSpec{Drill: def.Name, Scenario: def.Spec.Scenario, Trigger: trigger, Source: def.Source, Snapshot: def.Spec},
-	}
 	created, err := e.store.Create(ctx, run)
 	if err != nil {
 		return nil, fmt.Errorf("drill %s: record run: %w", def.Name, err)
 	}
 	unlock, err := e.lock(ctx, key, created.Name)
 	if err != nil {
-		// Nothing was done under this run: it goes, and the caller is told
-		// the target is busy.
-		if derr := e.store.Delete(context.WithoutCancel(ctx), created.Name); derr != nil {
-			e.log.Warn("run record of a busy target not deleted", "run", created.Name, "err", derr)
-		}
-		return nil, fmt.Errorf("drill %s: %w", def.Name, err)
+		// Nothing was done under this run: it is recorded as held (a
+		// scheduled run) or goes, and the caller is told the target is busy.
+		return e.heldBusy(ctx, created, trigger, created, err)
 	}
 	rs := &runState{e: e, def: def, run: created, log: e.log.With("drill", def.Name, "scenario", def.Spec.Scenario, "run", created.Name)}
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -17,6 +18,13 @@ func (e *Engine) prune(ctx context.Context, def drill.Definition) {
 	if err != nil {
 		e.log.Warn("run history not pruned", "drill", def.Name, "err", err)
 		return
+	}
+	// With an archive (this process's, or one the recorded runs show: a
+	// drillbot run beside an archiving daemon), a run the archive has not
+	// taken yet is its only record: kept, and not counted against the
+	// limits either.
+	if e.keepUnarchived || slices.ContainsFunc(runs, func(r v1alpha1.DrillRun) bool { return r.Status.Archive != nil }) {
+		runs = slices.DeleteFunc(runs, func(r v1alpha1.DrillRun) bool { return !r.Status.Archived() })
 	}
 	for _, name := range Prunable(runs, def.History.Successful, def.History.Failed) {
 		if err := e.store.Delete(ctx, name); err != nil {

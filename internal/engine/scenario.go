@@ -209,3 +209,29 @@ func IsUnknown(err error) bool {
 	return apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
 		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err)
 }
+
+// Test types, as the archive records them for auditors.
+const (
+	TestLiveRestore       = "live restore"
+	TestSegregatedRestore = "segregated restore (another cluster)"
+	TestControlOutage     = "control outage"
+	TestPostureCheck      = "posture check"
+)
+
+// Evidencer is a Kind that says what its drills test, for the archive:
+// the test type and the systems outside the cluster a run exercises.
+type Evidencer interface {
+	Evidence(spec v1alpha1.DrillSpec) (testType string, dependencies []string)
+}
+
+// Evidence is the named kind's test type and dependencies. Kinds that do
+// not say are posture checks when read-only, control outages otherwise.
+func (r Registry) Evidence(kind string, spec v1alpha1.DrillSpec) (testType string, dependencies []string) {
+	if e, ok := r[kind].(Evidencer); ok {
+		return e.Evidence(spec)
+	}
+	if !r.InjectsFaults(kind) {
+		return TestPostureCheck, nil
+	}
+	return TestControlOutage, nil
+}

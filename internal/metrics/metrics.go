@@ -22,7 +22,7 @@ var stops = []struct {
 	when string
 }{
 	{v1alpha1.StopFreezeWindow, "before"}, {v1alpha1.StopAlert, "before"}, {v1alpha1.StopAlertsUnreadable, "before"},
-	{v1alpha1.StopExpectedFiring, "before"}, {v1alpha1.StopAlert, "during"}, {v1alpha1.StopAlertsUnreadable, "during"},
+	{v1alpha1.StopExpectedFiring, "before"}, {v1alpha1.StopTargetBusy, "before"}, {v1alpha1.StopAlert, "during"}, {v1alpha1.StopAlertsUnreadable, "during"},
 }
 
 // Metrics are drillbot's collectors. It is an engine.Observer.
@@ -46,6 +46,8 @@ type Metrics struct {
 	stopped       *prometheus.CounterVec
 	postureOK     *prometheus.GaugeVec
 	postureTotal  *prometheus.GaugeVec
+	archiveWrites *prometheus.CounterVec
+	archiveLag    prometheus.Gauge
 }
 
 // New registers drillbot's metrics with reg.
@@ -79,13 +81,22 @@ func New(reg prometheus.Registerer) *Metrics {
 		postureOK:    gauge("drillbot_posture_compliant", "What the check's last run counted as keeping its promise (namespaces covered, images signed...)."),
 		postureTotal: gauge("drillbot_posture_checked", "What the check's last run counted in all: namespaces, images... (the compliant share is drillbot_posture_compliant / drillbot_posture_checked)."),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_runs_stopped_total",
-			Help: "Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, or unreadable alerts."}, append(append([]string{}, dl...), "kind", "when")),
+			Help: "Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, a busy target, or unreadable alerts."}, append(append([]string{}, dl...), "kind", "when")),
+		archiveWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drillbot_archive_writes_total",
+			Help: "Writes of runs' evidence records to the archive, by result (ok, error; a failed write is retried)."}, []string{"result"}),
+		archiveLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "drillbot_archive_pending_runs",
+			Help: "Finished runs whose evidence is not in the archive yet (0 when every run is archived; kept from pruning until then)."}),
 	}
+	m.archiveWrites.WithLabelValues("ok")
+	m.archiveWrites.WithLabelValues("error")
 	reg.MustRegister(m.runs, m.rto, m.lastRTO, m.lastRPO, m.rtoTarget, m.rpoTarget, m.lastRun, m.lastVerdict,
 		m.phase, m.nextRun, m.active, m.faultExpiry, m.lastSuccess, m.notifyFailure, m.detection, m.missed, m.stopped,
-		m.postureOK, m.postureTotal)
+		m.postureOK, m.postureTotal, m.archiveWrites, m.archiveLag)
 	return m
 }
+
+// ArchivePending sets how many finished runs are not archived yet.
+func (m *Metrics) ArchivePending(n int) { m.archiveLag.Set(float64(n)) }
 
 // Drill publishes a drill's targets.
 func (m *Metrics) Drill(d drill.Definition) {
@@ -157,6 +168,14 @@ func (m *Metrics) NotificationSink(sink string) { m.notifyFailure.WithLabelValue
 func (m *Metrics) Observe(_ context.Context, ev engine.Event) {
 	r := ev.Run
 	l := []string{r.Spec.Drill, r.Spec.Scenario}
+	switch ev.Type {
+	case engine.EventArchived:
+		m.archiveWrites.WithLabelValues("ok").Inc()
+		return
+	case engine.EventArchiveFailed:
+		m.archiveWrites.WithLabelValues("error").Inc()
+		return
+	}
 	m.Faults(r)
 	if ev.Type != engine.EventFinished {
 		return

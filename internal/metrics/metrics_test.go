@@ -117,7 +117,7 @@ func TestStoppedRuns(t *testing.T) {
 		}
 	}
 	want := `
-# HELP drillbot_runs_stopped_total Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, or unreadable alerts.
+# HELP drillbot_runs_stopped_total Runs not started (when=before) or stopped (when=during) by a freeze window, a stop condition, a busy target, or unreadable alerts.
 # TYPE drillbot_runs_stopped_total counter
 drillbot_runs_stopped_total{drill="namespace-restore",kind="Alert",scenario="namespace-restore",when="before"} 0
 drillbot_runs_stopped_total{drill="namespace-restore",kind="Alert",scenario="namespace-restore",when="during"} 1
@@ -125,6 +125,7 @@ drillbot_runs_stopped_total{drill="namespace-restore",kind="AlertsUnreadable",sc
 drillbot_runs_stopped_total{drill="namespace-restore",kind="AlertsUnreadable",scenario="namespace-restore",when="during"} 0
 drillbot_runs_stopped_total{drill="namespace-restore",kind="ExpectedAlertFiring",scenario="namespace-restore",when="before"} 0
 drillbot_runs_stopped_total{drill="namespace-restore",kind="FreezeWindow",scenario="namespace-restore",when="before"} 1
+drillbot_runs_stopped_total{drill="namespace-restore",kind="TargetBusy",scenario="namespace-restore",when="before"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drillbot_runs_stopped_total"); err != nil {
 		t.Error(err)
@@ -154,5 +155,34 @@ drillbot_posture_checked{drill="signed-images",scenario="signed-images"} 4
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestArchiveWrites(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	run := &v1alpha1.DrillRun{Spec: v1alpha1.DrillRunSpec{Drill: "d", Scenario: "pod-kill"}}
+	m.Observe(context.Background(), engine.Event{Type: engine.EventArchiveFailed, Run: run})
+	m.Observe(context.Background(), engine.Event{Type: engine.EventArchiveFailed, Run: run})
+	m.Observe(context.Background(), engine.Event{Type: engine.EventArchived, Run: run})
+	m.ArchivePending(2)
+	want := `# HELP drillbot_archive_writes_total Writes of runs' evidence records to the archive, by result (ok, error; a failed write is retried).
+# TYPE drillbot_archive_writes_total counter
+drillbot_archive_writes_total{result="error"} 2
+drillbot_archive_writes_total{result="ok"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drillbot_archive_writes_total"); err != nil {
+		t.Error(err)
+	}
+	pending := `# HELP drillbot_archive_pending_runs Finished runs whose evidence is not in the archive yet (0 when every run is archived; kept from pruning until then).
+# TYPE drillbot_archive_pending_runs gauge
+drillbot_archive_pending_runs 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(pending), "drillbot_archive_pending_runs"); err != nil {
+		t.Error(err)
+	}
+	// An archive event is not a finished run.
+	if n := testutil.CollectAndCount(reg, "drillbot_runs_total"); n != 0 {
+		t.Errorf("drillbot_runs_total has %d series", n)
 	}
 }

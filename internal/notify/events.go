@@ -50,6 +50,10 @@ func (e Events) Observe(_ context.Context, ev engine.Event) {
 		} else {
 			e.Recorder.Eventf(ref, corev1.EventTypeNormal, "Reverted", "revert retried (attempt %d): every fault reverted", r.Status.RevertAttempts)
 		}
+	case engine.EventArchived:
+		e.Recorder.Eventf(ref, corev1.EventTypeNormal, "Archived", "evidence archived: %s (place %d of the drill's chain, %s)", r.Status.Archive.Object, r.Status.Archive.Seq, r.Status.Archive.Digest)
+	case engine.EventArchiveFailed:
+		e.Recorder.Eventf(ref, corev1.EventTypeWarning, "ArchiveFailed", "evidence not archived (attempt %d, retried): %v", r.Status.Archive.Attempts, ev.Err)
 	case engine.EventFinished:
 		typ := corev1.EventTypeNormal
 		if r.Status.Verdict != v1alpha1.VerdictPass {

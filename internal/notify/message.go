@@ -71,6 +71,16 @@ func Summarize(run *v1alpha1.DrillRun, kind Kind) Summary {
 			s.Emoji, s.Drill, st.RevertAttempts, st.Verdict)
 		return s
 	}
+	if kind == KindArchiveFailed {
+		s.Emoji, s.Color = ":card_file_box:", "#ecb22e"
+		why := "unknown error"
+		if st.Archive != nil && st.Archive.LastError != "" {
+			why = st.Archive.LastError
+		}
+		s.Title = fmt.Sprintf("%s Evidence of drill %s (%s) not archived: %s; drillbot retries, and keeps the run until it is archived",
+			s.Emoji, s.Drill, st.Verdict, why)
+		return s
+	}
 	switch st.Verdict {
 	case v1alpha1.VerdictPass:
 		s.Emoji, s.Color = ":white_check_mark:", "#2eb67d"

@@ -23,6 +23,9 @@ const (
 	// KindReverted: a run whose revert had failed (its FAIL message said
 	// the fault may still be active) was reverted by a later retry.
 	KindReverted Kind = "reverted"
+	// KindArchiveFailed: the run's evidence could not be written to the
+	// archive (said once, on the first failure; drillbot retries).
+	KindArchiveFailed Kind = "archive-failed"
 )
 
 // Sink delivers one message. retry reports whether a failure is transient.
@@ -89,6 +92,10 @@ func (d *Dispatcher) Observe(ctx context.Context, ev engine.Event) {
 		// Only the retry that clears the fault: the failures in between
 		// would repeat, every backoff, what the FAIL message already said.
 		kind = KindReverted
+	case ev.Type == engine.EventArchiveFailed && ev.Run.Status.Archive != nil && ev.Run.Status.Archive.Attempts == 1:
+		// The first failure only: the retries are in the metrics, the
+		// Events and the report.
+		kind = KindArchiveFailed
 	case d.NotifyStart && ev.Type == engine.EventPhaseStarted && ev.Phase == v1alpha1.PhasePreflight:
 		kind = KindStarted
 	default:

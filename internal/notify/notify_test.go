@@ -347,3 +347,38 @@ func TestRevertFailedAndLaterRevertedAreSaid(t *testing.T) {
 		t.Errorf("messages:\n%s", strings.Join(sink.titles, "\n"))
 	}
 }
+
+// TestArchiveFailureIsSaidOnceAndRecorded: a run whose evidence cannot be
+// archived is said in Slack on the first failure only (the retries are in
+// the Events and the metric), and every attempt is an Event on the run.
+func TestArchiveFailureIsSaidOnceAndRecorded(t *testing.T) {
+	sink := &recordingSink{}
+	d := &notify.Dispatcher{Sinks: []notify.Sink{sink}}
+	rec := record.NewFakeRecorder(10)
+	e := notify.Events{Recorder: rec}
+	run := finishedRun()
+	for attempt := int32(1); attempt <= 3; attempt++ {
+		run.Status.Archive = &v1alpha1.ArchiveStatus{Attempts: attempt, LastError: "dial tcp: connection refused"}
+		ev := engine.Event{Type: engine.EventArchiveFailed, Run: run.DeepCopy(), Err: errors.New("dial tcp: connection refused")}
+		d.Observe(context.Background(), ev)
+		e.Observe(context.Background(), ev)
+	}
+	run.Status.Archive = &v1alpha1.ArchiveStatus{Attempts: 4, Object: "prod/restore/0000000003.json", Seq: 3, Digest: "sha256:ab"}
+	d.Observe(context.Background(), engine.Event{Type: engine.EventArchived, Run: run.DeepCopy()})
+	e.Observe(context.Background(), engine.Event{Type: engine.EventArchived, Run: run.DeepCopy()})
+	d.Wait(context.Background())
+	close(rec.Events)
+	var events []string
+	for ev := range rec.Events {
+		events = append(events, ev)
+	}
+	if len(events) != 4 || !strings.HasPrefix(events[0], "Warning ArchiveFailed evidence not archived (attempt 1, retried)") ||
+		!strings.HasPrefix(events[3], "Normal Archived evidence archived: prod/restore/0000000003.json (place 3") {
+		t.Errorf("events:\n%s", strings.Join(events, "\n"))
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.titles) != 1 || !strings.Contains(sink.titles[0], "archive-failed: ") || !strings.Contains(sink.titles[0], "not archived: dial tcp: connection refused") {
+		t.Errorf("messages:\n%s", strings.Join(sink.titles, "\n"))
+	}
+}

@@ -32,7 +32,8 @@ type Set struct {
 // Base is what drillbot needs whatever it runs, with its DrillRuns in ns:
 // its own records (deleting those beyond a drill's history limit) and their
 // Events, the leader Lease and the per-target lock Leases, reading its CRD
-// and the halt switch and the cluster's drill policy beside it.
+// and the halt switch and the cluster's drill policy beside it, and the
+// kube-system namespace (its UID names the cluster in the archive).
 func Base(ns string) []engine.Grant {
 	return []engine.Grant{
 		engine.Allow(ns, "drillbot.io", []string{"drillruns"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
@@ -40,7 +41,8 @@ func Base(ns string) []engine.Grant {
 		engine.Allow(ns, "", []string{"events"}, []string{"create", "patch"}),
 		engine.Allow(ns, "coordination.k8s.io", []string{"leases"}, []string{"get", "create", "update", "delete"}),
 		engine.Allow(ns, "", []string{"configmaps"}, []string{"get", "list", "watch"}, halt.Name, halt.PolicyName),
-		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, ns),
+		// kube-system's UID is the cluster's identity on archived records.
+		engine.Allow("", "", []string{"namespaces"}, []string{"get"}, ns, "kube-system"),
 		engine.Allow("", "apiextensions.k8s.io", []string{"customresourcedefinitions"}, []string{"get"}, "drillruns.drillbot.io"),
 	}
 }

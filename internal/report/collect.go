@@ -34,9 +34,8 @@ func Collect(ctx context.Context, cfg *rest.Config, namespace string, defs []dri
 	specs := map[string]drill.Definition{}
 	for _, d := range defs {
 		specs[d.Name] = d
-		o.Drills = append(o.Drills, DrillInfo{Name: d.Name, Scenario: d.Spec.Scenario,
-			RTOTarget: string(d.Spec.Objectives.RTO), RPOTarget: string(d.Spec.Objectives.RPO)})
 	}
+	o.Drills = append(o.Drills, DrillInfos(defs)...)
 	for _, r := range runs {
 		if _, ok := specs[r.Spec.Drill]; !ok && len(defs) == 0 {
 			specs[r.Spec.Drill] = drill.Definition{Name: r.Spec.Drill, Spec: r.Spec.Snapshot}

@@ -1,7 +1,8 @@
 // Package report builds the DR status report from recorded DrillRuns: per
 // drill the last runs with verdict and RTO/RPO against target, the RTO trend,
-// the age of the last successful backup for Velero drills, and overall
-// compliance. Markdown output is meant to be pasted as audit evidence.
+// RTO and RPO regressions over every run given (regression.go), the age of
+// the last successful backup for Velero drills, and overall compliance.
+// Markdown output is meant to be pasted as audit evidence.
 package report
 
 import (
@@ -19,7 +20,9 @@ import (
 // Report is the whole report.
 type Report struct {
 	GeneratedAt time.Time `json:"generatedAt"`
-	WindowDays  int       `json:"windowDays"`
+	// Source is where the runs come from: the cluster, or an archive.
+	Source     string `json:"source"`
+	WindowDays int    `json:"windowDays"`
 	ComplianceShare
 	Drills []DrillReport `json:"drills"`
 	// Posture is the hardening plan's results table, from the newest run of
@@ -62,6 +65,14 @@ type DrillReport struct {
 	// OpenFaults names the drill's runs whose revert failed: their faults
 	// may still be active.
 	OpenFaults []string `json:"openFaults,omitempty"`
+	// Regressions are the RTO and RPO regression findings, from all the
+	// drill's runs given to Build: the p95 of the newest runs against the
+	// median of the earlier ones (see regressionPercent).
+	Regressions []string `json:"regressions,omitempty"`
+	// Unarchived names the drill's finished runs whose evidence is not in
+	// the archive yet, with the last write's error (drillbot serve
+	// --archive retries it).
+	Unarchived []string `json:"unarchived,omitempty"`
 	Runs       []RunRow `json:"runs"`
 }
 
@@ -87,6 +98,9 @@ type Options struct {
 	// Drills are the drills to report on (the catalog); drills that only
 	// appear in runs are added. A catalog drill without runs is not compliant.
 	Drills []DrillInfo
+	// Source says where the runs come from (default: the DrillRun records
+	// in the cluster).
+	Source string
 	// BackupTimes are the newest Completed backup times per drill name.
 	BackupTimes map[string]time.Time
 }
@@ -127,7 +141,9 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.FinishedAt.After(finished[j].Status.FinishedAt.Time) })
 	newest := map[string]v1alpha1.DrillRun{}
 	lastRuns := map[string][]v1alpha1.DrillRun{}
+	allRuns := map[string][]v1alpha1.DrillRun{} // every run, for regressions
 	for _, r := range finished {
+		allRuns[r.Spec.Drill] = append(allRuns[r.Spec.Drill], r)
 		if _, ok := newest[r.Spec.Drill]; !ok {
 			newest[r.Spec.Drill] = r
 		}
@@ -135,6 +151,9 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 			lastRuns[r.Spec.Drill] = append(lastRuns[r.Spec.Drill], r)
 		}
 		d := add(DrillInfo{Name: r.Spec.Drill, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
+		if a := r.Status.Archive; a != nil && !r.Status.Archived() && a.LastError != "" {
+			d.Unarchived = append(d.Unarchived, fmt.Sprintf("NOT ARCHIVED: %s (%d attempts, retried): %s", r.Name, a.Attempts, a.LastError))
+		}
 		open := r.Status.Phase == v1alpha1.PhaseRevertFailed
 		if open {
 			d.OpenFaults = append(d.OpenFaults, r.Name)
@@ -144,7 +163,10 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 				RTO: r.Status.RTO, RPO: r.Status.RPO, Detection: v1alpha1.DetectionLines(r.Status.Detections), Reason: r.Status.Reason, FaultActive: open})
 		}
 	}
-	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays}
+	rep := Report{GeneratedAt: o.Now, WindowDays: o.WindowDays, Source: o.Source}
+	if rep.Source == "" {
+		rep.Source = "the DrillRun records in the cluster"
+	}
 	since := o.Now.AddDate(0, 0, -o.WindowDays)
 	sort.Strings(order)
 	for _, name := range order {
@@ -165,6 +187,7 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 			d.Status = "last run " + string(d.Runs[0].Verdict)
 		}
 		d.Trend = trend(d.Runs)
+		d.Regressions = regressions(allRuns[name], isCheck(d.Scenario))
 		if t, ok := o.BackupTimes[name]; ok {
 			d.LastBackupAge = o.Now.Sub(t).Round(time.Second).String()
 		}
@@ -245,6 +268,9 @@ func table(w io.Writer, rep Report) error {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s:\n", d.Name)
+		for _, g := range append(d.Unarchived, d.Regressions...) {
+			fmt.Fprintf(w, "  %s\n", g)
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  FINISHED\tVERDICT\tRTO\tRPO\tDETECTION\tRUN\tREASON")
 		for _, r := range d.Runs {
@@ -260,8 +286,8 @@ func table(w io.Writer, rep Report) error {
 
 func markdown(w io.Writer, rep Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Disaster-recovery drill report\n\nGenerated %s by drillbot from the DrillRun records in the cluster.\n\n",
-		rep.GeneratedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "# Disaster-recovery drill report\n\nGenerated %s by drillbot from %s.\n\n",
+		rep.GeneratedAt.UTC().Format(time.RFC3339), rep.Source)
 	fmt.Fprintf(&b, "**Compliance (last %d days): %.0f%%** (%d of %d drills: newest run in the window passed)\n\n",
 		rep.WindowDays, rep.Compliance, rep.CompliantDrills, rep.TotalDrills)
 	b.WriteString("| Drill | Scenario | Status | RTO target | RPO target | Trend | Last backup age |\n|---|---|---|---|---|---|---|\n")
@@ -274,7 +300,11 @@ func markdown(w io.Writer, rep Report) error {
 		if len(d.Runs) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n## %s\n\n| Finished (UTC) | Verdict | RTO | RPO | Detection | DrillRun | Reason |\n|---|---|---|---|---|---|---|\n", d.Name)
+		fmt.Fprintf(&b, "\n## %s\n\n", d.Name)
+		for _, g := range append(d.Unarchived, d.Regressions...) {
+			fmt.Fprintf(&b, "**%s**\n\n", g)
+		}
+		b.WriteString("| Finished (UTC) | Verdict | RTO | RPO | Detection | DrillRun | Reason |\n|---|---|---|---|---|---|---|\n")
 		for _, r := range d.Runs {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s` | %s |\n", r.Finished.UTC().Format("2006-01-02 15:04"), r.Verdict,
 				dash(r.RTO), dash(r.RPO), strings.ReplaceAll(dash(strings.Join(r.Detection, "; ")), "|", "\\|"), r.Name, strings.ReplaceAll(r.Reason, "|", "\\|"))

@@ -111,3 +111,33 @@ func TestRevertFailedRunIsReported(t *testing.T) {
 		t.Errorf("markdown does not say it:\n%s", md.String())
 	}
 }
+
+// TestUnarchivedRunsAndSourceAreSaid: a run whose evidence is not in the
+// archive yet is named in every format with its last error; the report
+// says where its runs come from.
+func TestUnarchivedRunsAndSourceAreSaid(t *testing.T) {
+	failed := run("shop", "shop-2", 1, v1alpha1.VerdictPass, "12s")
+	failed.Status.Archive = &v1alpha1.ArchiveStatus{Attempts: 3, LastError: "dial tcp: connection refused"}
+	archived := run("shop", "shop-1", 2, v1alpha1.VerdictPass, "12s")
+	archived.Status.Archive = &v1alpha1.ArchiveStatus{Attempts: 1, Digest: "sha256:ab", Seq: 1}
+	rep := report.Build([]v1alpha1.DrillRun{failed, archived}, report.Options{Now: now, Source: "the archive s3://b/p (2 run records verified)"})
+	want := "NOT ARCHIVED: shop-2 (3 attempts, retried): dial tcp: connection refused"
+	if d := rep.Drills[0]; len(d.Unarchived) != 1 || d.Unarchived[0] != want {
+		t.Fatalf("unarchived %q", d.Unarchived)
+	}
+	for _, format := range []string{"table", "markdown", "html"} {
+		var b bytes.Buffer
+		if err := report.Write(&b, rep, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) || strings.Contains(b.String(), "shop-1 (") {
+			t.Errorf("%s lacks %q or names an archived run", format, want)
+		}
+		if format != "table" && !strings.Contains(b.String(), "from the archive s3://b/p (2 run records verified)") {
+			t.Errorf("%s does not say where its runs come from", format)
+		}
+	}
+	if rep := report.Build(nil, report.Options{Now: now}); rep.Source != "the DrillRun records in the cluster" {
+		t.Errorf("default source %q", rep.Source)
+	}
+}

@@ -159,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Nodes < 0 {
 		cfg.Nodes = 0
 	}
-	for _, d := range []string{"etcd", "certs", "logs", "s3/" + bucket, "kwok"} {
+	for _, d := range []string{"etcd", "certs", "logs", "s3/" + bucket, "s3-versions", "kwok"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, err
 		}

@@ -27,11 +27,23 @@ func (c *Cluster) startS3(ctx context.Context, port int) (string, error) {
 	}
 	addr := fmt.Sprintf("%s:%d", host, port)
 	if err := c.start("versitygw", c.cfg.Bins.VersityGW, nil,
-		"--access", s3Access, "--secret", s3Secret, "--port", addr, "posix", c.path("s3")); err != nil {
+		"--access", s3Access, "--secret", s3Secret, "--port", addr,
+		// Versions make Object Lock work: a bucket created with it (the
+		// evidence archive's) keeps every version and refuses deleting a
+		// retained one.
+		"posix", "--versioning-dir", c.path("s3-versions"), c.path("s3")); err != nil {
 		return "", err
 	}
 	return "http://" + addr, c.waitTCP(ctx, "versitygw", addr, 30*time.Second)
 }
+
+// S3Credentials are the store's access and secret keys.
+func (c *Cluster) S3Credentials() (access, secret string) { return s3Access, s3Secret }
+
+// S3Dir is the folder the store keeps its buckets in (bucket = folder,
+// object = file): what someone with the disk can change behind the
+// store's back.
+func (c *Cluster) S3Dir() string { return c.path("s3") }
 
 // writeS3Credentials writes the store's credentials file for Velero's AWS
 // plugin (every local store has the same).

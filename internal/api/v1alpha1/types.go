@@ -227,7 +227,64 @@ type DrillRunSpec struct {
 	Trigger  string    `json:"trigger,omitempty"`
 	Source   string    `json:"source,omitempty"`
 	Snapshot DrillSpec `json:"snapshot"`
+	// DefinitionDigest is "sha256:" and the hex SHA-256 of Snapshot as
+	// JSON: the version of the drill (the plan) this run tested.
+	DefinitionDigest string `json:"definitionDigest,omitempty"`
+	// StartedBy is who started the run: the daemon's schedule, or the
+	// Kubernetes user of the credentials drillbot run used, as the API
+	// server named them (a SelfSubjectReview), never as a flag said.
+	StartedBy *Initiator `json:"startedBy,omitempty"`
 }
+
+// Initiators.
+const (
+	InitiatorSchedule = "schedule"
+	InitiatorUser     = "user"
+)
+
+// Initiator is who started a run.
+type Initiator struct {
+	// Kind is schedule (the daemon's scheduler) or user (drillbot run).
+	Kind string `json:"kind"`
+	// User and Groups are the API server's answer to a SelfSubjectReview
+	// made with the credentials that started the run (kind user).
+	User   string   `json:"user,omitempty"`
+	UID    string   `json:"uid,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	// Holder is the drillbot process that ran it (host/pid).
+	Holder string `json:"holder,omitempty"`
+}
+
+// String names the initiator for people: "schedule", or "user alice".
+func (i *Initiator) String() string {
+	if i == nil {
+		return "unknown (recorded before drillbot kept it)"
+	}
+	if i.Kind == InitiatorUser {
+		return "user " + i.User
+	}
+	return i.Kind
+}
+
+// ArchiveStatus is where the run's evidence record is in the archive, or
+// why it is not there yet.
+type ArchiveStatus struct {
+	// Object is the record's key in the archive; Digest the SHA-256 of
+	// the record as stored ("sha256:..."); Seq its place in its drill's
+	// chain.
+	Object     string            `json:"object,omitempty"`
+	Digest     string            `json:"digest,omitempty"`
+	Seq        int64             `json:"seq,omitempty"`
+	ArchivedAt *metav1.MicroTime `json:"archivedAt,omitempty"`
+	// Attempts counts the writes tried; LastError is the newest failure
+	// (cleared once archived).
+	Attempts      int32             `json:"attempts,omitempty"`
+	LastAttemptAt *metav1.MicroTime `json:"lastAttemptAt,omitempty"`
+	LastError     string            `json:"lastError,omitempty"`
+}
+
+// Archived says whether the run's record is in the archive.
+func (s *DrillRunStatus) Archived() bool { return s.Archive != nil && s.Archive.Digest != "" }
 
 // DrillRunStatus is what happened.
 type DrillRunStatus struct {
@@ -284,6 +341,9 @@ type DrillRunStatus struct {
 	// Posture is what a check counted: how many of the things it checked
 	// keep the promise (namespaces covered, images signed...).
 	Posture *PostureMeasure `json:"posture,omitempty"`
+	// Archive is the run's evidence record in the archive (drillbot serve
+	// --archive), once written, or the writes that failed.
+	Archive *ArchiveStatus `json:"archive,omitempty"`
 }
 
 // PostureMeasure is a check's count.
@@ -370,6 +430,9 @@ const (
 	// StopExpectedFiring: an expected alert was already active before the
 	// fault, so its detection cannot be measured.
 	StopExpectedFiring StopKind = "ExpectedAlertFiring"
+	// StopTargetBusy: a scheduled run found another run on its target and
+	// did not start (recorded so the schedule's slot has its evidence).
+	StopTargetBusy StopKind = "TargetBusy"
 )
 
 // Stop is why a run did not start, or was stopped.

@@ -553,3 +553,9 @@ func DeletePolicy(ctx context.Context, c kubernetes.Interface, ns, name, run str
 		return apierrors.IsNotFound(err) || (err == nil && cur.UID != uid), nil
 	})
 }
+
+// Evidence implements engine.Evidencer: the secrets backend (Azure Key
+// Vault behind External Secrets, in the plan) is cut off.
+func (Kind) Evidence(v1alpha1.DrillSpec) (string, []string) {
+	return engine.TestControlOutage, []string{"secrets backend (External Secrets' provider)"}
+}

@@ -639,3 +639,9 @@ func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1
 	}
 	return t, ok, nil
 }
+
+// Evidence implements engine.Evidencer: the backup is restored into
+// another cluster, the production one untouched.
+func (Kind) Evidence(v1alpha1.DrillSpec) (string, []string) {
+	return engine.TestSegregatedRestore, []string{"Velero backup storage", "the DR cluster"}
+}

@@ -820,3 +820,9 @@ func LastCompletedBackup(ctx context.Context, c dynamic.Interface, spec v1alpha1
 	}
 	return t, ok, nil
 }
+
+// Evidence implements engine.Evidencer: the namespace is deleted and
+// restored in place from Velero's backup storage.
+func (Kind) Evidence(v1alpha1.DrillSpec) (string, []string) {
+	return engine.TestLiveRestore, []string{"Velero backup storage"}
+}

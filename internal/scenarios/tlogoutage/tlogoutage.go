@@ -623,3 +623,9 @@ func (s *scenario) judge(v *engine.Verification, when string, p probes) bool {
 func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	return blockegress.RevertPolicy(ctx, s.deps.Kube, e)
 }
+
+// Evidence implements engine.Evidencer: the transparency log (Rekor) is
+// cut off from the admission controller.
+func (Kind) Evidence(v1alpha1.DrillSpec) (string, []string) {
+	return engine.TestControlOutage, []string{"transparency log (Rekor)"}
+}

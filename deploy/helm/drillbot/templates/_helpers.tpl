@@ -37,3 +37,27 @@ app.kubernetes.io/name: {{ .Chart.Name }}-crd-upgrade
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: crd-upgrade
 {{- end -}}
+
+{{- /* The evidence archive: fails, naming every missing value, when it is
+enabled without what it needs; renders nothing. */ -}}
+{{- define "drillbot.archiveCheck" -}}
+{{- $a := .Values.archive -}}
+{{- if $a.enabled -}}
+{{- $missing := list -}}
+{{- if not $a.url -}}
+{{- $missing = append $missing "archive.url (the bucket: s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION])" -}}
+{{- end -}}
+{{- if not $a.clusterName -}}
+{{- $missing = append $missing "archive.clusterName (this cluster's name in the records)" -}}
+{{- end -}}
+{{- if not $a.credentialsSecret -}}
+{{- $missing = append $missing "archive.credentialsSecret (a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)" -}}
+{{- end -}}
+{{- if not $a.keySecret -}}
+{{- $missing = append $missing "archive.keySecret (a Secret with the PEM private key that signs the records: drillbot evidence keygen)" -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "archive.enabled needs %s; see docs/auditors.md" (join ", " $missing)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,85 @@
+package evidence
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+)
+
+// Annotate adds an annotation to a finding of a run: a record of its own,
+// appended to the run's drill chain and signed by whoever annotates (the
+// chain's Signer); the run's record is never changed. The run is found by
+// its ID or name among the chain's records that verify against trusted.
+func Annotate(ctx context.Context, c *Chain, trusted *Keyring, cluster, drill, run string, a Annotation) (Appended, error) {
+	v, err := Verify(ctx, c.Store, c.Layout, trusted, VerifyOptions{})
+	if err != nil {
+		return Appended{}, err
+	}
+	var target *Record
+	for _, ch := range v.Chains {
+		if ch.Cluster != cluster || ch.Drill != drill {
+			continue
+		}
+		for i := range ch.Verified {
+			r := &ch.Verified[i]
+			if r.Kind == KindRun && r.Run != nil && (r.Run.ID == run || r.Run.Name == run) {
+				target = r
+			}
+		}
+	}
+	if target == nil {
+		return Appended{}, fmt.Errorf("no verified record of run %q in %s/%s", run, cluster, drill)
+	}
+	if a.Finding < 0 || a.Finding >= len(target.Run.Findings) {
+		return Appended{}, fmt.Errorf("run %s has %d findings: no finding %d", target.Run.Name, len(target.Run.Findings), a.Finding)
+	}
+	if a.Owner == "" {
+		return Appended{}, fmt.Errorf("an annotation needs an owner")
+	}
+	raw, err := c.Store.Get(ctx, c.Layout.Key(cluster, drill, target.Seq))
+	if err != nil {
+		return Appended{}, err
+	}
+	a.Run, a.RunRecord, a.FindingText = target.Run.ID, Digest(raw), target.Run.Findings[a.Finding]
+	rec := Record{APIVersion: v1alpha1.APIVersion, Kind: KindAnnotation, Cluster: target.Cluster, Drill: drill, Annotation: &a}
+	return c.Append(ctx, rec, nil)
+}
+
+// Runs are the verified run records' DrillRuns (as archived), oldest
+// first, each with its annotations added to its findings as remediation
+// lines, for the reports.
+func (v Verified) Runs() []v1alpha1.DrillRun {
+	var out []v1alpha1.DrillRun
+	for _, ch := range v.Chains {
+		byID := map[string]int{}
+		start := len(out)
+		for _, r := range ch.Verified {
+			switch {
+			case r.Kind == KindRun && r.Run != nil:
+				byID[r.Run.ID] = len(out)
+				out = append(out, r.Run.DrillRun)
+			case r.Kind == KindAnnotation && r.Annotation != nil:
+				a := r.Annotation
+				if i, ok := byID[a.Run]; ok {
+					line := fmt.Sprintf("remediation of finding %d: owner %s", a.Finding+1, a.Owner)
+					if a.Due != "" {
+						line += ", due " + a.Due
+					}
+					if a.Note != "" {
+						line += ": " + a.Note
+					}
+					if a.By != "" {
+						line += " (annotated by " + a.By + ")"
+					}
+					out[i].Status.Findings = append(out[i].Status.Findings, line)
+				}
+			}
+		}
+		sort.SliceStable(out[start:], func(i, j int) bool {
+			return finished(out[start+i]).Before(finished(out[start+j]))
+		})
+	}
+	return out
+}

@@ -1,0 +1,308 @@
+package evidence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
+	"github.com/drillbot-io/drillbot/internal/engine"
+)
+
+// Runs is where the archiver reads finished runs and records where each
+// went (engine.RunStore has these).
+type Runs interface {
+	List(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error)
+	Get(ctx context.Context, name string) (*v1alpha1.DrillRun, error)
+	UpdateStatus(ctx context.Context, run *v1alpha1.DrillRun) (*v1alpha1.DrillRun, error)
+}
+
+// Archiver writes every Completed run not yet archived to the archive,
+// once, and records on the run where it went (status.archive). A write
+// that fails is recorded on the run too (attempts, the error) and retried
+// with backoff; the run is kept from pruning until it is archived
+// (engine.Config.KeepUnarchived).
+type Archiver struct {
+	Runs    Runs
+	Chain   *Chain
+	Cluster Cluster
+	// Classify is the scenario kind's test type and dependencies
+	// (engine.Registry.Evidence).
+	Classify func(scenario string, spec v1alpha1.DrillSpec) (string, []string)
+	// Page renders a run's HTML page (nil: none).
+	Page   func(run v1alpha1.DrillRun) ([]byte, error)
+	Clock  clock.PassiveClock
+	Logger *slog.Logger
+	// Backoff is the first wait before a failed write is retried
+	// (default 30s); it doubles per attempt up to 10 minutes.
+	Backoff time.Duration
+	// Observe is told of every attempt: err nil when the run was archived.
+	Observe func(run *v1alpha1.DrillRun, err error)
+}
+
+// Pass archives every Completed run not archived yet whose retry is due,
+// oldest first. It returns how many runs are still not archived.
+func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
+	runs, err := a.Runs.List(ctx, "")
+	if err != nil {
+		return 0, fmt.Errorf("list runs: %w", err)
+	}
+	var todo []v1alpha1.DrillRun
+	for _, r := range runs {
+		if r.Status.Phase == v1alpha1.PhaseCompleted && !r.Status.Archived() {
+			todo = append(todo, r)
+		}
+	}
+	sort.SliceStable(todo, func(i, j int) bool { return finished(todo[i]).Before(finished(todo[j])) })
+	now := a.now()
+	for i := range todo {
+		r := &todo[i]
+		if !a.due(r, now) {
+			pending++
+			continue
+		}
+		if err := a.archive(ctx, r); err != nil {
+			pending++
+			if ctx.Err() != nil {
+				return pending + len(todo) - i - 1, ctx.Err()
+			}
+		}
+	}
+	return pending, nil
+}
+
+func finished(r v1alpha1.DrillRun) time.Time {
+	if r.Status.FinishedAt != nil {
+		return r.Status.FinishedAt.Time
+	}
+	return r.CreationTimestamp.Time
+}
+
+func (a *Archiver) now() time.Time {
+	if a.Clock == nil {
+		return time.Now()
+	}
+	return a.Clock.Now()
+}
+
+func (a *Archiver) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+// due says whether a run's next attempt is due: at once for the first,
+// then after Backoff doubled per failed attempt, at most 10 minutes.
+func (a *Archiver) due(r *v1alpha1.DrillRun, now time.Time) bool {
+	st := r.Status.Archive
+	if st == nil || st.Attempts == 0 || st.LastAttemptAt == nil {
+		return true
+	}
+	wait := a.Backoff
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	for i := int32(1); i < st.Attempts && wait < 10*time.Minute; i++ {
+		wait *= 2
+	}
+	return !now.Before(st.LastAttemptAt.Add(min(wait, 10*time.Minute)))
+}
+
+// archive writes one run's record and records the outcome on the run.
+func (a *Archiver) archive(ctx context.Context, r *v1alpha1.DrillRun) error {
+	rec, err := a.Record(*r)
+	var app Appended
+	if err == nil {
+		app, err = a.Chain.Append(ctx, rec, func(h Record) bool {
+			return h.Kind == KindRun && h.Run != nil && h.Run.ID == rec.Run.ID
+		})
+	}
+	at := metav1.NewMicroTime(a.now())
+	st := v1alpha1.ArchiveStatus{}
+	if r.Status.Archive != nil {
+		st = *r.Status.Archive
+	}
+	st.Attempts++
+	st.LastAttemptAt = &at
+	if err != nil {
+		st.LastError = err.Error()
+		a.log().Warn("run not archived: retrying", "run", r.Name, "attempt", st.Attempts, "err", err)
+	} else {
+		st.Object, st.Digest, st.Seq, st.ArchivedAt, st.LastError = app.Key, app.Digest, app.Seq, &at, ""
+		a.log().Info("run archived", "run", r.Name, "object", app.Key, "seq", app.Seq, "existing", app.Existing)
+	}
+	if uerr := a.setStatus(ctx, r, st); uerr != nil {
+		// Archived but not said on the run: the next pass finds the
+		// record at the chain's head and says so then.
+		a.log().Warn("archive status not recorded on the run", "run", r.Name, "err", uerr)
+		err = errors.Join(err, uerr)
+	}
+	if a.Observe != nil {
+		a.Observe(r, err)
+	}
+	return err
+}
+
+// setStatus writes status.archive, re-reading the run on a conflict.
+func (a *Archiver) setStatus(ctx context.Context, r *v1alpha1.DrillRun, st v1alpha1.ArchiveStatus) error {
+	cur := r
+	for attempt := 0; attempt < 3; attempt++ {
+		cur.Status.Archive = &st
+		updated, err := a.Runs.UpdateStatus(ctx, cur)
+		if err == nil {
+			*r = *updated
+			r.Status.Archive = &st
+			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		if cur, err = a.Runs.Get(ctx, r.Name); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("run %s kept changing", r.Name)
+}
+
+// Record is a run's evidence record (its place in the chain is set when
+// it is appended).
+func (a *Archiver) Record(r v1alpha1.DrillRun) (Record, error) {
+	ev := Run{
+		ID: string(r.UID), Name: r.Name, Definition: r.Spec.Snapshot, DefinitionDigest: r.Spec.DefinitionDigest,
+		Source: r.Spec.Source, Findings: r.Status.Findings,
+		Scope: Scope{Cluster: a.Cluster.Name},
+	}
+	if ev.ID == "" {
+		return Record{}, fmt.Errorf("run %s has no UID", r.Name)
+	}
+	if ev.DefinitionDigest == "" {
+		ev.DefinitionDigest = engine.DefinitionDigest(r.Spec.Snapshot)
+	}
+	if r.Spec.StartedBy != nil {
+		ev.StartedBy = *r.Spec.StartedBy
+	} else {
+		ev.StartedBy = v1alpha1.Initiator{Kind: r.Spec.Trigger}
+	}
+	if a.Classify != nil {
+		ev.TestType, ev.Scope.Dependencies = a.Classify(r.Spec.Scenario, r.Spec.Snapshot)
+	}
+	if ns := r.Spec.Snapshot.Target.Namespace; ns != "" {
+		ev.Scope.Namespaces = []string{ns}
+	}
+	ev.Result = result(r)
+	ev.Steps = steps(r)
+	ev.DataChecks = dataChecks(r)
+	if next := nextRun(r); next != nil {
+		ev.NextScheduledRun = next
+	}
+	ev.DrillRun = r
+	ev.DrillRun.ManagedFields = nil
+	if a.Page != nil {
+		page, err := a.Page(r)
+		if err != nil {
+			return Record{}, fmt.Errorf("run %s: page: %w", r.Name, err)
+		}
+		ev.Page = string(page)
+	}
+	return Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: a.Cluster, Drill: r.Spec.Drill, Run: &ev}, nil
+}
+
+func result(r v1alpha1.DrillRun) Result {
+	st := r.Status
+	res := Result{Verdict: st.Verdict, Reason: st.Reason, RTO: st.RTO, RTOTarget: st.RTOTarget, RPO: st.RPO, RPOTarget: st.RPOTarget}
+	res.RTOMet = met(st.RTO, st.RTOTarget)
+	res.RPOMet = met(st.RPO, st.RPOTarget)
+	if st.Stop != nil {
+		res.Held = st.Reason
+	}
+	return res
+}
+
+// met says whether measured is within target; nil when either is absent
+// (not measured is not met, and not a failure either: it says nothing).
+func met(measured, target string) *bool {
+	if measured == "" || target == "" {
+		return nil
+	}
+	m, err1 := time.ParseDuration(measured)
+	t, err2 := time.ParseDuration(target)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	ok := m <= t
+	return &ok
+}
+
+// steps is the run's step log: phases (start and end) and milestones, by
+// time.
+func steps(r v1alpha1.DrillRun) []Step {
+	var out []Step
+	for _, s := range r.Status.Steps {
+		out = append(out, Step{At: s.StartedAt.Time, What: string(s.Phase) + " started"})
+		if s.FinishedAt != nil {
+			what := string(s.Phase) + " finished"
+			if s.Error != "" {
+				what += ": " + s.Error
+			}
+			out = append(out, Step{At: s.FinishedAt.Time, What: what})
+		}
+	}
+	for _, m := range r.Status.Milestones {
+		out = append(out, Step{At: m.At.Time, What: "milestone " + m.Name})
+	}
+	for _, j := range r.Status.Journal {
+		out = append(out, Step{At: j.RecordedAt.Time, What: "fault recorded: " + j.Action + " " + j.Description})
+		if j.RevertedAt != nil {
+			out = append(out, Step{At: j.RevertedAt.Time, What: "fault reverted: " + j.Action})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+// dataChecks names the run's checks of its recovered data and what they
+// found: a data-verified milestone is a check that passed; a finding about
+// the data check says the rest.
+func dataChecks(r v1alpha1.DrillRun) []string {
+	var out []string
+	if r.Spec.Snapshot.Verify != nil && r.Spec.Snapshot.Verify.Job != nil {
+		out = append(out, "job (spec.verify.job)")
+	}
+	for _, m := range r.Status.Milestones {
+		if m.Name == "data-verified" {
+			out = append(out, "data verified at "+m.At.UTC().Format(time.RFC3339))
+		}
+	}
+	for _, f := range r.Status.Findings {
+		if strings.Contains(f, "data check") {
+			out = append(out, f)
+		}
+	}
+	if r.Status.RPOSource != "" && len(out) > 0 {
+		out = append(out, "RPO from "+r.Status.RPOSource)
+	}
+	return out
+}
+
+// nextRun is when the drill's schedule fires next after the run started.
+func nextRun(r v1alpha1.DrillRun) *time.Time {
+	if r.Spec.Snapshot.Schedule == "" || r.Spec.Snapshot.Suspend || r.Status.StartedAt == nil {
+		return nil
+	}
+	s, err := drill.ParseSchedule(r.Spec.Snapshot.Schedule)
+	if err != nil {
+		return nil
+	}
+	next := s.Next(r.Status.StartedAt.Time).UTC()
+	return &next
+}

@@ -1,0 +1,440 @@
+package evidence_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/engine"
+	"github.com/drillbot-io/drillbot/internal/evidence"
+	"github.com/drillbot-io/drillbot/internal/report"
+)
+
+var t0 = time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
+
+// keys writes a key pair into dir and returns the signer and a keyring
+// trusting it.
+func keys(t *testing.T) (*evidence.Signer, *evidence.Keyring, string) {
+	t.Helper()
+	dir := t.TempDir()
+	priv, pub, err := evidence.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPath, pubPath := filepath.Join(dir, "key.pem"), filepath.Join(dir, "key.pub")
+	if err := os.WriteFile(privPath, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pubPath, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := evidence.LoadSigner(privPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := evidence.LoadKeyring(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, k, pubPath
+}
+
+func newRuns() *engine.KubeStore {
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.DrillRunResource: "DrillRunList"})
+	return &engine.KubeStore{Client: client, Namespace: "drillbot-system"}
+}
+
+// addRun records a Completed run of drill that started at start.
+func addRun(t *testing.T, runs *engine.KubeStore, drillName, schedule string, start time.Time, verdict v1alpha1.Verdict) *v1alpha1.DrillRun {
+	t.Helper()
+	name := drillName + "-" + start.Format("20060102-150405")
+	spec := v1alpha1.DrillSpec{Scenario: "namespace-restore", Schedule: schedule, Objectives: v1alpha1.Objectives{RTO: "30m", RPO: "1h"},
+		Target: v1alpha1.Target{Namespace: "shop"}}
+	r := &v1alpha1.DrillRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), Labels: map[string]string{v1alpha1.LabelDrill: drillName}},
+		Spec: v1alpha1.DrillRunSpec{Drill: drillName, Scenario: "namespace-restore", Trigger: engine.TriggerSchedule, Snapshot: spec,
+			DefinitionDigest: engine.DefinitionDigest(spec), StartedBy: &v1alpha1.Initiator{Kind: v1alpha1.InitiatorSchedule}},
+	}
+	created, err := runs.Create(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, f := metav1.NewMicroTime(start), metav1.NewMicroTime(start.Add(5*time.Minute))
+	created.Status = v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: verdict, StartedAt: &s, FinishedAt: &f,
+		RTO: "4m0s", RTOTarget: "30m", RPO: "50m0s", RPOTarget: "1h", Findings: []string{"backup older than the drill's RPO window"}}
+	updated, err := runs.UpdateStatus(context.Background(), created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return updated
+}
+
+func archiver(runs evidence.Runs, store evidence.Store, s *evidence.Signer, clk *clocktesting.FakeClock) *evidence.Archiver {
+	return &evidence.Archiver{
+		Runs: runs, Cluster: evidence.Cluster{Name: "prod-eu", UID: "ks-uid"}, Clock: clk,
+		Chain:    &evidence.Chain{Store: store, Layout: evidence.Layout{Prefix: "drillbot"}, Signer: s, Now: clk.Now},
+		Classify: engine.Registry{}.Evidence,
+		Page:     func(r v1alpha1.DrillRun) ([]byte, error) { return []byte("<html>" + r.Name + "</html>"), nil },
+	}
+}
+
+func TestArchiveOnceSignedAndChained(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	a := archiver(runs, store, s, clk)
+	first := addRun(t, runs, "restore", "0 2 * * *", t0, v1alpha1.VerdictPass)
+	second := addRun(t, runs, "restore", "0 2 * * *", t0.Add(24*time.Hour), v1alpha1.VerdictFail)
+	if pending, err := a.Pass(ctx); err != nil || pending != 0 {
+		t.Fatalf("Pass = %d, %v", pending, err)
+	}
+	keysBefore, _ := store.List(ctx, "")
+	if pending, err := a.Pass(ctx); err != nil || pending != 0 {
+		t.Fatalf("second Pass = %d, %v", pending, err)
+	}
+	keysAfter, _ := store.List(ctx, "")
+	if len(keysBefore) != 2 || len(keysAfter) != 2 {
+		t.Fatalf("objects: %v then %v, want 2 (one per run, once)", keysBefore, keysAfter)
+	}
+	for i, r := range []*v1alpha1.DrillRun{first, second} {
+		got, err := runs.Get(ctx, r.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, want := got.Status.Archive, (evidence.Layout{Prefix: "drillbot"}).Key("prod-eu", "restore", int64(i+1))
+		if st == nil || st.Seq != int64(i+1) || st.Object != want || !strings.HasPrefix(st.Digest, "sha256:") {
+			t.Fatalf("run %s archive status = %+v", r.Name, st)
+		}
+	}
+	v, err := evidence.Verify(ctx, store, evidence.Layout{Prefix: "drillbot"}, k, evidence.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Problems != 0 || len(v.Chains) != 1 || v.Chains[0].Runs != 2 {
+		t.Fatalf("verify = %+v", v)
+	}
+	rec := v.Chains[0].Verified[1]
+	if rec.Prev == "" || rec.Run.Result.Verdict != v1alpha1.VerdictFail || rec.Run.StartedBy.Kind != v1alpha1.InitiatorSchedule ||
+		rec.Run.DefinitionDigest != second.Spec.DefinitionDigest || rec.Run.TestType == "" || rec.Run.Page == "" ||
+		rec.Run.Result.RTOMet == nil || !*rec.Run.Result.RTOMet || rec.Run.NextScheduledRun == nil ||
+		!rec.Run.NextScheduledRun.Equal(t0.Add(48*time.Hour)) {
+		t.Fatalf("record = %+v", rec.Run)
+	}
+}
+
+func TestArchiveRetriedAndVisibleWhenStoreFails(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	a := archiver(runs, store, s, clk)
+	var seen []error
+	a.Observe = func(_ *v1alpha1.DrillRun, err error) { seen = append(seen, err) }
+	r := addRun(t, runs, "restore", "", t0, v1alpha1.VerdictPass)
+	store.Fail = errors.New("connection refused")
+	if pending, _ := a.Pass(ctx); pending != 1 {
+		t.Fatalf("pending = %d, want 1", pending)
+	}
+	got, _ := runs.Get(ctx, r.Name)
+	if st := got.Status.Archive; st == nil || st.Attempts != 1 || !strings.Contains(st.LastError, "connection refused") || got.Status.Archived() {
+		t.Fatalf("archive status after a failed write = %+v", st)
+	}
+	// Not due yet: no second attempt.
+	store.Fail = nil
+	clk.Step(10 * time.Second)
+	if pending, _ := a.Pass(ctx); pending != 1 || len(seen) != 1 {
+		t.Fatalf("before the backoff: pending %d, attempts %d", pending, len(seen))
+	}
+	clk.Step(30 * time.Second)
+	if pending, _ := a.Pass(ctx); pending != 0 || len(seen) != 2 || seen[1] != nil {
+		t.Fatalf("after the backoff: pending %d, attempts %v", pending, seen)
+	}
+	got, _ = runs.Get(ctx, r.Name)
+	if st := got.Status.Archive; !got.Status.Archived() || st.Attempts != 2 || st.LastError != "" {
+		t.Fatalf("archive status = %+v", st)
+	}
+}
+
+// A write that landed but whose success was never recorded on the run (a
+// crash in between) is not written twice.
+func TestArchiveLostSuccessNotWrittenTwice(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	a := archiver(runs, store, s, clk)
+	r := addRun(t, runs, "restore", "", t0, v1alpha1.VerdictPass)
+	rec, err := a.Record(*r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chain.Append(ctx, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := store.List(ctx, "")
+	got, _ := runs.Get(ctx, r.Name)
+	if len(objs) != 1 || !got.Status.Archived() || got.Status.Archive.Seq != 1 {
+		t.Fatalf("objects %v, status %+v", objs, got.Status.Archive)
+	}
+}
+
+func TestOverwriteRefusedAndRacingWritersTakeDistinctPlaces(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	store := evidence.NewMemStore()
+	if err := store.Create(ctx, "a", []byte("1"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Create(ctx, "a", []byte("2"), time.Time{}); !errors.Is(err, evidence.ErrExists) {
+		t.Fatalf("overwrite: %v, want ErrExists", err)
+	}
+	// A store whose first Create of place 1 loses to another writer.
+	racing := &raceStore{MemStore: evidence.NewMemStore()}
+	c := &evidence.Chain{Store: racing, Layout: evidence.Layout{Prefix: "p"}, Signer: s}
+	rec := evidence.Record{APIVersion: v1alpha1.APIVersion, Kind: evidence.KindRun, Cluster: evidence.Cluster{Name: "c"}, Drill: "d",
+		Run: &evidence.Run{ID: "mine"}}
+	racing.before = func() {
+		other := rec
+		other.Run = &evidence.Run{ID: "theirs"}
+		if _, err := (&evidence.Chain{Store: racing.MemStore, Layout: c.Layout, Signer: s}).Append(ctx, other, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, err := c.Append(ctx, rec, nil)
+	if err != nil || app.Seq != 2 {
+		t.Fatalf("Append = %+v, %v; want place 2 after losing place 1", app, err)
+	}
+	v, err := evidence.Verify(ctx, racing, c.Layout, k, evidence.VerifyOptions{})
+	if err != nil || v.Problems != 0 || v.Chains[0].Runs != 2 {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+// raceStore lets another writer in just before its first Create.
+type raceStore struct {
+	*evidence.MemStore
+	before func()
+}
+
+func (r *raceStore) Create(ctx context.Context, key string, body []byte, until time.Time) error {
+	if r.before != nil {
+		f := r.before
+		r.before = nil
+		f()
+	}
+	return r.MemStore.Create(ctx, key, body, until)
+}
+
+func TestVerifyFindsTamperingDeletionAndGaps(t *testing.T) {
+	ctx := context.Background()
+	l := evidence.Layout{Prefix: "drillbot"}
+	setup := func(t *testing.T) (*evidence.MemStore, *evidence.Keyring, *evidence.Signer) {
+		s, k, _ := keys(t)
+		runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(5*24*time.Hour))
+		for day := 0; day < 4; day++ {
+			addRun(t, runs, "restore", "0 2 * * *", t0.Add(time.Duration(day)*24*time.Hour+time.Minute), v1alpha1.VerdictPass)
+		}
+		if _, err := archiver(runs, store, s, clk).Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return store, k, s
+	}
+	key := func(seq int64) string { return l.Key("prod-eu", "restore", seq) }
+	period := evidence.VerifyOptions{From: t0, To: t0.Add(4 * 24 * time.Hour)}
+	tests := []struct {
+		name   string
+		change func(t *testing.T, m *evidence.MemStore, s *evidence.Signer)
+		opts   evidence.VerifyOptions
+		want   []string
+		gaps   int
+	}{
+		{name: "untouched", opts: period},
+		{name: "a record's bytes changed", change: func(t *testing.T, m *evidence.MemStore, _ *evidence.Signer) {
+			raw, _ := m.Get(ctx, key(2))
+			m.Tamper(key(2), []byte(strings.Replace(string(raw), `"payload":"`, `"payload":"A`, 1)))
+		}, want: []string{"place 2", "not verified"}},
+		{name: "a record in the middle deleted", change: func(_ *testing.T, m *evidence.MemStore, _ *evidence.Signer) { m.Remove(key(2)) },
+			opts: period, want: []string{"place 2: no record"}, gaps: 1},
+		{name: "a record replaced by another validly signed one", change: func(t *testing.T, m *evidence.MemStore, s *evidence.Signer) {
+			raw, _ := m.Get(ctx, key(3))
+			rec, err := evidence.Decode(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Prev = "sha256:0000"
+			rec.Run.Result.Verdict = v1alpha1.VerdictPass
+			env, err := s.Seal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Tamper(key(3), env)
+		}, want: []string{"place 3", "does not chain to place 2"}},
+		{name: "the newest record deleted, the cluster says it was written", change: func(_ *testing.T, m *evidence.MemStore, _ *evidence.Signer) { m.Remove(key(4)) },
+			opts: evidence.VerifyOptions{Heads: map[string]int64{"prod-eu/restore": 4}}, want: []string{"places 4 to 4: no record"}},
+		{name: "two slots missed", opts: evidence.VerifyOptions{From: t0, To: t0.Add(6 * 24 * time.Hour)}, gaps: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, k, s := setup(t)
+			if tt.change != nil {
+				tt.change(t, store, s)
+			}
+			v, err := evidence.Verify(ctx, store, l, k, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := v.Chains[0]
+			text := strings.Join(ch.Problems, "\n")
+			if len(tt.want) == 0 && len(ch.Problems) != 0 {
+				t.Fatalf("problems: %s", text)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("problems %q lack %q", text, w)
+				}
+			}
+			if len(ch.Gaps) != tt.gaps {
+				t.Errorf("gaps = %v, want %d", ch.Gaps, tt.gaps)
+			}
+			if v.Problems != len(ch.Problems)+len(ch.Gaps) {
+				t.Errorf("Problems = %d", v.Problems)
+			}
+		})
+	}
+}
+
+// TestVerifyReadsFirstVersions: on a store that keeps versions (Object
+// Lock), an overwrite and a delete are attempts the first version outlived:
+// each is named, and the record drillbot wrote is still the one verified
+// and reported.
+func TestVerifyReadsFirstVersions(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	runs, clk := newRuns(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	store := evidence.NewMemStore()
+	store.Versioning = true
+	for day := 0; day < 3; day++ {
+		addRun(t, runs, "restore", "0 2 * * *", t0.Add(time.Duration(day)*24*time.Hour), v1alpha1.VerdictFail)
+	}
+	if _, err := archiver(runs, store, s, clk).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := evidence.Layout{Prefix: "drillbot"}
+	raw, _ := store.Get(ctx, l.Key("prod-eu", "restore", 2))
+	rec, _ := evidence.Decode(raw)
+	rec.Run.Result.Verdict = v1alpha1.VerdictPass // a better verdict, signed with the real key even
+	forged, err := s.Seal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Tamper(l.Key("prod-eu", "restore", 2), forged)
+	store.Remove(l.Key("prod-eu", "restore", 3))
+	v, err := evidence.Verify(ctx, store, l, k, evidence.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := v.Chains[0]
+	text := strings.Join(ch.Problems, "\n")
+	if len(ch.Problems) != 2 || !strings.Contains(text, "place 2") || !strings.Contains(text, "overwritten later") ||
+		!strings.Contains(text, "place 3") || !strings.Contains(text, "deleted later") {
+		t.Fatalf("problems:\n%s", text)
+	}
+	if ch.Runs != 3 {
+		t.Fatalf("%d runs verified, want the 3 first versions", ch.Runs)
+	}
+	for _, r := range v.Runs() {
+		if r.Status.Verdict != v1alpha1.VerdictFail {
+			t.Errorf("run %s reported %s: the overwrite's verdict, not the original's", r.Name, r.Status.Verdict)
+		}
+	}
+}
+
+func TestAnnotationIsItsOwnSignedRecord(t *testing.T) {
+	ctx := context.Background()
+	s, k, daemonPub := keys(t)
+	person, _, personPub := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	r := addRun(t, runs, "restore", "", t0, v1alpha1.VerdictFail)
+	if _, err := archiver(runs, store, s, clk).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := evidence.Layout{Prefix: "drillbot"}
+	before, _ := store.Get(ctx, l.Key("prod-eu", "restore", 1))
+	c := &evidence.Chain{Store: store, Layout: l, Signer: person}
+	if _, err := evidence.Annotate(ctx, c, k, "prod-eu", "restore", r.Name, evidence.Annotation{Finding: 5, Owner: "alice"}); err == nil {
+		t.Fatal("an annotation of a finding the run does not have was accepted")
+	}
+	app, err := evidence.Annotate(ctx, c, k, "prod-eu", "restore", r.Name, evidence.Annotation{Finding: 0, Owner: "platform-team", Due: "2026-02-01"})
+	if err != nil || app.Seq != 2 {
+		t.Fatalf("Annotate = %+v, %v", app, err)
+	}
+	after, _ := store.Get(ctx, l.Key("prod-eu", "restore", 1))
+	if string(before) != string(after) {
+		t.Fatal("the run's record changed")
+	}
+	// Trusting only the daemon's key, the annotation does not verify.
+	v, _ := evidence.Verify(ctx, store, l, k, evidence.VerifyOptions{})
+	if v.Problems != 1 {
+		t.Fatalf("with the daemon's key only: %+v", v.Chains[0].Problems)
+	}
+	both, err := evidence.LoadKeyring(daemonPub, personPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ = evidence.Verify(ctx, store, l, both, evidence.VerifyOptions{})
+	if v.Problems != 0 || v.Chains[0].Annotations != 1 || len(v.Chains[0].Keys) != 2 {
+		t.Fatalf("with both keys: %+v", v.Chains[0])
+	}
+	got := v.Runs()
+	if len(got) != 1 || !strings.Contains(strings.Join(got[0].Status.Findings, "\n"), "remediation of finding 1: owner platform-team, due 2026-02-01") {
+		t.Fatalf("runs from the archive: %+v", got)
+	}
+}
+
+// TestReportFromArchiveFindsRegression: the report built from a year of
+// archived runs (the cluster keeps a few) finds the newest runs slower
+// than the drill's own baseline.
+func TestReportFromArchiveFindsRegression(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(400*24*time.Hour))
+	a := archiver(runs, store, s, clk)
+	for i := 0; i < 12; i++ {
+		r := addRun(t, runs, "restore", "0 2 1 * *", t0.Add(time.Duration(i)*30*24*time.Hour), v1alpha1.VerdictPass)
+		r.Status.RTO = "4m0s"
+		if i >= 6 {
+			r.Status.RTO = "9m0s"
+		}
+		if _, err := runs.UpdateStatus(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := runs.Delete(ctx, r.Name); err != nil { // pruned from the cluster
+			t.Fatal(err)
+		}
+	}
+	v, err := evidence.Verify(ctx, store, evidence.Layout{Prefix: "drillbot"}, k, evidence.VerifyOptions{})
+	if err != nil || v.Problems != 0 {
+		t.Fatalf("verify: %v, %+v", err, v)
+	}
+	rep := report.Build(v.Runs(), report.Options{Now: clk.Now(), WindowDays: 400})
+	if len(rep.Drills) != 1 || len(rep.Drills[0].Regressions) != 1 || !strings.Contains(rep.Drills[0].Regressions[0], "RTO regressing") {
+		t.Fatalf("report from the archive: %+v", rep.Drills)
+	}
+}
