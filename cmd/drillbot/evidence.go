@@ -340,12 +340,9 @@ func clusterHeads(ctx context.Context, cf clusterFlags) (map[string]int64, error
 	}
 	heads := map[string]int64{}
 	for _, r := range runs {
-		if a := r.Status.Archive; a != nil && a.Object != "" {
-			// The object is <cluster>/<drill>/<seq>.json under the prefix.
-			parts := strings.Split(a.Object, "/")
-			if len(parts) >= 3 {
-				k := parts[len(parts)-3] + "/" + parts[len(parts)-2]
-				heads[k] = max(heads[k], a.Seq)
+		if a := r.Status.Archive; a != nil {
+			if cluster, drill, seq, ok := (evidence.Layout{}).Parse(a.Object); ok {
+				heads[cluster+"/"+drill] = max(heads[cluster+"/"+drill], seq)
 			}
 		}
 	}

@@ -178,8 +178,13 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, maxRecord+1))
+	return readRecord(out.Body, key)
+}
+
+// readRecord reads an object's body, at most maxRecord bytes.
+func readRecord(body io.ReadCloser, key string) ([]byte, error) {
+	defer body.Close()
+	data, err := io.ReadAll(io.LimitReader(body, maxRecord+1))
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
@@ -270,13 +275,5 @@ func (s *S3Store) GetVersion(ctx context.Context, key, version string) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("get %s version %s: %w", key, version, err)
 	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, maxRecord+1))
-	if err != nil {
-		return nil, fmt.Errorf("get %s version %s: %w", key, version, err)
-	}
-	if len(data) > maxRecord {
-		return nil, fmt.Errorf("get %s: larger than %d bytes: not a record", key, maxRecord)
-	}
-	return data, nil
+	return readRecord(out.Body, key+" version "+version)
 }

@@ -85,15 +85,15 @@ func Verify(ctx context.Context, s Store, l Layout, k *Keyring, o VerifyOptions)
 	out := Verified{Store: s.Describe()}
 	for ck, ps := range places {
 		cr := ChainReport{Cluster: ck.cluster, Drill: ck.drill, Keys: map[string]int{}}
-		var max int64
+		var last int64
 		for seq := range ps {
-			max = maxInt(max, seq)
+			last = max(last, seq)
 		}
-		if h := o.Heads[ck.cluster+"/"+ck.drill]; h > max {
-			cr.Problems = append(cr.Problems, fmt.Sprintf("places %d to %d: no record, but the cluster's runs say they were written (deleted from the archive)", max+1, h))
+		if h := o.Heads[ck.cluster+"/"+ck.drill]; h > last {
+			cr.Problems = append(cr.Problems, fmt.Sprintf("places %d to %d: no record, but the cluster's runs say they were written (deleted from the archive)", last+1, h))
 		}
 		var prevDigest string
-		for seq := int64(1); seq <= max; seq++ {
+		for seq := int64(1); seq <= last; seq++ {
 			key, ok := ps[seq]
 			if !ok {
 				cr.Problems = append(cr.Problems, fmt.Sprintf("place %d: no record (deleted from the archive)", seq))
@@ -140,13 +140,6 @@ func Verify(ctx context.Context, s Store, l Layout, k *Keyring, o VerifyOptions)
 		return a.Cluster < b.Cluster || (a.Cluster == b.Cluster && a.Drill < b.Drill)
 	})
 	return out, ctx.Err()
-}
-
-func maxInt(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // gaps are the slots of the drill's schedule in [From, To) that no
