@@ -231,7 +231,7 @@ func TestArchiveEndToEnd(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second) // slots pass with no daemon
 	out, code := runBin(t, bin, append(verify, "--days", "1")...)
-	for _, want := range []string{"place 1 (", "overwritten later", "place 3 (", "deleted later", "place 2 (", "no record, but the cluster's runs say they were written", "GAP     prod-eu/" + drillName} {
+	for _, want := range []string{"place 1 (", "overwritten later", "place 3 (", "deleted later", "place 2 (", "says it wrote one there (deleted from the archive)", "GAP     prod-eu/" + drillName} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q", want)
 		}

@@ -77,8 +77,31 @@ func (a *archiveFlags) open(ctx context.Context, kube kubernetes.Interface, runs
 	return &evidence.Archiver{
 		Runs: runs, Cluster: evidence.Cluster{Name: a.cluster, UID: string(ks.UID)},
 		Chain:    &evidence.Chain{Store: store, Signer: signer, Retention: a.retention},
-		Classify: reg.Evidence, Page: report.RunPage, Logger: log, Backoff: a.every,
+		Classify: reg.Evidence, Page: report.RunPage, Logger: log, Backoff: a.every, Zone: localZone(),
 	}, nil
+}
+
+// localZone names the zone the scheduler computes a schedule without
+// CRON_TZ in (the process's local zone): TZ, else the zone /etc/localtime
+// links to, else UTC when there is none. A zone it cannot name is
+// recorded as such, and verify then says it cannot check the slots.
+func localZone() string {
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		if tz = strings.TrimPrefix(tz, ":"); tz == "" {
+			return "UTC"
+		}
+		return tz
+	}
+	if target, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, name, ok := strings.Cut(target, "zoneinfo/"); ok {
+			return name
+		}
+	}
+	name, offset := time.Now().Zone()
+	if offset == 0 && (name == "UTC" || name == "GMT") {
+		return "UTC"
+	}
+	return fmt.Sprintf("unnamed local zone %s (offset %+ds)", name, offset)
 }
 
 // clusterName is what a cluster may be called in the archive's keys.
@@ -175,13 +198,15 @@ func newKeygenCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // trustFlags are the archive and the public keys a reader trusts.
 type trustFlags struct {
-	url  string
-	keys []string
+	url        string
+	keys       []string
+	annotators []string
 }
 
 func (t *trustFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&t.url, "archive", envOr("DRILLBOT_ARCHIVE", ""), "the archive: s3://BUCKET[/PREFIX][?endpoint=URL&region=R] (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
-	fs.StringArrayVar(&t.keys, "public-key", nil, "PEM public key whose records are trusted: drillbot's, and each annotator's (repeatable)")
+	fs.StringArrayVar(&t.keys, "public-key", nil, "drillbot's PEM public key: the run records it signs are trusted (repeatable, e.g. across a key rotation)")
+	fs.StringArrayVar(&t.annotators, "annotator-key", nil, "a person's PEM public key: the annotations it signs are trusted, run records never (repeatable)")
 }
 
 func (t *trustFlags) open(ctx context.Context) (*evidence.S3Store, *evidence.Keyring, error) {
@@ -189,6 +214,9 @@ func (t *trustFlags) open(ctx context.Context) (*evidence.S3Store, *evidence.Key
 		return nil, nil, errors.New("--archive and --public-key are required")
 	}
 	k, err := evidence.LoadKeyring(t.keys...)
+	if err == nil {
+		err = k.Load(evidence.RoleAnnotator, t.annotators...)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -208,12 +236,19 @@ func newVerifyCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "verify --archive URL --public-key FILE",
 		Short: "check every record's signature and chain, and every scheduled slot of a period",
 		Long: `Reads every record of the archive and checks: its signature against the trusted
-public keys; its place in its drill's chain (a place with no record was
-deleted); that it chains to the record before it (a replaced record breaks
-the link); and that each scheduled drill has a run record for every slot of
-the period (--days, or --from/--to): a slot without one is a gap, named.
-With --kubeconfig, the cluster's DrillRuns also say how far each chain was
-written, so a deleted newest record is found too. Exit code 1 on any problem.`,
+public keys, each for what it may sign (--public-key: drillbot's, run records;
+--annotator-key: annotations only); its fields against the DrillRun it holds;
+its place in its drill's chain (a place with no record was deleted); that it
+chains to the record before it (a replaced record breaks the link); that no
+run has two records and no chain two clusters; that each chain's newest
+index (what the report reads) lists the records the archive holds; and that
+each scheduled drill
+has a run record for every slot of the period (--days, or --from/--to), in
+the zone the daemon scheduled in: a slot without one is a gap, named. With
+--kubeconfig, every place the cluster's DrillRuns say they wrote must hold
+the record of their digest, so a deleted or replaced newest record is found
+too. An archive where nothing verifies is a problem. Exit code 1 on any
+problem.`,
 		Example: `  drillbot evidence verify --archive s3://dr-evidence/prod --public-key drillbot-evidence.pub --days 365`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -271,7 +306,7 @@ func period(days int, from, to string, now time.Time) (evidence.VerifyOptions, e
 func verifyArchive(ctx context.Context, tf trustFlags, cf clusterFlags, withCluster bool, opts evidence.VerifyOptions, output string, stdout, stderr io.Writer) int {
 	store, keys, err := tf.open(ctx)
 	if err == nil && withCluster {
-		opts.Heads, err = clusterHeads(ctx, cf)
+		opts.Written, err = clusterWritten(ctx, cf)
 	}
 	if err == nil {
 		_, err = store.ObjectLock(ctx) // the report says what the bucket guarantees
@@ -312,12 +347,21 @@ func printVerified(w io.Writer, v evidence.Verified, o evidence.VerifyOptions) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\n", c.Cluster, c.Drill, c.Records, c.Runs, c.Annotations, strings.Join(keys, ","), len(c.Problems), len(c.Gaps))
 	}
 	_ = tw.Flush()
+	for _, p := range v.ArchiveProblems {
+		fmt.Fprintf(w, "PROBLEM %s\n", p)
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(w, "NOTE    %s\n", n)
+	}
 	for _, c := range v.Chains {
 		for _, p := range c.Problems {
 			fmt.Fprintf(w, "PROBLEM %s/%s: %s\n", c.Cluster, c.Drill, p)
 		}
 		for _, g := range c.Gaps {
 			fmt.Fprintf(w, "GAP     %s/%s: no run record for the scheduled slot %s\n", c.Cluster, c.Drill, g.Format(time.RFC3339))
+		}
+		for _, g := range c.Pending {
+			fmt.Fprintf(w, "PENDING %s/%s: the slot %s is too recent at the period's end to judge\n", c.Cluster, c.Drill, g.Format(time.RFC3339))
 		}
 	}
 	if v.Problems == 0 {
@@ -327,9 +371,9 @@ func printVerified(w io.Writer, v evidence.Verified, o evidence.VerifyOptions) {
 	}
 }
 
-// clusterHeads reads, from the cluster's DrillRuns, how far each chain
-// was written ("cluster/drill" -> the highest place a run says it took).
-func clusterHeads(ctx context.Context, cf clusterFlags) (map[string]int64, error) {
+// clusterWritten reads, from the cluster's DrillRuns, every place a run
+// says it took in the archive and the digest of what it wrote there.
+func clusterWritten(ctx context.Context, cf clusterFlags) ([]evidence.Written, error) {
 	s, err := runStore(cf)
 	if err != nil {
 		return nil, err
@@ -338,15 +382,15 @@ func clusterHeads(ctx context.Context, cf clusterFlags) (map[string]int64, error
 	if err != nil {
 		return nil, err
 	}
-	heads := map[string]int64{}
+	var out []evidence.Written
 	for _, r := range runs {
-		if a := r.Status.Archive; a != nil {
+		if a := r.Status.Archive; r.Status.Archived() {
 			if cluster, drill, seq, ok := (evidence.Layout{}).Parse(a.Object); ok {
-				heads[cluster+"/"+drill] = max(heads[cluster+"/"+drill], seq)
+				out = append(out, evidence.Written{Chain: cluster + "/" + drill, Seq: seq, Digest: a.Digest, Run: r.Name})
 			}
 		}
 	}
-	return heads, nil
+	return out, nil
 }
 
 func newAnnotateCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -455,18 +499,45 @@ func archiveReport(ctx context.Context, tf trustFlags, defs []report.DrillInfo, 
 	}
 	var v evidence.Verified
 	if err == nil {
-		v, err = evidence.Verify(ctx, store, evidence.Layout{}, keys, evidence.VerifyOptions{})
+		// Each chain's newest index stands for the records it covers
+		// (`evidence verify` checks it against them).
+		v, err = evidence.Verify(ctx, store, evidence.Layout{}, keys, evidence.VerifyOptions{UseIndex: true})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
 		return exitError
 	}
 	runs := v.Runs()
-	src := fmt.Sprintf("the archive %s (%d run records verified)", v.Store, len(runs))
-	rep := report.Build(runs, report.Options{Now: time.Now(), WindowDays: days, LastN: last, Drills: defs, Source: src})
-	if err := report.Write(stdout, rep, output); err != nil {
+	byCluster := map[string][]v1alpha1.DrillRun{}
+	for _, r := range runs {
+		c := r.Labels[v1alpha1.LabelCluster]
+		byCluster[c] = append(byCluster[c], r)
+	}
+	now := time.Now()
+	if len(byCluster) > 1 {
+		// One archive, several clusters: the fleet's report, each
+		// cluster's drills its own (the catalog given is no one cluster's).
+		if output == "html" {
+			fmt.Fprintln(stderr, "drillbot report: the archive holds several clusters: -o html is one cluster's report; the fleet report is table, json or markdown")
+			return exitUsage
+		}
+		var clusters []report.Cluster
+		for name, rs := range byCluster {
+			rep := report.Build(rs, report.Options{Now: now, WindowDays: days, LastN: last,
+				Source: fmt.Sprintf("the archive %s (%d run records of cluster %s verified)", v.Store, len(rs), name)})
+			clusters = append(clusters, report.Cluster{Name: name, Report: &rep})
+		}
+		err = report.WriteFleet(stdout, report.BuildFleet(clusters, now, days), output)
+	} else {
+		src := fmt.Sprintf("the archive %s (%d run records verified)", v.Store, len(runs))
+		err = report.Write(stdout, report.Build(runs, report.Options{Now: now, WindowDays: days, LastN: last, Drills: defs, Source: src}), output)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "drillbot report: %v\n", err)
 		return exitError
+	}
+	for _, p := range v.ArchiveProblems {
+		fmt.Fprintf(stderr, "drillbot report: archive: %s\n", p)
 	}
 	if v.Problems > 0 {
 		for _, c := range v.Chains {

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// Zones from the binary, not the image (which has none): a drill's
+	// TZ or CRON_TZ means the same zone to the scheduler and to verify.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"

@@ -3,7 +3,11 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
@@ -13,7 +17,7 @@ import (
 // chain's Signer); the run's record is never changed. The run is found by
 // its ID or name among the chain's records that verify against trusted.
 func Annotate(ctx context.Context, c *Chain, trusted *Keyring, cluster, drill, run string, a Annotation) (Appended, error) {
-	v, err := Verify(ctx, c.Store, c.Layout, trusted, VerifyOptions{})
+	v, err := Verify(ctx, c.Store, c.Layout, trusted, VerifyOptions{Chain: cluster + "/" + drill})
 	if err != nil {
 		return Appended{}, err
 	}
@@ -49,7 +53,8 @@ func Annotate(ctx context.Context, c *Chain, trusted *Keyring, cluster, drill, r
 
 // Runs are the verified run records' DrillRuns (as archived), oldest
 // first, each with its annotations added to its findings as remediation
-// lines, for the reports.
+// lines and its cluster's name as label v1alpha1.LabelCluster (the report
+// keeps the clusters of an archive apart by it), for the reports.
 func (v Verified) Runs() []v1alpha1.DrillRun {
 	var out []v1alpha1.DrillRun
 	for _, ch := range v.Chains {
@@ -59,7 +64,18 @@ func (v Verified) Runs() []v1alpha1.DrillRun {
 			switch {
 			case r.Kind == KindRun && r.Run != nil:
 				byID[r.Run.ID] = len(out)
-				out = append(out, r.Run.DrillRun)
+				d := r.Run.DrillRun // a shallow copy: what is changed below is copied first
+				d.Labels = maps.Clone(d.Labels)
+				if d.Labels == nil {
+					d.Labels = map[string]string{}
+				}
+				d.Labels[v1alpha1.LabelCluster] = r.Cluster.Name
+				d.Status.Findings = slices.Clip(d.Status.Findings)
+				// As archived: the record's place and digest, whatever the
+				// run said of its earlier attempts.
+				at := metav1.NewMicroTime(r.ArchivedAt)
+				d.Status.Archive = &v1alpha1.ArchiveStatus{Seq: r.Seq, Digest: r.digest, ArchivedAt: &at}
+				out = append(out, d)
 			case r.Kind == KindAnnotation && r.Annotation != nil:
 				a := r.Annotation
 				if i, ok := byID[a.Run]; ok {

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,11 @@ type Archiver struct {
 	Backoff time.Duration
 	// Observe is told of every attempt: err nil when the run was archived.
 	Observe func(run *v1alpha1.DrillRun, err error)
+	// Zone is the time zone the scheduler computes slots in for schedules
+	// without CRON_TZ (the daemon's local zone, by name; empty: UTC).
+	Zone string
+
+	probed bool
 }
 
 // Pass archives every Completed run not archived yet whose retry is due,
@@ -63,14 +69,37 @@ func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
 		}
 	}
 	sort.SliceStable(todo, func(i, j int) bool { return finished(todo[i]).Before(finished(todo[j])) })
+	// The newest place of each chain this cluster's runs say they took:
+	// the next record goes after it, whatever the store says now.
+	written := map[string]Place{}
+	for _, r := range runs {
+		a.wrote(written, r)
+	}
 	now := a.now()
+	var probeErr error
 	for i := range todo {
 		r := &todo[i]
 		if !a.due(r, now) {
 			pending++
 			continue
 		}
-		if err := a.archive(ctx, r); err != nil {
+		if !a.probed && probeErr == nil {
+			// Once per archiver: a store that overwrites would let two
+			// writers each believe its record is the one kept.
+			if probeErr = a.Chain.Probe(ctx, a.Cluster.Name); probeErr == nil {
+				a.probed = true
+			}
+		}
+		err := probeErr
+		if err != nil {
+			a.record(ctx, r, Appended{}, err)
+		} else {
+			err = a.archive(ctx, r, written[r.Spec.Drill])
+		}
+		if err == nil {
+			a.wrote(written, *r)
+		}
+		if err != nil {
 			pending++
 			if ctx.Err() != nil {
 				return pending + len(todo) - i - 1, ctx.Err()
@@ -78,6 +107,19 @@ func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
 		}
 	}
 	return pending, nil
+}
+
+// wrote notes, per drill, the newest place of this cluster's chain that
+// run r's status.archive says it took.
+func (a *Archiver) wrote(written map[string]Place, r v1alpha1.DrillRun) {
+	st := r.Status.Archive
+	if !r.Status.Archived() {
+		return
+	}
+	cluster, drill, seq, ok := a.Chain.Layout.Parse(st.Object)
+	if ok && cluster == a.Cluster.Name && seq > written[drill].Seq {
+		written[drill] = Place{Seq: seq, Digest: st.Digest}
+	}
 }
 
 func finished(r v1alpha1.DrillRun) time.Time {
@@ -118,15 +160,26 @@ func (a *Archiver) due(r *v1alpha1.DrillRun, now time.Time) bool {
 	return !now.Before(st.LastAttemptAt.Add(min(wait, 10*time.Minute)))
 }
 
-// archive writes one run's record and records the outcome on the run.
-func (a *Archiver) archive(ctx context.Context, r *v1alpha1.DrillRun) error {
+// archive writes one run's record after the place this cluster last
+// wrote in its chain, and records the outcome on the run. A record of the
+// run written since it finished (by an attempt whose status update was
+// lost) is taken for it instead.
+func (a *Archiver) archive(ctx context.Context, r *v1alpha1.DrillRun, after Place) error {
 	rec, err := a.Record(*r)
 	var app Appended
 	if err == nil {
-		app, err = a.Chain.Append(ctx, rec, func(h Record) bool {
-			return h.Kind == KindRun && h.Run != nil && h.Run.ID == rec.Run.ID
+		app, err = a.Chain.AppendAfter(ctx, rec, AppendOptions{
+			After: after,
+			Same:  func(h Record) bool { return h.Kind == KindRun && h.Run != nil && h.Run.ID == rec.Run.ID },
+			Since: finished(*r).Add(-time.Minute),
 		})
 	}
+	return a.record(ctx, r, app, err)
+}
+
+// record writes an attempt's outcome on the run (status.archive) and
+// tells Observe.
+func (a *Archiver) record(ctx context.Context, r *v1alpha1.DrillRun, app Appended, err error) error {
 	at := metav1.NewMicroTime(a.now())
 	st := v1alpha1.ArchiveStatus{}
 	if r.Status.Archive != nil {
@@ -177,13 +230,50 @@ func (a *Archiver) setStatus(ctx context.Context, r *v1alpha1.DrillRun, st v1alp
 // Record is a run's evidence record (its place in the chain is set when
 // it is appended).
 func (a *Archiver) Record(r v1alpha1.DrillRun) (Record, error) {
+	if r.UID == "" {
+		return Record{}, fmt.Errorf("run %s has no UID", r.Name)
+	}
+	r.ManagedFields = nil
+	// The record's fields are derived from the DrillRun as it is stored
+	// (times to the microsecond, as the API has them), which is what
+	// verify derives them from again.
+	if err := roundTrip(&r); err != nil {
+		return Record{}, fmt.Errorf("run %s: %w", r.Name, err)
+	}
+	ev := derive(r)
+	ev.Scope.Cluster = a.Cluster.Name
+	ev.ScheduleZone = a.Zone
+	if a.Classify != nil {
+		ev.TestType, ev.Scope.Dependencies = a.Classify(r.Spec.Scenario, r.Spec.Snapshot)
+	}
+	if a.Page != nil {
+		page, err := a.Page(r)
+		if err != nil {
+			return Record{}, fmt.Errorf("run %s: page: %w", r.Name, err)
+		}
+		ev.Page = string(page)
+	}
+	return Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: a.Cluster, Drill: r.Spec.Drill, Run: &ev}, nil
+}
+
+// roundTrip sets r to what its JSON decodes to.
+func roundTrip(r *v1alpha1.DrillRun) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	*r = v1alpha1.DrillRun{}
+	return json.Unmarshal(data, r)
+}
+
+// derive is every field of a run's record that its DrillRun decides:
+// what the archiver writes, and what verify checks a record's fields
+// against.
+func derive(r v1alpha1.DrillRun) Run {
 	ev := Run{
 		ID: string(r.UID), Name: r.Name, Definition: r.Spec.Snapshot, DefinitionDigest: r.Spec.DefinitionDigest,
 		Source: r.Spec.Source, Findings: r.Status.Findings,
-		Scope: Scope{Cluster: a.Cluster.Name},
-	}
-	if ev.ID == "" {
-		return Record{}, fmt.Errorf("run %s has no UID", r.Name)
+		Result: result(r), Steps: steps(r), DataChecks: dataChecks(r), NextScheduledRun: nextRun(r), DrillRun: r,
 	}
 	if ev.DefinitionDigest == "" {
 		ev.DefinitionDigest = engine.DefinitionDigest(r.Spec.Snapshot)
@@ -193,28 +283,10 @@ func (a *Archiver) Record(r v1alpha1.DrillRun) (Record, error) {
 	} else {
 		ev.StartedBy = v1alpha1.Initiator{Kind: r.Spec.Trigger}
 	}
-	if a.Classify != nil {
-		ev.TestType, ev.Scope.Dependencies = a.Classify(r.Spec.Scenario, r.Spec.Snapshot)
-	}
 	if ns := r.Spec.Snapshot.Target.Namespace; ns != "" {
 		ev.Scope.Namespaces = []string{ns}
 	}
-	ev.Result = result(r)
-	ev.Steps = steps(r)
-	ev.DataChecks = dataChecks(r)
-	if next := nextRun(r); next != nil {
-		ev.NextScheduledRun = next
-	}
-	ev.DrillRun = r
-	ev.DrillRun.ManagedFields = nil
-	if a.Page != nil {
-		page, err := a.Page(r)
-		if err != nil {
-			return Record{}, fmt.Errorf("run %s: page: %w", r.Name, err)
-		}
-		ev.Page = string(page)
-	}
-	return Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: a.Cluster, Drill: r.Spec.Drill, Run: &ev}, nil
+	return ev
 }
 
 func result(r v1alpha1.DrillRun) Result {

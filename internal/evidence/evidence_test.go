@@ -2,6 +2,7 @@ package evidence_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -91,6 +92,56 @@ func archiver(runs evidence.Runs, store evidence.Store, s *evidence.Signer, clk 
 	}
 }
 
+// archivedRun is an archiver over an empty store, one PASS run of drill
+// restore (started at t0, not archived yet) and the run's record.
+type archivedRun struct {
+	a     *evidence.Archiver
+	store *evidence.MemStore
+	k     *evidence.Keyring
+	runs  *engine.KubeStore
+	run   *v1alpha1.DrillRun
+	rec   evidence.Record
+}
+
+func oneRun(t *testing.T) archivedRun {
+	t.Helper()
+	s, k, _ := keys(t)
+	runs, store := newRuns(), evidence.NewMemStore()
+	a := archiver(runs, store, s, clocktesting.NewFakeClock(t0.Add(time.Hour)))
+	r := addRun(t, runs, "restore", "0 2 * * *", t0, v1alpha1.VerdictPass)
+	rec, err := a.Record(*r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return archivedRun{a: a, store: store, k: k, runs: runs, run: r, rec: rec}
+}
+
+// jsonOf is v as JSON.
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// recordKeys are the archive's records (the probe object left out).
+func recordKeys(t *testing.T, store evidence.Store) []string {
+	t.Helper()
+	all, err := store.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range all {
+		if _, _, _, ok := (evidence.Layout{Prefix: "drillbot"}).Parse(k); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func TestArchiveOnceSignedAndChained(t *testing.T) {
 	ctx := context.Background()
 	s, k, _ := keys(t)
@@ -101,11 +152,11 @@ func TestArchiveOnceSignedAndChained(t *testing.T) {
 	if pending, err := a.Pass(ctx); err != nil || pending != 0 {
 		t.Fatalf("Pass = %d, %v", pending, err)
 	}
-	keysBefore, _ := store.List(ctx, "")
+	keysBefore := recordKeys(t, store)
 	if pending, err := a.Pass(ctx); err != nil || pending != 0 {
 		t.Fatalf("second Pass = %d, %v", pending, err)
 	}
-	keysAfter, _ := store.List(ctx, "")
+	keysAfter := recordKeys(t, store)
 	if len(keysBefore) != 2 || len(keysAfter) != 2 {
 		t.Fatalf("objects: %v then %v, want 2 (one per run, once)", keysBefore, keysAfter)
 	}
@@ -171,21 +222,15 @@ func TestArchiveRetriedAndVisibleWhenStoreFails(t *testing.T) {
 // crash in between) is not written twice.
 func TestArchiveLostSuccessNotWrittenTwice(t *testing.T) {
 	ctx := context.Background()
-	s, _, _ := keys(t)
-	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
-	a := archiver(runs, store, s, clk)
-	r := addRun(t, runs, "restore", "", t0, v1alpha1.VerdictPass)
-	rec, err := a.Record(*r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := oneRun(t)
+	a, store, runs, r, rec := o.a, o.store, o.runs, o.run, o.rec
 	if _, err := a.Chain.Append(ctx, rec, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
-	objs, _ := store.List(ctx, "")
+	objs := recordKeys(t, store)
 	got, _ := runs.Get(ctx, r.Name)
 	if len(objs) != 1 || !got.Status.Archived() || got.Status.Archive.Seq != 1 {
 		t.Fatalf("objects %v, status %+v", objs, got.Status.Archive)
@@ -205,11 +250,17 @@ func TestOverwriteRefusedAndRacingWritersTakeDistinctPlaces(t *testing.T) {
 	// A store whose first Create of place 1 loses to another writer.
 	racing := &raceStore{MemStore: evidence.NewMemStore()}
 	c := &evidence.Chain{Store: racing, Layout: evidence.Layout{Prefix: "p"}, Signer: s}
-	rec := evidence.Record{APIVersion: v1alpha1.APIVersion, Kind: evidence.KindRun, Cluster: evidence.Cluster{Name: "c"}, Drill: "d",
-		Run: &evidence.Run{ID: "mine"}}
+	record := func(id string) evidence.Record {
+		r := v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: id, UID: types.UID(id)}, Spec: v1alpha1.DrillRunSpec{Drill: "d"}}
+		rec, err := (&evidence.Archiver{Cluster: evidence.Cluster{Name: "c"}}).Record(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	rec := record("mine")
 	racing.before = func() {
-		other := rec
-		other.Run = &evidence.Run{ID: "theirs"}
+		other := record("theirs")
 		if _, err := (&evidence.Chain{Store: racing.MemStore, Layout: c.Layout, Signer: s}).Append(ctx, other, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +335,7 @@ func TestVerifyFindsTamperingDeletionAndGaps(t *testing.T) {
 			m.Tamper(key(3), env)
 		}, want: []string{"place 3", "does not chain to place 2"}},
 		{name: "the newest record deleted, the cluster says it was written", change: func(_ *testing.T, m *evidence.MemStore, _ *evidence.Signer) { m.Remove(key(4)) },
-			opts: evidence.VerifyOptions{Heads: map[string]int64{"prod-eu/restore": 4}}, want: []string{"places 4 to 4: no record"}},
+			opts: evidence.VerifyOptions{Written: []evidence.Written{{Chain: "prod-eu/restore", Seq: 4, Run: "restore-4"}}}, want: []string{"place 4: no record, but run restore-4 says it wrote one there"}},
 		{name: "two slots missed", opts: evidence.VerifyOptions{From: t0, To: t0.Add(6 * 24 * time.Hour)}, gaps: 2},
 	}
 	for _, tt := range tests {
@@ -436,5 +487,161 @@ func TestReportFromArchiveFindsRegression(t *testing.T) {
 	rep := report.Build(v.Runs(), report.Options{Now: clk.Now(), WindowDays: 400})
 	if len(rep.Drills) != 1 || len(rep.Drills[0].Regressions) != 1 || !strings.Contains(rep.Drills[0].Regressions[0], "RTO regressing") {
 		t.Fatalf("report from the archive: %+v", rep.Drills)
+	}
+}
+
+// alwaysOverwrites is a bucket that ignores If-None-Match: * altogether.
+type alwaysOverwrites struct{ *evidence.MemStore }
+
+func (o alwaysOverwrites) Create(ctx context.Context, key string, body []byte, until time.Time) error {
+	o.MemStore.Remove(key)
+	return o.MemStore.Create(ctx, key, body, until)
+}
+
+// swapsOnRead is a bucket that answers a read of key with other bytes.
+type swapsOnRead struct {
+	*evidence.MemStore
+	key string
+}
+
+func (s swapsOnRead) Get(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		return []byte(`{"payloadType":"x"}`), nil
+	}
+	return s.MemStore.Get(ctx, key)
+}
+
+func TestArchiverRefusesAStoreItCannotTrust(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		store func() evidence.Store
+		want  string
+	}{
+		{name: "overwrites every object", store: func() evidence.Store { return alwaysOverwrites{evidence.NewMemStore()} }, want: "does not refuse overwrites"},
+		{name: "holds another record right after the create",
+			store: func() evidence.Store {
+				return swapsOnRead{MemStore: evidence.NewMemStore(), key: evidence.Layout{Prefix: "drillbot"}.Key("prod-eu", "restore", 1)}
+			}, want: "holds another record right after it was created"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := keys(t)
+			runs, clk := newRuns(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+			r := addRun(t, runs, "restore", "0 2 * * *", t0, v1alpha1.VerdictFail)
+			if _, err := archiver(runs, tt.store(), s, clk).Pass(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := runs.Get(ctx, r.Name)
+			if got.Status.Archived() || got.Status.Archive == nil || !strings.Contains(got.Status.Archive.LastError, tt.want) {
+				t.Errorf("archive status %+v, want not archived, the error naming %q", got.Status.Archive, tt.want)
+			}
+		})
+	}
+}
+
+func TestDeletedNewestRecordsPlaceIsNeverFilledAgain(t *testing.T) {
+	s, k, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(10*24*time.Hour))
+	a := archiver(runs, store, s, clk)
+	for d := 0; d < 3; d++ {
+		addRun(t, runs, "restore", "0 2 * * *", t0.Add(time.Duration(d)*24*time.Hour), v1alpha1.VerdictPass)
+	}
+	pass(t, a)
+	store.Remove(reviewLayout.Key("prod-eu", "restore", 3))
+	next := addRun(t, runs, "restore", "0 2 * * *", t0.Add(3*24*time.Hour), v1alpha1.VerdictPass)
+	pass(t, a)
+	got, _ := runs.Get(context.Background(), next.Name)
+	if got.Status.Archive.Seq != 4 {
+		t.Errorf("the run after the deleted newest record went to place %d, want 4 (place 3 stays empty)", got.Status.Archive.Seq)
+	}
+	// Without the cluster's word, the hole alone names the deletion.
+	v := verify(t, store, k, evidence.VerifyOptions{})
+	if !strings.Contains(problems(v), "place 3: no record") {
+		t.Errorf("verify: %q, want place 3 named", problems(v))
+	}
+}
+
+func TestVerifyNamesARunRecordedTwice(t *testing.T) {
+	ctx := context.Background()
+	o := oneRun(t)
+	a, store, k, rec := o.a, o.store, o.k, o.rec
+	for i := 0; i < 2; i++ {
+		if _, err := a.Chain.Append(ctx, rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := verify(t, store, k, evidence.VerifyOptions{})
+	if !strings.Contains(problems(v), "record again (first at place 1)") || len(v.Runs()) != 1 {
+		t.Errorf("one run recorded twice: problems %q, %d runs in the report, want it named and counted once", problems(v), len(v.Runs()))
+	}
+}
+
+func TestArchiverRefusesAChainOfAnotherCluster(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := keys(t)
+	store, clk := evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	runsA, runsB := newRuns(), newRuns()
+	a, b := archiver(runsA, store, s, clk), archiver(runsB, store, s, clk)
+	b.Cluster.UID = "another-uid"
+	addRun(t, runsA, "restore", "0 2 * * *", t0, v1alpha1.VerdictPass)
+	rb := addRun(t, runsB, "restore", "0 2 * * *", t0.Add(time.Minute), v1alpha1.VerdictPass)
+	pass(t, a)
+	pass(t, b)
+	got, _ := runsB.Get(ctx, rb.Name)
+	if got.Status.Archived() || !strings.Contains(got.Status.Archive.LastError, "give each cluster a --cluster-name of its own") {
+		t.Errorf("second cluster's run: %+v, want not archived, the error saying why", got.Status.Archive)
+	}
+}
+
+func TestSlotsPendingAndZone(t *testing.T) {
+	s, k, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(3*24*time.Hour))
+	a := archiver(runs, store, s, clk)
+	a.Zone = "Europe/Berlin" // 02:00 Berlin is 01:00 UTC in January
+	for d := 0; d < 2; d++ {
+		addRun(t, runs, "restore", "0 2 * * *", t0.Add(time.Duration(d)*24*time.Hour-time.Hour), v1alpha1.VerdictPass)
+	}
+	pass(t, a)
+	// The period ends 30 minutes after the third slot (day 2, 01:00 UTC).
+	v := verify(t, store, k, evidence.VerifyOptions{From: t0.Add(-2 * time.Hour), To: t0.Add(2*24*time.Hour - 30*time.Minute)})
+	ch := v.Chains[0]
+	if len(ch.Gaps) != 0 || len(ch.Pending) != 1 || !ch.Pending[0].Equal(t0.Add(2*24*time.Hour-time.Hour)) {
+		t.Errorf("gaps %v, pending %v; want no gap and the slot of day 2 01:00 UTC pending", ch.Gaps, ch.Pending)
+	}
+	a.Zone = "Mars/Olympus"
+	addRun(t, runs, "restore", "0 2 * * *", t0.Add(2*24*time.Hour-time.Hour), v1alpha1.VerdictPass)
+	pass(t, a)
+	v = verify(t, store, k, evidence.VerifyOptions{From: t0, To: t0.Add(3 * 24 * time.Hour)})
+	if !strings.Contains(problems(v), `slots not checked: the records' schedule zone "Mars/Olympus"`) {
+		t.Errorf("a zone verify cannot load: problems %q, want it named", problems(v))
+	}
+}
+
+// TestRecordOfARunInMemoryVerifies: a DrillRun held in memory has its
+// times to the nanosecond, the API's to the microsecond; the record's
+// fields must be what verify derives again from the DrillRun it holds,
+// or every honest record is a problem.
+func TestRecordOfARunInMemoryVerifies(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	store := evidence.NewMemStore()
+	a := archiver(newRuns(), store, s, clocktesting.NewFakeClock(t0.Add(time.Hour)))
+	start := metav1.NewMicroTime(t0.Add(123456789 * time.Nanosecond))
+	end := metav1.NewMicroTime(start.Add(4*time.Minute + 987654321*time.Nanosecond))
+	r := v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: "restore-1", UID: "uid-1"},
+		Spec: v1alpha1.DrillRunSpec{Drill: "restore", Scenario: "namespace-restore", Trigger: engine.TriggerSchedule},
+		Status: v1alpha1.DrillRunStatus{Phase: v1alpha1.PhaseCompleted, Verdict: v1alpha1.VerdictPass, StartedAt: &start, FinishedAt: &end,
+			Steps:      []v1alpha1.Step{{Phase: v1alpha1.PhasePreflight, StartedAt: start, FinishedAt: &end}},
+			Milestones: []v1alpha1.Milestone{{Name: "recovered", At: end}}}}
+	rec, err := a.Record(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chain.Append(ctx, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := verify(t, store, k, evidence.VerifyOptions{}); v.Problems != 0 {
+		t.Errorf("an honest record: %d problems: %s", v.Problems, problems(v))
 	}
 }

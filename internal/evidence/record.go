@@ -1,20 +1,33 @@
 // Package evidence keeps drillbot's evidence outside the cluster it
 // judges: every finished run (held runs too) is written once to an object
 // store as a record signed with drillbot's key (a DSSE envelope, made with
-// sigstore's packages), chained per drill (each record holds the digest of
-// the one before it and its place in the chain), and never overwritten
-// (conditional create; S3 Object Lock retention where the bucket has it).
-// Annotations (a finding's owner and due date) are records of their own in
-// the same chain, signed by whoever annotates: an original is never edited.
+// sigstore's packages), chained per cluster and drill (each record holds
+// the digest of the one before it and its place in the chain), and never
+// overwritten (conditional create, which a probe checks the store honours
+// and a read-back checks each write against; S3 Object Lock retention
+// where the bucket has it). Annotations (a finding's owner and due date)
+// are records of their own in the same chain, signed by whoever annotates:
+// an original is never edited.
+//
+// What the archiver takes as written: a record it created and read back
+// byte for byte, or, for a run whose status update was lost, a record of
+// that run archived since it finished that its own key verifies. It
+// appends after the newest place its cluster's runs say they wrote, so a
+// deleted place is never refilled, and refuses a chain whose newest
+// trusted record names another cluster's UID.
 //
 // What `drillbot evidence verify` rests on: a record counts when its
-// signature verifies against a key the auditor trusts, its digest is the
-// one the next record chains to, and its place in the chain is the one its
-// key says. A record that fails any of these is named, as is a place in the
-// chain with no record (deleted), and a scheduled slot in the period with no
-// run record (a gap). The newest record of a chain can only be shown
-// missing by the store itself (Object Lock) or by the cluster's DrillRun
-// that points at it: verify says which of these it had.
+// signature verifies against a key the auditor trusts for its kind (an
+// annotator's key signs annotations only), its fields are the ones the
+// DrillRun it holds decides, its digest is the one the next record chains
+// to, its place in the chain is the one its key says, and no earlier
+// record of the chain holds the same run. A record that fails any of these
+// is named, as is a place with no record (deleted), a place the cluster's
+// runs say they wrote that holds nothing or another record, a chain of
+// two clusters, and a scheduled slot in the period with no scheduled run
+// (a gap: slots computed in the daemon's zone, under the schedule its
+// scheduled runs show, one slot per run). Nothing verified is a problem,
+// never "no problem".
 package evidence
 
 import (
@@ -53,6 +66,10 @@ type Record struct {
 	ArchivedAt time.Time   `json:"archivedAt"`
 	Run        *Run        `json:"run,omitempty"`
 	Annotation *Annotation `json:"annotation,omitempty"`
+	Index      *Index      `json:"index,omitempty"`
+
+	// digest is the record's as stored, once verified.
+	digest string
 }
 
 // Cluster identifies a cluster: the name it was given (serve
@@ -92,6 +109,10 @@ type Run struct {
 	// NextScheduledRun is when the drill's schedule fires next after this
 	// run started (empty for an on-demand drill).
 	NextScheduledRun *time.Time `json:"nextScheduledRun,omitempty"`
+	// ScheduleZone is the time zone the daemon's scheduler computed slots
+	// in for a schedule without CRON_TZ (its local zone; empty: UTC).
+	// verify computes slots in it, whatever the verifier's zone.
+	ScheduleZone string `json:"scheduleZone,omitempty"`
 	// DrillRun is the run as the cluster held it when it was archived.
 	DrillRun v1alpha1.DrillRun `json:"drillRun"`
 	// Page is the run's HTML page (the report of this run alone).
@@ -166,6 +187,14 @@ func (l Layout) ChainPrefix(cluster, drill string) string {
 func (l Layout) Key(cluster, drill string, seq int64) string {
 	return fmt.Sprintf("%s%010d.json", l.ChainPrefix(cluster, drill), seq)
 }
+
+// ProbeKey is the object the archiver creates twice to learn whether the
+// store refuses overwrites (one per cluster, kept; not a record).
+func (l Layout) ProbeKey(cluster string) string {
+	return path.Join(l.Prefix, probeFolder, cluster+".json")
+}
+
+const probeFolder = "_probe"
 
 // Parse splits an object key of the layout into its cluster, drill and
 // place; ok is false for keys that are not records.

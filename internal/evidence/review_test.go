@@ -1,15 +1,15 @@
 package evidence_test
 
-// Adversarial review of the evidence archive. Every test here FAILS on the
-// code as written: each shows a case where `drillbot evidence verify` (or
-// the report built from the archive) says something better than the truth,
-// or where the archiver's own bookkeeping no longer matches the archive.
-// Each names the rule of /work/shared/EVIDENCE.md it breaks.
+// Adversarial review of the evidence archive. Every test here failed on
+// the archive as first written (04ed7d9): each shows a case where
+// `drillbot evidence verify` (or the report built from the archive) said
+// something better than the truth, or where the archiver's own
+// bookkeeping no longer matched the archive. Each names the rule of
+// /work/shared/EVIDENCE.md it broke.
 
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -96,26 +96,28 @@ func allGaps(v evidence.Verified) []time.Time {
 	return out
 }
 
-// headsFromCluster is what `evidence verify --kubeconfig` passes as Heads
-// (cmd/drillbot clusterHeads): per chain, the highest place a DrillRun
-// says it took.
-func headsFromCluster(t *testing.T, stores ...*engine.KubeStore) map[string]int64 {
+// writtenFromCluster is what `evidence verify --kubeconfig` passes as
+// Written (cmd/drillbot clusterWritten): every place a DrillRun says it
+// took, and the digest of what it wrote there.
+func writtenFromCluster(t *testing.T, stores ...*engine.KubeStore) []evidence.Written {
 	t.Helper()
-	heads := map[string]int64{}
+	var out []evidence.Written
 	for _, s := range stores {
 		runs, err := s.List(context.Background(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range runs {
-			if a := r.Status.Archive; a != nil && a.Object != "" {
-				parts := strings.Split(a.Object, "/")
-				k := parts[len(parts)-3] + "/" + parts[len(parts)-2]
-				heads[k] = max(heads[k], a.Seq)
+			if a := r.Status.Archive; r.Status.Archived() {
+				c, d, seq, ok := reviewLayout.Parse(a.Object)
+				if !ok {
+					t.Fatalf("run %s archived at %q, not a record's key", r.Name, a.Object)
+				}
+				out = append(out, evidence.Written{Chain: c + "/" + d, Seq: seq, Digest: a.Digest, Run: r.Name})
 			}
 		}
 	}
-	return heads
+	return out
 }
 
 // TestReviewDeletedHeadRefilledByTheDaemon: on a bucket without Object
@@ -130,7 +132,6 @@ func headsFromCluster(t *testing.T, stores ...*engine.KubeStore) map[string]int6
 // Rule 9 (the chain, the safeguard, fails silently) and rule 7 (the
 // daemon overwrote the place of a record it knew it had written).
 func TestReviewDeletedHeadRefilledByTheDaemon(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(10*day))
 	a := archiver(runs, store, s, clk)
@@ -142,7 +143,7 @@ func TestReviewDeletedHeadRefilledByTheDaemon(t *testing.T) {
 	addRun(t, runs, "restore", "0 2 * * *", t0.Add(3*day), v1alpha1.VerdictPass)
 	pass(t, a)
 
-	v := verify(t, store, k, evidence.VerifyOptions{Heads: headsFromCluster(t, runs)})
+	v := verify(t, store, k, evidence.VerifyOptions{Written: writtenFromCluster(t, runs)})
 	reported := false
 	for _, r := range v.Runs() {
 		reported = reported || r.Name == failed.Name
@@ -180,7 +181,6 @@ func (o *overwriteStore) Create(ctx context.Context, key string, body []byte, un
 // Rule 7 (a run pruned on the strength of a record that is not there) and
 // rule 5 (an unverified answer taken as evidence).
 func TestReviewRunMarkedArchivedButItsRecordIsAnother(t *testing.T) {
-	openDefect(t)
 	ctx := context.Background()
 	s, _, _ := keys(t)
 	clk := clocktesting.NewFakeClock(t0.Add(time.Hour))
@@ -220,7 +220,6 @@ func TestReviewRunMarkedArchivedButItsRecordIsAnother(t *testing.T) {
 // Rule 3 (what happened, as drillbot saw it, not what a person says) and
 // rule 6 (a key's scope: annotations only).
 func TestReviewAnnotatorKeySignsRunRecords(t *testing.T) {
-	openDefect(t)
 	ctx := context.Background()
 	s, _, daemonPub := keys(t)
 	person, _, personPub := keys(t)
@@ -238,8 +237,11 @@ func TestReviewAnnotatorKeySignsRunRecords(t *testing.T) {
 	if _, err := (&evidence.Chain{Store: store, Layout: reviewLayout, Signer: person}).Append(ctx, rec, nil); err != nil {
 		t.Fatal(err)
 	}
-	both, err := evidence.LoadKeyring(daemonPub, personPub)
+	both, err := evidence.LoadKeyring(daemonPub) // drillbot's key, for run records
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := both.Load(evidence.RoleAnnotator, personPub); err != nil { // the person's, for annotations
 		t.Fatal(err)
 	}
 	v := verify(t, store, both, evidence.VerifyOptions{From: t0, To: t0.Add(4 * day)})
@@ -255,7 +257,6 @@ func TestReviewAnnotatorKeySignsRunRecords(t *testing.T) {
 // verify says every slot of the drill has its run.
 // Rule 6 (scope is explicit: this cluster's runs, not another's).
 func TestReviewSameClusterNameTwoClustersOneChain(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	store, clk := evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(5*day))
 	runsA, runsB := newRuns(), newRuns()
@@ -282,7 +283,6 @@ func TestReviewSameClusterNameTwoClustersOneChain(t *testing.T) {
 // later: the report has one "restore", compliant, and 100% compliance.
 // Rule 6 (a signal shared by many clusters, narrowed to none).
 func TestReviewArchiveReportMergesClusters(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	store, clk := evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(3*day))
 	eu, us := newRuns(), newRuns()
@@ -327,7 +327,6 @@ func (f *flakyRuns) UpdateStatus(ctx context.Context, r *v1alpha1.DrillRun) (*v1
 // are inflated).
 // Rule 2 (evidence tied to this run: one run's record credited twice).
 func TestReviewRecordWrittenTwiceWhenStatusLost(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	inner, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
 	first := addRun(t, inner, "restore", "0 2 * * *", t0, v1alpha1.VerdictPass)
@@ -360,7 +359,6 @@ func TestReviewRecordWrittenTwiceWhenStatusLost(t *testing.T) {
 // the schedule the daemon ran) and rule 1 (slots not checked reported as
 // "no gap").
 func TestReviewScheduleInForceTakenFromManualRuns(t *testing.T) {
-	openDefect(t)
 	at := func(d int, h time.Duration) time.Time { return t0.Add(time.Duration(d)*day + h) }
 	tests := []struct {
 		name   string
@@ -407,7 +405,6 @@ func TestReviewScheduleInForceTakenFromManualRuns(t *testing.T) {
 // counts that one run for the slots of days 1, 2 and 3.
 // Rule 2 (one run's evidence credited to several slots).
 func TestReviewOneCatchUpRunAnswersSeveralSlots(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(9*day))
 	for _, st := range []time.Time{t0, t0.Add(3*day + 10*time.Hour), t0.Add(4 * day), t0.Add(5 * day)} {
@@ -430,7 +427,6 @@ func TestReviewOneCatchUpRunAnswersSeveralSlots(t *testing.T) {
 // and the run of 03-08 answers it. Verified in UTC the gap is found.
 // Rule 4 (one clock decides: the daemon's, not the verifier's).
 func TestReviewSlotsDependOnTheVerifiersTimeZone(t *testing.T) {
-	openDefect(t)
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +460,6 @@ func TestReviewSlotsDependOnTheVerifiersTimeZone(t *testing.T) {
 // never checked by a 365-day period at all).
 // Rule 1 (a slot not checked is not evidence that it was answered).
 func TestReviewMissedLastSlotIsNoGap(t *testing.T) {
-	openDefect(t)
 	s, k, _ := keys(t)
 	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.AddDate(0, 11, 20))
 	spec := daily()
@@ -487,7 +482,6 @@ func TestReviewMissedLastSlotIsNoGap(t *testing.T) {
 // 0 having verified nothing.
 // Rule 1 (nothing checked is not a PASS).
 func TestReviewNothingVerifiedIsNoProblem(t *testing.T) {
-	openDefect(t)
 	tests := []struct {
 		name  string
 		write func(t *testing.T, store *evidence.MemStore)
@@ -526,7 +520,6 @@ func TestReviewNothingVerifiedIsNoProblem(t *testing.T) {
 // Rule 5 (an answer that does not carry the expected cause, here drillbot's
 // own signature, is not evidence) and rule 7.
 func TestReviewArchiverTrustsAnUnverifiedHead(t *testing.T) {
-	openDefect(t)
 	ctx := context.Background()
 	s, k, _ := keys(t)
 	intruder, _, _ := keys(t)
@@ -562,16 +555,9 @@ func TestReviewArchiverTrustsAnUnverifiedHead(t *testing.T) {
 // Rule 3 (one record, two stories: the report must read what the
 // evidence says, and verify must notice when they differ).
 func TestReviewRecordDisagreesWithItsDrillRun(t *testing.T) {
-	openDefect(t)
 	ctx := context.Background()
-	s, k, _ := keys(t)
-	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
-	a := archiver(runs, store, s, clk)
-	r := addRun(t, runs, "restore", "0 2 * * *", t0, v1alpha1.VerdictPass)
-	rec, err := a.Record(*r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := oneRun(t)
+	a, store, k, rec := o.a, o.store, o.k, o.rec
 	rec.Run.Result.Verdict = v1alpha1.VerdictFail
 	rec.Run.DrillRun.Spec.Drill = "another-drill"
 	if _, err := a.Chain.Append(ctx, rec, nil); err != nil {
@@ -582,15 +568,5 @@ func TestReviewRecordDisagreesWithItsDrillRun(t *testing.T) {
 		got := v.Runs()[0]
 		t.Errorf("record says FAIL in chain restore; its DrillRun says %s in drill %s; verify: no problem (the report uses the DrillRun)",
 			got.Status.Verdict, got.Spec.Drill)
-	}
-}
-
-// openDefect skips a review test whose defect is not fixed yet: each
-// fails without the skip (run with DRILLBOT_REVIEW_DEFECTS=1 to see it).
-// The evidence archive's issue stays open until every one passes.
-func openDefect(t *testing.T) {
-	t.Helper()
-	if os.Getenv("DRILLBOT_REVIEW_DEFECTS") == "" {
-		t.Skip("open defect of the evidence archive, found in review: set DRILLBOT_REVIEW_DEFECTS=1 to run")
 	}
 }

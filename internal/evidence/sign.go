@@ -5,12 +5,14 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
@@ -21,6 +23,7 @@ import (
 // packages.
 type Signer struct {
 	s     signature.Signer
+	pub   crypto.PublicKey
 	keyID string
 }
 
@@ -51,8 +54,11 @@ func LoadSigner(path string, password []byte) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evidence key %s: %w", path, err)
 	}
-	return &Signer{s: dsse.WrapSigner(s, PayloadType), keyID: id}, nil
+	return &Signer{s: dsse.WrapSigner(s, PayloadType), pub: pub, keyID: id}, nil
 }
+
+// PublicKey is the signer's public key.
+func (s *Signer) PublicKey() crypto.PublicKey { return s.pub }
 
 // KeyID is the key's id: the first 16 hex digits of the SHA-256 of its
 // public key (PKIX, DER).
@@ -81,32 +87,69 @@ func (s *Signer) Seal(r Record) ([]byte, error) {
 	return env, nil
 }
 
-// Keyring is the public keys an auditor trusts, by id.
-type Keyring struct {
-	keys map[string]signature.Verifier
+// Role is what a trusted key may sign.
+type Role int
+
+const (
+	// RoleRun keys are drillbot's own: they sign run records (and may
+	// sign annotations).
+	RoleRun Role = iota
+	// RoleAnnotator keys are people's: they sign annotations only. A run
+	// record signed by one is what a person says happened, not what
+	// drillbot observed, and never counts as a run.
+	RoleAnnotator
+)
+
+func (r Role) String() string {
+	if r == RoleAnnotator {
+		return "annotator"
+	}
+	return "drillbot"
 }
 
-// LoadKeyring reads PEM public keys.
+// Keyring is the public keys an auditor trusts, by id, each with its role.
+type Keyring struct {
+	keys map[string]trustedKey
+}
+
+type trustedKey struct {
+	// v verifies a signature over DSSE's pre-authentication encoding.
+	v    signature.Verifier
+	role Role
+}
+
+// LoadKeyring reads PEM public keys of drillbot's (RoleRun).
 func LoadKeyring(paths ...string) (*Keyring, error) {
-	k := &Keyring{keys: map[string]signature.Verifier{}}
+	k := &Keyring{keys: map[string]trustedKey{}}
+	return k, k.Load(RoleRun, paths...)
+}
+
+// Load reads PEM public keys and trusts them for role.
+func (k *Keyring) Load(role Role, paths ...string) error {
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("public key: %w", err)
+			return fmt.Errorf("public key: %w", err)
 		}
 		pub, err := cryptoutils.UnmarshalPEMToPublicKey(data)
 		if err != nil {
-			return nil, fmt.Errorf("public key %s: %w", p, err)
+			return fmt.Errorf("public key %s: %w", p, err)
 		}
-		if err := k.Add(pub); err != nil {
-			return nil, fmt.Errorf("public key %s: %w", p, err)
+		if err := k.AddRole(pub, role); err != nil {
+			return fmt.Errorf("public key %s: %w", p, err)
 		}
 	}
-	return k, nil
+	return nil
 }
 
-// Add trusts pub.
-func (k *Keyring) Add(pub crypto.PublicKey) error {
+// Add trusts pub as one of drillbot's keys (RoleRun).
+func (k *Keyring) Add(pub crypto.PublicKey) error { return k.AddRole(pub, RoleRun) }
+
+// AddRole trusts pub for role. A key given twice keeps the narrower role.
+func (k *Keyring) AddRole(pub crypto.PublicKey, role Role) error {
+	if k.keys == nil {
+		k.keys = map[string]trustedKey{}
+	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {
 		return err
@@ -115,59 +158,92 @@ func (k *Keyring) Add(pub crypto.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	k.keys[id] = dsse.WrapVerifier(v, dsse.WithExpectedPayloadType(PayloadType))
+	if old, ok := k.keys[id]; ok && old.role > role {
+		role = old.role
+	}
+	k.keys[id] = trustedKey{v: v, role: role}
 	return nil
 }
+
+// Role is what the key of id may sign.
+func (k *Keyring) Role(id string) Role { return k.keys[id].role }
 
 // ErrBadSignature: no trusted key verifies the record.
 var ErrBadSignature = errors.New("signature not verified by any trusted key")
 
-// Open verifies an envelope against the trusted keys and decodes its
-// record; keyID names the key that verified it.
+// ErrWrongRole: the record is signed by a trusted key that may not sign
+// records of its kind (an annotator's key on a run record).
+var ErrWrongRole = errors.New("signed by a key not trusted for this kind of record")
+
+// Open verifies an envelope against the trusted keys, decodes its record,
+// and checks that the key may sign its kind; keyID names the key that
+// verified it. It is DSSE's verification (sigstore's dsse wrapper does the
+// same), with the envelope parsed once: a signature of a trusted key over
+// the pre-authentication encoding of payload type and payload.
 func (k *Keyring) Open(env []byte) (r Record, keyID string, err error) {
-	for id, v := range k.keys {
-		var payload []byte
-		vv := v
-		if err := vv.VerifySignature(bytes.NewReader(env), nil); err != nil {
-			continue
-		}
-		if payload, err = decodePayload(env); err != nil {
-			return Record{}, id, err
-		}
-		if err := json.Unmarshal(payload, &r); err != nil {
-			return Record{}, id, fmt.Errorf("record: %w", err)
-		}
-		return r, id, nil
+	var e ssldsse.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return Record{}, "", fmt.Errorf("%w: envelope: %v", ErrBadSignature, err)
 	}
-	return Record{}, "", ErrBadSignature
+	if e.PayloadType != PayloadType {
+		return Record{}, "", fmt.Errorf("%w: envelope: payload type %q, not %q", ErrBadSignature, e.PayloadType, PayloadType)
+	}
+	payload, err := e.DecodeB64Payload()
+	if err != nil {
+		return Record{}, "", fmt.Errorf("%w: envelope: %v", ErrBadSignature, err)
+	}
+	pae := ssldsse.PAE(e.PayloadType, payload)
+	id, t, ok := k.verified(e.Signatures, pae)
+	if !ok {
+		return Record{}, "", ErrBadSignature
+	}
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return Record{}, id, fmt.Errorf("record: %w", err)
+	}
+	if t.role == RoleAnnotator && r.Kind != KindAnnotation {
+		return r, id, fmt.Errorf("%w: a %s signed by annotator key %s", ErrWrongRole, r.Kind, id)
+	}
+	return r, id, nil
+}
+
+// verified is the trusted key one of sigs verifies over pae, drillbot's
+// keys before annotators'.
+func (k *Keyring) verified(sigs []ssldsse.Signature, pae []byte) (string, trustedKey, bool) {
+	for _, role := range []Role{RoleRun, RoleAnnotator} {
+		for _, s := range sigs {
+			sig, err := base64.StdEncoding.DecodeString(s.Sig)
+			if err != nil {
+				continue
+			}
+			for id, t := range k.keys {
+				if t.role == role && t.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)) == nil {
+					return id, t, true
+				}
+			}
+		}
+	}
+	return "", trustedKey{}, false
 }
 
 // Decode reads an envelope's record without verifying it (for a report
 // that says it did not verify).
 func Decode(env []byte) (Record, error) {
-	payload, err := decodePayload(env)
+	var e ssldsse.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return Record{}, fmt.Errorf("envelope: %w", err)
+	}
+	if e.PayloadType != PayloadType {
+		return Record{}, fmt.Errorf("envelope: payload type %q, not %q", e.PayloadType, PayloadType)
+	}
+	payload, err := e.DecodeB64Payload()
 	if err != nil {
-		return Record{}, err
+		return Record{}, fmt.Errorf("envelope: %w", err)
 	}
 	var r Record
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return Record{}, fmt.Errorf("record: %w", err)
 	}
 	return r, nil
-}
-
-func decodePayload(env []byte) ([]byte, error) {
-	var e struct {
-		PayloadType string `json:"payloadType"`
-		Payload     []byte `json:"payload"`
-	}
-	if err := json.Unmarshal(env, &e); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	if e.PayloadType != PayloadType {
-		return nil, fmt.Errorf("envelope: payload type %q, not %q", e.PayloadType, PayloadType)
-	}
-	return e.Payload, nil
 }
 
 // GenerateKey makes an ECDSA P-256 key pair, PEM-encoded (the private key

@@ -142,15 +142,17 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 	newest := map[string]v1alpha1.DrillRun{}
 	lastRuns := map[string][]v1alpha1.DrillRun{}
 	allRuns := map[string][]v1alpha1.DrillRun{} // every run, for regressions
+	name := drillNames(finished)
 	for _, r := range finished {
-		allRuns[r.Spec.Drill] = append(allRuns[r.Spec.Drill], r)
-		if _, ok := newest[r.Spec.Drill]; !ok {
-			newest[r.Spec.Drill] = r
+		n := name(r)
+		allRuns[n] = append(allRuns[n], r)
+		if _, ok := newest[n]; !ok {
+			newest[n] = r
 		}
-		if len(lastRuns[r.Spec.Drill]) < o.LastN {
-			lastRuns[r.Spec.Drill] = append(lastRuns[r.Spec.Drill], r)
+		if len(lastRuns[n]) < o.LastN {
+			lastRuns[n] = append(lastRuns[n], r)
 		}
-		d := add(DrillInfo{Name: r.Spec.Drill, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
+		d := add(DrillInfo{Name: n, Scenario: r.Spec.Scenario, RTOTarget: r.Status.RTOTarget, RPOTarget: r.Status.RPOTarget})
 		if a := r.Status.Archive; a != nil && !r.Status.Archived() && a.LastError != "" {
 			d.Unarchived = append(d.Unarchived, fmt.Sprintf("NOT ARCHIVED: %s (%d attempts, retried): %s", r.Name, a.Attempts, a.LastError))
 		}
@@ -197,6 +199,21 @@ func Build(runs []v1alpha1.DrillRun, o Options) Report {
 	rep.Posture = posture(newest, rep.Drills, since)
 	rep.RTOTable = rtoTable(lastRuns, rep.Drills)
 	return rep
+}
+
+// drillNames names a run's drill in the report: its drill, or, when the
+// runs come from more than one cluster (an archive's, labelled
+// v1alpha1.LabelCluster), "cluster/drill": two clusters' drills of one
+// name are two drills, never one.
+func drillNames(runs []v1alpha1.DrillRun) func(v1alpha1.DrillRun) string {
+	clusters := map[string]bool{}
+	for _, r := range runs {
+		clusters[r.Labels[v1alpha1.LabelCluster]] = true
+	}
+	if len(clusters) < 2 {
+		return func(r v1alpha1.DrillRun) string { return r.Spec.Drill }
+	}
+	return func(r v1alpha1.DrillRun) string { return r.Labels[v1alpha1.LabelCluster] + "/" + r.Spec.Drill }
 }
 
 // trend compares the RTO of the two newest runs that measured one.

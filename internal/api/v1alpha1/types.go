@@ -32,6 +32,9 @@ const (
 	// LabelRun names the DrillRun on everything the run creates, so an orphan
 	// sweep can find it.
 	LabelRun = "drillbot.io/run"
+	// LabelCluster names the cluster of a run read back from the archive
+	// (never set on a DrillRun in a cluster).
+	LabelCluster = "drillbot.io/cluster"
 	// LabelTarget is a hash of the run's target, used to keep one run per target.
 	LabelTarget = "drillbot.io/target"
 	// LabelScenario names the scenario kind on a DrillRun.
