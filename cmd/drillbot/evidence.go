@@ -364,9 +364,12 @@ func printVerified(w io.Writer, v evidence.Verified, o evidence.VerifyOptions) {
 			fmt.Fprintf(w, "PENDING %s/%s: the slot %s is too recent at the period's end to judge\n", c.Cluster, c.Drill, g.Format(time.RFC3339))
 		}
 	}
-	if v.Problems == 0 {
+	switch {
+	case v.Problems == 0 && o.From.IsZero():
+		fmt.Fprintln(w, "every record verified; scheduled slots not checked (no period: --days, or --from/--to)")
+	case v.Problems == 0:
 		fmt.Fprintln(w, "every record verified; no gap")
-	} else {
+	default:
 		fmt.Fprintf(w, "%d problems\n", v.Problems)
 	}
 }

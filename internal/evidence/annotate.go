@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -51,6 +52,8 @@ func Annotate(ctx context.Context, c *Chain, trusted *Keyring, cluster, drill, r
 	return c.Append(ctx, rec, nil)
 }
 
+const remediationPrefix = "remediation of finding "
+
 // Runs are the verified run records' DrillRuns (as archived), oldest
 // first, each with its annotations added to its findings as remediation
 // lines and its cluster's name as label v1alpha1.LabelCluster (the report
@@ -63,7 +66,6 @@ func (v Verified) Runs() []v1alpha1.DrillRun {
 		for _, r := range ch.Verified {
 			switch {
 			case r.Kind == KindRun && r.Run != nil:
-				byID[r.Run.ID] = len(out)
 				d := r.Run.DrillRun // a shallow copy: what is changed below is copied first
 				d.Labels = maps.Clone(d.Labels)
 				if d.Labels == nil {
@@ -74,12 +76,25 @@ func (v Verified) Runs() []v1alpha1.DrillRun {
 				// As archived: the record's place and digest, whatever the
 				// run said of its earlier attempts.
 				at := metav1.NewMicroTime(r.ArchivedAt)
-				d.Status.Archive = &v1alpha1.ArchiveStatus{Seq: r.Seq, Digest: r.digest, ArchivedAt: &at}
+				d.Status.Archive = &v1alpha1.ArchiveStatus{Seq: r.Seq, Digest: r.digest, ArchivedAt: &at, Phase: d.Status.Phase}
+				if i, ok := byID[r.Run.ID]; ok {
+					// A later record of the run (archived again once a
+					// failed revert succeeded) is the run; its remediation
+					// lines stay.
+					for _, f := range out[i].Status.Findings {
+						if strings.HasPrefix(f, remediationPrefix) {
+							d.Status.Findings = append(d.Status.Findings, f)
+						}
+					}
+					out[i] = d
+					continue
+				}
+				byID[r.Run.ID] = len(out)
 				out = append(out, d)
 			case r.Kind == KindAnnotation && r.Annotation != nil:
 				a := r.Annotation
 				if i, ok := byID[a.Run]; ok {
-					line := fmt.Sprintf("remediation of finding %d: owner %s", a.Finding+1, a.Owner)
+					line := fmt.Sprintf(remediationPrefix+"%d: owner %s", a.Finding+1, a.Owner)
 					if a.Due != "" {
 						line += ", due " + a.Due
 					}

@@ -64,7 +64,7 @@ func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
 	}
 	var todo []v1alpha1.DrillRun
 	for _, r := range runs {
-		if r.Status.Phase == v1alpha1.PhaseCompleted && !r.Status.Archived() {
+		if archivable(r) {
 			todo = append(todo, r)
 		}
 	}
@@ -107,6 +107,22 @@ func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
 		}
 	}
 	return pending, nil
+}
+
+// archivable says whether a run is to be written: finished with a
+// verdict (Completed, or RevertFailed: its FAIL and the fault that may
+// still be active are evidence at once) and not archived in this phase.
+// A run archived RevertFailed is archived again once its revert
+// succeeded: the later record is the run's, the earlier stays.
+func archivable(r v1alpha1.DrillRun) bool {
+	switch p := r.Status.Phase; {
+	case p != v1alpha1.PhaseCompleted && p != v1alpha1.PhaseRevertFailed:
+		return false
+	case !r.Status.Archived():
+		return true
+	default:
+		return p == v1alpha1.PhaseCompleted && r.Status.Archive.Phase == v1alpha1.PhaseRevertFailed
+	}
 }
 
 // wrote notes, per drill, the newest place of this cluster's chain that
@@ -170,7 +186,9 @@ func (a *Archiver) archive(ctx context.Context, r *v1alpha1.DrillRun, after Plac
 	if err == nil {
 		app, err = a.Chain.AppendAfter(ctx, rec, AppendOptions{
 			After: after,
-			Same:  func(h Record) bool { return h.Kind == KindRun && h.Run != nil && h.Run.ID == rec.Run.ID },
+			Same: func(h Record) bool {
+				return h.Kind == KindRun && h.Run != nil && h.Run.ID == rec.Run.ID && h.Run.DrillRun.Status.Phase == r.Status.Phase
+			},
 			Since: finished(*r).Add(-time.Minute),
 		})
 	}
@@ -191,7 +209,7 @@ func (a *Archiver) record(ctx context.Context, r *v1alpha1.DrillRun, app Appende
 		st.LastError = err.Error()
 		a.log().Warn("run not archived: retrying", "run", r.Name, "attempt", st.Attempts, "err", err)
 	} else {
-		st.Object, st.Digest, st.Seq, st.ArchivedAt, st.LastError = app.Key, app.Digest, app.Seq, &at, ""
+		st.Object, st.Digest, st.Seq, st.ArchivedAt, st.LastError, st.Phase = app.Key, app.Digest, app.Seq, &at, "", r.Status.Phase
 		a.log().Info("run archived", "run", r.Name, "object", app.Key, "seq", app.Seq, "existing", app.Existing)
 	}
 	if uerr := a.setStatus(ctx, r, st); uerr != nil {
@@ -240,7 +258,7 @@ func (a *Archiver) Record(r v1alpha1.DrillRun) (Record, error) {
 	if err := roundTrip(&r); err != nil {
 		return Record{}, fmt.Errorf("run %s: %w", r.Name, err)
 	}
-	ev := derive(r)
+	ev := derive(r, zoneOf(a.Zone))
 	ev.Scope.Cluster = a.Cluster.Name
 	ev.ScheduleZone = a.Zone
 	if a.Classify != nil {
@@ -256,6 +274,16 @@ func (a *Archiver) Record(r v1alpha1.DrillRun) (Record, error) {
 	return Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: a.Cluster, Drill: r.Spec.Drill, Run: &ev}, nil
 }
 
+// zoneOf is the zone a record names (empty: UTC); one that cannot be
+// loaded is UTC here, and verify names it.
+func zoneOf(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
 // roundTrip sets r to what its JSON decodes to.
 func roundTrip(r *v1alpha1.DrillRun) error {
 	data, err := json.Marshal(r)
@@ -268,12 +296,12 @@ func roundTrip(r *v1alpha1.DrillRun) error {
 
 // derive is every field of a run's record that its DrillRun decides:
 // what the archiver writes, and what verify checks a record's fields
-// against.
-func derive(r v1alpha1.DrillRun) Run {
+// against; zone is the daemon's (Run.ScheduleZone).
+func derive(r v1alpha1.DrillRun, zone *time.Location) Run {
 	ev := Run{
 		ID: string(r.UID), Name: r.Name, Definition: r.Spec.Snapshot, DefinitionDigest: r.Spec.DefinitionDigest,
 		Source: r.Spec.Source, Findings: r.Status.Findings,
-		Result: result(r), Steps: steps(r), DataChecks: dataChecks(r), NextScheduledRun: nextRun(r), DrillRun: r,
+		Result: result(r), Steps: steps(r), DataChecks: dataChecks(r), NextScheduledRun: nextRun(r, zone), DrillRun: r,
 	}
 	if ev.DefinitionDigest == "" {
 		ev.DefinitionDigest = engine.DefinitionDigest(r.Spec.Snapshot)
@@ -367,7 +395,8 @@ func dataChecks(r v1alpha1.DrillRun) []string {
 }
 
 // nextRun is when the drill's schedule fires next after the run started.
-func nextRun(r v1alpha1.DrillRun) *time.Time {
+// A schedule without CRON_TZ fires in zone, the daemon's.
+func nextRun(r v1alpha1.DrillRun, zone *time.Location) *time.Time {
 	if r.Spec.Snapshot.Schedule == "" || r.Spec.Snapshot.Suspend || r.Status.StartedAt == nil {
 		return nil
 	}
@@ -375,6 +404,6 @@ func nextRun(r v1alpha1.DrillRun) *time.Time {
 	if err != nil {
 		return nil
 	}
-	next := s.Next(r.Status.StartedAt.Time).UTC()
+	next := s.Next(r.Status.StartedAt.In(zone)).UTC()
 	return &next
 }

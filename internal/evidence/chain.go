@@ -244,9 +244,18 @@ func (c *Chain) scan(ctx context.Context, h Head, rec Record, o AppendOptions) (
 			}
 		} else if !trusted {
 			c.log().Warn("archive chain's newest record is not signed by this writer's key: passed over", "key", key)
+			// Another install of the same name, with a key of its own,
+			// says so in the record (what it says is not trusted, but a
+			// chain it writes is not this cluster's to share).
+			if other, err := Decode(raw); err == nil && other.Cluster.UID != "" && other.Cluster.UID != rec.Cluster.UID {
+				return Appended{}, other.Cluster.UID, nil
+			}
 		}
 		if !trusted {
 			continue
+		}
+		if r.Seq != seq || r.Cluster.Name != rec.Cluster.Name || r.Drill != rec.Drill {
+			continue // a copy of a record at another place is not a record of this one
 		}
 		if owner == "" {
 			owner = r.Cluster.UID

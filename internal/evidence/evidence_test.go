@@ -645,3 +645,41 @@ func TestRecordOfARunInMemoryVerifies(t *testing.T) {
 		t.Errorf("an honest record: %d problems: %s", v.Problems, problems(v))
 	}
 }
+
+// TestRunArchivedAgainOnceItsRevertSucceeded: a run whose revert failed
+// is archived at once (its FAIL, its fault maybe still active); once a
+// retry reverts it, it is archived again, and the later record is the
+// run's in the reports, without a problem.
+func TestRunArchivedAgainOnceItsRevertSucceeded(t *testing.T) {
+	ctx := context.Background()
+	s, k, _ := keys(t)
+	runs, store, clk := newRuns(), evidence.NewMemStore(), clocktesting.NewFakeClock(t0.Add(time.Hour))
+	a := archiver(runs, store, s, clk)
+	r := addRun(t, runs, "restore", "0 2 * * *", t0, v1alpha1.VerdictFail)
+	r.Status.Phase = v1alpha1.PhaseRevertFailed
+	r, err := runs.UpdateStatus(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass(t, a)
+	first, _ := runs.Get(ctx, r.Name)
+	if !first.Status.Archived() || first.Status.Archive.Phase != v1alpha1.PhaseRevertFailed {
+		t.Fatalf("a RevertFailed run: archive %+v, want archived as RevertFailed", first.Status.Archive)
+	}
+	pass(t, a) // nothing new
+	first.Status.Phase = v1alpha1.PhaseCompleted
+	if _, err := runs.UpdateStatus(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Hour) // past the backoff of its one attempt
+	pass(t, a)
+	pass(t, a)
+	got, _ := runs.Get(ctx, r.Name)
+	if got.Status.Archive.Seq != 2 || got.Status.Archive.Phase != v1alpha1.PhaseCompleted || len(recordKeys(t, store)) != 2 {
+		t.Fatalf("after the revert: archive %+v, records %v; want place 2, Completed, two records", got.Status.Archive, recordKeys(t, store))
+	}
+	v := verify(t, store, k, evidence.VerifyOptions{})
+	if v.Problems != 0 || len(v.Runs()) != 1 || v.Runs()[0].Status.Phase != v1alpha1.PhaseCompleted {
+		t.Errorf("verify: %d problems (%s), runs %d, want one Completed run", v.Problems, problems(v), len(v.Runs()))
+	}
+}

@@ -39,6 +39,8 @@ type IndexEntry struct {
 	Digest     string    `json:"digest"`
 	Kind       string    `json:"kind"`
 	ArchivedAt time.Time `json:"archivedAt"`
+	// ClusterUID is the record's cluster UID.
+	ClusterUID string `json:"clusterUID,omitempty"`
 	// Run is the run record's DrillRun as the report reads it (ReportView).
 	Run *v1alpha1.DrillRun `json:"run,omitempty"`
 	// Envelope is the record as stored, when Run is not given.
@@ -123,7 +125,7 @@ func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, throug
 		if r.Seq != seq || r.Prev != prev {
 			return fmt.Errorf("place %d does not link to place %d", seq, seq-1)
 		}
-		e := IndexEntry{Seq: seq, Digest: Digest(raw), Kind: r.Kind, ArchivedAt: r.ArchivedAt}
+		e := IndexEntry{Seq: seq, Digest: Digest(raw), Kind: r.Kind, ArchivedAt: r.ArchivedAt, ClusterUID: r.Cluster.UID}
 		mine, trusted, err := c.open(raw)
 		if err != nil {
 			return err

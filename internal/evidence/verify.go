@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,9 +24,9 @@ type VerifyOptions struct {
 	// From and To are the period whose scheduled slots must each have a
 	// run record (zero From: no slot is checked).
 	From, To time.Time
-	// Grace is how long after its slot a scheduled run may still come: a
-	// slot younger than Grace at To is not judged yet (pending). Default
-	// one hour, or until the next slot when that is sooner. A run answers the newest slot at or before its start (a
+	// Grace is how long after its slot a scheduled run's record may still
+	// come: a slot younger than Grace at To is not judged yet (pending).
+	// Default: until the next slot, at most a day. A run answers the newest slot at or before its start (a
 	// catch-up after downtime answers one slot, the newest it missed).
 	Grace time.Duration
 	// Written are the places the cluster's runs say were written
@@ -50,10 +51,12 @@ type Written struct {
 	Run    string `json:"run"`
 }
 
-// defaultGrace is how long after its slot a run may come before a slot
-// with none is a gap, unless VerifyOptions.Grace says otherwise: the
-// scheduler starts a run at its slot.
-const defaultGrace = time.Hour
+// defaultGrace is, unless VerifyOptions.Grace says otherwise, the most a
+// slot waits for its run's record before a slot with none is a gap: the
+// scheduler starts a run at its slot, but its record comes only when it
+// has finished (a drill may take an hour and more); a slot waits until
+// the next one when that is sooner.
+const defaultGrace = 24 * time.Hour
 
 // Verified is what verify found in an archive.
 type Verified struct {
@@ -240,55 +243,79 @@ func Verify(ctx context.Context, s Store, l Layout, k *Keyring, o VerifyOptions)
 // verifyChain checks one chain's records, read and verified, in order.
 func verifyChain(cluster, drill string, ps map[int64]*item, written []Written) ChainReport {
 	cr := ChainReport{Cluster: cluster, Drill: drill, Keys: map[string]int{}}
-	var last int64
-	for seq := range ps {
-		last = max(last, seq)
-	}
 	digests := map[int64]string{}
 	var prevDigest string
-	runAt := map[string]int64{}
+	prevOK := false // the place before holds a record that verified
+	type runSeen struct {
+		seq   int64
+		phase v1alpha1.Phase
+	}
+	runAt := map[string]runSeen{}
 	uids := map[string][]int64{}
-	for seq := int64(1); seq <= last; seq++ {
-		it, ok := ps[seq]
-		if !ok {
-			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d: no record (deleted from the archive)", seq))
-			prevDigest = ""
-			continue
+	seqs := make([]int64, 0, len(ps))
+	for seq := range ps {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	var expect int64 = 1
+	for _, seq := range seqs {
+		switch {
+		case seq == expect+1:
+			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d: no record (deleted from the archive)", expect))
+		case seq > expect:
+			cr.Problems = append(cr.Problems, fmt.Sprintf("places %d to %d: no record (deleted from the archive)", expect, seq-1))
 		}
+		if seq != expect {
+			prevDigest, prevOK = "", false
+		}
+		expect = seq + 1
+		it := ps[seq]
 		cr.Records++
 		for _, note := range it.later {
 			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): %s", seq, it.key, note))
 		}
 		if it.err != nil {
 			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): cannot be read: %v", seq, it.key, it.err))
-			prevDigest = ""
+			prevDigest, prevOK = "", false
 			continue
 		}
 		digest := it.digest
 		digests[seq] = digest
 		rec := it.rec
+		ok := false
 		switch {
 		case it.oerr != nil:
 			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): %v (changed after it was written, or signed by a key not trusted for it)", seq, it.key, it.oerr))
 		case rec.Seq != seq || rec.Drill != drill || rec.Cluster.Name != cluster:
 			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): the record says it is place %d of %s/%s (moved)", seq, it.key, rec.Seq, rec.Cluster.Name, rec.Drill))
-		case seq > 1 && prevDigest != "" && rec.Prev != prevDigest:
+		case seq > 1 && prevDigest != "" && rec.Prev != prevDigest && prevOK:
+			// Two records a trusted key verifies, not linked: one of them
+			// replaced the one written there.
 			cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): does not chain to place %d (one of them was replaced)", seq, it.key, seq-1))
 		default:
+			if seq > 1 && prevDigest != "" && rec.Prev != prevDigest {
+				// The place before does not verify: it is the replaced one,
+				// and this record, verified, still counts.
+				cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): chains to a record other than the one at place %d, which does not verify (replaced); this record counts", seq, it.key, seq-1))
+			}
 			if err := consistent(rec); err != nil && !it.indexed {
 				cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): %v", seq, it.key, err))
 				break
 			}
 			if rec.Kind == KindRun {
-				if first, dup := runAt[rec.Run.ID]; dup {
-					cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): run %s's record again (first at place %d): counted once", seq, it.key, rec.Run.Name, first))
+				phase := rec.Run.DrillRun.Status.Phase
+				if first, dup := runAt[rec.Run.ID]; dup && first.phase != v1alpha1.PhaseRevertFailed {
+					cr.Problems = append(cr.Problems, fmt.Sprintf("place %d (%s): run %s's record again (first at place %d): counted once", seq, it.key, rec.Run.Name, first.seq))
 					break
 				}
-				runAt[rec.Run.ID] = seq
+				// A run archived RevertFailed is archived again once its
+				// revert succeeded: the later record is the run's.
+				runAt[rec.Run.ID] = runSeen{seq, phase}
 				if uid := rec.Cluster.UID; uid != "" {
 					uids[uid] = append(uids[uid], seq)
 				}
 			}
+			ok = true
 			cr.Keys[it.keyID]++
 			rec.digest = digest
 			cr.Verified = append(cr.Verified, rec)
@@ -299,7 +326,7 @@ func verifyChain(cluster, drill string, ps map[int64]*item, written []Written) C
 				cr.Annotations++
 			}
 		}
-		prevDigest = digest
+		prevDigest, prevOK = digest, ok
 	}
 	if len(uids) > 1 {
 		var parts []string
@@ -358,7 +385,7 @@ func indexed(ps map[int64]*item, idx *Index, cluster, drill string) {
 		it := &item{key: fmt.Sprintf("index entry %d", e.Seq), seq: e.Seq, digest: e.Digest}
 		if e.Run != nil {
 			it.indexed = true
-			it.rec = Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: Cluster{Name: cluster}, Drill: drill, Seq: e.Seq, Prev: prev,
+			it.rec = Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: Cluster{Name: cluster, UID: e.ClusterUID}, Drill: drill, Seq: e.Seq, Prev: prev,
 				ArchivedAt: e.ArchivedAt, Run: &Run{ID: string(e.Run.UID), Name: e.Run.Name, DrillRun: *e.Run}}
 		} else {
 			it.raw = e.Envelope
@@ -408,7 +435,7 @@ func consistent(rec Record) error {
 		if sc := rec.Run.Scope.Cluster; sc != "" && sc != rec.Cluster.Name {
 			return fmt.Errorf("record of cluster %s says its scope is cluster %s", rec.Cluster.Name, sc)
 		}
-		want, got := decided(derive(d)), decided(*rec.Run)
+		want, got := decided(derive(d, zoneOf(rec.Run.ScheduleZone))), decided(*rec.Run)
 		if !sameFields.DeepEqual(want, got) {
 			w, _ := json.Marshal(want)
 			g, _ := json.Marshal(got)
@@ -527,6 +554,24 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 			continue
 		}
 		slot := s.Next(t)
+		// A scheduled run of another schedule started before that slot:
+		// the schedule had changed by then, and its slots are the ones.
+		for changed := true; changed && !slot.IsZero(); {
+			changed = false
+			for _, r := range runs {
+				st := started(r)
+				if !st.After(t) || st.After(slot) || sameSchedule(r.Definition, spec) {
+					continue
+				}
+				ns, perr := drill.ParseSchedule(r.Definition.Schedule)
+				if r.Definition.Schedule == "" || r.Definition.Suspend || perr != nil {
+					break
+				}
+				spec, s, t, changed = r.Definition, ns, st.Add(-time.Nanosecond).In(loc), true
+				slot = s.Next(t)
+				break
+			}
+		}
 		if slot.IsZero() || !slot.Before(to) {
 			break
 		}
@@ -541,8 +586,9 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 		}
 		wait := grace
 		if o.Grace <= 0 && !next.IsZero() {
-			wait = min(grace, next.Sub(slot)) // the next slot's run answers the next slot
+			wait = next.Sub(slot) // until the next slot's run could answer it, at most a day
 		}
+		wait = min(wait, grace)
 		switch {
 		case found:
 		case slot.Add(wait).After(to):
@@ -553,6 +599,11 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 		t = slot
 	}
 	return gaps, pending, nil
+}
+
+// sameSchedule says whether two definitions schedule alike.
+func sameSchedule(a, b v1alpha1.DrillSpec) bool {
+	return a.Schedule == b.Schedule && a.Suspend == b.Suspend
 }
 
 func started(r *Run) time.Time { return r.DrillRun.Status.StartedAt.Time }

@@ -284,6 +284,9 @@ type ArchiveStatus struct {
 	Attempts      int32             `json:"attempts,omitempty"`
 	LastAttemptAt *metav1.MicroTime `json:"lastAttemptAt,omitempty"`
 	LastError     string            `json:"lastError,omitempty"`
+	// Phase is the run's phase when its record was written: a run
+	// archived RevertFailed is archived again once its revert succeeds.
+	Phase Phase `json:"phase,omitempty"`
 }
 
 // Archived says whether the run's record is in the archive.

@@ -350,6 +350,10 @@ func TestObjectNewerThanTheBackupIsLostWithinTheRPOWindow(t *testing.T) {
 	}
 	backupOf(t, ns, ns+"-daily-1", ns+"-daily", "")
 	// Deployed after the last backup: no restore can bring it back.
+	// Creation times are whole seconds: one made in the backup's second
+	// may have existed when it was made (the drill refuses then), so the
+	// Deployment comes a second later.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)))
 	deployment(t, ns, "late", 2)
 	waitReady(t, ns)
 
