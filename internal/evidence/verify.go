@@ -26,7 +26,8 @@ type VerifyOptions struct {
 	From, To time.Time
 	// Grace is how long after its slot a scheduled run's record may still
 	// come: a slot younger than Grace at To is not judged yet (pending).
-	// Default: until the next slot, at most a day. A run answers the newest slot at or before its start (a
+	// Default: the drill's phase timeouts added up, and the archiver's
+	// delay (a run started at its slot has its record by then). A run answers the newest slot at or before its start (a
 	// catch-up after downtime answers one slot, the newest it missed).
 	Grace time.Duration
 	// Written are the places the cluster's runs say were written
@@ -51,12 +52,21 @@ type Written struct {
 	Run    string `json:"run"`
 }
 
-// defaultGrace is, unless VerifyOptions.Grace says otherwise, the most a
-// slot waits for its run's record before a slot with none is a gap: the
-// scheduler starts a run at its slot, but its record comes only when it
-// has finished (a drill may take an hour and more); a slot waits until
-// the next one when that is sooner.
-const defaultGrace = 24 * time.Hour
+// archiveDelay is how long after its run finished a record may still
+// come (the archiver's interval and a retry or two).
+const archiveDelay = 15 * time.Minute
+
+// runBound is, unless VerifyOptions.Grace says otherwise, how long a slot
+// waits for its run's record before a slot with none is a gap: the
+// scheduler starts a run at its slot, and its record comes once it has
+// finished, at most the drill's phase timeouts later (a held run's at
+// once), plus the archiver's delay.
+func runBound(spec v1alpha1.DrillSpec) time.Duration {
+	def := drill.Definition{Spec: spec}
+	def.FromSpec()
+	t := def.Timeouts
+	return t.Preflight + t.Inject + t.Recover + t.Verify + t.Revert + archiveDelay
+}
 
 // Verified is what verify found in an archive.
 type Verified struct {
@@ -519,10 +529,6 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("slots not checked: the records' schedule zone %q: %w", runs[len(runs)-1].ScheduleZone, err)
 	}
-	grace := o.Grace
-	if grace <= 0 {
-		grace = defaultGrace
-	}
 	to := o.To
 	if to.IsZero() {
 		to = time.Now()
@@ -576,19 +582,32 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 			break
 		}
 		next := s.Next(slot)
-		found := false
+		found, changed := false, -1
 		for j, r := range runs {
 			st := started(r)
-			if !used[j] && !st.Before(slot) && (next.IsZero() || st.Before(next)) {
-				used[j], found = true, true
-				break
+			if used[j] || st.Before(slot) || (!next.IsZero() && !st.Before(next)) {
+				continue
 			}
+			if !sameSchedule(r.Definition, spec) {
+				// A run of another schedule in this slot's window: the
+				// schedule changed within it, so neither schedule's slot
+				// here is known to have been due.
+				if changed < 0 {
+					changed = j
+				}
+				continue
+			}
+			used[j], found = true, true
+			break
 		}
-		wait := grace
-		if o.Grace <= 0 && !next.IsZero() {
-			wait = next.Sub(slot) // until the next slot's run could answer it, at most a day
+		if !found && changed >= 0 {
+			t = started(runs[changed]).Add(-time.Nanosecond).In(loc)
+			continue
 		}
-		wait = min(wait, grace)
+		wait := o.Grace
+		if wait <= 0 {
+			wait = runBound(spec)
+		}
 		switch {
 		case found:
 		case slot.Add(wait).After(to):
