@@ -61,27 +61,17 @@ func TestRealNodeCrashLeftoversClearedAndStopLeavesNothing(t *testing.T) {
 	before := readSysctls(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	crashed := shortTempDir(t)
-	a, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: crashed, Logger: log, RealNode: true, Detach: true})
-	if err != nil {
-		t.Fatal(err)
+	// make cluster-down (StopDetached of its own directories) clears a
+	// crashed test cluster's node too: it is gone, the node is no one's.
+	gone := crash(ctx, t, bins, log)
+	if err := localcluster.StopDetached(shortTempDir(t)); err != nil {
+		t.Fatalf("cluster-down of another directory: %v", err)
 	}
-	runSampleApp(ctx, t, a)
-	pidFiles, _ := filepath.Glob(filepath.Join(crashed, "*.pid"))
-	for _, f := range pidFiles {
-		var pid int
-		data, _ := os.ReadFile(f)
-		if _, err := fmt.Sscan(string(data), &pid); err == nil {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		}
+	if left := localcluster.NodeLeftovers(gone); len(left) > 0 {
+		t.Fatalf("cluster-down did not clear the crashed node: %s", strings.Join(left, "; "))
 	}
-	time.Sleep(time.Second)
-	left := localcluster.NodeLeftovers(crashed)
-	if len(left) == 0 {
-		t.Fatal("the crash left nothing to clear: the test cannot tell a clean-up from none")
-	}
-	t.Logf("left by the crash: %s", strings.Join(left, "; "))
 
+	crashed := crash(ctx, t, bins, log)
 	b, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: shortTempDir(t), Logger: log, RealNode: true})
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +91,34 @@ func TestRealNodeCrashLeftoversClearedAndStopLeavesNothing(t *testing.T) {
 	if after := readSysctls(t); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("sysctls changed: before %v, after %v", before, after)
 	}
+}
+
+// crash starts a real node, runs the sample app, and SIGKILLs every
+// process of the cluster, which leaves its node behind; it returns the
+// cluster's directory.
+func crash(ctx context.Context, t *testing.T, bins localcluster.Bins, log *slog.Logger) string {
+	t.Helper()
+	dir := shortTempDir(t)
+	a, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: dir, Logger: log, RealNode: true, Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSampleApp(ctx, t, a)
+	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, f := range pidFiles {
+		var pid int
+		data, _ := os.ReadFile(f)
+		if _, err := fmt.Sscan(string(data), &pid); err == nil {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	time.Sleep(time.Second)
+	left := localcluster.NodeLeftovers(dir)
+	if len(left) == 0 {
+		t.Fatal("the crash left nothing to clear: the test cannot tell a clean-up from none")
+	}
+	t.Logf("left by the crash: %s", strings.Join(left, "; "))
+	return dir
 }
 
 // runSampleApp runs one sample-app pod on the real node until it is Ready.

@@ -109,15 +109,23 @@ func claimNode(ctx context.Context, dir, kubeProxy string, log *slog.Logger) err
 }
 
 // StopNode clears the machine's real node if it belongs to the cluster in
-// dir (make cluster-down; Stop does it for its own cluster).
+// dir, or to a cluster that is gone (a test run killed mid-way left its
+// shims and mounts): make cluster-down; Stop does it for its own cluster.
+// A live cluster's node is left alone.
 func StopNode(ctx context.Context, dir string, log *slog.Logger) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
 	s, err := readNodeState()
-	if err != nil || s == nil || s.Dir != dir {
+	if err != nil || s == nil {
 		return err
+	}
+	if s.Dir != dir && len(nodeOwners(s.Dir)) > 0 {
+		return nil
+	}
+	if s.Dir != dir {
+		log.Warn("clearing a real node left behind", "dir", s.Dir)
 	}
 	return cleanupNode(ctx, s, log)
 }
