@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -90,20 +91,19 @@ func (a *Archiver) Pass(ctx context.Context) (pending int, err error) {
 				a.probed = true
 			}
 		}
-		err := probeErr
-		if err != nil {
-			a.record(ctx, r, Appended{}, err)
+		var err error
+		if probeErr != nil {
+			err = a.record(ctx, r, Appended{}, probeErr)
 		} else {
 			err = a.archive(ctx, r, written[r.Spec.Drill])
 		}
 		if err == nil {
 			a.wrote(written, *r)
+			continue
 		}
-		if err != nil {
-			pending++
-			if ctx.Err() != nil {
-				return pending + len(todo) - i - 1, ctx.Err()
-			}
+		pending++
+		if ctx.Err() != nil {
+			return pending + len(todo) - i - 1, ctx.Err()
 		}
 	}
 	return pending, nil
@@ -394,14 +394,21 @@ func dataChecks(r v1alpha1.DrillRun) []string {
 	return out
 }
 
+// scheduleOf is a drill's schedule; ok is false when it is not scheduled
+// (on demand, suspended, or a schedule that does not parse).
+func scheduleOf(spec v1alpha1.DrillSpec) (cron.Schedule, bool) {
+	if spec.Schedule == "" || spec.Suspend {
+		return nil, false
+	}
+	s, err := drill.ParseSchedule(spec.Schedule)
+	return s, err == nil
+}
+
 // nextRun is when the drill's schedule fires next after the run started.
 // A schedule without CRON_TZ fires in zone, the daemon's.
 func nextRun(r v1alpha1.DrillRun, zone *time.Location) *time.Time {
-	if r.Spec.Snapshot.Schedule == "" || r.Spec.Snapshot.Suspend || r.Status.StartedAt == nil {
-		return nil
-	}
-	s, err := drill.ParseSchedule(r.Spec.Snapshot.Schedule)
-	if err != nil {
+	s, ok := scheduleOf(r.Spec.Snapshot)
+	if !ok || r.Status.StartedAt == nil {
 		return nil
 	}
 	next := s.Next(r.Status.StartedAt.In(zone)).UTC()

@@ -70,6 +70,13 @@ func (c *Chain) trust() (*Keyring, error) {
 	return k, nil
 }
 
+func (c *Chain) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
 func (c *Chain) log() *slog.Logger {
 	if c.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -159,10 +166,6 @@ func (c *Chain) Append(ctx context.Context, rec Record, same func(Record) bool) 
 // there does not refuse overwrites (ErrOverwrites). A chain whose newest
 // trusted record names another cluster UID is refused (ErrOtherCluster).
 func (c *Chain) AppendAfter(ctx context.Context, rec Record, o AppendOptions) (Appended, error) {
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
 	for attempt := 0; attempt < 5; attempt++ {
 		h, err := c.Head(ctx, rec.Cluster.Name, rec.Drill)
 		if err != nil {
@@ -190,7 +193,7 @@ func (c *Chain) AppendAfter(ctx context.Context, rec Record, o AppendOptions) (A
 				"chain", rec.Cluster.Name+"/"+rec.Drill, "place", a.Seq, "written", a.Digest, "found", h.Digest)
 			prevDigest = a.Digest
 		}
-		rec.Seq, rec.Prev, rec.ArchivedAt = prevSeq+1, prevDigest, now().UTC()
+		rec.Seq, rec.Prev, rec.ArchivedAt = prevSeq+1, prevDigest, c.now().UTC()
 		env, err := c.Signer.Seal(rec)
 		if err != nil {
 			return Appended{}, err
@@ -216,7 +219,7 @@ func (c *Chain) AppendAfter(ctx context.Context, rec Record, o AppendOptions) (A
 		}
 		if rec.Kind == KindRun && rec.Seq-h.Indexed >= IndexEvery {
 			// The report's shortcut; the record is written either way.
-			if err := c.writeIndex(ctx, rec.Cluster, rec.Drill, rec.Seq); err != nil {
+			if err := c.writeIndex(ctx, rec.Cluster, rec.Drill, h.Indexed, rec.Seq); err != nil {
 				c.log().Warn("chain not indexed: the report reads its records one by one", "chain", rec.Cluster.Name+"/"+rec.Drill, "through", rec.Seq, "err", err)
 			}
 		}

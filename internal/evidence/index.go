@@ -79,25 +79,14 @@ func (l Layout) ParseIndex(key string) (cluster, drill string, through int64, ok
 }
 
 // writeIndex writes the index of places 1 to through of a chain: the
-// newest earlier index the writer's key verifies, and the records after
-// it, each verified with the writer's key and linked to the one before.
-// A place it cannot read or link leaves the chain unindexed (the report
-// then reads every record).
-func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, through int64) error {
-	keys, err := c.Store.List(ctx, c.Layout.ChainPrefix(cl.Name, drill))
-	if err != nil {
-		return err
-	}
-	var base int64
-	var baseKey string
-	for _, k := range keys {
-		if _, _, t, ok := c.Layout.ParseIndex(k); ok && t < through && t > base {
-			base, baseKey = t, k
-		}
-	}
+// chain's newest earlier index (through place base, as the chain's head
+// read found it) if the writer's key verifies it, and the records after
+// it, each linked to the one before. A place it cannot read or link leaves
+// the chain unindexed (the report then reads every record).
+func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, base, through int64) error {
 	var entries []IndexEntry
 	if base > 0 {
-		raw, err := c.Store.Get(ctx, baseKey)
+		raw, err := c.Store.Get(ctx, c.Layout.IndexKey(cl.Name, drill, base))
 		if err != nil {
 			return err
 		}
@@ -118,7 +107,10 @@ func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, throug
 		if err != nil {
 			return fmt.Errorf("place %d: %w", seq, err)
 		}
-		r, err := Decode(raw)
+		r, trusted, err := c.open(raw)
+		if err == nil && !trusted {
+			r, err = Decode(raw)
+		}
 		if err != nil {
 			return fmt.Errorf("place %d: %w", seq, err)
 		}
@@ -126,12 +118,8 @@ func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, throug
 			return fmt.Errorf("place %d does not link to place %d", seq, seq-1)
 		}
 		e := IndexEntry{Seq: seq, Digest: Digest(raw), Kind: r.Kind, ArchivedAt: r.ArchivedAt, ClusterUID: r.Cluster.UID}
-		mine, trusted, err := c.open(raw)
-		if err != nil {
-			return err
-		}
-		if trusted && mine.Kind == KindRun && consistent(mine) == nil {
-			v := ReportView(mine.Run.DrillRun)
+		if trusted && r.Kind == KindRun && consistent(r) == nil {
+			v := ReportView(r.Run.DrillRun)
 			e.Run = &v
 		} else {
 			e.Envelope = raw
@@ -139,11 +127,7 @@ func (c *Chain) writeIndex(ctx context.Context, cl Cluster, drill string, throug
 		entries = append(entries, e)
 		prev = e.Digest
 	}
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	idx := Record{APIVersion: v1alpha1.APIVersion, Kind: KindIndex, Cluster: cl, Drill: drill, Seq: through, ArchivedAt: now().UTC(),
+	idx := Record{APIVersion: v1alpha1.APIVersion, Kind: KindIndex, Cluster: cl, Drill: drill, Seq: through, ArchivedAt: c.now().UTC(),
 		Index: &Index{Through: through, Entries: entries}}
 	env, err := c.Signer.Seal(idx)
 	if err != nil {

@@ -100,13 +100,6 @@ const (
 	RoleAnnotator
 )
 
-func (r Role) String() string {
-	if r == RoleAnnotator {
-		return "annotator"
-	}
-	return "drillbot"
-}
-
 // Keyring is the public keys an auditor trusts, by id, each with its role.
 type Keyring struct {
 	keys map[string]trustedKey
@@ -165,9 +158,6 @@ func (k *Keyring) AddRole(pub crypto.PublicKey, role Role) error {
 	return nil
 }
 
-// Role is what the key of id may sign.
-func (k *Keyring) Role(id string) Role { return k.keys[id].role }
-
 // ErrBadSignature: no trusted key verifies the record.
 var ErrBadSignature = errors.New("signature not verified by any trusted key")
 
@@ -181,16 +171,9 @@ var ErrWrongRole = errors.New("signed by a key not trusted for this kind of reco
 // same), with the envelope parsed once: a signature of a trusted key over
 // the pre-authentication encoding of payload type and payload.
 func (k *Keyring) Open(env []byte) (r Record, keyID string, err error) {
-	var e ssldsse.Envelope
-	if err := json.Unmarshal(env, &e); err != nil {
-		return Record{}, "", fmt.Errorf("%w: envelope: %v", ErrBadSignature, err)
-	}
-	if e.PayloadType != PayloadType {
-		return Record{}, "", fmt.Errorf("%w: envelope: payload type %q, not %q", ErrBadSignature, e.PayloadType, PayloadType)
-	}
-	payload, err := e.DecodeB64Payload()
+	e, payload, err := parseEnvelope(env)
 	if err != nil {
-		return Record{}, "", fmt.Errorf("%w: envelope: %v", ErrBadSignature, err)
+		return Record{}, "", fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	pae := ssldsse.PAE(e.PayloadType, payload)
 	id, t, ok := k.verified(e.Signatures, pae)
@@ -228,22 +211,32 @@ func (k *Keyring) verified(sigs []ssldsse.Signature, pae []byte) (string, truste
 // Decode reads an envelope's record without verifying it (for a report
 // that says it did not verify).
 func Decode(env []byte) (Record, error) {
-	var e ssldsse.Envelope
-	if err := json.Unmarshal(env, &e); err != nil {
-		return Record{}, fmt.Errorf("envelope: %w", err)
-	}
-	if e.PayloadType != PayloadType {
-		return Record{}, fmt.Errorf("envelope: payload type %q, not %q", e.PayloadType, PayloadType)
-	}
-	payload, err := e.DecodeB64Payload()
+	_, payload, err := parseEnvelope(env)
 	if err != nil {
-		return Record{}, fmt.Errorf("envelope: %w", err)
+		return Record{}, err
 	}
 	var r Record
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return Record{}, fmt.Errorf("record: %w", err)
 	}
 	return r, nil
+}
+
+// parseEnvelope parses a DSSE envelope of drillbot's payload type and decodes its
+// payload (nothing verified).
+func parseEnvelope(env []byte) (ssldsse.Envelope, []byte, error) {
+	var e ssldsse.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return e, nil, fmt.Errorf("envelope: %w", err)
+	}
+	if e.PayloadType != PayloadType {
+		return e, nil, fmt.Errorf("envelope: payload type %q, not %q", e.PayloadType, PayloadType)
+	}
+	payload, err := e.DecodeB64Payload()
+	if err != nil {
+		return e, nil, fmt.Errorf("envelope: %w", err)
+	}
+	return e, payload, nil
 }
 
 // GenerateKey makes an ECDSA P-256 key pair, PEM-encoded (the private key

@@ -107,8 +107,9 @@ const readers = 16
 
 // item is one record of the archive as read and verified.
 type item struct {
-	key    string
-	seq    int64
+	key string
+	// raw is the record an index carries whole (nil: read it from the
+	// store); it is not kept once verified.
 	raw    []byte
 	later  []string
 	err    error // not read
@@ -162,8 +163,7 @@ func Verify(ctx context.Context, s Store, l Layout, k *Keyring, o VerifyOptions)
 		if places[ck] == nil {
 			places[ck] = map[int64]*item{}
 		}
-		it := &item{key: key, seq: seq}
-		places[ck][seq] = it
+		places[ck][seq] = &item{key: key}
 	}
 	written := map[chainKey][]Written{}
 	for _, w := range o.Written {
@@ -181,29 +181,24 @@ func Verify(ctx context.Context, s Store, l Layout, k *Keyring, o VerifyOptions)
 	// (UseIndex), or checked against them.
 	indexes := map[chainKey]*Index{}
 	indexProblems := map[chainKey][]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, readers)
-	for ck, at := range newestIndex {
-		if places[ck] == nil {
-			continue
+	var chains []chainKey
+	for ck := range newestIndex {
+		if places[ck] != nil {
+			chains = append(chains, ck)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			idx, err := r.index(ctx, k, at.key, ck.cluster, ck.drill, at.through)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				indexProblems[ck] = append(indexProblems[ck], fmt.Sprintf("index %s: %v", at.key, err))
-				return
-			}
-			indexes[ck] = idx
-		}()
 	}
-	wg.Wait()
+	var mu sync.Mutex
+	inParallel(len(chains), func(i int) {
+		ck, at := chains[i], newestIndex[chains[i]]
+		idx, err := r.index(ctx, k, at.key, ck.cluster, ck.drill, at.through)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			indexProblems[ck] = append(indexProblems[ck], fmt.Sprintf("index %s: %v", at.key, err))
+			return
+		}
+		indexes[ck] = idx
+	})
 	if o.UseIndex {
 		for ck, idx := range indexes {
 			indexed(places[ck], idx, ck.cluster, ck.drill)
@@ -392,7 +387,7 @@ func (r *reader) index(ctx context.Context, k *Keyring, key, cluster, drill stri
 func indexed(ps map[int64]*item, idx *Index, cluster, drill string) {
 	prev := ""
 	for _, e := range idx.Entries {
-		it := &item{key: fmt.Sprintf("index entry %d", e.Seq), seq: e.Seq, digest: e.Digest}
+		it := &item{key: fmt.Sprintf("index entry %d", e.Seq), digest: e.Digest}
 		if e.Run != nil {
 			it.indexed = true
 			it.rec = Record{APIVersion: v1alpha1.APIVersion, Kind: KindRun, Cluster: Cluster{Name: cluster, UID: e.ClusterUID}, Drill: drill, Seq: e.Seq, Prev: prev,
@@ -550,8 +545,8 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 			}
 			spec = r.Definition
 		}
-		s, perr := drill.ParseSchedule(spec.Schedule)
-		if spec.Schedule == "" || spec.Suspend || perr != nil {
+		s, ok := scheduleOf(spec)
+		if !ok {
 			// Not scheduled then: the next scheduled run says when it was again.
 			if nextRun < 0 {
 				break
@@ -569,8 +564,8 @@ func gaps(recs []Record, o VerifyOptions) (gaps, pending []time.Time, err error)
 				if !st.After(t) || st.After(slot) || sameSchedule(r.Definition, spec) {
 					continue
 				}
-				ns, perr := drill.ParseSchedule(r.Definition.Schedule)
-				if r.Definition.Schedule == "" || r.Definition.Suspend || perr != nil {
+				ns, ok := scheduleOf(r.Definition)
+				if !ok {
 					break
 				}
 				spec, s, t, changed = r.Definition, ns, st.Add(-time.Nanosecond).In(loc), true
@@ -659,25 +654,33 @@ func newReader(ctx context.Context, s Store, prefix string) (*reader, error) {
 
 // readAll reads and verifies every item, readers at a time.
 func (r *reader) readAll(ctx context.Context, k *Keyring, items []*item) {
-	work := make(chan *item)
+	inParallel(len(items), func(i int) {
+		it := items[i]
+		raw := it.raw
+		if raw == nil { // a record an index carries is not read again
+			raw, it.later, it.err = r.read(ctx, it.key)
+		}
+		it.raw = nil
+		if it.err == nil {
+			it.digest = Digest(raw)
+			it.rec, it.keyID, it.oerr = k.Open(raw)
+		}
+	})
+}
+
+// inParallel calls fn(0) to fn(n-1), readers at a time.
+func inParallel(n int, fn func(i int)) {
+	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(readers, len(items)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				if it.raw == nil { // a record an index carries is not read again
-					it.raw, it.later, it.err = r.read(ctx, it.key)
-				}
-				if it.err == nil {
-					it.digest = Digest(it.raw)
-					it.rec, it.keyID, it.oerr = k.Open(it.raw)
-				}
+	for range min(readers, n) {
+		wg.Go(func() {
+			for i := range work {
+				fn(i)
 			}
-		}()
+		})
 	}
-	for _, it := range items {
-		work <- it
+	for i := range n {
+		work <- i
 	}
 	close(work)
 	wg.Wait()
