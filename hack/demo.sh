@@ -17,9 +17,13 @@ step "Deploying the sample app into namespace drill-demo (labelled drillbot.io/a
 "$KUBECTL" -n drill-demo rollout status deployment/shop-web --timeout=120s
 "$KUBECTL" -n drill-demo rollout status statefulset/shop-orders --timeout=120s
 
-# The catalog's drill, with the app's own data check: after the restore, a
-# Job reads the first replica's restored records (the chain intact, the
-# newest record before the disaster: the RPO measured from the data).
+# The catalog's drill, with the app's own data checks: after the restore, a
+# Job reads both replicas' restored records (the chain intact; the first
+# replica's newest record before the disaster: the RPO measured from the
+# data; every restored volume must be read, or the run is INCONCLUSIVE), and
+# the replica itself is asked over HTTP (through the API server's service
+# proxy) what it holds as of the backup's start, which must be what it
+# answered before the disaster.
 drill="$CLUSTER_DIR/namespace-restore.yaml"
 cp drills/namespace-restore.yaml "$drill"
 cat >>"$drill" <<'YAML'
@@ -35,9 +39,18 @@ cat >>"$drill" <<'YAML'
             args: [check, /data/records]
             securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
             volumeMounts: [{name: data, mountPath: /data, readOnly: true}]
+          - name: check-1
+            image: drillbot.local/sampleapp:dev
+            imagePullPolicy: Never
+            args: [check, /data/records]
+            securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+            volumeMounts: [{name: data-1, mountPath: /data, readOnly: true}]
           volumes:
           - name: data
             persistentVolumeClaim: {claimName: data-shop-orders-0, readOnly: true}
+          - name: data-1
+            persistentVolumeClaim: {claimName: data-shop-orders-1, readOnly: true}
+    http: {service: shop-orders-0, port: http, path: /newest}
 YAML
 
 step "drillbot's service account, with the RBAC drillbot derives for the drill (drillbot rbac), as the Helm chart installs it"

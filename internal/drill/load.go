@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -417,7 +418,7 @@ func validate(d *v1alpha1.Drill, v ParamsValidator, o options) field.ErrorList {
 	default:
 		errs = append(errs, v.ValidateParams(s.Scenario, s, spec.Child("params"))...)
 		if s.Verify != nil && !v.ChecksData(s.Scenario) {
-			errs = append(errs, field.Forbidden(spec.Child("verify"), "scenario "+s.Scenario+" restores no data to check: data checks run only in kinds that restore data (namespace-restore)"))
+			errs = append(errs, field.Forbidden(spec.Child("verify"), "scenario "+s.Scenario+" restores no data to check: data checks run only in kinds that restore data in place (namespace-restore)"))
 		}
 	}
 	errs = append(errs, validateDataChecks(s.Verify, spec.Child("verify"))...)
@@ -687,10 +688,13 @@ func validateDataChecks(v *v1alpha1.DataChecks, path *field.Path) field.ErrorLis
 	if v == nil {
 		return nil
 	}
-	if v.Job == nil {
-		return field.ErrorList{field.Required(path.Child("job"), "name the data check (job)")}
+	if v.Job == nil && v.HTTP == nil {
+		return field.ErrorList{field.Required(path, "name a data check: job, http, or both")}
 	}
-	var errs field.ErrorList
+	errs := validateHTTPCheck(v.HTTP, path.Child("http"))
+	if v.Job == nil {
+		return errs
+	}
 	tpl := path.Child("job", "template", "spec")
 	if len(v.Job.Template.Spec.Containers) == 0 {
 		errs = append(errs, field.Required(tpl.Child("containers"), "the check's container: its image and command"))
@@ -705,6 +709,39 @@ func validateDataChecks(v *v1alpha1.DataChecks, path *field.Path) field.ErrorLis
 	}
 	if rp := v.Job.Template.Spec.RestartPolicy; rp != "" && rp != "Never" {
 		errs = append(errs, field.NotSupported(tpl.Child("restartPolicy"), rp, []string{"Never"}))
+	}
+	return errs
+}
+
+func validateHTTPCheck(h *v1alpha1.HTTPCheck, path *field.Path) field.ErrorList {
+	if h == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if h.Service == "" {
+		errs = append(errs, field.Required(path.Child("service"), "the Service in the target namespace whose endpoint answers"))
+	} else {
+		for _, m := range validation.IsDNS1035Label(h.Service) {
+			errs = append(errs, field.Invalid(path.Child("service"), h.Service, m))
+		}
+	}
+	switch {
+	case h.Port == "":
+		errs = append(errs, field.Required(path.Child("port"), "the Service's port, by name or number"))
+	case strings.Trim(h.Port, "0123456789") == "":
+		if n, err := strconv.Atoi(h.Port); err != nil || n < 1 || n > 65535 {
+			errs = append(errs, field.Invalid(path.Child("port"), h.Port, "a port number is 1 to 65535"))
+		}
+	default:
+		for _, m := range validation.IsValidPortName(h.Port) {
+			errs = append(errs, field.Invalid(path.Child("port"), h.Port, m))
+		}
+	}
+	if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, "?#") {
+		errs = append(errs, field.Invalid(path.Child("path"), h.Path, "the endpoint's path: starts with /, no query (drillbot adds ?before=<time>)"))
+	}
+	if h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https" {
+		errs = append(errs, field.NotSupported(path.Child("scheme"), h.Scheme, []string{"http", "https"}))
 	}
 	return errs
 }

@@ -375,8 +375,13 @@ func steps(r v1alpha1.DrillRun) []Step {
 // the data check says the rest.
 func dataChecks(r v1alpha1.DrillRun) []string {
 	var out []string
-	if r.Spec.Snapshot.Verify != nil && r.Spec.Snapshot.Verify.Job != nil {
-		out = append(out, "job (spec.verify.job)")
+	if v := r.Spec.Snapshot.Verify; v != nil {
+		if v.Job != nil {
+			out = append(out, "job (spec.verify.job)")
+		}
+		if v.HTTP != nil {
+			out = append(out, fmt.Sprintf("http (spec.verify.http): service %s port %s path %s", v.HTTP.Service, v.HTTP.Port, v.HTTP.Path))
+		}
 	}
 	for _, m := range r.Status.Milestones {
 		if m.Name == "data-verified" {

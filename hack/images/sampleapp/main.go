@@ -5,7 +5,9 @@
 // With RECORDS set to a file on a volume it is also a stateful app: every
 // second it appends a record (sequence number, time, and a SHA-256 chained
 // over every record before it) and syncs it, and serves the newest record,
-// the count and the chain's head at /newest. "sampleapp check FILE" is its
+// the count and the chain's head at /newest (with ?before=<RFC 3339>, of
+// the records at or before that time: a drill's spec.verify.http
+// contract). "sampleapp check FILE" is its
 // data check, run by a drill's spec.verify job after a restore: it verifies
 // the chain, exits 1 when the file is missing, empty or broken, and prints
 // "drillbot-newest: <time>", the newest record written before
@@ -27,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +137,7 @@ type writer struct {
 	f    *os.File
 	last record
 	n    int
+	recs []record // every record, for answers as of a time
 }
 
 func openRecords(path string) (*writer, error) {
@@ -141,7 +145,7 @@ func openRecords(path string) (*writer, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("records %s: %w", path, err)
 	}
-	w := &writer{last: genesis}
+	w := &writer{last: genesis, recs: recs}
 	if len(recs) > 0 {
 		w.last, w.n = recs[len(recs)-1], len(recs)
 	}
@@ -182,6 +186,7 @@ func (w *writer) run(ctx context.Context, every time.Duration) {
 			}
 			if err == nil {
 				w.last, w.n = r, w.n+1
+				w.recs = append(w.recs, r)
 			}
 			w.mu.Unlock()
 			if err != nil {
@@ -191,11 +196,31 @@ func (w *writer) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-func (w *writer) serveNewest(rw http.ResponseWriter, _ *http.Request) {
+// serveNewest answers the newest durable record, the count and the
+// chain's head; with ?before=<RFC 3339>, of the records at or before it.
+func (w *writer) serveNewest(rw http.ResponseWriter, r *http.Request) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	last, n := w.last, w.n
+	if b := r.URL.Query().Get("before"); b != "" {
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			w.mu.Unlock()
+			http.Error(rw, "before: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		n = sort.Search(len(w.recs), func(i int) bool { return w.recs[i].at.After(t) })
+		last = genesis
+		if n > 0 {
+			last = w.recs[n-1]
+		}
+	}
+	w.mu.Unlock()
+	var newest *time.Time
+	if n > 0 {
+		newest = &last.at
+	}
 	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(map[string]any{"newest": w.last.at, "count": w.n, "checksum": w.last.chain})
+	_ = json.NewEncoder(rw).Encode(map[string]any{"newest": newest, "count": n, "checksum": last.chain})
 }
 
 // check is the data check: 0 when the records are there and intact.

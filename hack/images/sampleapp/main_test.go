@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,30 @@ func TestSum(t *testing.T) {
 	}
 	if sum(filepath.Join(t.TempDir(), "none"), hex.EncodeToString(h[:])) != 1 {
 		t.Error("a missing file passed")
+	}
+}
+
+// /newest as of a time: the records at or before it (a drill's
+// spec.verify.http contract), none before the first.
+func TestServeNewestBefore(t *testing.T) {
+	start := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	path, recs := writeRecords(t, 10, start)
+	w, err := openRecords(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ query, want string }{
+		{"", `{"checksum":"` + recs[9].chain + `","count":10,"newest":"2026-12-05T12:00:09Z"}`},
+		{"?before=2026-12-05T12:00:04.5Z", `{"checksum":"` + recs[4].chain + `","count":5,"newest":"2026-12-05T12:00:04Z"}`},
+		{"?before=2026-12-05T12:00:04Z", `{"checksum":"` + recs[4].chain + `","count":5,"newest":"2026-12-05T12:00:04Z"}`},
+		{"?before=2026-12-05T11:00:00Z", `{"checksum":"` + genesis.chain + `","count":0,"newest":null}`},
+		{"?before=noon", "before: "},
+	}
+	for _, tc := range cases {
+		rec := httptest.NewRecorder()
+		w.serveNewest(rec, httptest.NewRequest("GET", "/newest"+tc.query, nil))
+		if got := strings.TrimSpace(rec.Body.String()); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: %s, want %s", tc.query, got, tc.want)
+		}
 	}
 }

@@ -106,6 +106,37 @@ type DataChecks struct {
 	// Job runs a check of the application's own (psql, redis-cli, a
 	// checksum) as a Job in the restored namespace.
 	Job *JobCheck `json:"job,omitempty"`
+	// HTTP asks the application's own endpoint, through the API server's
+	// service proxy, before the disaster and after the restore.
+	HTTP *HTTPCheck `json:"http,omitempty"`
+}
+
+// HTTPCheck asks the application what its data holds, through the API
+// server's service proxy (drillbot needs get on services/proxy for this
+// Service only), once before the disaster and again after the restore.
+// The endpoint answers GET <path>?before=<RFC 3339 time> with HTTP 200 and
+// a JSON object over the durable writes at or before that time:
+//
+//	{"newest": "<RFC 3339 time of the newest write>", "count": 1234, "checksum": "<any string>"}
+//
+// count and checksum are optional; newest is null or absent when there
+// is no write. Before the disaster drillbot asks as of the backup's start
+// (every write before it is in the backup); after the restore it asks the
+// same again, and every field of the first answer must be the same (FAIL
+// naming what differs), then as of the disaster, whose newest gives the
+// RPO. An endpoint that does not answer in the recover phase, or answers
+// otherwise, makes the run INCONCLUSIVE, never PASS. The Service must
+// select pods of the restored namespace (not ExternalName, not endpoints
+// made by hand): the answer must come from what was restored.
+type HTTPCheck struct {
+	// Service is the Service in the target namespace.
+	Service string `json:"service"`
+	// Port is the Service's port, by name or number.
+	Port string `json:"port"`
+	// Path is the endpoint's path, starting with /.
+	Path string `json:"path"`
+	// Scheme is http (default) or https.
+	Scheme string `json:"scheme,omitempty"`
 }
 
 // JobCheck is a data check run as a Job in the restored namespace, under

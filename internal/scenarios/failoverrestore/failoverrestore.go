@@ -95,6 +95,11 @@ type Params struct {
 	// AllowReadWriteLocation allows a ReadWrite location: a copy restored
 	// next to the original in the same cluster, from its own backups.
 	AllowReadWriteLocation bool `json:"allowReadWriteLocation,omitempty"`
+	// UncheckedVolumes names the source's PersistentVolumeClaims whose
+	// restored data the drill does not read (failover-restore runs no data
+	// check): named here, the run's PASS is on the objects alone and says
+	// so; a claim of the backup not named makes the run INCONCLUSIVE.
+	UncheckedVolumes []string `json:"uncheckedVolumes,omitempty"`
 }
 
 func (p *Params) defaults() {
@@ -150,6 +155,17 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 		if r == "" {
 			errs = append(errs, field.Required(path.Child("excludedResources").Index(i), "a resource name (e.g. cronjobs)"))
 		}
+	}
+	seen := map[string]bool{}
+	for i, name := range p.UncheckedVolumes {
+		f := path.Child("uncheckedVolumes").Index(i)
+		switch {
+		case len(validation.IsDNS1123Subdomain(name)) > 0:
+			errs = append(errs, field.Invalid(f, name, "a PersistentVolumeClaim's name: "+strings.Join(validation.IsDNS1123Subdomain(name), "; ")))
+		case seen[name]:
+			errs = append(errs, field.Duplicate(f, name))
+		}
+		seen[name] = true
 	}
 	if len(spec.Target.Selector) > 0 || spec.Target.Name != "" {
 		errs = append(errs, field.Forbidden(field.NewPath("spec", "target"), "failover-restore restores a whole namespace: set only target.namespace (the copy)"))
@@ -539,6 +555,7 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 		v.Inconclusive = fmt.Sprintf("none of the objects found in the copy carries %s=%s: nothing shows this run's restore brought them back (made by something else: %s)",
 			velerov1.RestoreNameLabel, s.run, named(c.otherwise))
 	}
+	s.volumeData(&v)
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.copy).Get(ctx, nr.MarkerName, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -555,6 +572,38 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 		return v, fmt.Errorf("read restored RPO marker: %w", err)
 	}
 	return v, nil
+}
+
+// volumeData: the copy's volume data is never read (no data check runs in
+// the copy), so a claim of the backup makes the run INCONCLUSIVE unless the
+// drill names it as unchecked, and the findings say what was not read.
+func (s *scenario) volumeData(v *engine.Verification) {
+	var claims []string
+	for _, item := range s.list["v1/PersistentVolumeClaim"] {
+		if ns, name, ok := strings.Cut(item, "/"); ok && ns == s.params.SourceNamespace {
+			claims = append(claims, name)
+		}
+	}
+	if len(claims) == 0 {
+		return
+	}
+	sort.Strings(claims)
+	var unnamed []string
+	for _, c := range claims {
+		if !slices.Contains(s.params.UncheckedVolumes, c) {
+			unnamed = append(unnamed, c)
+		}
+	}
+	v.Findings = append(v.Findings, fmt.Sprintf("volume data: backup %s holds %d PVCs of %s (%s); failover-restore does not read their restored data (no data check runs in the copy): the verdict is on the objects",
+		s.backup.Name, len(claims), s.params.SourceNamespace, strings.Join(claims, ", ")))
+	if len(unnamed) > 0 {
+		msg := fmt.Sprintf("the restored data of %d PVCs was not read (%s): a restore drill is not PASS until its data is verified; name them in params.uncheckedVolumes to judge the copy on its objects alone",
+			len(unnamed), strings.Join(unnamed, ", "))
+		if v.Inconclusive != "" {
+			msg = v.Inconclusive + "; " + msg
+		}
+		v.Inconclusive = msg
+	}
 }
 
 // Revert implements engine.Scenario: wait for the run's restore to end (it

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,8 @@ type checkResult struct {
 	inconclusive string     // the check could not run to an answer
 	finding      string     // what it said, on any outcome
 	newest       *time.Time // the newest restored write it reported
+	source       string     // which check reported newest, for the RPO's source
+	claims       []string   // the PVCs whose data the check read
 }
 
 // DataCheckJobName is the name of a run's data check Job.
@@ -77,7 +80,14 @@ func DataCheckJobName(run string) string {
 // verifyData runs the drill's data check: an error when the data failed
 // it (FAIL) or it gave no answer (Unknown: INCONCLUSIVE).
 func (s *scenario) verifyData(ctx context.Context) error {
-	r := s.runDataCheck(ctx, s.check)
+	var results []checkResult
+	if s.httpCheck != nil {
+		results = append(results, s.runHTTPCheck(ctx))
+	}
+	if s.check != nil {
+		results = append(results, s.runDataCheck(ctx, s.check))
+	}
+	r := mergeChecks(results)
 	s.checked = &r
 	switch {
 	case r.failure != "":
@@ -86,6 +96,35 @@ func (s *scenario) verifyData(ctx context.Context) error {
 		return engine.Unknown(errors.New(r.inconclusive))
 	}
 	return nil
+}
+
+// mergeChecks is what the checks found together: a failure of one FAILs,
+// else one without an answer is INCONCLUSIVE; the newest write is the
+// older of those reported (the larger RPO: never better than the truth).
+func mergeChecks(rs []checkResult) checkResult {
+	var m checkResult
+	var fail, unknown, found []string
+	for _, r := range rs {
+		if r.failure != "" {
+			fail = append(fail, r.failure)
+		}
+		if r.inconclusive != "" {
+			unknown = append(unknown, r.inconclusive)
+		}
+		if r.finding != "" {
+			found = append(found, r.finding)
+		}
+		if r.newest != nil && (m.newest == nil || r.newest.Before(*m.newest)) {
+			m.newest, m.source = r.newest, r.source
+		}
+		for _, c := range r.claims {
+			if !slices.Contains(m.claims, c) {
+				m.claims = append(m.claims, c)
+			}
+		}
+	}
+	m.failure, m.inconclusive, m.finding = strings.Join(fail, "; "), strings.Join(unknown, "; "), strings.Join(found, "; ")
+	return m
 }
 
 // runDataCheck runs the drill's check Job in the restored namespace and
@@ -158,7 +197,8 @@ func (s *scenario) runDataCheck(ctx context.Context, check *v1alpha1.JobCheck) (
 			s.ns, name, jobCondition(done), noAnswer(pod, killed), quoted(tail, lerr))}
 	}
 	tail, newest, cut, lerr := s.readLog(read, pod.Name, main)
-	r = checkResult{finding: fmt.Sprintf("data check job %s/%s passed (container %s exited 0)%s", s.ns, name, main, quoted(tail, lerr))}
+	r = checkResult{finding: fmt.Sprintf("data check job %s/%s passed (container %s exited 0)%s", s.ns, name, main, quoted(tail, lerr)),
+		claims: podClaims(&job.Spec.Template.Spec)}
 	switch {
 	case lerr != nil:
 		r.finding += "; RPO not from the data: its log could not be read"
@@ -168,11 +208,22 @@ func (s *scenario) runDataCheck(ctx context.Context, check *v1alpha1.JobCheck) (
 		// The check's answer stands; only its time is unreadable.
 		r.finding += fmt.Sprintf("; its newest write cannot be read (%v), so the RPO is not taken from it", newest.err)
 	case newest.ok:
-		r.newest = &newest.at
+		r.newest, r.source = &newest.at, "the newest write the data check found in the restored data (job "+name+")"
 	default:
 		r.finding += "; it reported no " + NewestPrefix + " line, so the RPO is not measured from the data"
 	}
 	return r
+}
+
+// podClaims are the PVCs a pod mounts.
+func podClaims(spec *corev1.PodSpec) []string {
+	var out []string
+	for _, v := range spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil && !slices.Contains(out, c.ClaimName) {
+			out = append(out, c.ClaimName)
+		}
+	}
+	return out
 }
 
 // removeCheckJob deletes the run's check Job, if there is one of this run

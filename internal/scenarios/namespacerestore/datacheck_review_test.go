@@ -224,7 +224,8 @@ func checkedVerify(t *testing.T, newest, marker, backupAt time.Time) *scenario {
 	s.deps = censusDeps(t, s.deps.Kube.(*fake.Clientset), resourceList{}, objs...)
 	s.run, s.backup = "run-1", b
 	s.inventory = Inventory{"deployments.apps/web": {}, "configmaps/" + MarkerName: {}}
-	s.checked = &checkResult{finding: "data check job shop/drillbot-check-x passed (container check exited 0)", newest: &newest}
+	s.checked = &checkResult{finding: "data check job shop/drillbot-check-x passed (container check exited 0)", newest: &newest,
+		source: "the newest write the data check found in the restored data (job drillbot-check-x)"}
 	return s
 }
 

@@ -30,10 +30,17 @@
 //     and its resource list every object of the namespace that existed
 //     when it started, before the namespace is deleted; newer objects are
 //     the RPO window, named if lost. The restored data itself is read only
-//     by the drill's data check (spec.verify.job), whose answer is its
+//     by the drill's data checks: spec.verify.job, whose answer is its
 //     container's own exit (the pod found by the Job's UID): non-zero
 //     FAILs, no exit (not admitted, never started, killed, deadline) is
-//     INCONCLUSIVE; without a check a finding says the data was not read.
+//     INCONCLUSIVE; spec.verify.http, the application's own answer as of
+//     the backup's start, asked before the delete and again after the
+//     restore from pods the Service selects in the namespace: any field
+//     that differs FAILs, no answer is INCONCLUSIVE. Volumes whose data
+//     must come back and no check: INCONCLUSIVE (Bound claims and
+//     Velero's counters read the same for a volume restored empty). A
+//     check's newest write before the disaster but after the backup
+//     completed cannot come from the backup: INCONCLUSIVE.
 //  8. Same on both sides: controller-owned objects (remade under new names) and
 //     drillbot's own RBAC are left out of both inventories.
 //  9. Visible safeguards: a failed restore (the undo) leaves the run
@@ -137,7 +144,11 @@ type Deps struct {
 	Contents ResourceLister
 	// Logs reads a data check's log (default: pods/log through Kube).
 	Logs LogReader
-	// PollInterval is how often a data check's Job is read (default 1s).
+	// Proxy asks an http data check's endpoint (default: the API
+	// server's service proxy through Kube).
+	Proxy ServiceProxy
+	// PollInterval is how often a data check's Job or endpoint is read
+	// (default 1s).
 	PollInterval time.Duration
 }
 
@@ -204,11 +215,15 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Logs == nil {
 		d.Logs = KubeLogs{Kube: d.Kube}
 	}
-	var check *v1alpha1.JobCheck
-	if def.Spec.Verify != nil {
-		check = def.Spec.Verify.Job
+	if d.Proxy == nil {
+		d.Proxy = KubeProxy{Kube: d.Kube}
 	}
-	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName, check: check,
+	var check *v1alpha1.JobCheck
+	var httpCheck *v1alpha1.HTTPCheck
+	if def.Spec.Verify != nil {
+		check, httpCheck = def.Spec.Verify.Job, def.Spec.Verify.HTTP
+	}
+	return &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName, check: check, httpCheck: httpCheck,
 		log: d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}, nil
 }
 
@@ -219,6 +234,10 @@ type scenario struct {
 	run    string
 	log    *slog.Logger
 	check  *v1alpha1.JobCheck // the drill's data check (spec.verify.job), if any
+
+	httpCheck *v1alpha1.HTTPCheck // the drill's http data check (spec.verify.http), if any
+	before    *DataAnswer         // its answer before the disaster, as of cut
+	cut       time.Time           // the backup's start: every write before it is in the backup
 
 	// disasterAt is drillbot's clock right before the delete, given to the
 	// data check (the engine's own stamp decides the RPO).
@@ -442,6 +461,9 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	if err := s.checkContents(ctx, list); err != nil {
 		return err
 	}
+	if err := s.readDataBefore(ctx); err != nil {
+		return engine.Unknown(err)
+	}
 	undo := Undo{Namespace: s.ns, VeleroNamespace: s.params.VeleroNamespace, Backup: s.backup.Name, Restore: s.run, UID: target.UID}
 	if err := j.Record(ctx, "delete-namespace",
 		fmt.Sprintf("delete namespace %s; undo: Velero restore %s from backup %s", s.ns, s.run, s.backup.Name), undo); err != nil {
@@ -516,7 +538,7 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 		}
 		m.Mark("volumes-restored")
 	}
-	if s.check != nil {
+	if s.checks() {
 		// Recovery ends when the data is seen good, not when Velero says
 		// it is done: the check is the RTO's last share.
 		if err := s.verifyData(ctx); err != nil {
@@ -601,11 +623,28 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	}
 	if s.volumes != "" {
 		read := "the restored data itself is not read (no data check in spec.verify)"
-		if s.check != nil {
+		if s.checks() {
 			read = "the data check reads the restored data"
 		}
 		v.Findings = append(v.Findings, fmt.Sprintf("volume data: %s; after the restore %d PVCs Bound and their PodVolumeRestores Completed; %s",
 			s.volumes, len(s.held), read))
+		// Bound claims and Velero's counters are no proof the data is
+		// back (a volume restored empty reads the same): every held
+		// volume must be read by a check.
+		var claims []string
+		if s.checked != nil {
+			claims = s.checked.claims
+		}
+		var unread []string
+		for _, h := range s.held {
+			if !slices.Contains(claims, h.PVCName) {
+				unread = append(unread, h.PVCName)
+			}
+		}
+		if len(unread) > 0 {
+			inconclusive(&v, "the data of %d restored volumes was not read (%s): a restore drill is not PASS until its data is verified; add a data check that reads them (spec.verify.job mounting them, or spec.verify.http asking pods that mount them)",
+				len(unread), strings.Join(unread, ", "))
+		}
 	}
 	v.Findings = append(v.Findings, s.accepted...)
 	// Rule 5: an object of a group whose discovery failed now was not
@@ -646,14 +685,14 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 	// what the restore brought back.
 	app := slices.DeleteFunc(s.inventory.Application(), func(k string) bool { return slices.Contains(s.window, k) })
 	if len(app) == 0 {
-		v.Inconclusive = fmt.Sprintf("namespace %s held no application object from before backup %s (only what the cluster or drillbot makes by itself, or objects newer than the backup): nothing the restore brought back was compared",
+		inconclusive(&v, "namespace %s held no application object from before backup %s (only what the cluster or drillbot makes by itself, or objects newer than the backup): nothing the restore brought back was compared",
 			s.ns, s.backup.Name)
 	} else {
 		restored, otherwise := Inventory(after).restoredBy(app, s.run)
 		v.Findings = append(v.Findings, fmt.Sprintf("%d application objects compared with the inventory taken before the disaster: %d back by Velero restore %s, %d back made by something else",
 			len(app), len(restored), s.run, len(otherwise)))
 		if len(restored) == 0 && len(otherwise) > 0 {
-			v.Inconclusive = fmt.Sprintf("none of the %d application objects back in %s carries %s=%s: nothing shows this run's restore brought them back (re-created by something else: %s)",
+			inconclusive(&v, "none of the %d application objects back in %s carries %s=%s: nothing shows this run's restore brought them back (re-created by something else: %s)",
 				len(otherwise), s.ns, velerov1.RestoreNameLabel, s.run, strings.Join(otherwise, ", "))
 		}
 	}
@@ -674,17 +713,28 @@ func (s *scenario) dataTime(ctx context.Context, v *engine.Verification) error {
 	var fromCheck *time.Time
 	if s.checked != nil && s.checked.newest != nil {
 		n := s.checked.newest
-		if c := s.backup.Status.CompletionTimestamp; c != nil && n.After(c.Time) {
-			// Another clock than Velero's, or data the restore did not
-			// bring back (the restored app's new writes, an external
-			// database): not in the backup.
-			v.Findings = append(v.Findings, fmt.Sprintf("the data check's newest write %s is after backup %s completed (%s): the backup cannot hold it (data the restore did not bring back, or clocks that disagree), so the RPO is not taken from it",
-				n.UTC().Format(time.RFC3339Nano), s.backup.Name, c.UTC().Format(time.RFC3339)))
-		} else {
+		c := s.backup.Status.CompletionTimestamp
+		switch {
+		case !s.disasterAt.IsZero() && n.After(s.disasterAt):
+			// The check did not keep to the disaster's time: the
+			// restored app's own new writes.
+			v.Findings = append(v.Findings, fmt.Sprintf("the data check's newest write %s is after the disaster (%s): it counted writes made since the restore, so the RPO is not taken from it",
+				n.UTC().Format(time.RFC3339Nano), s.disasterAt.UTC().Format(time.RFC3339Nano)))
+		case c != nil && n.After(c.Time):
+			// A write before the disaster that the backup cannot hold:
+			// the check read data the restore did not bring back (an
+			// external database, data never deleted), or clocks that
+			// disagree. Its answer is no evidence of the restore.
+			inconclusive(v, "the data check's newest write before the disaster, %s, is after backup %s completed (%s): the backup cannot hold it, so the data the check read was not (only) restored from it (data outside the namespace, or clocks that disagree); its answer is no evidence of the restore",
+				n.UTC().Format(time.RFC3339Nano), s.backup.Name, c.UTC().Format(time.RFC3339))
+		default:
 			fromCheck = n
 		}
 	}
-	checkSource := "the newest write the data check found in the restored data (job " + DataCheckJobName(s.run) + ")"
+	var checkSource string
+	if fromCheck != nil {
+		checkSource = s.checked.source
+	}
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.ns).Get(ctx, MarkerName, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -719,6 +769,17 @@ func (s *scenario) dataTime(ctx context.Context, v *engine.Verification) error {
 	}
 	return nil
 }
+
+// inconclusive adds why the run is INCONCLUSIVE to v's reasons.
+func inconclusive(v *engine.Verification, format string, args ...any) {
+	if v.Inconclusive != "" {
+		v.Inconclusive += "; "
+	}
+	v.Inconclusive += fmt.Sprintf(format, args...)
+}
+
+// checks says whether the drill checks the restored data (spec.verify).
+func (s *scenario) checks() bool { return s.check != nil || s.httpCheck != nil }
 
 // Revert implements engine.Scenario. The undo of a namespace deletion is a
 // Velero restore: if the run's restore exists and Completed there is nothing

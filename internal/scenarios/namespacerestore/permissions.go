@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
@@ -77,6 +78,13 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		// run and the run is INCONCLUSIVE, saying so).
 		g = append(g, engine.Allow(ns, "batch", []string{"jobs"}, []string{"create", "get", "delete"}),
 			engine.Allow(ns, "", []string{"pods/log"}, []string{"get"}))
+	}
+	if def.Spec.Verify != nil && def.Spec.Verify.HTTP != nil {
+		// The http check asks one Service of the target namespace, by
+		// name: a Role there too, restored with the namespace.
+		h := def.Spec.Verify.HTTP
+		g = append(g, engine.Allow(ns, "", []string{"services"}, []string{"get"}, h.Service),
+			engine.Allow(ns, "", []string{"services/proxy"}, []string{"get"}, ProxyName(h)))
 	}
 	return append(g, WorkloadReads("")...)
 }
@@ -174,6 +182,9 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		inj.Call("list", "", "persistentvolumeclaims", ns, "", "before any delete: the PVCs bound to a volume, whose data the backup must hold"),
 	)
 	c = append(c, InventoryCalls(inj, ns, "inventory again, right before the delete: what the backup must hold and what must come back")...)
+	if h := httpCheck(def); h != nil {
+		c = append(c, inj.Call("get", "", "services/proxy", ns, ProxyName(h), "before any delete: the http data check's answer as of the backup's start (no answer: the drill stops, nothing deleted)"))
+	}
 	c = append(c, inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"))
 	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
 	c = append(c, WorkloadCalls(rec, ns, true)...)
@@ -187,6 +198,12 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 			rec.Call("list", "", "pods", ns, "", "the data check's pod: how its container ended"),
 			rec.Call("get", "", "pods/log", ns, "", "the data check's log: its last lines, the newest restored write (by its pod's name)"),
 			rec.Call("delete", "batch", "jobs", ns, "", "remove the data check Job"))
+	}
+	if h := httpCheck(def); h != nil {
+		c = append(c,
+			rec.Call("get", "", "services", ns, h.Service, "the http data check's Service selects pods of the restored namespace"),
+			rec.Call("list", "", "pods", ns, "", "the pods the http data check's Service selects: the volumes its answer comes from"),
+			rec.Call("get", "", "services/proxy", ns, ProxyName(h), "the http data check: the restored data's answer as of the backup's start, then as of the disaster"))
 	}
 	c = append(c, InventoryCalls(ver, ns, "inventory again: every object came back")...)
 	c = append(c,
@@ -203,6 +220,13 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		between.Call("create", "", "configmaps", ns, "", "create the RPO marker when missing"),
 		between.Call("update", "", "configmaps", ns, MarkerName, "stamp the RPO marker"),
 		between.Call("list", "velero.io", "backups", vns, "", "drillbot report: the age of the newest Completed backup"))
+}
+
+func httpCheck(def drill.Definition) *v1alpha1.HTTPCheck {
+	if def.Spec.Verify == nil {
+		return nil
+	}
+	return def.Spec.Verify.HTTP
 }
 
 // Preview implements engine.Previewer.
