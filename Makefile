@@ -9,6 +9,7 @@ ETCD_VERSION        ?= v3.6.5
 KWOK_VERSION        ?= v0.7.0
 VERSITYGW_VERSION   ?= v1.8.0
 VELERO_VERSION      ?= v1.18.3
+LOCAL_PATH_VERSION  ?= v0.0.30
 VELERO_AWS_VERSION  ?= v1.14.3
 HELM_VERSION        ?= v3.21.4
 KUBE_SCORE_VERSION  ?= v1.20.0
@@ -38,6 +39,7 @@ VERSITYGW      := $(BIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
 # machine and, in an image FROM scratch, the node-agent on the real node.
 VELERO         := $(BIN)/velero-$(VELERO_VERSION)-static/velero
 VELERO_RESTORE_HELPER := $(BIN)/velero-$(VELERO_VERSION)-static/velero-restore-helper
+LOCAL_PATH     := $(BIN)/local-path-provisioner-$(LOCAL_PATH_VERSION)/local-path-provisioner
 VELERO_AWS     := $(BIN)/velero-plugin-for-aws-$(VELERO_AWS_VERSION)/velero-plugin-for-aws
 HELM           := $(BIN)/helm-$(HELM_VERSION)/helm
 KUBE_SCORE     := $(BIN)/kube-score-$(KUBE_SCORE_VERSION)/kube-score
@@ -212,9 +214,15 @@ stack-images: $(STACK_BINS)
 # Velero's node-agent and restore helper images, for real volume data on
 # the real node (the demo and test/realstorage).
 velero-images: $(IMAGES)/velero-$(VELERO_VERSION).stamp
-$(IMAGES)/velero-$(VELERO_VERSION).stamp: $(VELERO) $(VELERO_RESTORE_HELPER)
+# with the real node's dynamic provisioner (rancher/local-path-provisioner,
+# static, FROM scratch) and its helper (hack/images/volumehelper)
+$(IMAGES)/velero-$(VELERO_VERSION).stamp: $(VELERO) $(VELERO_RESTORE_HELPER) $(LOCAL_PATH)
 	$(call step,velero-images,$(VELERO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) \
-	  -bin velero=$(VELERO) -bin velero-restore-helper=$(VELERO_RESTORE_HELPER) velero velero-restore-helper && touch $@
+	  -bin velero=$(VELERO) -bin velero-restore-helper=$(VELERO_RESTORE_HELPER) -bin local-path-provisioner=$(LOCAL_PATH) \
+	  velero velero-restore-helper local-path-provisioner && touch $@
+
+$(LOCAL_PATH): hack/tools/localpath/go.mod
+	$(call step,local-path-provisioner,$(LOCAL_PATH_VERSION)) bash -c "cd hack/tools/localpath && CGO_ENABLED=0 $(GO) build -o $@ github.com/rancher/local-path-provisioner"
 
 $(KUBE_ROUTER):
 	$(call step,kube-router,$(KUBE_ROUTER_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)

@@ -9,8 +9,8 @@ export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
 velero() { "$DRILLBOT_VELERO" --namespace velero "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, a real node: kubelet + containerd + kube-proxy, versitygw, Velero and its node-agent, four local volumes)"
-go run ./hack/localcluster up -node-agent -local-volumes 4 "$CLUSTER_DIR"
+step "Starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, a real node: kubelet + containerd + kube-proxy, versitygw, Velero and its node-agent, a dynamic volume provisioner: rancher/local-path-provisioner)"
+go run ./hack/localcluster up -node-agent "$CLUSTER_DIR"
 
 step "Deploying the sample app into namespace drill-demo (labelled drillbot.io/allow-disaster=true)"
 "$KUBECTL" apply -f examples/demo/app.yaml

@@ -68,6 +68,10 @@ func specs(version string) map[string]spec {
 		// restored pod, which waits until its volumes' data is back.
 		"velero":                {bin: "/velero", user: "0:0", caCerts: true},
 		"velero-restore-helper": {bin: "/velero-restore-helper", user: "65532:65532"},
+		// The real node's dynamic provisioner, and the helper it runs on
+		// the node (as root: it makes and removes volume directories).
+		"local-path-provisioner": {bin: "/local-path-provisioner", user: "65532:65532"},
+		"volumehelper":           {pkg: "./hack/images/volumehelper", bin: "/volumehelper", user: "0:0", ldflags: "-s -w"},
 	}
 }
 

@@ -112,7 +112,9 @@ type Config struct {
 	// NodeAgent runs Velero's node-agent on the real node (RealNode
 	// needed), so backups can hold pod volumes' data (file-system backup)
 	// and restores bring it back; the S3 store then listens on the node's
-	// address, where the node-agent's pods reach it.
+	// address, where the node-agent's pods reach it. The node's dynamic
+	// provisioner (rancher/local-path-provisioner, StorageClass
+	// local-path) runs with it.
 	NodeAgent bool
 	// CRDs are installed before Velero starts. Velero's server reads the
 	// API's discovery at start and refreshes it every 5 minutes (hard-coded
@@ -231,6 +233,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if cfg.NodeAgent {
 		if err := c.startNodeAgent(ctx); err != nil {
+			return c, err
+		}
+		if err := c.startLocalPath(ctx); err != nil {
 			return c, err
 		}
 	}

@@ -139,13 +139,57 @@ func dbApp(t *testing.T, ns string, backedUp bool, env ...corev1.EnvVar) {
 func statefulApp(t *testing.T, ns, dir string, backedUp bool) {
 	t.Helper()
 	dbApp(t, ns, backedUp, corev1.EnvVar{Name: "RECORDS", Value: "/data/records"})
+	waitRecords(t, dir)
+}
+
+// waitRecords waits until the sample app has written a few records in dir.
+func waitRecords(t *testing.T, dir string) {
+	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, time.Minute, true, func(context.Context) (bool, error) {
 		b, _ := os.ReadFile(filepath.Join(dir, "records"))
-		return bytes.Count(b, []byte("\n")) >= 3, nil
+		// Records from before the backup's start, less the http check's
+		// margin for the app's clock, to compare.
+		return bytes.Count(b, []byte("\n")) >= 6, nil
 	})
 	if err != nil {
 		t.Fatalf("the app wrote no records in %s: %v", dir, err)
 	}
+}
+
+// dynamicClaim makes the claim "data" in ns, of the node's dynamic
+// provisioner: its volume is made when its first pod is scheduled.
+func dynamicClaim(t *testing.T, ns string) {
+	t.Helper()
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(localcluster.LocalPathStorageClass),
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	if _, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Create(context.Background(), claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// claimVolume is the volume the claim ns/name is bound to, and its
+// directory on the node.
+func claimVolume(t *testing.T, ns, name string) (*corev1.PersistentVolume, string) {
+	t.Helper()
+	ctx := context.Background()
+	pvc, err := cluster.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || pvc.Spec.VolumeName == "" {
+		t.Fatalf("claim %s/%s: not bound (%v)", ns, name, err)
+	}
+	pv, err := cluster.Kube.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		return pv, pv.Spec.HostPath.Path
+	case pv.Spec.Local != nil:
+		return pv, pv.Spec.Local.Path
+	}
+	t.Fatalf("volume %s is neither hostPath nor local", pv.Name)
+	return nil, ""
 }
 
 // dataClaim makes the claim "data" in ns, bound to the local volume pv.
@@ -249,7 +293,7 @@ func TestDataCheckMeasuresRPOFromTheRestoredData(t *testing.T) {
 	if !strings.Contains(f, "passed (container check exited 0)") || !strings.Contains(f, "chain intact") {
 		t.Errorf("findings %q, want the check's answer", f)
 	}
-	if !strings.Contains(f, "http data check http://db."+ns+":http/newest passed: as of backup "+b.Name+"'s start") {
+	if !strings.Contains(f, "http data check http://db."+ns+":http/newest passed: as of ") || !strings.Contains(f, "(backup "+b.Name+"'s start, less 2s for clocks)") {
 		t.Errorf("findings %q, want the http check's answer", f)
 	}
 	// What the restored volume holds: the backup's records, then the
@@ -383,4 +427,62 @@ func TestVolumeNotOptedInIsRefusedUntouched(t *testing.T) {
 func recordsCount(t *testing.T, dir string) int {
 	t.Helper()
 	return len(records(t, filepath.Join(dir, "records")))
+}
+
+// TestDynamicVolumeDataComesBack: the claim's volume is made by the node's
+// dynamic provisioner (rancher/local-path-provisioner), as a cloud disk
+// would be, with reclaim policy Delete: deleting the namespace deletes the
+// claim, the volume and its directory on the node. Velero restores the
+// claim unbound, the provisioner makes a new volume for it when the
+// restored pod is scheduled, and the node-agent copies the backup's data
+// into it. The drill's checks (the app's checker as a Job, and the app
+// asked over HTTP) read the data: PASS, with the RPO from the data; the
+// test reads the new volume's records.
+func TestDynamicVolumeDataComesBack(t *testing.T) {
+	ctx := context.Background()
+	h := testharness.New(t, cluster)
+	ns := "rs-dyn-" + localcluster.RandomSuffix()
+	testharness.Namespace(t, cluster, ns, testharness.OptIn)
+	dynamicClaim(t, ns)
+	dbApp(t, ns, true, corev1.EnvVar{Name: "RECORDS", Value: "/data/records"})
+	old, oldDir := claimVolume(t, ns, "data")
+	if old.Annotations["pv.kubernetes.io/provisioned-by"] != "rancher.io/local-path" || old.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
+		t.Fatalf("volume %s: provisioned by %q, reclaim %s: want the provisioner's, Delete", old.Name, old.Annotations["pv.kubernetes.io/provisioned-by"], old.Spec.PersistentVolumeReclaimPolicy)
+	}
+	waitRecords(t, oldDir)
+	def := h.Drill(checkDrill(t, ns, ns+"-1", ""))
+	h.ServiceAccount(ctx, def)
+	takeBackup(t, ns)
+
+	run := h.Run(def)
+	st := run.Status
+	if st.Verdict != v1alpha1.VerdictPass {
+		t.Fatalf("verdict %s: %s\n%s", st.Verdict, st.Reason, testharness.Story(st))
+	}
+	if !strings.Contains(st.RPOSource, "data check") {
+		t.Errorf("RPO source %q, want the data checks", st.RPOSource)
+	}
+	pv, dir := claimVolume(t, ns, "data")
+	if pv.Name == old.Name || pv.Annotations["pv.kubernetes.io/provisioned-by"] != "rancher.io/local-path" {
+		t.Fatalf("restored claim bound to %s (provisioned by %q), want a new volume of the provisioner", pv.Name, pv.Annotations["pv.kubernetes.io/provisioned-by"])
+	}
+	var newest time.Time
+	for _, at := range records(t, filepath.Join(dir, "records")) {
+		if !at.After(st.DisasterAt.Time) {
+			newest = at
+		}
+	}
+	rpo, err := time.ParseDuration(st.RPO)
+	if want := st.DisasterAt.Sub(newest); newest.IsZero() || err != nil || (rpo-want).Abs() > time.Second {
+		t.Errorf("RPO %s (%v), want the disaster minus the newest restored record (%v), %s", st.RPO, err, newest, want)
+	}
+	// The old volume went with its claim, and its directory with it.
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := cluster.Kube.CoreV1().PersistentVolumes().Get(ctx, old.Name, metav1.GetOptions{})
+		_, serr := os.Stat(oldDir)
+		return apierrors.IsNotFound(err) && os.IsNotExist(serr), nil
+	})
+	if err != nil {
+		t.Errorf("the deleted claim's volume %s or its directory %s is still there: %v", old.Name, oldDir, err)
+	}
 }

@@ -555,7 +555,9 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 		v.Inconclusive = fmt.Sprintf("none of the objects found in the copy carries %s=%s: nothing shows this run's restore brought them back (made by something else: %s)",
 			velerov1.RestoreNameLabel, s.run, named(c.otherwise))
 	}
-	s.volumeData(&v)
+	if err := s.volumeData(ctx, &v); err != nil {
+		return v, err
+	}
 	cm, err := s.deps.Kube.CoreV1().ConfigMaps(s.copy).Get(ctx, nr.MarkerName, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -575,17 +577,28 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 }
 
 // volumeData: the copy's volume data is never read (no data check runs in
-// the copy), so a claim of the backup makes the run INCONCLUSIVE unless the
-// drill names it as unchecked, and the findings say what was not read.
-func (s *scenario) volumeData(v *engine.Verification) {
+// the copy), so a claim of the backup, or one in the copy (restored, or
+// made empty by a StatefulSet whose claims the backup did not hold), makes
+// the run INCONCLUSIVE unless the drill names it as unchecked, and the
+// findings say what was not read.
+func (s *scenario) volumeData(ctx context.Context, v *engine.Verification) error {
 	var claims []string
 	for _, item := range s.list["v1/PersistentVolumeClaim"] {
 		if ns, name, ok := strings.Cut(item, "/"); ok && ns == s.params.SourceNamespace {
 			claims = append(claims, name)
 		}
 	}
+	inCopy, err := s.deps.Kube.CoreV1().PersistentVolumeClaims(s.copy).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list the claims in the copy %s: %w", s.copy, err)
+	}
+	for _, c := range inCopy.Items {
+		if !slices.Contains(claims, c.Name) {
+			claims = append(claims, c.Name)
+		}
+	}
 	if len(claims) == 0 {
-		return
+		return nil
 	}
 	sort.Strings(claims)
 	var unnamed []string
@@ -594,8 +607,8 @@ func (s *scenario) volumeData(v *engine.Verification) {
 			unnamed = append(unnamed, c)
 		}
 	}
-	v.Findings = append(v.Findings, fmt.Sprintf("volume data: backup %s holds %d PVCs of %s (%s); failover-restore does not read their restored data (no data check runs in the copy): the verdict is on the objects",
-		s.backup.Name, len(claims), s.params.SourceNamespace, strings.Join(claims, ", ")))
+	v.Findings = append(v.Findings, fmt.Sprintf("volume data: the copy of %s from backup %s has %d PVCs (%s); failover-restore does not read their data (no data check runs in the copy): the verdict is on the objects",
+		s.params.SourceNamespace, s.backup.Name, len(claims), strings.Join(claims, ", ")))
 	if len(unnamed) > 0 {
 		msg := fmt.Sprintf("the restored data of %d PVCs was not read (%s): a restore drill is not PASS until its data is verified; name them in params.uncheckedVolumes to judge the copy on its objects alone",
 			len(unnamed), strings.Join(unnamed, ", "))
@@ -604,6 +617,7 @@ func (s *scenario) volumeData(v *engine.Verification) {
 		}
 		v.Inconclusive = msg
 	}
+	return nil
 }
 
 // Revert implements engine.Scenario: wait for the run's restore to end (it

@@ -66,6 +66,7 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	c = append(c, nr.WorkloadCalls(rec, copyNS, true)...)
 	c = append(c, nr.InventoryCalls(ver, copyNS, "every object the backup's resource list names in "+src+" is in the copy (metadata only; one list per kind)")...)
 	c = append(c,
+		ver.Call("list", "", "persistentvolumeclaims", copyNS, "", "the copy's claims (restored or made by its workloads): their data is not read"),
 		ver.Call("get", "", "configmaps", copyNS, nr.MarkerName, "RPO: the restored marker's timestamp"))
 	c = append(c, waitRestore(rev, "the undo: wait until the run's restore ended, so nothing is restored into a deleted copy")...)
 	c = append(c,

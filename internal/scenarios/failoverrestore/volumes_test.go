@@ -1,12 +1,14 @@
 package failoverrestore
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/engine"
@@ -30,7 +32,7 @@ func TestVolumeDataIsNotAPassUnlessNamed(t *testing.T) {
 		finding      string
 	}{
 		{name: "no claims", list: map[string][]string{"apps/v1/Deployment": {"shop/web"}}},
-		{name: "claims not named", list: list, inconclusive: "the restored data of 2 PVCs was not read (cache, data)", finding: "holds 2 PVCs of shop (cache, data)"},
+		{name: "claims not named", list: list, inconclusive: "the restored data of 2 PVCs was not read (cache, data)", finding: "has 2 PVCs (cache, data)"},
 		{name: "one named", list: list, unchecked: []string{"cache"}, inconclusive: "the restored data of 1 PVCs was not read (data)"},
 		{name: "all named", list: list, unchecked: []string{"data", "cache"}, finding: "the verdict is on the objects"},
 		{name: "an earlier reason is kept", list: list, before: "nothing compared", inconclusive: "nothing compared; the restored data of 2 PVCs"},
@@ -39,8 +41,11 @@ func TestVolumeDataIsNotAPassUnlessNamed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &scenario{params: Params{SourceNamespace: "shop", UncheckedVolumes: tc.unchecked}, list: tc.list,
 				backup: &velerov1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "shop-daily-1"}}}
+			s.deps.Kube = fake.NewClientset()
 			v := engine.Verification{Inconclusive: tc.before}
-			s.volumeData(&v)
+			if err := s.volumeData(context.Background(), &v); err != nil {
+				t.Fatal(err)
+			}
 			if !strings.HasPrefix(v.Inconclusive, tc.inconclusive) || (tc.inconclusive == "" && v.Inconclusive != "") {
 				t.Errorf("inconclusive %q, want %q", v.Inconclusive, tc.inconclusive)
 			}

@@ -68,6 +68,17 @@ type checkResult struct {
 	newest       *time.Time // the newest restored write it reported
 	source       string     // which check reported newest, for the RPO's source
 	claims       []string   // the PVCs whose data the check read
+	latest       *time.Time // of several checks, the newest of their newest writes (nil: newest's)
+}
+
+// newestOfAll is the newest write any of the checks reported: a check
+// whose data holds writes the backup cannot is no evidence of the restore,
+// whatever the other checks found.
+func (r *checkResult) newestOfAll() *time.Time {
+	if r.latest != nil {
+		return r.latest
+	}
+	return r.newest
 }
 
 // DataCheckJobName is the name of a run's data check Job.
@@ -116,6 +127,9 @@ func mergeChecks(rs []checkResult) checkResult {
 		}
 		if r.newest != nil && (m.newest == nil || r.newest.Before(*m.newest)) {
 			m.newest, m.source = r.newest, r.source
+		}
+		if l := r.newestOfAll(); l != nil && (m.latest == nil || l.After(*m.latest)) {
+			m.latest = l
 		}
 		for _, c := range r.claims {
 			if !slices.Contains(m.claims, c) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -143,8 +144,20 @@ func (s *scenario) askData(ctx context.Context, t time.Time) (DataAnswer, error)
 	}
 	var a DataAnswer
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&a); err != nil {
+	err = dec.Decode(&a)
+	if err == nil && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		err = errors.New("not an object")
+	}
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err != nil {
 		return DataAnswer{}, fmt.Errorf("its answer is not the JSON object of a data check (newest, count, checksum): %w: %.200q", err, body)
+	}
+	if a.Newest != nil && a.Newest.After(t) {
+		// Not the contract's answer: a write newer than the question.
+		return DataAnswer{}, fmt.Errorf("asked for the writes at or before %s, it answered a newest write at %s (does it read %s as RFC 3339, zone included?)",
+			t.UTC().Format(time.RFC3339Nano), a.Newest.UTC().Format(time.RFC3339Nano), BeforeParam)
 	}
 	return a, nil
 }
@@ -178,14 +191,26 @@ func (s *scenario) readDataBefore(ctx context.Context) error {
 		return fmt.Errorf("velero backup %s has no start time: the http data check cannot tell which writes it holds", s.backup.Name)
 	}
 	// The earlier of Velero's clock and the API server's (the Backup
-	// object's creation): the backup started after both, so it holds
-	// every write before either.
+	// object's creation), less a margin for the application's clock: the
+	// backup started after both, so it holds every write before either.
 	cut := s.backup.Status.StartTimestamp.Time
 	if c := s.backup.CreationTimestamp.Time; !c.IsZero() && c.Before(cut) {
 		cut = c
 	}
+	cut = cut.Add(-ClockMargin)
+	// What would make the answer after the restore no evidence is known
+	// now: refuse before the delete, not after.
+	svc, err := s.deps.Kube.CoreV1().Services(s.ns).Get(ctx, s.httpCheck.Service, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("the http data check's Service %s/%s could not be read before the disaster: %w", s.ns, s.httpCheck.Service, err)
+	}
+	if why := notEvidence(svc); why != "" {
+		return fmt.Errorf("the http data check %s %s", s.httpTarget(), why)
+	}
+	if _, ambiguous, why := s.servedClaims(ctx, svc); ambiguous {
+		return fmt.Errorf("the http data check %s%s", s.httpTarget(), why)
+	}
 	var a DataAnswer
-	var err error
 	for try := 0; try < 3; try++ {
 		if try > 0 {
 			select {
@@ -221,22 +246,24 @@ func (s *scenario) runHTTPCheck(ctx context.Context) checkResult {
 	if err != nil {
 		return checkResult{inconclusive: fmt.Sprintf("http data check %s: its Service could not be read, the data was not checked: %v", target, err)}
 	}
-	if svc.Spec.Type == corev1.ServiceTypeExternalName || len(svc.Spec.Selector) == 0 {
-		return checkResult{inconclusive: fmt.Sprintf("http data check %s: Service %s/%s selects no pods of the namespace (%s), so its answer would not come from the restored data",
-			target, s.ns, svc.Name, serviceKind(svc))}
+	if why := notEvidence(svc); why != "" {
+		return checkResult{inconclusive: fmt.Sprintf("http data check %s %s", target, why)}
 	}
-	claims, why := s.servedClaims(read, svc)
+	claims, ambiguous, why := s.servedClaims(read, svc)
+	if ambiguous {
+		return checkResult{inconclusive: fmt.Sprintf("http data check %s%s", target, why)}
+	}
 	got, err := s.askDataRetrying(ctx, s.cut)
 	if err != nil {
 		return checkResult{inconclusive: fmt.Sprintf("http data check %s did not answer within the recover phase, the data was not checked: %v", target, err)}
 	}
 	cut := s.cut.UTC().Format(time.RFC3339)
 	if d := s.before.differs(got); len(d) > 0 {
-		return checkResult{failure: fmt.Sprintf("http data check %s: the restored data differs from what it held before the disaster, as of backup %s's start (%s): %s",
-			target, s.backup.Name, cut, strings.Join(d, "; "))}
+		return checkResult{failure: fmt.Sprintf("http data check %s: the restored data differs from what it held before the disaster, as of %s (backup %s's start, less %s for clocks): %s",
+			target, cut, s.backup.Name, ClockMargin, strings.Join(d, "; "))}
 	}
-	r := checkResult{finding: fmt.Sprintf("http data check %s passed: as of backup %s's start (%s) the restored data answers as before the disaster (%s)%s",
-		target, s.backup.Name, cut, s.before, why), claims: claims}
+	r := checkResult{finding: fmt.Sprintf("http data check %s passed: as of %s (backup %s's start, less %s for clocks) the restored data answers as before the disaster (%s)%s",
+		target, cut, s.backup.Name, ClockMargin, s.before, why), claims: claims}
 	if s.disasterAt.IsZero() {
 		r.finding += "; the disaster's time is unknown, so the RPO is not measured from the data"
 		return r
@@ -245,7 +272,7 @@ func (s *scenario) runHTTPCheck(ctx context.Context) checkResult {
 	switch {
 	case err != nil:
 		r.finding += fmt.Sprintf("; its newest write before the disaster could not be read (%v), so the RPO is not measured from the data", err)
-	case latest.Newest == nil || latest.Newest.Before(*got.Newest):
+	case latest.Newest == nil || latest.Newest.Before(*got.Newest) || (latest.Count != nil && got.Count != nil && *latest.Count < *got.Count):
 		// Fewer writes before the disaster than before the backup: the
 		// answers contradict each other.
 		return checkResult{inconclusive: fmt.Sprintf("http data check %s: its answers contradict each other: as of the disaster (%s) %s, as of the backup's start %s",
@@ -256,34 +283,52 @@ func (s *scenario) runHTTPCheck(ctx context.Context) checkResult {
 	return r
 }
 
-// servedClaims are the PVCs every pod the Service selects mounts: the data
-// its answer comes from, whichever pod answers. why says what is not
-// covered.
-func (s *scenario) servedClaims(ctx context.Context, svc *corev1.Service) (claims []string, why string) {
-	pods, err := s.deps.Kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
-	if err != nil {
-		return nil, fmt.Sprintf("; which volumes it read is unknown (the pods it selects could not be listed: %v)", err)
-	}
-	for i, p := range pods.Items {
-		mine := podClaims(&p.Spec)
-		if i == 0 {
-			claims = mine
-			continue
-		}
-		claims = slices.DeleteFunc(claims, func(c string) bool { return !slices.Contains(mine, c) })
-	}
+// ClockMargin is taken off the backup's start for the http check's
+// question: writes stamped by an application clock up to this much behind
+// Velero's are still asked only when the backup holds them.
+const ClockMargin = 2 * time.Second
+
+// notEvidence says why the Service's answer could not come from the
+// namespace's pods ("" when it can).
+func notEvidence(svc *corev1.Service) string {
 	switch {
-	case len(pods.Items) == 0:
-		return nil, "; which volumes it read is unknown (the Service selects no pod now)"
-	case len(claims) == 0:
-		return nil, fmt.Sprintf("; it read no volume every one of its %d pods mounts, so it covers none (point it at one pod)", len(pods.Items))
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		return fmt.Sprintf("asks Service %s/%s, an ExternalName %s: its answer would not come from the restored data", svc.Namespace, svc.Name, svc.Spec.ExternalName)
+	case len(svc.Spec.Selector) == 0:
+		return fmt.Sprintf("asks Service %s/%s, which selects no pods (no selector: endpoints made by hand): its answer would not come from the restored data", svc.Namespace, svc.Name)
 	}
-	return claims, fmt.Sprintf("; it read PVCs %s", strings.Join(claims, ", "))
+	return ""
 }
 
-func serviceKind(svc *corev1.Service) string {
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return "ExternalName " + svc.Spec.ExternalName
+// servedClaims are the PVCs the pods that can answer for the Service (those
+// it selects that are Ready) mount: the data its answer comes from,
+// whichever pod answers. ambiguous: the pods mount different claims, so
+// the answers may come from different data (replicas of their own). why
+// says what is and is not covered.
+func (s *scenario) servedClaims(ctx context.Context, svc *corev1.Service) (claims []string, ambiguous bool, why string) {
+	pods, err := s.deps.Kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+	if err != nil {
+		return nil, false, fmt.Sprintf("; which volumes it read is unknown (the pods it selects could not be listed: %v)", err)
 	}
-	return "no selector: endpoints made by hand"
+	var serving []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || !podReady(&p) {
+			continue // cannot answer
+		}
+		mine := podClaims(&p.Spec)
+		slices.Sort(mine)
+		if len(serving) > 0 && !slices.Equal(claims, mine) {
+			return nil, true, fmt.Sprintf(": Service %s/%s selects pods that mount different volumes (%s: %s; %s: %s), so its answers may come from different data; point it at one pod",
+				s.ns, svc.Name, serving[0], strings.Join(claims, ", "), p.Name, strings.Join(mine, ", "))
+		}
+		claims = mine
+		serving = append(serving, p.Name)
+	}
+	switch {
+	case len(serving) == 0:
+		return nil, false, "; which volumes it read is unknown (the Service selects no Ready pod now)"
+	case len(claims) == 0:
+		return nil, false, fmt.Sprintf("; the pods that answer for it (%s) mount no volume", strings.Join(serving, ", "))
+	}
+	return claims, false, fmt.Sprintf("; it read PVCs %s", strings.Join(claims, ", "))
 }

@@ -131,16 +131,16 @@ func TestHTTPCheck(t *testing.T) {
 		{name: "the backup's data is back", after: &fakeProxy{data: restoredData}, want: "pass", newest: &restoredNewest},
 		{name: "the volume came back empty: only the restored app's new writes",
 			after: &fakeProxy{data: every(httpDisaster.Add(time.Minute), httpDisaster.Add(2*time.Minute), 10*time.Second)},
-			want:  "fail", reason: "newest none, was 2026-12-05T11:00:00Z; count 0, was 361"},
+			want:  "fail", reason: "newest none, was 2026-12-05T10:59:50Z; count 0, was 360"},
 		{name: "one write lost before the backup", after: &fakeProxy{data: append(writes{}, restoredData[1:]...)},
-			want: "fail", reason: "count 360, was 361; checksum"},
-		{name: "an endpoint without count or checksum", after: &fakeProxy{body: `{"newest":"2026-12-05T11:00:00Z"}`},
-			want: "fail", reason: "count absent, was 361"},
+			want: "fail", reason: "count 359, was 360; checksum"},
+		{name: "an endpoint without count or checksum", after: &fakeProxy{body: `{"newest":"2026-12-05T10:59:50Z"}`},
+			want: "fail", reason: "count absent, was 360"},
 		{name: "no answer within the recover phase", after: &fakeProxy{err: errors.New(`the server is currently unable to handle the request (get services http:db:http)`)},
 			want: "unknown", reason: "did not answer within the recover phase", deadline: 50 * time.Millisecond},
 		{name: "an answer that is not the contract's", after: &fakeProxy{body: "<html>ok</html>"},
 			want: "unknown", reason: "not the JSON object of a data check", deadline: 50 * time.Millisecond},
-		{name: "an answer without the checksum it had", after: &fakeProxy{body: `{"newest":"2026-12-05T11:00:00Z","count":361}`},
+		{name: "an answer without the checksum it had", after: &fakeProxy{body: `{"newest":"2026-12-05T10:59:50Z","count":360}`},
 			want: "fail", reason: "checksum absent"},
 		{name: "an ExternalName service: the data is elsewhere", after: &fakeProxy{data: liveData},
 			svc:  &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com"}},
@@ -153,14 +153,22 @@ func TestHTTPCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			svc := tc.svc
-			if svc == nil {
-				svc = dbService()
-			}
 			live := &fakeProxy{data: liveData}
-			s := httpScenario(live, svc)
+			s := httpScenario(live, dbService(), servingPod("db-0", corev1.PodRunning, "data"))
 			if err := s.readDataBefore(context.Background()); err != nil {
 				t.Fatal(err)
+			}
+			// The restore brings back another Service than the one asked
+			// before the disaster.
+			if tc.svc != nil {
+				tracker := s.deps.Kube.(*fake.Clientset).Tracker()
+				gvr := corev1.SchemeGroupVersion.WithResource("services")
+				if err := tracker.Delete(gvr, "shop", "db"); err != nil {
+					t.Fatal(err)
+				}
+				if err := tracker.Add(tc.svc); err != nil {
+					t.Fatal(err)
+				}
 			}
 			s.deps.Proxy = tc.after
 			ctx := context.Background()
@@ -197,23 +205,33 @@ func TestHTTPCheckCutIsTheEarlierClock(t *testing.T) {
 	if err := s.readDataBefore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if want := "shop :db:http/newest?before=2026-12-05T10:59:00Z"; len(p.asked) != 1 || p.asked[0] != want {
+	if want := "shop :db:http/newest?before=2026-12-05T10:58:58Z"; len(p.asked) != 1 || p.asked[0] != want {
 		t.Fatalf("asked %q, want %q", p.asked, want)
 	}
 }
 
 // Before the disaster: an endpoint that does not answer, or has no write
-// older than the backup, stops the drill before its first write (nothing
-// to compare the restored data with).
+// older than the backup (nothing to compare the restored data with), or a
+// Service whose answer could not be evidence after the restore (not the
+// namespace's pods, or replicas of their own data), stops the drill
+// before its first write.
 func TestInjectRefusesWithoutAnAnswerBeforeTheDisaster(t *testing.T) {
 	cases := []struct {
 		name   string
 		proxy  *fakeProxy
+		svc    *corev1.Service
+		pods   []runtime.Object
 		reason string
 	}{
 		{name: "no answer", proxy: &fakeProxy{err: errors.New("503")}, reason: "did not answer before the disaster"},
 		{name: "no write before the backup", proxy: &fakeProxy{data: every(httpBackupAt.Add(time.Second), httpDisaster, time.Minute)},
-			reason: "reports no write at or before 2026-12-05T11:00:00Z"},
+			reason: "reports no write at or before 2026-12-05T10:59:58Z"},
+		{name: "an ExternalName Service", proxy: &fakeProxy{data: liveData}, svc: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com"}}, reason: "ExternalName db.example.com"},
+		{name: "replicas with their own data", proxy: &fakeProxy{data: liveData}, pods: []runtime.Object{servingPod("db-1", corev1.PodRunning, "data-1")},
+			reason: "mount different volumes"},
+		{name: "no Service", proxy: &fakeProxy{data: liveData}, svc: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "shop"}},
+			reason: "could not be read before the disaster"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,6 +239,15 @@ func TestInjectRefusesWithoutAnAnswerBeforeTheDisaster(t *testing.T) {
 			s, _ := contentsScenario(t, resourceList{list: map[string][]string{"apps/v1/Deployment": {"shop/web"}, "v1/Namespace": {"shop"}}}, objs...)
 			s.httpCheck = &v1alpha1.HTTPCheck{Service: "db", Port: "http", Path: "/newest"}
 			s.deps.Proxy, s.deps.PollInterval = tc.proxy, time.Millisecond
+			svc := tc.svc
+			if svc == nil {
+				svc = dbService()
+			}
+			for _, o := range append([]runtime.Object{svc, servingPod("db-0", corev1.PodRunning, "data")}, tc.pods...) {
+				if err := s.deps.Kube.(*fake.Clientset).Tracker().Add(o); err != nil {
+					t.Fatal(err)
+				}
+			}
 			s.backup.CreationTimestamp = metav1.NewTime(httpBackupAt)
 			s.backup.Status.StartTimestamp = &metav1.Time{Time: httpBackupAt}
 			deleted, err := injectDeleted(t, s)
@@ -269,33 +296,30 @@ func TestVerifyVolumesWithoutADataCheckAreNotAPass(t *testing.T) {
 // the http check's, the claims every pod its Service selects mounts
 // (whichever pod answered).
 func TestChecksReadClaims(t *testing.T) {
-	pod := func(name string, claims ...string) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app": "db"}}}
-		for _, c := range claims {
-			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: c, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c}}})
-		}
-		return p
-	}
-	if got := podClaims(&pod("check", "data", "cache", "data").Spec); strings.Join(got, ",") != "data,cache" {
+	if got := podClaims(&servingPod("check", corev1.PodRunning, "data", "cache", "data").Spec); strings.Join(got, ",") != "data,cache" {
 		t.Errorf("job claims %v", got)
 	}
 	cases := []struct {
-		name string
-		pods []runtime.Object
-		want string
-		why  string
+		name      string
+		pods      []runtime.Object
+		want      string
+		ambiguous bool
+		why       string
 	}{
-		{name: "one pod", pods: []runtime.Object{pod("db-0", "data-db-0")}, want: "data-db-0"},
-		{name: "replicas sharing a volume", pods: []runtime.Object{pod("web-1", "shared", "tmp-1"), pod("web-2", "shared", "tmp-2")}, want: "shared"},
-		{name: "replicas with their own volumes", pods: []runtime.Object{pod("db-0", "data-db-0"), pod("db-1", "data-db-1")}, why: "covers none"},
-		{name: "no pod", why: "selects no pod"},
+		{name: "one pod", pods: []runtime.Object{servingPod("db-0", corev1.PodRunning, "data-db-0")}, want: "data-db-0"},
+		{name: "replicas sharing a volume", pods: []runtime.Object{servingPod("web-1", corev1.PodRunning, "shared"), servingPod("web-2", corev1.PodRunning, "shared")}, want: "shared"},
+		{name: "replicas with their own volumes", pods: []runtime.Object{servingPod("db-0", corev1.PodRunning, "data-db-0"), servingPod("db-1", corev1.PodRunning, "data-db-1")},
+			ambiguous: true, why: "mount different volumes"},
+		{name: "replicas without volumes", pods: []runtime.Object{servingPod("web-1", corev1.PodRunning), servingPod("web-2", corev1.PodRunning)}, why: "mount no volume"},
+		{name: "a pod not Ready cannot answer", pods: []runtime.Object{servingPod("db-0", corev1.PodRunning, "data-db-0"), servingPod("db-1", corev1.PodPending, "data-db-1")}, want: "data-db-0"},
+		{name: "no pod", why: "selects no Ready pod"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := httpScenario(&fakeProxy{}, tc.pods...)
-			claims, why := s.servedClaims(context.Background(), dbService())
-			if strings.Join(claims, ",") != tc.want || !strings.Contains(why, tc.why) {
-				t.Fatalf("claims %v (%s), want %q (%s)", claims, why, tc.want, tc.why)
+			claims, ambiguous, why := s.servedClaims(context.Background(), dbService())
+			if strings.Join(claims, ",") != tc.want || ambiguous != tc.ambiguous || !strings.Contains(why, tc.why) {
+				t.Fatalf("claims %v ambiguous %v (%s), want %q %v (%s)", claims, ambiguous, why, tc.want, tc.ambiguous, tc.why)
 			}
 		})
 	}
