@@ -593,6 +593,9 @@ func (s *scenario) volumeData(ctx context.Context, v *engine.Verification) error
 		return fmt.Errorf("list the claims in the copy %s: %w", s.copy, err)
 	}
 	for _, c := range inCopy.Items {
+		if owner := metav1.GetControllerOf(&c); owner != nil && owner.Kind == "Pod" {
+			continue // a pod's generic ephemeral volume: scratch, new with each pod, never from a backup
+		}
 		if !slices.Contains(claims, c.Name) {
 			claims = append(claims, c.Name)
 		}

@@ -180,6 +180,26 @@ func (s *scenario) askDataRetrying(ctx context.Context, t time.Time) (DataAnswer
 	return a, nil
 }
 
+// checkHTTPService refuses a Service whose answer after the restore could
+// not be evidence (known before any write: Preflight calls it, and Inject
+// again right before the delete).
+func (s *scenario) checkHTTPService(ctx context.Context) error {
+	if s.httpCheck == nil {
+		return nil
+	}
+	svc, err := s.deps.Kube.CoreV1().Services(s.ns).Get(ctx, s.httpCheck.Service, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("the http data check's Service %s/%s could not be read before the disaster: %w", s.ns, s.httpCheck.Service, err)
+	}
+	if why := notEvidence(svc); why != "" {
+		return fmt.Errorf("the http data check %s %s", s.httpTarget(), why)
+	}
+	if _, ambiguous, why := s.servedClaims(ctx, svc); ambiguous {
+		return fmt.Errorf("the http data check %s%s", s.httpTarget(), why)
+	}
+	return nil
+}
+
 // readDataBefore asks the endpoint, before the disaster, what it holds as
 // of the backup's start: every write of that answer is in the backup.
 // Three tries, then no answer is an error (the run makes no write).
@@ -198,19 +218,12 @@ func (s *scenario) readDataBefore(ctx context.Context) error {
 		cut = c
 	}
 	cut = cut.Add(-ClockMargin)
-	// What would make the answer after the restore no evidence is known
-	// now: refuse before the delete, not after.
-	svc, err := s.deps.Kube.CoreV1().Services(s.ns).Get(ctx, s.httpCheck.Service, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("the http data check's Service %s/%s could not be read before the disaster: %w", s.ns, s.httpCheck.Service, err)
-	}
-	if why := notEvidence(svc); why != "" {
-		return fmt.Errorf("the http data check %s %s", s.httpTarget(), why)
-	}
-	if _, ambiguous, why := s.servedClaims(ctx, svc); ambiguous {
-		return fmt.Errorf("the http data check %s%s", s.httpTarget(), why)
+	// Again, as close to the delete as it can be.
+	if err := s.checkHTTPService(ctx); err != nil {
+		return err
 	}
 	var a DataAnswer
+	var err error
 	for try := 0; try < 3; try++ {
 		if try > 0 {
 			select {
@@ -268,7 +281,11 @@ func (s *scenario) runHTTPCheck(ctx context.Context) checkResult {
 		r.finding += "; the disaster's time is unknown, so the RPO is not measured from the data"
 		return r
 	}
-	latest, err := s.askDataRetrying(ctx, s.disasterAt)
+	// The endpoint just answered: a short while for the second question,
+	// which only refines the RPO (the recover phase is the RTO's).
+	refine, cancelRefine := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelRefine()
+	latest, err := s.askDataRetrying(refine, s.disasterAt)
 	switch {
 	case err != nil:
 		r.finding += fmt.Sprintf("; its newest write before the disaster could not be read (%v), so the RPO is not measured from the data", err)

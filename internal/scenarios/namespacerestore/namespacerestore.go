@@ -289,6 +289,9 @@ func (s *scenario) Preflight(ctx context.Context) error {
 	if err := WorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
 		return fmt.Errorf("target not healthy before the drill, refusing to break it further: %w", err)
 	}
+	if err := s.checkHTTPService(ctx); err != nil {
+		return engine.Unknown(err)
+	}
 	inv, skipped, err := TakeInventory(ctx, s.deps.Discovery, s.deps.Metadata, s.ns)
 	if err != nil {
 		return err

@@ -163,6 +163,11 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		c = append(c, pre.Call("list", "velero.io", "backups", vns, "", "the newest finished backup of schedule "+p.Backup.Schedule+" is Completed and covers the namespace"))
 	}
 	c = append(c, WorkloadCalls(pre, ns, false)...)
+	if h := httpCheck(def); h != nil {
+		c = append(c,
+			pre.Call("get", "", "services", ns, h.Service, "the http data check's Service selects pods of the namespace (else its answer is no evidence)"),
+			pre.Call("list", "", "pods", ns, "", "the Ready pods the http data check's Service selects mount the same volumes"))
+	}
 	c = append(c, InventoryCalls(pre, ns, "inventory: what must come back (metadata only)")...)
 	if p.Backup.Create {
 		c = append(c,
@@ -183,7 +188,10 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	)
 	c = append(c, InventoryCalls(inj, ns, "inventory again, right before the delete: what the backup must hold and what must come back")...)
 	if h := httpCheck(def); h != nil {
-		c = append(c, inj.Call("get", "", "services/proxy", ns, ProxyName(h), "before any delete: the http data check's answer as of the backup's start (no answer: the drill stops, nothing deleted)"))
+		c = append(c,
+			inj.Call("get", "", "services", ns, h.Service, "again, right before the delete: the http data check's Service selects pods of the namespace"),
+			inj.Call("list", "", "pods", ns, "", "again: the Ready pods it selects mount the same volumes"),
+			inj.Call("get", "", "services/proxy", ns, ProxyName(h), "before any delete: the http data check's answer as of the backup's start (no answer: the drill stops, nothing deleted)"))
 	}
 	c = append(c, inj.Call("delete", "", "namespaces", ns, ns, "THE FAULT: delete the namespace (UID precondition)"))
 	c = append(c, restoreCalls(rec, ns, vns, "restore the namespace from the backup")...)
