@@ -100,7 +100,9 @@ func (l LostVolume) String() string {
 }
 
 // BoundPVCs lists the namespace's PVCs that hold data: those bound to a
-// volume (an unbound claim has nothing to lose).
+// volume (an unbound claim has nothing to lose), but not a pod's generic
+// ephemeral volume (a claim its pod controls: scratch, made anew with each
+// pod and deleted with it, so no restore brings it back and none loses it).
 func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1.PersistentVolumeClaim, error) {
 	var out []corev1.PersistentVolumeClaim
 	opts := metav1.ListOptions{Limit: 500}
@@ -110,6 +112,9 @@ func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1
 			return nil, fmt.Errorf("list PersistentVolumeClaims in %s: %w", ns, err)
 		}
 		for _, p := range page.Items {
+			if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "Pod" && owner.APIVersion == "v1" {
+				continue
+			}
 			if p.Spec.VolumeName != "" {
 				out = append(out, p)
 			}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 	"github.com/drillbot-io/drillbot/internal/drill"
@@ -223,5 +224,23 @@ func TestVolumesRestored(t *testing.T) {
 				t.Fatalf("waiting for %q, want %q", waiting, tc.waiting)
 			}
 		})
+	}
+}
+
+// A pod's generic ephemeral volume is scratch: its claim, controlled by
+// the pod, is made anew with each pod and deleted with it. No backup
+// holds it and no restore brings it back, and deleting it loses nothing a
+// pod restart would not: it is not a PVC whose data the backup must hold.
+func TestBoundPVCsLeavesEphemeralClaimsOut(t *testing.T) {
+	scratch := claim("web-7d9f-x2k4-scratch", "pvc-9", "1Gi")
+	scratch.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "web-7d9f-x2k4", UID: "pod-uid", Controller: ptr.To(true)}}
+	other := claim("data-db-0", "pvc-1", "1Gi")
+	other.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "sts-uid", Controller: ptr.To(true)}}
+	got, err := BoundPVCs(context.Background(), fake.NewClientset(scratch, other, claim("unbound", "", "")), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "data-db-0" {
+		t.Fatalf("bound PVCs %v, want only data-db-0", got)
 	}
 }
