@@ -156,17 +156,7 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 			errs = append(errs, field.Required(path.Child("excludedResources").Index(i), "a resource name (e.g. cronjobs)"))
 		}
 	}
-	seen := map[string]bool{}
-	for i, name := range p.UncheckedVolumes {
-		f := path.Child("uncheckedVolumes").Index(i)
-		switch {
-		case len(validation.IsDNS1123Subdomain(name)) > 0:
-			errs = append(errs, field.Invalid(f, name, "a PersistentVolumeClaim's name: "+strings.Join(validation.IsDNS1123Subdomain(name), "; ")))
-		case seen[name]:
-			errs = append(errs, field.Duplicate(f, name))
-		}
-		seen[name] = true
-	}
+	errs = append(errs, nr.ValidateClaimNames(p.UncheckedVolumes, path.Child("uncheckedVolumes"))...)
 	if len(spec.Target.Selector) > 0 || spec.Target.Name != "" {
 		errs = append(errs, field.Forbidden(field.NewPath("spec", "target"), "failover-restore restores a whole namespace: set only target.namespace (the copy)"))
 	}
@@ -593,8 +583,8 @@ func (s *scenario) volumeData(ctx context.Context, v *engine.Verification) error
 		return fmt.Errorf("list the claims in the copy %s: %w", s.copy, err)
 	}
 	for _, c := range inCopy.Items {
-		if owner := metav1.GetControllerOf(&c); owner != nil && owner.Kind == "Pod" {
-			continue // a pod's generic ephemeral volume: scratch, new with each pod, never from a backup
+		if nr.EphemeralClaim(&c) {
+			continue // scratch, new with each pod, never from a backup
 		}
 		if !slices.Contains(claims, c.Name) {
 			claims = append(claims, c.Name)

@@ -30,10 +30,16 @@ type Volumes struct {
 }
 
 func validateVolumes(v Volumes, path *field.Path) field.ErrorList {
+	return ValidateClaimNames(v.Accept, path.Child("accept"))
+}
+
+// ValidateClaimNames checks a drill's list of PersistentVolumeClaim names:
+// each a valid name, none twice.
+func ValidateClaimNames(names []string, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	seen := map[string]bool{}
-	for i, name := range v.Accept {
-		p := path.Child("accept").Index(i)
+	for i, name := range names {
+		p := path.Index(i)
 		switch {
 		case len(validation.IsDNS1123Subdomain(name)) > 0:
 			errs = append(errs, field.Invalid(p, name, "a PersistentVolumeClaim's name: "+strings.Join(validation.IsDNS1123Subdomain(name), "; ")))
@@ -112,7 +118,7 @@ func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1
 			return nil, fmt.Errorf("list PersistentVolumeClaims in %s: %w", ns, err)
 		}
 		for _, p := range page.Items {
-			if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "Pod" && owner.APIVersion == "v1" {
+			if EphemeralClaim(&p) {
 				continue
 			}
 			if p.Spec.VolumeName != "" {
@@ -125,6 +131,14 @@ func BoundPVCs(ctx context.Context, c kubernetes.Interface, ns string) ([]corev1
 		}
 		opts.Continue = page.Continue
 	}
+}
+
+// EphemeralClaim reports whether a claim is a pod's generic ephemeral
+// volume: controlled by its Pod, made anew with each pod and deleted with
+// it (scratch: no backup holds it, no restore brings it back).
+func EphemeralClaim(c *corev1.PersistentVolumeClaim) bool {
+	owner := metav1.GetControllerOf(c)
+	return owner != nil && owner.Kind == "Pod" && owner.APIVersion == "v1"
 }
 
 // LostVolumes names the PVCs whose data backup does not hold, by Velero's
