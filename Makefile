@@ -22,6 +22,9 @@ KYVERNO_VERSION     ?= v1.19.1
 ESO_VERSION         ?= v0.16.2
 KUBE_ROUTER_VERSION ?= v2.1.0
 COSIGN_VERSION      ?= v3.1.2
+# Calico v3.31.0: its module path has no /v3, so the proxy serves the
+# release commit as a pseudo-version (hack/tools/calico/go.mod).
+CALICO_VERSION      ?= v3.31.0
 
 # Built binaries are cached under bin/, one folder per component and version,
 # so a version bump rebuilds and an unchanged one is reused.
@@ -51,6 +54,11 @@ KYVERNO_INIT   := $(BIN)/kyverno-$(KYVERNO_VERSION)/kyverno-init
 ESO            := $(BIN)/external-secrets-$(ESO_VERSION)/external-secrets
 KUBE_ROUTER    := $(BIN)/kube-router-$(KUBE_ROUTER_VERSION)/kube-router
 COSIGN         := $(BIN)/cosign-$(COSIGN_VERSION)/cosign
+# calico-node (Felix, policy only), Calico's CNI plugin, and Calico's own
+# policy-only manifest the local cluster installs from.
+CALICO_NODE    := $(BIN)/calico-$(CALICO_VERSION)/calico-node
+CALICO_CNI     := $(BIN)/calico-$(CALICO_VERSION)/calico
+CALICO_MANIFEST := $(BIN)/calico-$(CALICO_VERSION)/calico-policy-only.yaml
 # The charts the stack is installed from, copied from the modules built.
 KYVERNO_CHART  := $(BIN)/kyverno-$(KYVERNO_VERSION)/chart
 ESO_CHART      := $(BIN)/external-secrets-$(ESO_VERSION)/chart
@@ -82,6 +90,8 @@ export DRILLBOT_KUBELET := $(KUBELET)
 export DRILLBOT_KUBE_PROXY := $(KUBE_PROXY)
 export DRILLBOT_IMAGES := $(IMAGES)
 export DRILLBOT_KUBE_ROUTER := $(KUBE_ROUTER)
+export DRILLBOT_CALICO_CNI := $(CALICO_CNI)
+export DRILLBOT_CALICO_MANIFEST := $(CALICO_MANIFEST)
 export DRILLBOT_COSIGN := $(COSIGN)
 export DRILLBOT_KYVERNO_CHART := $(KYVERNO_CHART)
 export DRILLBOT_ESO_CHART := $(ESO_CHART)
@@ -98,7 +108,7 @@ DR_DIR ?= $(CURDIR)/tmp/cluster-dr
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: announce monitoring stack-bins stack-images velero-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: announce monitoring stack-bins stack-images velero-images calico-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -224,6 +234,21 @@ $(IMAGES)/velero-$(VELERO_VERSION).stamp: $(VELERO) $(VELERO_RESTORE_HELPER) $(L
 $(LOCAL_PATH): hack/tools/localpath/go.mod
 	$(call step,local-path-provisioner,$(LOCAL_PATH_VERSION)) bash -c "cd hack/tools/localpath && CGO_ENABLED=0 $(GO) build -o $@ github.com/rancher/local-path-provisioner"
 
+# Calico, for the real node's NetworkPolicy under Calico (test/realcalico):
+# its two commands in one build, its manifest from the same module, and the
+# calico-node image (with Debian's iptables, ipset and conntrack, which
+# Felix runs) beside the others.
+$(CALICO_NODE) $(CALICO_CNI) &: hack/tools/calico/go.mod
+	$(call step,calico,$(CALICO_VERSION)) bash -c "cd hack/tools/calico && CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(dir $(CALICO_NODE)) \
+	  github.com/projectcalico/calico/node/cmd/calico-node github.com/projectcalico/calico/cni-plugin/cmd/calico"
+
+$(CALICO_MANIFEST): hack/tools/calico/go.mod
+	@mkdir -p $(dir $@) && cd hack/tools/calico && cp "$$($(GO) list -m -f '{{.Dir}}' github.com/projectcalico/calico)/manifests/calico-policy-only.yaml" $@ && chmod u+w $@
+
+calico-images: $(IMAGES)/calico-$(CALICO_VERSION).stamp $(CALICO_CNI) $(CALICO_MANIFEST)
+$(IMAGES)/calico-$(CALICO_VERSION).stamp: $(CALICO_NODE)
+	$(call step,calico-images,$(CALICO_VERSION)) $(GO) run ./hack/image -out $(IMAGES) -bin calico-node=$(CALICO_NODE) calico-node && touch $@
+
 $(KUBE_ROUTER):
 	$(call step,kube-router,$(KUBE_ROUTER_VERSION)) env GOBIN=$(dir $@) $(GO) install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$(KUBE_ROUTER_VERSION)
 
@@ -259,10 +284,12 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images velero-images node-deps
+test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images velero-images calico-images node-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
+	@echo "the network drills again, with Calico enforcing NetworkPolicy on the real node"
+	DRILLBOT_REQUIRE_CLUSTER=1 DRILLBOT_ENFORCER=calico $(GO) test -count=1 -timeout 20m -run 'TestBlockKeyVault$$|TestRekorOutage$$' ./test/realstack/
 
 # The main job: a local cluster, a real drill, a report.
 demo: announce $(CLUSTER_BINS) $(DRILLBOT) images velero-images node-deps
@@ -284,8 +311,8 @@ test-unit:
 # NODE=real (default): one real node (kubelet, containerd, kube-proxy; needs
 # root); NODE=kwok: fake nodes only, pods never run.
 NODE ?= real
-cluster-up: announce $(CLUSTER_BINS) images node-deps
-	$(GO) run ./hack/localcluster up -node $(NODE) $(CLUSTER_DIR)
+cluster-up: announce $(CLUSTER_BINS) images calico-images node-deps
+	$(GO) run ./hack/localcluster up -node $(NODE) $(CLUSTER_UP_ARGS) $(CLUSTER_DIR)
 
 cluster-down:
 	$(GO) run ./hack/localcluster down $(CLUSTER_DIR)

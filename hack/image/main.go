@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,14 @@ type spec struct {
 	ldflags  string
 	caCerts  bool
 	src      string // the prebuilt binary
+	// hostProgs are Debian's programs the binary runs (name in the image's
+	// /usr/sbin -> path on this machine), copied with their shared
+	// libraries and the dynamic loader: calico-node's Felix runs
+	// iptables-nft-restore, ipset and conntrack as Calico's own image does.
+	hostProgs map[string]string
+	// hostDirs are directories of this machine copied whole (the iptables
+	// extensions the programs load at run time).
+	hostDirs []string
 }
 
 func specs(version string) map[string]spec {
@@ -72,6 +81,15 @@ func specs(version string) map[string]spec {
 		// the node (as root: it makes and removes volume directories).
 		"local-path-provisioner": {bin: "/local-path-provisioner", user: "65532:65532"},
 		"volumehelper":           {pkg: "./hack/images/volumehelper", bin: "/volumehelper", user: "0:0", ldflags: "-s -w"},
+		// Calico's node agent (Felix, policy only) runs as root on the
+		// host's network and writes its rules with the host's iptables
+		// (nf_tables backend), ipset and conntrack, from Debian's packages.
+		"calico-node": {bin: "/bin/calico-node", user: "0:0", caCerts: true, hostProgs: map[string]string{
+			"iptables-nft": "/usr/sbin/xtables-nft-multi", "iptables-nft-save": "/usr/sbin/xtables-nft-multi", "iptables-nft-restore": "/usr/sbin/xtables-nft-multi",
+			"ip6tables-nft": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-save": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-restore": "/usr/sbin/xtables-nft-multi",
+			"iptables": "/usr/sbin/xtables-nft-multi", "iptables-save": "/usr/sbin/xtables-nft-multi", "iptables-restore": "/usr/sbin/xtables-nft-multi",
+			"ipset": "/usr/sbin/ipset", "conntrack": "/usr/sbin/conntrack",
+		}, hostDirs: []string{"/usr/lib/x86_64-linux-gnu/xtables"}},
 	}
 }
 
@@ -148,6 +166,11 @@ func build(ctx context.Context, s spec, ref, file string) error {
 	if s.caCerts {
 		files = append(files, entry{path: "/etc/ssl/certs/ca-certificates.crt", src: "/etc/ssl/certs/ca-certificates.crt", mode: 0o644})
 	}
+	host, err := hostFiles(ctx, s.hostProgs, s.hostDirs)
+	if err != nil {
+		return err
+	}
+	files = append(files, host...)
 	uid := s.user[:len(s.user)/2]
 	files = append(files, entry{path: "/etc/passwd", data: []byte("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:" + uid + ":" + uid + ":nonroot:/:/sbin/nologin\n"), mode: 0o644})
 	layer, err := layerOf(files)
@@ -164,8 +187,12 @@ func build(ctx context.Context, s spec, ref, file string) error {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	path := "/"
+	if len(s.hostProgs) > 0 {
+		path = "/usr/sbin:/bin:/"
+	}
 	cf.Config = v1.Config{Entrypoint: []string{s.bin}, User: s.user, WorkingDir: "/",
-		Env: []string{"PATH=/", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}}
+		Env: []string{"PATH=" + path, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
@@ -190,6 +217,54 @@ func checkStatic(path string) error {
 		}
 	}
 	return nil
+}
+
+// hostFiles lays out this machine's programs under /usr/sbin, with every
+// shared library ldd resolves for them (and for the files of dirs, loaded
+// at run time) at its own path, the loader and its cache.
+func hostFiles(ctx context.Context, progs map[string]string, dirs []string) ([]entry, error) {
+	if len(progs) == 0 {
+		return nil, nil
+	}
+	var files []entry
+	objects := map[string]bool{}
+	for _, n := range slices.Sorted(maps.Keys(progs)) {
+		files = append(files, entry{path: "/usr/sbin/" + n, src: progs[n], mode: 0o755})
+		objects[progs[n]] = true
+	}
+	for _, d := range dirs {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			p := filepath.Join(d, e.Name())
+			if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {
+				files = append(files, entry{path: p, src: p, mode: 0o644})
+				objects[p] = true
+			}
+		}
+	}
+	libs := map[string]bool{}
+	for _, o := range slices.Sorted(maps.Keys(objects)) {
+		out, err := exec.CommandContext(ctx, "ldd", o).Output()
+		if err != nil {
+			return nil, fmt.Errorf("ldd %s: %w", o, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+				libs[f[2]] = true
+			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+				libs[f[0]] = true // the loader
+			}
+		}
+	}
+	for _, l := range slices.Sorted(maps.Keys(libs)) {
+		files = append(files, entry{path: l, src: l, mode: 0o755})
+	}
+	return append(files, entry{path: "/etc/ld.so.cache", src: "/etc/ld.so.cache", mode: 0o644}), nil
 }
 
 type entry struct {

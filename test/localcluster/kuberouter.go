@@ -38,18 +38,22 @@ func (c *Cluster) startKubeRouter(ctx context.Context) error {
 		return err
 	}
 	return c.poll(ctx, "kube-router's network policy chains", 60*time.Second, func(ctx context.Context) (bool, error) {
-		out, err := exec.CommandContext(ctx, "iptables", "-w", "5", "-S", "FORWARD").Output()
-		if err != nil {
-			return false, nil
-		}
-		return strings.Contains(string(out), "-j "+kubeRouterChain), nil
+		return hasForwardJump(ctx, kubeRouterChain), nil
 	})
 }
 
-// isOurIPSet tells kube-router's sets (for either family) apart from the
-// machine's others.
+// hasForwardJump tells whether the filter table's FORWARD chain jumps to
+// chain: the NetworkPolicy enforcer has synced.
+func hasForwardJump(ctx context.Context, chain string) bool {
+	out, err := exec.CommandContext(ctx, "iptables", "-w", "5", "-S", "FORWARD").Output()
+	return err == nil && strings.Contains(string(out), "-j "+chain)
+}
+
+// isOurIPSet tells kube-router's and Felix's sets (for either family) apart
+// from the machine's others.
 func isOurIPSet(name string) bool {
-	return strings.HasPrefix(strings.TrimPrefix(name, "inet6:"), "KUBE-")
+	n := strings.TrimPrefix(name, "inet6:")
+	return strings.HasPrefix(n, "KUBE-") || strings.HasPrefix(n, "cali40") || strings.HasPrefix(n, "cali60")
 }
 
 // ourIPSets lists the node's ipsets.

@@ -44,6 +44,10 @@ type Bins struct {
 	Kubelet, KubeProxy, Images string
 	// KubeRouter enforces NetworkPolicy on the real node (kuberouter.go).
 	KubeRouter string
+	// CalicoCNI and CalicoManifest are Calico's CNI plugin and its
+	// policy-only manifest, for a real node under Calico (calico.go; the
+	// calico-node image is in Images). Optional: checked when asked for.
+	CalicoCNI, CalicoManifest string
 	// Prometheus and Alertmanager are the monitoring StartMonitoring
 	// starts (prometheus.go, alertmanager.go). Optional.
 	Prometheus, Alertmanager string
@@ -73,6 +77,7 @@ func BinsFromEnv() (Bins, error) {
 	}
 	b.Kubelet, b.KubeProxy, b.Images = os.Getenv("DRILLBOT_KUBELET"), os.Getenv("DRILLBOT_KUBE_PROXY"), os.Getenv("DRILLBOT_IMAGES")
 	b.KubeRouter = os.Getenv("DRILLBOT_KUBE_ROUTER")
+	b.CalicoCNI, b.CalicoManifest = os.Getenv("DRILLBOT_CALICO_CNI"), os.Getenv("DRILLBOT_CALICO_MANIFEST")
 	b.Prometheus, b.Alertmanager = os.Getenv("DRILLBOT_PROMETHEUS"), os.Getenv("DRILLBOT_ALERTMANAGER")
 	if len(missing) > 0 {
 		return b, fmt.Errorf("local cluster binaries missing: %s; build them with 'make cluster-bins'", strings.Join(missing, ", "))
@@ -95,6 +100,10 @@ type Config struct {
 	// RealNode adds a real node (kubelet, containerd, kube-proxy: see
 	// node.go). It needs root and takes the machine's one real node.
 	RealNode bool
+	// Calico makes Calico the real node's NetworkPolicy enforcer and CNI
+	// (calico-node in CalicoNamespace: calico.go) instead of kube-router
+	// on the bridge.
+	Calico bool
 	// S3URL, when set, is another cluster's S3 store (its S3URL): this one
 	// starts none and its Velero reads the same bucket, as a DR cluster
 	// reads production's backups.
@@ -178,6 +187,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return c, err
 	}
 	etcdPort, peerPort, apiPort, s3Port, veleroMetrics := ports[0], ports[1], ports[2], ports[3], ports[4]
+	if cfg.Calico && !cfg.RealNode {
+		return nil, errors.New("local cluster: Calico needs the real node")
+	}
 	if cfg.NodeAgent && !cfg.RealNode {
 		return c, errors.New("velero's node-agent needs a real node (RealNode)")
 	}

@@ -94,7 +94,7 @@ func (c *Cluster) nodePath(parts ...string) string {
 
 // checkNodeHost fails, before anything is changed, when this machine cannot
 // run the real node or already runs a Kubernetes node of someone else.
-func checkNodeHost(bins Bins) error {
+func checkNodeHost(bins Bins, calico bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("a real node needs root (containers, bridge, iptables)")
 	}
@@ -112,7 +112,12 @@ func checkNodeHost(bins Bins) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("a real node needs %s: apt-get install containerd runc containernetworking-plugins iptables conntrack ipset (make node-deps)", strings.Join(missing, ", "))
 	}
-	for name, p := range map[string]string{"DRILLBOT_KUBELET": bins.Kubelet, "DRILLBOT_KUBE_PROXY": bins.KubeProxy, "DRILLBOT_IMAGES": bins.Images, "DRILLBOT_KUBE_ROUTER": bins.KubeRouter} {
+	need := map[string]string{"DRILLBOT_KUBELET": bins.Kubelet, "DRILLBOT_KUBE_PROXY": bins.KubeProxy, "DRILLBOT_IMAGES": bins.Images, "DRILLBOT_KUBE_ROUTER": bins.KubeRouter}
+	if calico {
+		need["DRILLBOT_CALICO_CNI"], need["DRILLBOT_CALICO_MANIFEST"] = bins.CalicoCNI, bins.CalicoManifest
+		delete(need, "DRILLBOT_KUBE_ROUTER")
+	}
+	for name, p := range need {
 		if p == "" {
 			return fmt.Errorf("a real node needs %s (make cluster-bins images)", name)
 		}
@@ -129,7 +134,7 @@ func checkNodeHost(bins Bins) error {
 // traffic on the bridge. It runs before the API server, which listens on
 // the bridge's address.
 func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
-	if err := checkNodeHost(c.cfg.Bins); err != nil {
+	if err := checkNodeHost(c.cfg.Bins, c.cfg.Calico); err != nil {
 		return err
 	}
 	// The kubelet's sockets live under its root dir, and a unix socket's
@@ -157,6 +162,9 @@ func (c *Cluster) prepareNodeNetwork(ctx context.Context) error {
 		// is forwarded anywhere else, nor forwarded to them from elsewhere.
 		{"iptables", "-A", firewallName, "-i", bridgeName, "!", "-o", bridgeName, "-j", "DROP"},
 		{"iptables", "-A", firewallName, "-o", bridgeName, "!", "-i", bridgeName, "-j", "DROP"},
+		// The same for pods on Calico's veths (Config.Calico).
+		{"iptables", "-A", firewallName, "-i", "cali+", "!", "-o", "cali+", "-j", "DROP"},
+		{"iptables", "-A", firewallName, "-o", "cali+", "!", "-i", "cali+", "-j", "DROP"},
 		{"iptables", "-I", "FORWARD", "1", "-j", firewallName},
 	} {
 		if err := run(ctx, args...); err != nil {
@@ -207,7 +215,10 @@ func (c *Cluster) startNode(ctx context.Context) error {
 	if err := c.waitTCP(ctx, "kubernetes Service through kube-proxy", net.JoinHostPort(apiServiceIP, "443"), 60*time.Second); err != nil {
 		return err
 	}
-	// kube-router finds its node by name: after the kubelet registered it.
+	// The enforcer finds its node by name: after the kubelet registered it.
+	if c.cfg.Calico {
+		return c.startCalico(ctx)
+	}
 	return c.startKubeRouter(ctx)
 }
 
@@ -220,6 +231,14 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
   {"type": "portmap", "capabilities": {"portMappings": true}}
 ]}
 `
+	binDir := cniBinDir
+	if c.cfg.Calico {
+		var err error
+		if binDir, err = c.calicoCNIBinDir(); err != nil {
+			return err
+		}
+		cni = c.calicoCNIConfig()
+	}
 	if err := os.WriteFile(c.nodePath("cni", "10-drillbot.conflist"), []byte(cni), 0o644); err != nil {
 		return err
 	}
@@ -250,14 +269,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
         Root = %q
 `, c.nodePath("containerd", "root"), c.nodePath("containerd", "state"), c.containerdSocket(),
-		cri, ImageRef("pause"), cri, cniBinDir, c.nodePath("cni"), cri, cri, cri, c.nodePath("containerd", "runc"))
+		cri, ImageRef("pause"), cri, binDir, c.nodePath("cni"), cri, cri, cri, c.nodePath("containerd", "runc"))
 	if err := os.WriteFile(c.nodePath("containerd.toml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
 	// Images come from hack/image, imported; a pull (an image that is not
 	// there) goes to a closed port on loopback through this proxy, never to
 	// a registry, nor to the machine's resolver.
-	if err := c.start("containerd", "containerd", []string{"HTTPS_PROXY=" + NoRegistryProxy, "HTTP_PROXY=" + NoRegistryProxy, "NO_PROXY=", "no_proxy="},
+	// Calico's CNI plugin inherits this environment and calls the API
+	// server (NodeIP) for every pod: that one address is not proxied.
+	noProxy := ""
+	if c.cfg.Calico {
+		noProxy = NodeIP
+	}
+	if err := c.start("containerd", "containerd", []string{"HTTPS_PROXY=" + NoRegistryProxy, "HTTP_PROXY=" + NoRegistryProxy, "NO_PROXY=" + noProxy, "no_proxy=" + noProxy},
 		"--config", c.nodePath("containerd.toml"), "--log-level", "warn"); err != nil {
 		return err
 	}

@@ -316,13 +316,26 @@ func removeCgroups() []error {
 	return errs
 }
 
-var chainRef = regexp.MustCompile(`(^|\s)-[jg]\s+(KUBE-|CNI-|` + firewallName + `)`)
+var chainRef = regexp.MustCompile(`(^|\s)-[jg]\s+(KUBE-|CNI-|cali-|` + firewallName + `)`)
 
+// isOurChain: the kubelet's, kube-proxy's, kube-router's and CNI's chains,
+// Felix's (cali-*) and the node's firewall.
 func isOurChain(name string) bool {
-	return strings.HasPrefix(name, "KUBE-") || strings.HasPrefix(name, "CNI-") || name == firewallName
+	return strings.HasPrefix(name, "KUBE-") || strings.HasPrefix(name, "CNI-") || strings.HasPrefix(name, "cali-") || name == firewallName
 }
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw"}
+
+// felixRule matches a rule Felix wrote into a built-in chain without a
+// jump to a chain of its own (it tags every rule with a cali: comment).
+var felixRule = regexp.MustCompile(`--comment "?cali:`)
+
+// isOurRule tells whether an iptables-save rule line belongs to the node:
+// in one of its chains, jumping to one, or written by Felix.
+func isOurRule(line string) bool {
+	f := strings.Fields(line)
+	return len(f) > 1 && f[0] == "-A" && (isOurChain(f[1]) || chainRef.MatchString(line) || felixRule.MatchString(line))
+}
 
 // ourChains lists the node's chains (KUBE-*, CNI-*, DRILLBOT-NODE) present
 // in any table of either family, as family/table/chain.
@@ -339,6 +352,8 @@ func ourChains() []string {
 					if name := strings.Fields(line[1:])[0]; isOurChain(name) {
 						out = append(out, family+"/"+table+"/"+name)
 					}
+				} else if isOurRule(line) && felixRule.MatchString(line) {
+					out = append(out, family+"/"+table+"/"+line)
 				}
 			}
 		}
@@ -363,7 +378,7 @@ func removeChains(ctx context.Context, family string) error {
 			switch {
 			case strings.HasPrefix(line, ":") && len(f) > 0 && isOurChain(f[0][1:]),
 				strings.HasPrefix(line, "-A ") && len(f) > 1 && isOurChain(f[1]),
-				strings.HasPrefix(line, "-A ") && chainRef.MatchString(line):
+				isOurRule(line):
 				changed = true
 			default:
 				kept = append(kept, line)

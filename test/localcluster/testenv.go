@@ -38,6 +38,12 @@ func RunNodeAgentTests(m *testing.M, c **Cluster) int {
 	return runTests(m, c, Config{RealNode: true, NodeAgent: true})
 }
 
+// RunCalicoTests is RunRealNodeTests with Calico enforcing NetworkPolicy
+// on the real node (calico.go) instead of kube-router.
+func RunCalicoTests(m *testing.M, c **Cluster) int {
+	return runTests(m, c, Config{RealNode: true, Calico: true})
+}
+
 func runTests(m *testing.M, c **Cluster, cfg Config) int {
 	bins, err := BinsFromEnv()
 	if err != nil {

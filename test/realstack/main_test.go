@@ -14,7 +14,15 @@ import (
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) { os.Exit(localcluster.RunRealNodeTests(m, &cluster)) }
+// TestMain starts the real node with kube-router enforcing NetworkPolicy,
+// or with Calico when DRILLBOT_ENFORCER=calico (make test runs the network
+// drills' tests a second time that way).
+func TestMain(m *testing.M) {
+	if os.Getenv("DRILLBOT_ENFORCER") == "calico" {
+		os.Exit(localcluster.RunCalicoTests(m, &cluster))
+	}
+	os.Exit(localcluster.RunRealNodeTests(m, &cluster))
+}
 
 func namespace(name string, labels map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
