@@ -271,15 +271,16 @@ images:
 
 # The real node's runtime, from Debian: containerd, runc, the CNI plugins,
 # iptables and conntrack. Installed when missing (needs root and apt).
-# chromium: the HTML report's test loads the page in a real headless browser.
-NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack ipset chromium
+# chromium: the HTML report's test loads the page in a real headless browser;
+# curl: test/realcalico probes from inside pods.
+NODE_TOOLS := containerd containerd-shim-runc-v2 ctr runc iptables ip6tables conntrack ipset chromium curl
 node-deps:
 	@missing=""; for t in $(NODE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	for p in bridge host-local loopback portmap; do test -x /usr/lib/cni/$$p || missing="$$missing cni/$$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing the real node's runtime (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    containerd runc containernetworking-plugins iptables conntrack ipset chromium >/dev/null; \
+	    containerd runc containernetworking-plugins iptables conntrack ipset chromium curl >/dev/null; \
 	fi
 
 # Unit and integration tests. Integration tests start their own local cluster
@@ -311,7 +312,8 @@ test-unit:
 # NODE=real (default): one real node (kubelet, containerd, kube-proxy; needs
 # root); NODE=kwok: fake nodes only, pods never run.
 NODE ?= real
-cluster-up: announce $(CLUSTER_BINS) images calico-images node-deps
+# CLUSTER_UP_ARGS=-calico: Calico enforces NetworkPolicy instead of kube-router.
+cluster-up: announce $(CLUSTER_BINS) images $(if $(findstring -calico,$(CLUSTER_UP_ARGS)),calico-images) node-deps
 	$(GO) run ./hack/localcluster up -node $(NODE) $(CLUSTER_UP_ARGS) $(CLUSTER_DIR)
 
 cluster-down:

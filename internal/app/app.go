@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -55,6 +56,9 @@ type Options struct {
 	StopWhen  []alerts.Matchers
 	Freeze    engine.Freezer
 	AlertPoll time.Duration
+	// Dial opens drillbot's own connections to workloads (nil: a
+	// net.Dialer's); tests dial from inside a pod's network.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// AlertScope is this cluster's identity on the alerts (zero: none).
 	AlertScope alerts.Scope
 	// KeepUnarchived keeps runs the archive has not taken from pruning.
@@ -120,7 +124,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (*App, error) {
 	if o.VeleroNamespace == "" {
 		o.VeleroNamespace = "velero"
 	}
-	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace, o.VeleroNamespace}})
+	kinds := scenarios.Registry(scenarios.Deps{Clients: clients, Clock: clock.RealClock{}, Logger: o.Logger, Protected: []string{o.Namespace, o.VeleroNamespace}, Dial: o.Dial})
 	store := &engine.KubeStore{Client: clients.Dynamic, Namespace: o.Namespace}
 	sw := halt.Switch{Kube: clients.Kube, Namespace: o.Namespace}
 	e := engine.New(engine.Config{Store: store, Kinds: kinds, Logger: o.Logger, Holder: o.Holder, Observers: observers, Gate: sw,

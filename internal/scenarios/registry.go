@@ -3,7 +3,9 @@
 package scenarios
 
 import (
+	"context"
 	"log/slog"
+	"net"
 
 	"k8s.io/utils/clock"
 
@@ -30,6 +32,10 @@ type Deps struct {
 	// Protected namespaces are never targets, whatever their labels
 	// (drillbot's own namespace among them).
 	Protected []string
+	// Dial opens drillbot's own connections to workloads (pod-kill's
+	// NetworkPolicy check); nil is a net.Dialer's. Tests give one that
+	// dials from inside a pod's network, where drillbot runs in a cluster.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Registry returns every scenario kind. With nil Clients the kinds can only
@@ -52,7 +58,7 @@ func Registry(d Deps) engine.Registry {
 		ap = admissionprobe.Deps{Kube: d.Clients.Kube, Protected: d.Protected}
 		be = blockegress.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Protected: d.Protected}
 		cc = corruptconfig.Deps{Kube: d.Clients.Kube, Logger: d.Logger, Protected: d.Protected}
-		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
+		pk = podkill.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected, Dial: d.Dial}
 		nr = namespacerestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,
 			Discovery: d.Clients.Discovery, Clock: d.Clock, Logger: d.Logger, Protected: d.Protected}
 		fr = failoverrestore.Deps{Kube: d.Clients.Kube, Dynamic: d.Clients.Dynamic, Metadata: d.Clients.Metadata,

@@ -105,19 +105,23 @@ type outage struct {
 }
 
 // TestKillCalicoNode runs the shipped kill-calico-node drill against the
-// real calico-node and watches the outage from inside a pod: a policy that
-// existed before the kill must hold throughout (Felix's rules stay in the
-// kernel while it is down), and a policy made while calico-node is down is
-// enforced only by its replacement.
+// real calico-node, drillbot connecting to the drill's canary from inside a
+// pod as it would from its own, and watches the outage from inside a pod:
+// a policy that existed before the kill must hold throughout (Felix's
+// rules stay in the kernel while it is down), and a policy made while
+// calico-node is down is enforced only by its replacement. The drill's own
+// check must say the same: its policy enforced, after it was made.
 func TestKillCalicoNode(t *testing.T) {
+	localcluster.Require(t, cluster)
 	ctx := context.Background()
 	// calico-system opted in, as the drill's comment asks.
 	patch := `{"metadata":{"labels":{"` + v1alpha1.LabelAllowDisaster + `":"true"}}}`
 	if _, err := cluster.Kube.CoreV1().Namespaces().Patch(ctx, localcluster.CalicoNamespace, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ns := "calico-canary"
-	testharness.Namespace(t, cluster, ns, nil)
+	ns := "drillbot-canary" // the shipped drill's canary namespace
+	testharness.Namespace(t, cluster, ns, map[string]string{v1alpha1.LabelAllowDisaster: "true"})
+	pod(t, ns, "policy-canary")
 	webIP, _ := pod(t, ns, "web")
 	guardedIP, _ := pod(t, ns, "guarded")
 	_, client := pod(t, ns, "client")
@@ -180,6 +184,7 @@ func TestKillCalicoNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := testharness.New(t, cluster)
+	h.Dial = localcluster.DialFrom(client)
 	run := h.Run(h.Drill(string(doc)))
 	close(done)
 	wg.Wait()
@@ -200,4 +205,15 @@ func TestKillCalicoNode(t *testing.T) {
 		t.Fatalf("the policy made during the outage was never enforced (%s) or calico-node never Ready again (%s)", o.enforced, o.calicoReady)
 	}
 	t.Logf("findings: %s", strings.Join(st.Findings, "; "))
+	if m := testharness.Milestones(st); !strings.Contains(m, "policy-enforced") {
+		t.Errorf("milestones %s: recovery did not wait for the policy made during the outage", m)
+	}
+	if !slices.ContainsFunc(st.Findings, func(f string) bool {
+		return strings.HasPrefix(f, "a NetworkPolicy made right after the kill was enforced ")
+	}) {
+		t.Errorf("no finding on the policy made during the outage: %q", st.Findings)
+	}
+	if _, err := cluster.Kube.NetworkingV1().NetworkPolicies(ns).Get(ctx, "drillbot-policy-check", metav1.GetOptions{}); err == nil {
+		t.Error("the drill left its NetworkPolicy")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,10 @@ type Harness struct {
 	// conditions (the local cluster's Alertmanager), every AlertPoll.
 	Alerts    engine.AlertSource
 	AlertPoll time.Duration
+	// Dial, when set, opens drillbot's own connections to workloads (from
+	// inside a pod's network: localcluster.DialFrom), as drillbot's pod
+	// would in a cluster.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // New builds a harness on cluster with the production wiring (app.New);
@@ -95,7 +100,7 @@ func (h *Harness) Run(def drill.Definition) *v1alpha1.DrillRun {
 	defer cancel()
 	cfg := h.leastPrivilege(ctx, def)
 	a, err := app.New(ctx, h.Writes.Config(cfg), app.Options{Namespace: RunNamespace, Logger: h.log, Holder: h.T.Name(),
-		Alerts: h.Alerts, AlertPoll: h.AlertPoll})
+		Alerts: h.Alerts, AlertPoll: h.AlertPoll, Dial: h.Dial})
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -35,6 +36,15 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 	}
 	if r := p.RequiredObjects; r != nil {
 		g = append(g, engine.Allow(r.Namespace, r.Group, []string{r.Resource}, []string{"list"}))
+	}
+	if c := p.NetworkPolicy; c != nil {
+		// The canary's namespace is opted in; the check makes, reads and
+		// deletes its own policy by name and lists the canary pods.
+		g = append(g,
+			engine.Allow("", "", []string{"namespaces"}, []string{"get"}, c.Namespace),
+			engine.Allow(c.Namespace, "networking.k8s.io", []string{"networkpolicies"}, []string{"create"}),
+			engine.Allow(c.Namespace, "networking.k8s.io", []string{"networkpolicies"}, []string{"get", "delete"}, CheckPolicyName),
+			engine.Allow(c.Namespace, "", []string{"pods"}, []string{"list"}))
 	}
 	return g
 }
@@ -78,13 +88,29 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 		c = append(c, pre.Call("list", r.Group, r.Resource, r.Namespace, "", "the required objects exist and are Ready"))
 		required = append(required, ver.Call("list", r.Group, r.Resource, r.Namespace, "", "the required objects still exist and are Ready"))
 	}
-	c = append(c,
-		inj.Call("list", "", "pods", ns, "", "the pods to kill (those already terminating are left alone)"),
-		inj.Call("delete", "", "pods", ns, "", "THE FAULT: delete each selected pod"))
+	var check, checkAfter, checkVerify, checkRevert []engine.Call
+	if pc := p.NetworkPolicy; pc != nil {
+		cn := pc.Namespace
+		c = append(c, namespacerestore.OptInCall(pre, cn),
+			pre.Call("get", "networking.k8s.io", "networkpolicies", cn, CheckPolicyName, "no policy of the check's name is left from an earlier run"),
+			pre.Call("list", "", "pods", cn, "", "the canary pods, Ready, with their addresses (drillbot connects to each)"))
+		check = append([]engine.Call{inj.Call("create", "networking.k8s.io", "networkpolicies", cn, "", "rehearsal before the kill: deny all ingress to the canary; drillbot's connections must stop")},
+			blockegress.UnblockCalls(inj, cn, CheckPolicyName)...)
+		checkAfter = []engine.Call{inj.Call("create", "networking.k8s.io", "networkpolicies", cn, "", "the policy change made during the outage (the same policy, right after the kill)")}
+		checkVerify = append([]engine.Call{rec.Call("list", "", "pods", cn, "", "the canary pods are the ones seen before when the policy is enforced")},
+			blockegress.UnblockCalls(ver, cn, CheckPolicyName)...)
+		checkRevert = blockegress.UnblockCalls(rev, cn, CheckPolicyName)
+	}
+	c = append(c, inj.Call("list", "", "pods", ns, "", "the pods to kill (those already terminating are left alone)"))
+	c = append(c, check...)
+	c = append(c, inj.Call("delete", "", "pods", ns, "", "THE FAULT: delete each selected pod"))
+	c = append(c, checkAfter...)
 	c = append(c, probing...)
 	c = append(c, rec.Reads("", "pods", ns, "wait until as many replacements are Ready")...)
 	c = append(c, namespacerestore.WorkloadCalls(rec, ns, true)...)
 	c = append(c, required...)
+	c = append(c, checkVerify...)
+	c = append(c, checkRevert...)
 	return append(c, rev.Reads("", "pods", ns, "the undo: wait until the killed pods are replaced")...)
 }
 
@@ -96,6 +122,10 @@ func (s *scenario) Preview() []string {
 	}
 	if s.webhooks != nil {
 		out = append(out, fmt.Sprintf("%d webhook configurations watched (%s)", len(s.webhooks.before), s.params.Admission.WebhookConfigurations))
+	}
+	if s.check != nil {
+		out = append(out, fmt.Sprintf("NetworkPolicy %s made in %s before the kill (rehearsal, then removed) and right after it; drillbot connects to %d canary pods on port %d until it is enforced",
+			CheckPolicyName, s.check.p.Namespace, len(s.check.canary), s.check.p.Port))
 	}
 	if len(s.required) > 0 {
 		out = append(out, fmt.Sprintf("required %s: %s", s.params.RequiredObjects.Resource, strings.Join(s.required, ", ")))

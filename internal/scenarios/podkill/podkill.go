@@ -4,17 +4,25 @@
 // admission to enforce again, and while it is down the scenario probes it:
 // an unsigned image admitted is a fail-open window, every pod refused is a
 // fail-closed window. Required objects (e.g. Kyverno ClusterPolicies) must
-// still be there and Ready afterwards.
+// still be there and Ready afterwards. With a NetworkPolicy check
+// (kill-calico-node), recovery also needs a policy made right after the
+// kill to be enforced on drillbot's own connections to canary pods.
 //
 // What a PASS rests on, rule by rule of EVIDENCE.md:
 //
 //  1. Positive evidence: at least one controlled pod was selected and
 //     deleted (else refused), and as many Ready replacements, none of them
 //     a killed pod, were seen; with admission, the probe was denied for the
-//     drill's own reason before the kill (else refused) and again after it.
+//     drill's own reason before the kill (else refused) and again after it;
+//     with a NetworkPolicy check, the policy was seen to stop drillbot's
+//     connections and its removal to let them through before the kill
+//     (else INCONCLUSIVE, nothing killed), and the policy made after the
+//     kill stopped them in a whole round begun after the replacements were
+//     Ready, every round since, and at verification.
 //  2. This run: replacements are pods other than the killed ones; an
 //     admission denial counts as recovery only once every killed pod is
-//     gone; a pod already terminating is never counted as killed.
+//     gone; a pod already terminating is never counted as killed; the
+//     policy carries the run's label and must not exist before the run.
 //  3. What happened: pods' Ready conditions and admission's own answers to
 //     server-side dry runs, not the Deployment's desired state.
 //  4. One clock: the engine's stamps; probe windows on drillbot's clock.
@@ -24,7 +32,9 @@
 //     the drill's names.
 //  7. Nothing unrecoverable: a pod without a controller is refused.
 //  8. Same on both sides: the same probe, the same expected reason, before
-//     and after.
+//     and after; the same canary pods (UIDs, Ready) from preflight to
+//     verification, and a canary still silent once the policy is lifted
+//     makes the run INCONCLUSIVE (its silence was not the policy's).
 //  9. Visible safeguards: fail-open and fail-closed windows are failures or
 //     findings with their counts and spans.
 package podkill
@@ -34,6 +44,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +64,7 @@ import (
 	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 	"github.com/drillbot-io/drillbot/internal/scenarios/admissionprobe"
+	"github.com/drillbot-io/drillbot/internal/scenarios/blockegress"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -72,6 +84,9 @@ type Params struct {
 	RequiredObjects *RequiredObjects `json:"requiredObjects,omitempty"`
 	// FailOpenIsFailure makes a fail-open window a FAIL (default true).
 	FailOpenIsFailure *bool `json:"failOpenIsFailure,omitempty"`
+	// NetworkPolicy, when set, makes recovery include a policy change made
+	// during the outage being enforced (kill-calico-node): see policy.go.
+	NetworkPolicy *PolicyCheck `json:"networkPolicy,omitempty"`
 }
 
 // Admission is the admission check of a pod-kill drill.
@@ -111,6 +126,9 @@ type Deps struct {
 	Clock     clock.PassiveClock
 	Logger    *slog.Logger
 	Protected []string
+	// Dial opens drillbot's own connections to a NetworkPolicy check's
+	// canary pods (default: a net.Dialer's).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Kind is the pod-kill scenario kind.
@@ -144,6 +162,20 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 			}
 		}
 	}
+	if c := p.NetworkPolicy; c != nil {
+		np := path.Child("networkPolicy")
+		if c.Namespace == "" {
+			errs = append(errs, field.Required(np.Child("namespace"), "the canary pods' namespace"))
+		}
+		if len(c.Selector) == 0 {
+			errs = append(errs, field.Required(np.Child("selector"), "a label selector of the canary pods"))
+		} else if _, err := labels.ValidatedSelectorFromSet(c.Selector); err != nil {
+			errs = append(errs, field.Invalid(np.Child("selector"), c.Selector, err.Error()))
+		}
+		if c.Port < 1 || c.Port > 65535 {
+			errs = append(errs, field.Invalid(np.Child("port"), c.Port, "the TCP port the canary pods listen on (1-65535)"))
+		}
+	}
 	if r := p.RequiredObjects; r != nil && (r.Version == "" || r.Resource == "") {
 		errs = append(errs, field.Required(path.Child("requiredObjects"), "version and resource are required"))
 	}
@@ -163,9 +195,15 @@ func (k Kind) New(def drill.Definition, runName string) (engine.Scenario, error)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Dial == nil {
+		d.Dial = (&net.Dialer{}).DialContext
+	}
 	s := &scenario{deps: d, params: p, ns: def.Spec.Target.Namespace, run: runName,
 		selector: labels.SelectorFromSet(def.Spec.Target.Selector).String(),
 		log:      d.Logger.With("scenario", Name, "namespace", def.Spec.Target.Namespace, "run", runName)}
+	if c := p.NetworkPolicy; c != nil {
+		s.check = &policyCheck{p: *c, window: policyWindow}
+	}
 	if a := p.Admission; a != nil {
 		s.probeNS, s.interval = a.Namespace, 2*time.Second
 		if s.probeNS == "" {
@@ -195,6 +233,8 @@ type scenario struct {
 	killedAt time.Time
 	stop     context.CancelFunc
 	enforced chan struct{}
+	check    *policyCheck // nil unless params.networkPolicy
+	ready    time.Time    // when the killed pods' replacements were Ready
 }
 
 // Undo is the journal data of a pod kill: controllers recreate the pods, so
@@ -264,6 +304,9 @@ func (s *scenario) Preflight(ctx context.Context) error {
 		}
 		s.required = names
 	}
+	if s.check != nil {
+		return s.preflightPolicy(ctx)
+	}
 	return nil
 }
 
@@ -301,6 +344,11 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	if len(leaving) > 0 {
 		s.log.Info("pods already terminating are left alone", "pods", leaving)
 	}
+	if s.check != nil {
+		if err := s.rehearsePolicy(ctx, j); err != nil {
+			return err
+		}
+	}
 	if err := j.Record(ctx, "delete-pods", fmt.Sprintf("delete %d pods %s in %s; undo: their controllers recreate them", len(s.killed), s.selector, s.ns),
 		Undo{Namespace: s.ns, Selector: s.selector, Pods: s.killed}); err != nil {
 		return err
@@ -320,6 +368,9 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 		}
 	}
 	s.log.Info("pods deleted", "pods", s.killed)
+	if s.check != nil {
+		return s.policyDuringOutage(ctx)
+	}
 	return nil
 }
 
@@ -328,6 +379,7 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 	if err := waitReplaced(ctx, s.deps.Kube, s.ns, s.selector, s.killed); err != nil {
 		return err
 	}
+	s.ready = s.deps.Clock.Now()
 	m.Mark("pods-ready")
 	if err := namespacerestore.WaitWorkloadsReady(ctx, s.deps.Kube, s.ns); err != nil {
 		return err
@@ -340,6 +392,12 @@ func (s *scenario) Recover(ctx context.Context, m engine.Milestones) error {
 			return fmt.Errorf("admission not enforcing again: %w", context.Cause(ctx))
 		}
 		m.Mark("admission-enforcing")
+	}
+	if s.check != nil {
+		if err := s.waitPolicyEnforced(ctx); err != nil {
+			return err
+		}
+		m.Mark("policy-enforced")
 	}
 	return nil
 }
@@ -392,6 +450,12 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 			v.Failures = append(v.Failures, "after recovery: "+strings.Join(problems, ", "))
 		}
 	}
+	if s.check != nil {
+		s.stopPolicyWatch()
+		if err := s.verifyPolicy(ctx, &v); err != nil {
+			return v, err
+		}
+	}
 	return v, nil
 }
 
@@ -400,6 +464,10 @@ func (s *scenario) Verify(ctx context.Context) (engine.Verification, error) {
 func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	if s.stop != nil {
 		s.stop()
+	}
+	s.stopPolicyWatch()
+	if e.Action == "policy-check" {
+		return blockegress.RevertPolicy(ctx, s.deps.Kube, e)
 	}
 	var u Undo
 	if err := json.Unmarshal(e.Undo, &u); err != nil {
