@@ -555,6 +555,15 @@ func (rs *runState) phase(ctx context.Context, p v1alpha1.Phase, timeout time.Du
 
 // Record implements Journal.
 func (rs *runState) Record(ctx context.Context, action, description string, undo any) error {
+	return rs.record(ctx, action, description, undo, true)
+}
+
+// RecordRehearsal implements Rehearsals.
+func (rs *runState) RecordRehearsal(ctx context.Context, action, description string, undo any) error {
+	return rs.record(ctx, action, description, undo, false)
+}
+
+func (rs *runState) record(ctx context.Context, action, description string, undo any, disaster bool) error {
 	if err := rs.e.checkGate(ctx); err != nil {
 		return fmt.Errorf("journal %s: fault not injected: %w", action, err)
 	}
@@ -582,7 +591,7 @@ func (rs *runState) Record(ctx context.Context, action, description string, undo
 		return fmt.Errorf("journal %s: not durable, fault not injected: %w", action, err)
 	}
 	rs.mu.Lock()
-	if rs.run.Status.DisasterAt == nil {
+	if disaster && rs.run.Status.DisasterAt == nil {
 		rs.run.Status.DisasterAt = rs.stamp()
 	}
 	rs.mu.Unlock()

@@ -173,6 +173,27 @@ func TestRunVerdicts(t *testing.T) {
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s", wantRPO: "10m0s",
 		},
 		{
+			// A rehearsal before the fault (pod-kill's NetworkPolicy check)
+			// is journaled but is not the disaster: the RTO starts at the
+			// fault's own entry.
+			name: "a rehearsal's journal entry does not start the RTO", rto: 5 * time.Minute,
+			setup: func(s *script) {
+				s.inject = func(ctx context.Context, j engine.Journal) error {
+					if err := engine.RecordRehearsal(ctx, j, "rehearse", "d", map[string]string{}); err != nil {
+						return err
+					}
+					s.clk.Step(45 * time.Second)
+					if err := j.Record(ctx, "break", "d", map[string]string{}); err != nil {
+						return err
+					}
+					s.call("mutate")
+					return nil
+				}
+			},
+			wantVerdict: v1alpha1.VerdictPass, wantReason: []string{"RTO 1m30s within 5m0s"},
+			wantCalls: "preflight inject mutate recover verify revert revert", wantRTO: "1m30s",
+		},
+		{
 			name: "rto over target fails", rto: time.Minute,
 			wantVerdict: v1alpha1.VerdictFail, wantReason: []string{"RTO 1m30s exceeds target 1m0s"},
 			wantCalls: "preflight inject mutate recover verify revert", wantRTO: "1m30s",

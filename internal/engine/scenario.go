@@ -44,6 +44,24 @@ type Journal interface {
 	Record(ctx context.Context, action, description string, undo any) error
 }
 
+// Rehearsals is implemented by the engine's journal: an undo recorded for
+// a rehearsal before the fault (a check that the run can measure anything,
+// made and removed before the first fault) is as durable as any other, but
+// does not mark the disaster's start, so the RTO and alert deadlines are
+// not charged with it.
+type Rehearsals interface {
+	RecordRehearsal(ctx context.Context, action, description string, undo any) error
+}
+
+// RecordRehearsal records through j's RecordRehearsal when it has one, and
+// Record otherwise.
+func RecordRehearsal(ctx context.Context, j Journal, action, description string, undo any) error {
+	if r, ok := j.(Rehearsals); ok {
+		return r.RecordRehearsal(ctx, action, description, undo)
+	}
+	return j.Record(ctx, action, description, undo)
+}
+
 // Milestones takes named moments of recovery; the engine stamps the time.
 type Milestones interface {
 	Mark(name string)

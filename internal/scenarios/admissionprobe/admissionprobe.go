@@ -159,13 +159,17 @@ func Classify(err error) Result {
 		return Result{Outcome: Admitted}
 	}
 	msg := err.Error()
+	denial := (apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) && admissionDenied(msg)
 	switch {
+	// A webhook's denial is its answer, whatever its reason quotes: a
+	// policy whose own call timed out (Kyverno's apiCall to a log that
+	// drops packets) says "context deadline exceeded" in its message.
+	case denial && !strings.Contains(msg, "failed calling webhook"):
+		return Result{Outcome: Denied, Message: msg}
 	case strings.Contains(msg, "failed calling webhook"), strings.Contains(msg, "context deadline exceeded"),
 		errors.Is(err, context.DeadlineExceeded), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err),
 		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err):
 		return Result{Outcome: Unanswered, Message: msg}
-	case (apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) && admissionDenied(msg):
-		return Result{Outcome: Denied, Message: msg}
 	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 		return Result{Outcome: Refused, Message: msg}
 	}

@@ -24,6 +24,10 @@ func TestClassify(t *testing.T) {
 	}{
 		{"admitted", nil, Admitted},
 		{"webhook denial", apierrors.NewForbidden(pods, "p", errors.New(`admission webhook "verify.kyverno.io" denied the request: image signature missing`)), Denied},
+		// Seen under Calico (TestRekorOutage): Kyverno's policy denied the
+		// pod because its own call to the log timed out; once classified
+		// unanswered, which made the drill INCONCLUSIVE.
+		{"webhook denial quoting a timeout of its own call", apierrors.NewForbidden(pods, "p", errors.New(`admission webhook "validate.kyverno.svc-fail" denied the request: failed to fetch data for APICall: failed to execute HTTP request for APICall tlog: Get "http://10.244.1.1:35779/api/v1/log": context deadline exceeded`)), Denied},
 		{"pod security", apierrors.NewForbidden(pods, "p", errors.New(`violates PodSecurity "restricted:latest": privileged`)), Denied},
 		{"validating admission policy", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", field.ErrorList{field.Invalid(field.NewPath(""), "p",
 			"ValidatingAdmissionPolicy 'no-latest' with binding 'no-latest' denied request: tag latest")}), Denied},

@@ -96,8 +96,10 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 			pre.Call("list", "", "pods", cn, "", "the canary pods, Ready, with their addresses (drillbot connects to each)"))
 		check = append([]engine.Call{inj.Call("create", "networking.k8s.io", "networkpolicies", cn, "", "rehearsal before the kill: deny all ingress to the canary; drillbot's connections must stop")},
 			blockegress.UnblockCalls(inj, cn, CheckPolicyName)...)
+		check = append(check, inj.Call("list", "", "pods", ns, "", "the pods to kill, again after the rehearsal"))
 		checkAfter = []engine.Call{inj.Call("create", "networking.k8s.io", "networkpolicies", cn, "", "the policy change made during the outage (the same policy, right after the kill)")}
-		checkVerify = append([]engine.Call{rec.Call("list", "", "pods", cn, "", "the canary pods are the ones seen before when the policy is enforced")},
+		checkVerify = append([]engine.Call{rec.Call("list", "", "pods", cn, "", "the canary pods are the ones seen before when the policy is enforced"),
+			ver.Call("list", "", "pods", cn, "", "the canary pods are still the ones seen before")},
 			blockegress.UnblockCalls(ver, cn, CheckPolicyName)...)
 		checkRevert = blockegress.UnblockCalls(rev, cn, CheckPolicyName)
 	}

@@ -322,6 +322,60 @@ func controlled(p *corev1.Pod) bool {
 // Inject implements engine.Scenario: record, then delete the pods, then
 // start probing admission.
 func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
+	if err := s.listVictims(ctx); err != nil {
+		return err
+	}
+	if s.check != nil {
+		if err := s.rehearsePolicy(ctx, j); err != nil {
+			return err
+		}
+		// The rehearsal took seconds: the pods to kill are the ones live
+		// now (a rollout may have replaced or started deleting some).
+		if err := s.listVictims(ctx); err != nil {
+			if engine.IsRefused(err) {
+				return engine.Unknown(fmt.Errorf("after the rehearsal: %w", err))
+			}
+			return err
+		}
+	}
+	if err := j.Record(ctx, "delete-pods", fmt.Sprintf("delete %d pods %s in %s; undo: their controllers recreate them", len(s.killed), s.selector, s.ns),
+		Undo{Namespace: s.ns, Selector: s.selector, Pods: s.killed}); err != nil {
+		return err
+	}
+	if s.params.Admission != nil {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop, s.enforced = cancel, make(chan struct{})
+		go s.probeLoop(pctx)
+	}
+	if s.webhooks != nil {
+		s.killedAt = s.deps.Clock.Now()
+	}
+	var killed []string
+	for _, name := range s.killed {
+		err := s.deps.Kube.CoreV1().Pods(s.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: s.params.GracePeriodSeconds})
+		if apierrors.IsNotFound(err) {
+			continue // gone already: not killed by this run
+		}
+		if err != nil {
+			return fmt.Errorf("delete pod %s: %w", name, err)
+		}
+		killed = append(killed, name)
+	}
+	if len(killed) == 0 {
+		return engine.Unknown(fmt.Errorf("every pod to kill (%s) was gone before its delete: this run killed nothing", strings.Join(s.killed, ", ")))
+	}
+	s.killed = killed
+	s.log.Info("pods deleted", "pods", s.killed)
+	if s.check != nil {
+		return s.policyDuringOutage(ctx)
+	}
+	return nil
+}
+
+// listVictims lists the live pods to kill into s.killed; with none (all
+// terminating) the drill refuses.
+func (s *scenario) listVictims(ctx context.Context) error {
+	s.killed = nil
 	pods, err := s.deps.Kube.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: s.selector})
 	if err != nil {
 		return fmt.Errorf("list pods: %w", err)
@@ -343,33 +397,6 @@ func (s *scenario) Inject(ctx context.Context, j engine.Journal) error {
 	}
 	if len(leaving) > 0 {
 		s.log.Info("pods already terminating are left alone", "pods", leaving)
-	}
-	if s.check != nil {
-		if err := s.rehearsePolicy(ctx, j); err != nil {
-			return err
-		}
-	}
-	if err := j.Record(ctx, "delete-pods", fmt.Sprintf("delete %d pods %s in %s; undo: their controllers recreate them", len(s.killed), s.selector, s.ns),
-		Undo{Namespace: s.ns, Selector: s.selector, Pods: s.killed}); err != nil {
-		return err
-	}
-	if s.params.Admission != nil {
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		s.stop, s.enforced = cancel, make(chan struct{})
-		go s.probeLoop(pctx)
-	}
-	if s.webhooks != nil {
-		s.killedAt = s.deps.Clock.Now()
-	}
-	for _, name := range s.killed {
-		err := s.deps.Kube.CoreV1().Pods(s.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: s.params.GracePeriodSeconds})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete pod %s: %w", name, err)
-		}
-	}
-	s.log.Info("pods deleted", "pods", s.killed)
-	if s.check != nil {
-		return s.policyDuringOutage(ctx)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -92,44 +93,77 @@ type policyCheck struct {
 	// stretch's newest round, accepted how many accepted in the newest
 	// round, and broken the first time a canary accepted after a stretch
 	// Recover had counted on.
-	since, last time.Time
-	accepted    int
-	counted     time.Time // the stretch Recover ended on (its since)
-	broken      string
+	since, last, lastEnd time.Time
+	newest               round
+	counted              time.Time // when Recover counted the policy enforced
+	enforcedAt           time.Time // the enforcement time the finding reports
+	silentFrom           time.Time // when the stretch Recover counted began
+	broken               string
 }
 
-func (s *scenario) dial(ctx context.Context, addr string) bool {
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+// probe is one connection's outcome.
+type probe int
+
+const (
+	accepted probe = iota
+	// refused: rejected (RST, ICMP unreachable: kube-router) or dropped
+	// until the attempt's own timeout (Calico), what a policy does.
+	refused
+	// failed: any other error (no route, the dialer itself, the round
+	// cut short): not the policy's answer.
+	failed
+)
+
+func (s *scenario) dial(ctx context.Context, addr string) probe {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, err := s.deps.Dial(ctx, "tcp", addr)
-	if err != nil {
-		return false
+	c, err := s.deps.Dial(dctx, "tcp", addr)
+	if err == nil {
+		_ = c.Close()
+		return accepted
 	}
-	_ = c.Close()
-	return true
+	var ne net.Error
+	switch {
+	case ctx.Err() != nil:
+		return failed // cut short: no answer
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return refused
+	}
+	return failed
+}
+
+// round is one connection to every canary.
+type round struct{ accepted, refused, failed int }
+
+func (s *scenario) probeRound(ctx context.Context) round {
+	var r round
+	for _, c := range s.check.canary {
+		switch s.dial(ctx, c.addr) {
+		case accepted:
+			r.accepted++
+		case refused:
+			r.refused++
+		default:
+			r.failed++
+		}
+	}
+	return r
 }
 
 // reachable counts the canary pods that accept a connection.
-func (s *scenario) reachable(ctx context.Context) int {
-	n := 0
-	for _, c := range s.check.canary {
-		if s.dial(ctx, c.addr) {
-			n++
-		}
-	}
-	return n
-}
+func (s *scenario) reachable(ctx context.Context) int { return s.probeRound(ctx).accepted }
 
 // waitReachable waits until every canary accepts (want) or none does.
 func (s *scenario) waitReachable(ctx context.Context, want bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.check.window)
 	defer cancel()
 	for {
-		n := s.reachable(ctx)
+		r := s.probeRound(ctx)
 		if ctx.Err() != nil {
 			return false // a round cut short is no evidence either way
 		}
-		if (want && n == len(s.check.canary)) || (!want && n == 0) {
+		if (want && r.accepted == len(s.check.canary)) || (!want && r.refused == len(s.check.canary)) {
 			return true
 		}
 		select {
@@ -180,7 +214,7 @@ func (s *scenario) preflightPolicy(ctx context.Context) error {
 	}
 	s.check.canary = pods
 	if n := s.reachable(ctx); n != len(pods) {
-		return engine.Refuse("%d of %d canary pods in %s accept drillbot's connections on port %d before the drill: nothing to measure", n, len(pods), c.Namespace, c.Port)
+		return engine.Refuse("%d of %d canary pods in %s accept drillbot's connections on port %d before the drill: nothing to measure (with the chart's networkPolicy.enabled, allow drillbot's egress to them in networkPolicy.egress.extra)", n, len(pods), c.Namespace, c.Port)
 	}
 	return nil
 }
@@ -195,7 +229,11 @@ func (s *scenario) checkPolicy() *networkingv1.NetworkPolicy {
 }
 
 func (s *scenario) makePolicy(ctx context.Context) error {
-	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.check.p.Namespace).Create(ctx, s.checkPolicy(), metav1.CreateOptions{}); err != nil {
+	if _, err := s.deps.Kube.NetworkingV1().NetworkPolicies(s.check.p.Namespace).Create(ctx, s.checkPolicy(), metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		// Another run's check on the same canary (the one-run lock is the
+		// target's): this run cannot tell its policy's effect.
+		return engine.Unknown(fmt.Errorf("NetworkPolicy %s/%s already exists, another run's: %w", s.check.p.Namespace, CheckPolicyName, err))
+	} else if err != nil {
 		return fmt.Errorf("create NetworkPolicy %s/%s: %w", s.check.p.Namespace, CheckPolicyName, err)
 	}
 	return nil
@@ -207,7 +245,7 @@ func (s *scenario) makePolicy(ctx context.Context) error {
 // cannot measure the enforcer, and nothing is killed.
 func (s *scenario) rehearsePolicy(ctx context.Context, j engine.Journal) error {
 	c := s.check.p
-	if err := j.Record(ctx, "policy-check", fmt.Sprintf("NetworkPolicy %s/%s denies all ingress to the canary %v (made before the kill to rehearse, and again right after it); undo: delete it", c.Namespace, CheckPolicyName, c.Selector),
+	if err := engine.RecordRehearsal(ctx, j, "policy-check", fmt.Sprintf("NetworkPolicy %s/%s denies all ingress to the canary %v (made before the kill to rehearse, and again right after it); undo: delete it", c.Namespace, CheckPolicyName, c.Selector),
 		blockegress.Undo{Namespace: c.Namespace, Policy: CheckPolicyName, Run: s.run}); err != nil {
 		return err
 	}
@@ -241,23 +279,23 @@ func (s *scenario) policyDuringOutage(ctx context.Context) error {
 		defer close(c.done)
 		for {
 			start := s.deps.Clock.Now()
-			n := s.reachable(ctx)
-			if ctx.Err() != nil {
-				return // a round cut short is no evidence
+			r := s.probeRound(ctx)
+			if ctx.Err() != nil && r.accepted == 0 {
+				return // a round cut short proves no refusal (an accept is a leak all the same)
 			}
 			end := s.deps.Clock.Now()
 			c.mu.Lock()
-			c.accepted = n
+			c.newest = r
 			switch {
-			case n == 0:
+			case r.refused == len(c.canary):
 				if c.since.IsZero() {
 					c.since = end
 				}
-				c.last = start
-			case !c.since.IsZero():
-				if c.counted.Equal(c.since) && c.broken == "" {
+				c.last, c.lastEnd = start, end
+			default:
+				if r.accepted > 0 && !c.counted.IsZero() && c.broken == "" {
 					c.broken = fmt.Sprintf("%d of %d canary pods accepted drillbot's connections again at %s, after recovery was declared, with the policy still in place",
-						n, len(c.canary), end.UTC().Format(time.RFC3339))
+						r.accepted, len(c.canary), end.UTC().Format(time.RFC3339))
 				}
 				c.since = time.Time{}
 			}
@@ -301,21 +339,34 @@ func (s *scenario) waitPolicyEnforced(ctx context.Context) error {
 	c := s.check
 	for {
 		c.mu.Lock()
-		since, last, accepted := c.since, c.last, c.accepted
+		ok := !c.since.IsZero() && !c.last.Before(s.ready)
+		newest := c.newest
+		if ok {
+			// Counted under the lock: any accept from now on is a leak.
+			c.counted = s.deps.Clock.Now()
+			// Silence before the replacements were Ready may be the
+			// outage's, not the policy's: then enforcement is dated by the
+			// newest refusing round, which began after they were Ready.
+			c.enforcedAt, c.silentFrom = c.since, c.since
+			if c.since.Before(s.ready) {
+				c.enforcedAt = c.lastEnd
+			}
+		}
 		c.mu.Unlock()
-		if !since.IsZero() && !last.Before(s.ready) {
+		if ok {
 			if changed := s.canaryChange(ctx); changed != "" {
 				return engine.Unknown(errors.New(changed))
 			}
-			c.mu.Lock()
-			c.counted = since
-			c.mu.Unlock()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			if newest.accepted == 0 && newest.failed > 0 {
+				return engine.Unknown(fmt.Errorf("whether the NetworkPolicy made during the outage is enforced is unknown: %d of %d connections to the canary failed for another reason than a refusal in the newest round: %w",
+					newest.failed, len(c.canary), context.Cause(ctx)))
+			}
 			return fmt.Errorf("the NetworkPolicy made during the outage is not enforced: %d of %d canary pods accepted drillbot's connections in the newest round: %w",
-				accepted, len(c.canary), context.Cause(ctx))
+				newest.accepted, len(c.canary), context.Cause(ctx))
 		case <-c.done:
 			return engine.Unknown(errors.New("the watch of the canary ended before the policy was seen enforced"))
 		case <-time.After(probeEvery):
@@ -331,15 +382,17 @@ func (s *scenario) verifyPolicy(ctx context.Context, v *engine.Verification) err
 	c := s.check
 	s.stopPolicyWatch()
 	c.mu.Lock()
-	made, since, broken := c.made, c.counted, c.broken
+	made, since, silentFrom, broken := c.made, c.enforcedAt, c.silentFrom, c.broken
 	c.mu.Unlock()
 	if broken != "" {
 		v.Failures = append(v.Failures, "the NetworkPolicy made during the outage stopped being enforced: "+broken)
 	}
-	if n := s.reachable(ctx); n > 0 {
-		v.Failures = append(v.Failures, fmt.Sprintf("the NetworkPolicy made during the outage is not enforced at verification: %d of %d canary pods accept drillbot's connections", n, len(c.canary)))
+	if r := s.probeRound(ctx); r.accepted > 0 {
+		v.Failures = append(v.Failures, fmt.Sprintf("the NetworkPolicy made during the outage is not enforced at verification: %d of %d canary pods accept drillbot's connections", r.accepted, len(c.canary)))
+	} else if r.failed > 0 {
+		v.Inconclusive = fmt.Sprintf("at verification, %d of %d connections to the canary failed for another reason than a refusal: the policy's hold cannot be told", r.failed, len(c.canary))
 	}
-	if changed := s.canaryChange(ctx); changed != "" {
+	if changed := s.canaryChange(ctx); changed != "" && v.Inconclusive == "" {
 		v.Inconclusive = changed
 	}
 	if err := blockegress.DeletePolicy(ctx, s.deps.Kube, c.p.Namespace, CheckPolicyName, s.run); err != nil {
@@ -351,12 +404,14 @@ func (s *scenario) verifyPolicy(ctx context.Context, v *engine.Verification) err
 		}
 		return nil
 	}
-	when := "after"
-	if since.Before(s.ready) {
-		when = "before"
+	proof := fmt.Sprintf("drillbot's connections to %d canary pod(s) in %s refused until verification, then let through once it was lifted", len(c.canary), c.p.Namespace)
+	if silentFrom.Before(since) {
+		v.Findings = append(v.Findings, fmt.Sprintf("a NetworkPolicy made right after the kill was enforced at the latest %s later, in the first round after the killed pods' replacements were Ready (%s); the connections were refused from %s after it was made, before they were Ready, which the outage alone may explain",
+			since.Sub(made).Round(time.Millisecond), proof, silentFrom.Sub(made).Round(time.Millisecond)))
+		return nil
 	}
-	v.Findings = append(v.Findings, fmt.Sprintf("a NetworkPolicy made right after the kill was enforced %s later, %s the killed pods' replacements were Ready (drillbot's connections to %d canary pod(s) in %s refused until verification, then let through once it was lifted)",
-		since.Sub(made).Round(time.Millisecond), when, len(c.canary), c.p.Namespace))
+	v.Findings = append(v.Findings, fmt.Sprintf("a NetworkPolicy made right after the kill was enforced %s later, after the killed pods' replacements were Ready (%s)",
+		since.Sub(made).Round(time.Millisecond), proof))
 	return nil
 }
 

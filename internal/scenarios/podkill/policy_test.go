@@ -2,11 +2,12 @@ package podkill
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func (f *fakeNet) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	ok := f.accept(f.phase, err == nil)
 	f.mu.Unlock()
 	if !ok {
-		return nil, errors.New("connection refused")
+		return nil, fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
 	}
 	a, b := net.Pipe()
 	_ = b.Close()
