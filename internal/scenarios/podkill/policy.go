@@ -89,16 +89,18 @@ type policyCheck struct {
 	mu sync.Mutex
 	// since is when the current stretch of rounds in which every canary
 	// refused drillbot's connections was first seen whole (the end of its
-	// first round; zero while a canary accepts), last the start of the
-	// stretch's newest round, accepted how many accepted in the newest
-	// round, and broken the first time a canary accepted after a stretch
-	// Recover had counted on.
+	// first round; zero while a canary does not refuse); last and lastEnd
+	// are the start and end of the stretch's newest round; newest is the
+	// newest round's count.
 	since, last, lastEnd time.Time
 	newest               round
-	counted              time.Time // when Recover counted the policy enforced
-	enforcedAt           time.Time // the enforcement time the finding reports
-	silentFrom           time.Time // when the stretch Recover counted began
-	broken               string
+	// counted is set once Recover counted the policy enforced: any accept
+	// from then on is a leak, broken the first one. enforcedAt is the
+	// enforcement time the finding reports, silentFrom the start of the
+	// stretch Recover counted on.
+	counted                bool
+	enforcedAt, silentFrom time.Time
+	broken                 string
 }
 
 // probe is one connection's outcome.
@@ -293,7 +295,7 @@ func (s *scenario) policyDuringOutage(ctx context.Context) error {
 				}
 				c.last, c.lastEnd = start, end
 			default:
-				if r.accepted > 0 && !c.counted.IsZero() && c.broken == "" {
+				if r.accepted > 0 && c.counted && c.broken == "" {
 					c.broken = fmt.Sprintf("%d of %d canary pods accepted drillbot's connections again at %s, after recovery was declared, with the policy still in place",
 						r.accepted, len(c.canary), end.UTC().Format(time.RFC3339))
 				}
@@ -343,7 +345,7 @@ func (s *scenario) waitPolicyEnforced(ctx context.Context) error {
 		newest := c.newest
 		if ok {
 			// Counted under the lock: any accept from now on is a leak.
-			c.counted = s.deps.Clock.Now()
+			c.counted = true
 			// Silence before the replacements were Ready may be the
 			// outage's, not the policy's: then enforcement is dated by the
 			// newest refusing round, which began after they were Ready.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,24 +26,41 @@ import (
 )
 
 // fakeNet answers drillbot's connections to the canary as a policy
-// engine would: accept decides from whether the check's policy exists
-// and the test's phase.
+// engine would: accept decides from whether the check's policy exists and
+// the test's phase, or decide, when set, answers per address and may also
+// fail for its own reasons. The policy is read from the fake's object
+// tracker, not through the Fake, so a reactor that holds the Fake's lock
+// (to stage a race) does not stall the watch.
 type fakeNet struct {
 	kube   *fake.Clientset
 	mu     sync.Mutex
 	phase  string // "before" the kill, "outage" after it, "after" recovery
 	accept func(phase string, policy bool) bool
+	decide func(ctx context.Context, addr string, policy bool) error
 }
 
 func (f *fakeNet) setPhase(p string) { f.mu.Lock(); f.phase = p; f.mu.Unlock() }
 
-func (f *fakeNet) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	_, err := f.kube.NetworkingV1().NetworkPolicies("canary").Get(ctx, CheckPolicyName, metav1.GetOptions{})
+func (f *fakeNet) set(d func(ctx context.Context, addr string, policy bool) error) {
 	f.mu.Lock()
-	ok := f.accept(f.phase, err == nil)
+	f.decide = d
 	f.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
+}
+
+var errRefused = fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
+
+func (f *fakeNet) Dial(ctx context.Context, _, addr string) (net.Conn, error) {
+	_, err := f.kube.Tracker().Get(networkingv1.SchemeGroupVersion.WithResource("networkpolicies"), "canary", CheckPolicyName)
+	policy := err == nil
+	f.mu.Lock()
+	decide, phase := f.decide, f.phase
+	f.mu.Unlock()
+	if decide != nil {
+		if err := decide(ctx, addr, policy); err != nil {
+			return nil, err
+		}
+	} else if !f.accept(phase, policy) {
+		return nil, errRefused
 	}
 	a, b := net.Pipe()
 	_ = b.Close()
@@ -112,7 +130,7 @@ func TestPolicyCheckOutcomes(t *testing.T) {
 				go func() { // once Recover has counted on the stretch, the policy leaks
 					for {
 						s.check.mu.Lock()
-						counted := !s.check.counted.IsZero()
+						counted := s.check.counted
 						s.check.mu.Unlock()
 						if counted {
 							f.setPhase("after")

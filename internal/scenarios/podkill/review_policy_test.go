@@ -18,11 +18,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -32,38 +30,6 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
-var reviewPolicyGVR = networkingv1.SchemeGroupVersion.WithResource("networkpolicies")
-
-// reviewNet is fakeNet's enforcer with a per-address answer that may also
-// block or fail for its own reasons. It reads the policy from the fake's
-// object tracker, not through the Fake, so a reactor that holds the Fake's
-// lock (to stage a race) does not stall the watch.
-type reviewNet struct {
-	kube   *fake.Clientset
-	mu     sync.Mutex
-	decide func(ctx context.Context, addr string, policy bool) error // nil: accept
-}
-
-func (n *reviewNet) set(d func(ctx context.Context, addr string, policy bool) error) {
-	n.mu.Lock()
-	n.decide = d
-	n.mu.Unlock()
-}
-
-func (n *reviewNet) Dial(ctx context.Context, _, addr string) (net.Conn, error) {
-	_, err := n.kube.Tracker().Get(reviewPolicyGVR, "canary", CheckPolicyName)
-	n.mu.Lock()
-	d := n.decide
-	n.mu.Unlock()
-	if err := d(ctx, addr, err == nil); err != nil {
-		return nil, err
-	}
-	a, b := net.Pipe()
-	_ = b.Close()
-	return a, nil
-}
-
-var errRefused = fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
 
 func reviewEnforcing(_ context.Context, _ string, policy bool) error {
 	if policy {
@@ -92,12 +58,11 @@ func (c *policyCheck) snapshot() (since time.Time, accepted int) {
 
 // reviewOutage: preflight's canary, the rehearsal, then the policy made
 // after the kill with its watch running (replacements Ready at once).
-func reviewOutage(t *testing.T, decide func(context.Context, string, bool) error, afterRehearsal func()) (*scenario, *fakeNet, *reviewNet, *clocktesting.FakeClock) {
+func reviewOutage(t *testing.T, decide func(context.Context, string, bool) error, afterRehearsal func()) (*scenario, *fakeNet, *clocktesting.FakeClock) {
 	t.Helper()
 	ctx := context.Background()
 	s, f, clk := policyWorld(t, enforcing)
-	rn := &reviewNet{kube: f.kube, decide: decide}
-	s.deps.Dial = rn.Dial
+	f.set(decide)
 	s.check.canary, _ = s.canaryPods(ctx)
 	if err := s.rehearsePolicy(ctx, &recordedJournal{}); err != nil {
 		t.Fatal(err)
@@ -110,7 +75,7 @@ func reviewOutage(t *testing.T, decide func(context.Context, string, bool) error
 	}
 	t.Cleanup(s.stopPolicyWatch)
 	s.ready = clk.Now()
-	return s, f, rn, clk
+	return s, f, clk
 }
 
 func reviewRecover(t *testing.T, s *scenario) error {
@@ -126,7 +91,7 @@ func reviewRecover(t *testing.T, s *scenario) error {
 // new since, so counted never equals since again and no later leak is
 // recorded either. Enforcement that came and went, twice, is a PASS.
 func TestReviewPolicyLeakWhileRecoverListsCanaryIsLost(t *testing.T) {
-	s, f, rn, clk := reviewOutage(t, reviewEnforcing, nil)
+	s, f, clk := reviewOutage(t, reviewEnforcing, nil)
 	var armed atomic.Bool
 	armed.Store(true)
 	f.kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -135,10 +100,10 @@ func TestReviewPolicyLeakWhileRecoverListsCanaryIsLost(t *testing.T) {
 		}
 		// While Recover reads the canary pods, a round sees the policy leak,
 		// then enforcement comes back.
-		rn.set(reviewLeaking)
+		f.set(reviewLeaking)
 		reviewWaitFor(t, "a leaking round", func() bool { _, n := s.check.snapshot(); return n > 0 })
 		clk.Step(time.Second) // time passes (the fake clock stands still otherwise)
-		rn.set(reviewEnforcing)
+		f.set(reviewEnforcing)
 		reviewWaitFor(t, "a refused round", func() bool { since, n := s.check.snapshot(); return n == 0 && !since.IsZero() })
 		return false, nil, nil
 	})
@@ -147,10 +112,10 @@ func TestReviewPolicyLeakWhileRecoverListsCanaryIsLost(t *testing.T) {
 	}
 	// After recovery was declared, the policy leaks again for a while.
 	clk.Step(time.Second)
-	rn.set(reviewLeaking)
+	f.set(reviewLeaking)
 	reviewWaitFor(t, "a leaking round after recovery", func() bool { _, n := s.check.snapshot(); return n > 0 })
 	clk.Step(time.Second)
-	rn.set(reviewEnforcing)
+	f.set(reviewEnforcing)
 	reviewWaitFor(t, "a refused round", func() bool { since, n := s.check.snapshot(); return n == 0 && !since.IsZero() })
 	var v engine.Verification
 	if err := s.verifyPolicy(context.Background(), &v); err != nil {
@@ -167,13 +132,13 @@ func TestReviewPolicyLeakWhileRecoverListsCanaryIsLost(t *testing.T) {
 // have said. With Calico a refused dial takes the whole dialTimeout, so the
 // watch is nearly always inside a dial when Verify stops it.
 func TestReviewPolicyLeakInRoundCutShortIsDropped(t *testing.T) {
-	s, _, rn, _ := reviewOutage(t, reviewEnforcing, nil)
+	s, f, _ := reviewOutage(t, reviewEnforcing, nil)
 	if err := reviewRecover(t, s); err != nil {
 		t.Fatal(err)
 	}
 	blocked := make(chan struct{})
 	var once sync.Once
-	rn.set(func(ctx context.Context, addr string, policy bool) error {
+	f.set(func(ctx context.Context, addr string, policy bool) error {
 		if strings.HasPrefix(addr, "10.0.0.1:") {
 			return nil // c1 accepts with the policy in place: a leak
 		}
@@ -182,7 +147,7 @@ func TestReviewPolicyLeakInRoundCutShortIsDropped(t *testing.T) {
 		return ctx.Err()
 	})
 	<-blocked
-	rn.set(reviewEnforcing) // the leak was brief
+	f.set(reviewEnforcing) // the leak was brief
 	var v engine.Verification
 	if err := s.verifyPolicy(context.Background(), &v); err != nil {
 		t.Fatal(err)
@@ -209,7 +174,7 @@ func TestReviewPolicyDialErrorCountsAsEnforcement(t *testing.T) {
 			var outage, down atomic.Bool
 			// The enforcer enforces the rehearsal's policy, never the one
 			// made during the outage; drillbot's path is down from the kill.
-			s, f, _, _ := reviewOutage(t, func(ctx context.Context, addr string, policy bool) error {
+			s, f, _ := reviewOutage(t, func(ctx context.Context, addr string, policy bool) error {
 				switch {
 				case down.Load():
 					return tc.err
@@ -323,13 +288,12 @@ func TestReviewPolicyRehearsalIsChargedToTheOutage(t *testing.T) {
 		return false, nil, nil
 	})
 	// The enforcer takes 300 ms to apply a new policy (Felix syncing).
-	rn := &reviewNet{kube: f.kube, decide: func(_ context.Context, _ string, policy bool) error {
+	f.set(func(_ context.Context, _ string, policy bool) error {
 		if policy && time.Since(time.Unix(0, made.Load())) > 300*time.Millisecond {
 			return errRefused
 		}
 		return nil
-	}}
-	s.deps.Dial = rn.Dial
+	})
 	s.check.canary, _ = s.canaryPods(ctx)
 	j := &stampedJournal{}
 	if err := s.Inject(ctx, j); err != nil {
@@ -406,8 +370,7 @@ func TestReviewPolicyAnotherRunsPolicyFailsTheRun(t *testing.T) {
 func TestReviewPolicyCallsPlannedByPhase(t *testing.T) {
 	ctx := context.Background()
 	s, f, clk := policyWorld(t, enforcing)
-	rn := &reviewNet{kube: f.kube, decide: reviewEnforcing}
-	s.deps.Dial = rn.Dial
+	f.set(reviewEnforcing)
 	def := drill.Definition{Spec: v1alpha1.DrillSpec{Scenario: Name,
 		Target: v1alpha1.Target{Namespace: "calico-system", Selector: map[string]string{"k8s-app": "calico-node"}},
 		Params: []byte(`{"networkPolicy":{"namespace":"canary","selector":{"app":"canary"},"port":8080}}`)}}
