@@ -30,7 +30,6 @@ import (
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
-
 func reviewEnforcing(_ context.Context, _ string, policy bool) error {
 	if policy {
 		return errRefused
