@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -221,25 +219,9 @@ func splitRuns(t *testing.T, drillName string) (ran, held []v1alpha1.DrillRun) {
 
 func falco(t *testing.T, ns string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
-		Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{}); err != nil {
+	if err := testharness.Falco(context.Background(), cluster.Kube, ns, rules); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "falco-rules"},
-		Data: map[string]string{"falco_rules.yaml": rules}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l := map[string]string{"app": "falco"}
-	if _, err := cluster.Kube.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "falco"},
-		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: l}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "falco", Image: "registry.example/falco:0.41"}}}}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "Falco Ready", time.Minute, func() bool {
-		ds, err := cluster.Kube.AppsV1().DaemonSets(ns).Get(ctx, "falco", metav1.GetOptions{})
-		return err == nil && ds.Status.DesiredNumberScheduled > 0 && ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
-	})
 }
 
 func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }

@@ -190,7 +190,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) int {
 			log.Warn("last results not loaded into metrics", "err", err)
 		}
 		ready.Store(true)
-		go markerLoop(ctx, s.Clients.Kube, s.Engine.OpenRuns, defs, markerInterval, log)
+		go markerLoop(ctx, s.Clients.Kube, s.Engine.OpenRuns, defs, []string{cf.namespace, cf.veleroNamespace}, markerInterval, log)
 		if arch != nil {
 			go archiveLoop(ctx, arch, o.archive.every, kick, m.ArchivePending, log)
 		}
@@ -352,13 +352,20 @@ func serveMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
 }
 
 // markerLoop stamps the RPO marker in every opted-in namespace-restore
-// target, so backups carry a timestamp the restore brings back.
-func markerLoop(ctx context.Context, c kubernetes.Interface, open openRuns, defs []drill.Definition, every time.Duration, log *slog.Logger) {
+// target, so backups carry a timestamp the restore brings back; never in
+// protected (drillbot's and Velero's namespaces) nor in any drill's Velero
+// namespace.
+func markerLoop(ctx context.Context, c kubernetes.Interface, open openRuns, defs []drill.Definition, protected []string, every time.Duration, log *slog.Logger) {
 	var targets []string
+	protected = slices.Clone(protected)
 	for _, d := range defs {
-		if d.Spec.Scenario == namespacerestore.Name && !slices.Contains(targets, d.Spec.Target.Namespace) {
+		if d.Spec.Scenario != namespacerestore.Name {
+			continue
+		}
+		if !slices.Contains(targets, d.Spec.Target.Namespace) {
 			targets = append(targets, d.Spec.Target.Namespace)
 		}
+		protected = append(protected, namespacerestore.VeleroNamespace(d))
 	}
 	if len(targets) == 0 {
 		return
@@ -366,7 +373,7 @@ func markerLoop(ctx context.Context, c kubernetes.Interface, open openRuns, defs
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		stampMarkers(ctx, c, open, targets, time.Now(), log)
+		stampMarkers(ctx, c, open, targets, protected, time.Now(), log)
 		select {
 		case <-ctx.Done():
 			return
@@ -379,11 +386,10 @@ func markerLoop(ctx context.Context, c kubernetes.Interface, open openRuns, defs
 type openRuns func(ctx context.Context) ([]v1alpha1.DrillRun, error)
 
 // stampMarkers stamps the marker in each opted-in target that no
-// unfinished run holds. A run's target is never stamped: once Velero has
-// restored the namespace, a new stamp would overwrite the restored marker
-// before the run reads it and falsify its RPO. When the runs cannot be
-// read, nothing is stamped.
-func stampMarkers(ctx context.Context, c kubernetes.Interface, open openRuns, targets []string, now time.Time, log *slog.Logger) {
+// drill run holds. Its cost does not grow with the targets' number but by
+// their writes: one list of the open runs, one labelled list of the
+// opted-in namespaces, then one apply per target.
+func stampMarkers(ctx context.Context, c kubernetes.Interface, open openRuns, targets, protected []string, now time.Time, log *slog.Logger) {
 	runs, err := open(ctx)
 	if err != nil {
 		log.Warn("RPO markers not stamped: runs in progress unknown", "err", err)
@@ -393,12 +399,17 @@ func stampMarkers(ctx context.Context, c kubernetes.Interface, open openRuns, ta
 	for _, r := range runs {
 		busy[r.Spec.Snapshot.Target.Namespace] = r.Name
 	}
+	optIn, err := namespacerestore.OptedIn(ctx, c, targets, protected)
+	if err != nil {
+		log.Warn("RPO markers not stamped: opt-in unknown", "err", err)
+		return
+	}
 	for _, ns := range targets {
 		if run, ok := busy[ns]; ok {
 			log.Debug("RPO marker not stamped: a drill run holds the namespace", "namespace", ns, "run", run)
 			continue
 		}
-		if err := namespacerestore.CheckOptIn(ctx, c, ns, nil); err != nil {
+		if err, ok := optIn[ns]; !ok || err != nil {
 			log.Debug("RPO marker not stamped", "namespace", ns, "err", err)
 			continue
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +91,7 @@ func TestMarkerLoopNeverStampsATargetWithAnUnfinishedRun(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := kubefake.NewClientset(optedIn("shop"), optedIn("cafe"))
-			stampMarkers(context.Background(), c, tc.open, []string{"cafe", "shop"}, time.Now(), slog.New(slog.DiscardHandler))
+			stampMarkers(context.Background(), c, tc.open, []string{"cafe", "shop"}, nil, time.Now(), slog.New(slog.DiscardHandler))
 			var stamped []string
 			for _, ns := range []string{"cafe", "shop"} {
 				if _, err := c.CoreV1().ConfigMaps(ns).Get(context.Background(), namespacerestore.MarkerName, metav1.GetOptions{}); err == nil {
@@ -98,6 +100,64 @@ func TestMarkerLoopNeverStampsATargetWithAnUnfinishedRun(t *testing.T) {
 			}
 			if strings.Join(stamped, ",") != strings.Join(tc.stamped, ",") {
 				t.Errorf("stamped %v, want %v", stamped, tc.stamped)
+			}
+		})
+	}
+}
+
+// TestMarkerLoopReadsDoNotGrowWithTargets: a tick reads the opted-in
+// namespaces in one labelled list whatever the number of targets, and
+// writes one apply per opted-in target and nothing anywhere else (not in a
+// namespace without the label, terminating, or protected).
+func TestMarkerLoopReadsDoNotGrowWithTargets(t *testing.T) {
+	now := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+	for _, n := range []int{10, 500} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			var objs []runtime.Object
+			var targets, want []string
+			for i := range n {
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("team-%d", i), Labels: map[string]string{}}}
+				switch i % 5 {
+				case 0: // not opted in
+				case 1: // opted in, terminating
+					ns.Labels[v1alpha1.LabelAllowDisaster] = "true"
+					ns.Status.Phase = corev1.NamespaceTerminating
+				default:
+					ns.Labels[v1alpha1.LabelAllowDisaster] = "true"
+					want = append(want, ns.Name)
+				}
+				objs = append(objs, ns)
+				targets = append(targets, ns.Name)
+			}
+			// Labelled but protected, and a target that does not exist.
+			objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}})
+			targets = append(targets, "kube-system", "gone")
+			c := kubefake.NewClientset(objs...)
+			c.ClearActions()
+			stampMarkers(context.Background(), c, func(context.Context) ([]v1alpha1.DrillRun, error) { return nil, nil }, targets, nil, now, slog.New(slog.DiscardHandler))
+			var reads, writes []string
+			for _, a := range c.Actions() {
+				switch a.GetVerb() {
+				case "get", "list", "watch":
+					reads = append(reads, a.GetVerb()+" "+a.GetResource().Resource)
+				default:
+					if a.GetResource().Resource != "configmaps" {
+						t.Errorf("%s %s: the loop writes markers only", a.GetVerb(), a.GetResource().Resource)
+					}
+					writes = append(writes, a.GetNamespace())
+				}
+			}
+			if strings.Join(reads, ",") != "list namespaces" {
+				t.Errorf("reads %v, want one list of namespaces", reads)
+			}
+			slices.Sort(writes)
+			slices.Sort(want)
+			if !slices.Equal(writes, want) {
+				t.Errorf("wrote markers in %d namespaces, want %d (the opted-in, not terminating): %v", len(writes), len(want), writes)
+			}
+			cm, err := c.CoreV1().ConfigMaps(want[0]).Get(context.Background(), namespacerestore.MarkerName, metav1.GetOptions{})
+			if err != nil || cm.Data[namespacerestore.MarkerKey] != now.Format(time.RFC3339Nano) {
+				t.Errorf("marker in %s: %v, %v; want %s", want[0], cm, err, now.Format(time.RFC3339Nano))
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,12 +27,14 @@ import (
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -42,46 +45,111 @@ import (
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 	"github.com/drillbot-io/drillbot/test/bench"
 	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
+
+// config is what the flags ask for.
+type config struct {
+	out, drillbot, catalog string
+	trials                 int
+	window                 time.Duration
+	idle                   []int // drills of the footprint figures, fewest first
+	sizes                  []int
+	realTrials             int
+	fleetClusters          int
+	fleetRuns              int
+	apiRuns                int
+	endurance              bench.EnduranceConfig
+	failoverObjects        int
+	volumeMiB              []int64
+	archive                bench.ArchiveConfig
+	// only names the figures to run (all when empty).
+	only map[string]bool
+}
+
+// figures are the names -only takes, in the order they run.
+var figures = []string{"rto", "footprint", "inventory", "overhead", "api-load", "endurance", "failover", "fleet", "real-node", "volume", "archive"}
+
+func (c config) want(figure string) bool { return len(c.only) == 0 || c.only[figure] }
 
 func main() {
 	var (
-		out      = flag.String("out", "bench/results", "directory for the results (latest.json, latest.md and one JSON per commit)")
-		drillbot = flag.String("drillbot", "bin/drillbot", "the drillbot binary the footprint figure runs")
-		catalog  = flag.String("drills", "drills", "the catalog the 50 idle drills are copied from")
-		trials   = flag.Int("trials", 20, "RTO precision trials")
-		window   = flag.Duration("window", time.Minute, "footprint sampling window")
-		idle     = flag.Int("idle-drills", 50, "drills scheduled in the footprint figure")
-		sizes    = flag.String("sizes", "100,1000,5000", "inventory sizes")
-		real     = flag.Int("real-node-trials", 10, "pod-kill trials on a real node (0: skip; needs root)")
-		fleet    = flag.Int("fleet-clusters", 10, "clusters of the fleet report figure (kwok-only; 0: skip)")
-		fleetN   = flag.Int("fleet-runs", 1000, "DrillRuns per cluster of the fleet report figure")
-		failover = flag.Int("failover-objects", 1000, "objects in the namespace the failover-restore figure restores in a DR cluster (0: skip)")
-		volumes  = flag.String("volume-mib", "100,1024", "sizes in MiB of the volume-data figure: Velero's node-agent backup and restore on the real node (empty: skip; needs root)")
-		only     = flag.String("only", "", "run only this figure, without the cluster: archive (written as only-archive.json and .md under -out, latest.json untouched)")
-		archive  = bench.ArchiveConfig{Repeat: 3}
+		cfg     = config{archive: bench.ArchiveConfig{Repeat: 3}}
+		idle    = flag.String("idle-drills", "50,500", "drills scheduled in the footprint figures (the growth rows compare the first and the last)")
+		sizes   = flag.String("sizes", "100,1000,5000,50000", "inventory sizes")
+		volumes = flag.String("volume-mib", "100,1024", "sizes in MiB of the volume-data figure: Velero's node-agent backup and restore on the real node (empty: skip; needs root)")
+		only    = flag.String("only", "", "run only these figures (comma-separated: "+strings.Join(figures, ", ")+"), written as only-<figures>.json and .md under -out, latest.json untouched")
 	)
-	flag.IntVar(&archive.Writes, "archive-writes", 100, "runs the archive write figure archives one at a time (0: skip the archive figures)")
-	flag.IntVar(&archive.Records, "archive-records", 10000, "records of the archive the report is built from")
-	flag.IntVar(&archive.Drills, "archive-drills", 20, "drills (chains) the archive's records are spread over")
-	flag.StringVar(&archive.VersityGW, "versitygw", os.Getenv("DRILLBOT_VERSITYGW"), "the versitygw binary the archive figures' S3 store runs")
+	flag.StringVar(&cfg.out, "out", "bench/results", "directory for the results (latest.json, latest.md and one JSON per commit)")
+	flag.StringVar(&cfg.drillbot, "drillbot", "bin/drillbot", "the drillbot binary the footprint figure runs")
+	flag.StringVar(&cfg.catalog, "drills", "drills", "the catalog the idle drills are copied from")
+	flag.IntVar(&cfg.trials, "trials", 20, "RTO precision trials")
+	flag.DurationVar(&cfg.window, "window", time.Minute, "footprint sampling window")
+	flag.IntVar(&cfg.realTrials, "real-node-trials", 10, "pod-kill trials on a real node (0: skip; needs root)")
+	flag.IntVar(&cfg.fleetClusters, "fleet-clusters", 10, "clusters of the fleet report figure (kwok-only; 0: skip)")
+	flag.IntVar(&cfg.fleetRuns, "fleet-runs", 10000, "DrillRuns per cluster of the report and fleet report figures")
+	flag.IntVar(&cfg.apiRuns, "api-runs", 5, "runs of each scenario kind the API load figure counts (0: skip)")
+	flag.IntVar(&cfg.endurance.Runs, "endurance-runs", 1000, "runs of the endurance figure (0: skip)")
+	flag.IntVar(&cfg.endurance.PodKill, "endurance-pod-kill", 3, "pod-kill drills of the endurance figure, each on a target of its own")
+	flag.IntVar(&cfg.endurance.Falco, "endurance-corrupt-config", 2, "corrupt-config drills of the endurance figure, each on a target of its own")
+	flag.DurationVar(&cfg.endurance.Every, "endurance-every", 2*time.Second, "the endurance drills' schedule (@every; their minInterval is 1s)")
+	flag.IntVar(&cfg.endurance.History, "endurance-history", 5, "the endurance drills' successful and failed runs history limits")
+	flag.IntVar(&cfg.failoverObjects, "failover-objects", 1000, "objects in the namespace the failover-restore figure restores in a DR cluster (0: skip)")
+	flag.IntVar(&cfg.archive.Writes, "archive-writes", 100, "runs the archive write figure archives one at a time (0: skip the archive figures)")
+	flag.IntVar(&cfg.archive.Records, "archive-records", 10000, "records of the archive the report is built from")
+	flag.IntVar(&cfg.archive.Drills, "archive-drills", 20, "drills (chains) the archive's records are spread over")
+	flag.StringVar(&cfg.archive.VersityGW, "versitygw", os.Getenv("DRILLBOT_VERSITYGW"), "the versitygw binary the archive figures' S3 store runs")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *only != "" {
-		if err := runOnly(ctx, *only, *out, archive); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+	err := func() error {
+		var err error
+		if cfg.idle, err = ints[int]("-idle-drills", *idle); err != nil {
+			return err
 		}
-		return
-	}
-	if err := run(ctx, *out, *drillbot, *catalog, *trials, *window, *idle, *sizes, *real, *fleet, *fleetN, *failover, *volumes, archive); err != nil {
+		if cfg.sizes, err = ints[int]("-sizes", *sizes); err != nil {
+			return err
+		}
+		if cfg.volumeMiB, err = ints[int64]("-volume-mib", *volumes); err != nil {
+			return err
+		}
+		if *only != "" {
+			cfg.only = map[string]bool{}
+			for _, f := range strings.Split(*only, ",") {
+				if !slices.Contains(figures, f) {
+					return fmt.Errorf("-only: %q is not a figure (%s)", f, strings.Join(figures, ", "))
+				}
+				cfg.only[f] = true
+			}
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if *only == "archive" {
+			return runOnly(ctx, *only, cfg.out, cfg.archive)
+		}
+		return run(ctx, cfg)
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, window time.Duration, idle int, sizeList string, realTrials, fleetClusters, fleetRuns, failoverObjects int, volumeMiB string, arch bench.ArchiveConfig) error {
+// ints parses a comma-separated list of numbers (empty: none).
+func ints[T int | int64](flagName, list string) ([]T, error) {
+	var out []T
+	for _, s := range strings.Split(list, ",") {
+		if s == "" {
+			continue
+		}
+		var n T
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", flagName, s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, cfg config) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -102,89 +170,135 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		Details: map[string]any{}}
 
 	// 1. RTO precision.
-	log.Info("RTO precision", "trials", trials)
-	if err := namespace(ctx, cl, "bench-rto"); err != nil {
-		return err
+	if cfg.want("rto") {
+		log.Info("RTO precision", "trials", cfg.trials)
+		if err := namespace(ctx, cl, "bench-rto"); err != nil {
+			return err
+		}
+		prec, err := bench.MeasurePrecision(ctx, cl.Kube, "bench-rto", cfg.trials)
+		if err != nil {
+			return fmt.Errorf("RTO precision: %w", err)
+		}
+		res.Rows = append(res.Rows, prec.Rows(250*time.Millisecond)...)
+		res.Details["rtoPrecision"] = prec
 	}
-	prec, err := bench.MeasurePrecision(ctx, cl.Kube, "bench-rto", trials)
-	if err != nil {
-		return fmt.Errorf("RTO precision: %w", err)
-	}
-	res.Rows = append(res.Rows, prec.Rows(250*time.Millisecond)...)
-	res.Details["rtoPrecision"] = prec
 
-	// 2. Footprint.
-	log.Info("footprint", "drills", idle, "window", window)
-	defs, err := drill.LoadPaths([]string{catalogDir}, scenarios.Registry(scenarios.Deps{}))
-	if err != nil {
-		return err
+	// 2. Footprint: the idle daemon with few drills and with many, each
+	// drill on a target namespace of its own.
+	drillsDir := "" // the most drills, for the real node's pod figure
+	var fps []*bench.Footprint
+	for _, n := range cfg.idle {
+		if !cfg.want("footprint") && !cfg.want("real-node") {
+			break
+		}
+		d, targets, markers, err := idleDrills(ctx, cl, cfg.catalog, filepath.Join(dir, fmt.Sprintf("idle-drills-%d", n)), n)
+		if err != nil {
+			return err
+		}
+		drillsDir = d
+		if !cfg.want("footprint") {
+			continue
+		}
+		log.Info("footprint", "drills", n, "targets", targets, "namespace-restore targets", markers, "window", cfg.window)
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve-%d.log", n)))
+		if err != nil {
+			return err
+		}
+		fp, err := bench.MeasureFootprint(ctx, cfg.drillbot, cl.ObservedKubeconfig(), d, cl.AuditLog(), localcluster.ObservedUser, cfg.window, logf)
+		logf.Close()
+		if err != nil {
+			return fmt.Errorf("footprint, %d drills: %w", n, err)
+		}
+		fp.Drills, fp.MarkerTargets = n, markers
+		res.Rows = append(res.Rows, fp.Rows(40<<20)...)
+		fps = append(fps, fp)
 	}
-	drillsDir := filepath.Join(dir, "idle-drills")
-	if err := os.MkdirAll(drillsDir, 0o755); err != nil {
-		return err
+	if len(fps) > 1 {
+		res.Rows = append(res.Rows, bench.GrowthRows(fps[0], fps[len(fps)-1])...)
 	}
-	if err := bench.WriteDrills(defs, drillsDir, idle); err != nil {
-		return err
+	if len(fps) > 0 {
+		res.Details["footprint"] = fps
 	}
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	fp, err := bench.MeasureFootprint(ctx, drillbotBin, cl.ObservedKubeconfig(), drillsDir, cl.AuditLog(), localcluster.ObservedUser, window, logf)
-	if err != nil {
-		return fmt.Errorf("footprint: %w", err)
-	}
-	fp.Drills = idle
-	res.Rows = append(res.Rows, fp.Rows(40<<20)...)
-	res.Details["footprint"] = fp
 
 	// 3. Inventory scale.
-	log.Info("inventory scale", "sizes", sizeList)
-	if err := namespace(ctx, cl, "bench-inventory"); err != nil {
-		return err
-	}
-	scale := &bench.InventoryScale{}
-	filled := 0
-	for _, s := range strings.Split(sizeList, ",") {
-		var n int
-		if _, err := fmt.Sscan(s, &n); err != nil {
-			return fmt.Errorf("-sizes: %q: %w", s, err)
-		}
-		if err := bench.Fill(ctx, cl.Kube, "bench-inventory", filled, n); err != nil {
-			return fmt.Errorf("fill %d objects: %w", n, err)
-		}
-		filled = n
-		d, err := bench.Median(func() (bench.InventoryCost, error) { return bench.MeasureInventory(ctx, cl.REST, "bench-inventory", n) })
-		if err != nil {
+	if cfg.want("inventory") {
+		log.Info("inventory scale", "sizes", cfg.sizes)
+		if err := namespace(ctx, cl, "bench-inventory"); err != nil {
 			return err
 		}
-		p, err := bench.Median(func() (bench.InventoryCost, error) {
-			return bench.MeasurePeerInventory(ctx, cl.REST, "bench-inventory", n)
-		})
-		if err != nil {
-			return err
+		scale := &bench.InventoryScale{}
+		filled := 0
+		for _, n := range cfg.sizes {
+			if err := bench.Fill(ctx, cl.Kube, "bench-inventory", filled, n); err != nil {
+				return fmt.Errorf("fill %d objects: %w", n, err)
+			}
+			filled = n
+			d, err := bench.Median(func() (bench.InventoryCost, error) { return bench.MeasureInventory(ctx, cl.REST, "bench-inventory", n) })
+			if err != nil {
+				return err
+			}
+			p, err := bench.Median(func() (bench.InventoryCost, error) {
+				return bench.MeasurePeerInventory(ctx, cl.REST, "bench-inventory", n)
+			})
+			if err != nil {
+				return err
+			}
+			f, err := bench.Median(func() (bench.InventoryCost, error) {
+				return bench.MeasureFailoverCompare(ctx, cl.REST, "bench-inventory", n)
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("inventory", "objects", n, "drillbot", d.Wall, "peer", p.Wall, "failover comparison", f.Wall)
+			scale.Drillbot, scale.Peer, scale.Failover = append(scale.Drillbot, d), append(scale.Peer, p), append(scale.Failover, f)
 		}
-		log.Info("inventory", "objects", n, "drillbot", d.Wall, "peer", p.Wall)
-		scale.Drillbot, scale.Peer = append(scale.Drillbot, d), append(scale.Peer, p)
+		res.Rows = append(res.Rows, scale.Rows(2*time.Second)...)
+		res.Details["inventory"] = scale
 	}
-	res.Rows = append(res.Rows, scale.Rows(2*time.Second)...)
-	res.Details["inventory"] = scale
 
 	// 4. Drill overhead.
-	log.Info("drill overhead")
-	o, err := overhead(ctx, cl, log)
-	if err != nil {
-		return fmt.Errorf("drill overhead: %w", err)
+	if cfg.want("overhead") {
+		log.Info("drill overhead")
+		o, err := overhead(ctx, cl, log)
+		if err != nil {
+			return fmt.Errorf("drill overhead: %w", err)
+		}
+		res.Rows = append(res.Rows, o.Rows()...)
+		res.Details["overhead"] = o
 	}
-	res.Rows = append(res.Rows, o.Rows()...)
-	res.Details["overhead"] = o
+
+	// 4b. API requests per run of each scenario kind that runs on this
+	// cluster, from the audit log.
+	if cfg.apiRuns > 0 && cfg.want("api-load") {
+		loads, err := apiLoad(ctx, cl, cfg.apiRuns, log)
+		if err != nil {
+			return fmt.Errorf("API load: %w", err)
+		}
+		for _, l := range loads {
+			res.Rows = append(res.Rows, l.Row())
+		}
+		res.Details["apiLoad"] = loads
+	}
+
+	// 4c. Endurance: drillbot serve (two, leader election) runs drills
+	// back to back, the leader killed halfway.
+	if cfg.endurance.Runs > 0 && cfg.want("endurance") {
+		ec := cfg.endurance
+		ec.Drillbot, ec.Kubeconfig, ec.Dir, ec.Log = cfg.drillbot, cl.ObservedKubeconfig(), dir, log
+		log.Info("endurance", "runs", ec.Runs, "pod-kill", ec.PodKill, "corrupt-config", ec.Falco, "every", ec.Every)
+		e, err := bench.MeasureEndurance(ctx, cl.Kube, cl.Dynamic, ec)
+		if err != nil {
+			return fmt.Errorf("endurance: %w", err)
+		}
+		res.Rows = append(res.Rows, e.Rows()...)
+		res.Details["endurance"] = e
+	}
 
 	// 5. A regional failover: a DR cluster restores a copy of a namespace
 	// of failoverObjects objects from the bench cluster's backups.
-	if failoverObjects > 0 {
-		log.Info("failover restore", "objects", failoverObjects)
-		fo, err := failover(ctx, bins, cl, filepath.Join(dir, "dr"), failoverObjects, log)
+	if cfg.failoverObjects > 0 && cfg.want("failover") {
+		log.Info("failover restore", "objects", cfg.failoverObjects)
+		fo, err := failover(ctx, bins, cl, filepath.Join(dir, "dr"), cfg.failoverObjects, log)
 		if err != nil {
 			return fmt.Errorf("failover restore: %w", err)
 		}
@@ -192,24 +306,26 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		res.Details["failoverRestore"] = fo
 	}
 
-	// 6. The fleet report: the bench cluster and fleetClusters-1 more
-	// (control plane and kwok only), fleetRuns DrillRuns each.
-	if fleetClusters > 0 {
-		log.Info("fleet report", "clusters", fleetClusters, "runs", fleetRuns)
-		fs, err := fleet(ctx, bins, cl, filepath.Join(dir, "fleet"), fleetClusters, fleetRuns, log)
+	// 6. The report over one cluster's runs, and the fleet report: the
+	// bench cluster and fleetClusters-1 more (control plane and kwok
+	// only), fleetRuns DrillRuns each.
+	if cfg.fleetClusters > 0 && cfg.want("fleet") {
+		log.Info("fleet report", "clusters", cfg.fleetClusters, "runs", cfg.fleetRuns)
+		fs, err := fleet(ctx, bins, cl, cfg.drillbot, filepath.Join(dir, "fleet"), cfg.fleetClusters, cfg.fleetRuns, log)
 		if err != nil {
 			return fmt.Errorf("fleet report: %w", err)
 		}
-		res.Rows = append(res.Rows, fs.Rows(3*time.Second)...)
+		res.Rows = append(res.Rows, fs.Rows(time.Second, 3*time.Second)...)
 		res.Details["fleetReport"] = fs
 	}
 
-	// 6. pod-kill on a real node (a second cluster: the machine's one real
+	// 7. pod-kill on a real node (a second cluster: the machine's one real
 	// node, started once the fake-node figures are done).
-	if realTrials > 0 {
+	if cfg.realTrials > 0 && cfg.want("real-node") && drillsDir != "" {
 		cl.Stop()
-		log.Info("pod-kill on the real node", "trials", realTrials)
-		rp, pf, err := realNode(ctx, bins, filepath.Join(dir, "real"), realTrials, drillsDir, idle, window, log)
+		idle := cfg.idle[len(cfg.idle)-1]
+		log.Info("pod-kill on the real node", "trials", cfg.realTrials)
+		rp, pf, err := realNode(ctx, bins, filepath.Join(dir, "real"), cfg.realTrials, drillsDir, idle, cfg.window, log)
 		if err != nil {
 			return fmt.Errorf("real node: %w", err)
 		}
@@ -219,21 +335,16 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		res.Details["realNodePodFootprint"] = pf
 	}
 
-	// 7. Volume data through Velero's node-agent on the real node (a
+	// 8. Volume data through Velero's node-agent on the real node (a
 	// cluster of its own: the machine's one real node).
-	if volumeMiB != "" {
+	if len(cfg.volumeMiB) > 0 && cfg.want("volume") {
 		cl.Stop()
 		var figs []bench.VolumeData
 		vcl, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, "volumes"), Logger: log, RealNode: true, NodeAgent: true})
 		if err != nil {
 			return fmt.Errorf("volume data: %w", err)
 		}
-		for _, m := range strings.Split(volumeMiB, ",") {
-			var n int64
-			if _, err := fmt.Sscan(m, &n); err != nil {
-				vcl.Stop()
-				return fmt.Errorf("-volume-mib: %q: %w", m, err)
-			}
+		for _, n := range cfg.volumeMiB {
 			log.Info("volume data", "MiB", n)
 			v, err := volumeData(ctx, vcl, n<<20, log)
 			if err != nil {
@@ -247,10 +358,11 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 		res.Details["volumeData"] = figs
 	}
 
-	// 8. The evidence archive on an S3 store of its own (versitygw on
+	// 9. The evidence archive on an S3 store of its own (versitygw on
 	// loopback, no cluster): write latency, bytes per record, the report
 	// from a large archive.
-	if arch.Writes > 0 {
+	if cfg.archive.Writes > 0 && cfg.want("archive") {
+		arch := cfg.archive
 		if arch.VersityGW == "" {
 			arch.VersityGW = bins.VersityGW
 		}
@@ -264,7 +376,151 @@ func run(ctx context.Context, out, drillbotBin, catalogDir string, trials int, w
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
-	return write(res, out)
+	if len(cfg.only) > 0 {
+		return writeOnly(res, cfg.out, onlyName(cfg.only))
+	}
+	return write(res, cfg.out)
+}
+
+func onlyName(only map[string]bool) string {
+	var names []string
+	for _, f := range figures {
+		if only[f] {
+			names = append(names, f)
+		}
+	}
+	return strings.Join(names, "+")
+}
+
+// apiLoad runs runs drills of each kind that runs on the bench cluster
+// (kwok nodes, Velero), as the observed user, and counts their requests.
+func apiLoad(ctx context.Context, cl *localcluster.Cluster, runs int, log *slog.Logger) ([]bench.APILoad, error) {
+	observed, err := clientcmd.BuildConfigFromFlags("", cl.ObservedKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	playCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	docs := apiLoadDrills(cl.VeleroNamespace)
+	kinds := []struct {
+		kind  string
+		setup func() error
+	}{
+		{"pod-kill", func() error {
+			return bench.SampleDeployment(ctx, cl.Kube, "load-pk", bench.KwokTemplate(map[string]string{"app": "web"}), 2)
+		}},
+		{"corrupt-config", func() error {
+			if err := testharness.Falco(ctx, cl.Kube, "load-falco", bench.FalcoRules); err != nil {
+				return err
+			}
+			go testharness.PlayFalco(playCtx, logf{log}, cl.Kube, "load-falco", nil)
+			return nil
+		}},
+		{"namespace-restore", func() error { return bench.DemoApp(ctx, cl.Kube, "load-shop") }},
+		{"backup-coverage", nil},
+		{"pod-security-audit", nil},
+	}
+	if _, err := cl.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "load-shop-prod",
+		Labels: map[string]string{"env": "bench-load"}}}, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	var out []bench.APILoad
+	for _, k := range kinds {
+		if k.setup != nil {
+			if err := k.setup(); err != nil {
+				return nil, fmt.Errorf("%s: %w", k.kind, err)
+			}
+		}
+		defs, err := drill.Parse("api-load-"+k.kind+".yaml", []byte(docs[k.kind]), scenarios.Registry(scenarios.Deps{}))
+		if err != nil {
+			return nil, err
+		}
+		a, err := app.New(ctx, observed, app.Options{Namespace: "drillbot-system", Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("API load", "kind", k.kind, "runs", runs)
+		l, err := bench.MeasureAPILoad(ctx, k.kind, runs, cl.AuditLog(), localcluster.ObservedUser, func(ctx context.Context) (*v1alpha1.DrillRun, error) {
+			r, err := a.Engine.Run(ctx, defs[0], "bench")
+			if err != nil {
+				return nil, err
+			}
+			return a.Store.Get(ctx, r.Name)
+		})
+		a.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// apiLoadDrills are the API load figure's drills, by kind.
+func apiLoadDrills(veleroNS string) map[string]string {
+	return map[string]string{
+		"pod-kill":           apiDrill("pod-kill", "load-pk", "{rto: 1m}", "\n    selector: {app: web}", ""),
+		"corrupt-config":     apiDrill("corrupt-config", "load-falco", "{rto: 1m}", "", "{configMap: falco-rules, key: falco_rules.yaml, daemonSet: falco}"),
+		"namespace-restore":  apiDrill("namespace-restore", "load-shop", "{rto: 30m, rpo: 1h}", "", "{backup: {create: true}}"),
+		"backup-coverage":    apiCheck("backup-coverage", "{rto: 2m, rpo: 24h}", "{namespaces: {matchLabels: {env: bench-load}}, veleroNamespace: "+veleroNS+"}"),
+		"pod-security-audit": apiCheck("pod-security-audit", "{rto: 2m}", "{namespaces: {matchLabels: {env: bench-load}}, enforce: restricted, audit: restricted}"),
+	}
+}
+
+// apiDrill is a drill of kind on target.
+func apiDrill(kind, target, objectives, targetMore, params string) string {
+	doc := fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: api-load-%s}\nspec:\n  scenario: %s\n  objectives: %s\n  timeouts: {recover: 2m}\n  target:\n    namespace: %s%s\n",
+		kind, kind, objectives, target, targetMore)
+	if params != "" {
+		doc += "  params: " + params + "\n"
+	}
+	return doc
+}
+
+// apiCheck is a check of kind (no target).
+func apiCheck(kind, objectives, params string) string {
+	return fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: api-load-%s}\nspec:\n  scenario: %s\n  objectives: %s\n  params: %s\n",
+		kind, kind, objectives, params)
+}
+
+// logf logs the Falco player's lines.
+type logf struct{ log *slog.Logger }
+
+func (l logf) Logf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+
+// idleDrills writes n idle drills into dir, each on a target namespace of
+// its own, and creates those namespaces opted in. It answers the number of
+// targets and of namespace-restore targets (the RPO marker's).
+func idleDrills(ctx context.Context, cl *localcluster.Cluster, catalog, dir string, n int) (string, int, int, error) {
+	defs, err := drill.LoadPaths([]string{catalog}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, 0, err
+	}
+	targets, err := bench.WriteDrills(defs, dir, n)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	for _, ns := range targets {
+		_, err := cl.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+			Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", 0, 0, fmt.Errorf("target namespace %s: %w", ns, err)
+		}
+	}
+	written, err := drill.LoadPaths([]string{dir}, scenarios.Registry(scenarios.Deps{}))
+	if err != nil {
+		return "", 0, 0, err
+	}
+	markers := 0
+	for _, d := range written {
+		if d.Spec.Scenario == namespacerestore.Name {
+			markers++
+		}
+	}
+	return dir, len(targets), markers, nil
 }
 
 // archiveFigures measures the evidence archive and adds its rows.
@@ -299,10 +555,15 @@ func runOnly(ctx context.Context, figure, out string, arch bench.ArchiveConfig) 
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
+	return writeOnly(res, out, figure)
+}
+
+// writeOnly writes the table of some figures as only-<name>.json and .md.
+func writeOnly(res *bench.Results, out, name string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(out, "only-"+figure+".json"))
+	f, err := os.Create(filepath.Join(out, "only-"+name+".json"))
 	if err != nil {
 		return err
 	}
@@ -313,13 +574,13 @@ func runOnly(ctx context.Context, figure, out string, arch bench.ArchiveConfig) 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	md, err := os.Create(filepath.Join(out, "only-"+figure+".md"))
+	md, err := os.Create(filepath.Join(out, "only-"+name+".md"))
 	if err != nil {
 		return err
 	}
 	defer md.Close()
 	res.WriteMarkdown(md)
-	fmt.Printf("\nwritten: %s/only-%s.json, %s/only-%s.md\n", out, figure, out, figure)
+	fmt.Printf("\nwritten: %s/only-%s.json, %s/only-%s.md\n", out, name, out, name)
 	return nil
 }
 
@@ -429,30 +690,55 @@ func drillApp(ctx context.Context, cl *localcluster.Cluster, log *slog.Logger, f
 // fleet starts the fleet's other clusters, fills every one with runs
 // DrillRuns and measures the fleet report over the first cluster alone and
 // over all of them.
-func fleet(ctx context.Context, bins localcluster.Bins, first *localcluster.Cluster, dir string, clusters, runs int, log *slog.Logger) (*bench.FleetScale, error) {
+func fleet(ctx context.Context, bins localcluster.Bins, first *localcluster.Cluster, drillbotBin, dir string, clusters, runs int, log *slog.Logger) (*bench.FleetScale, error) {
+	const ns = "bench-fleet"
+	s := &bench.FleetScale{}
+	measure := func(cfgs []*rest.Config, runs int) (bench.FleetCost, error) {
+		return bench.MedianOf(3, func() (bench.FleetCost, error) { return bench.MeasureFleet(ctx, cfgs, ns, runs) }, func(c bench.FleetCost) time.Duration { return c.Wall })
+	}
+	// One cluster's report, over a tenth of the runs, then over all.
+	filled := 0
+	for _, n := range []int{runs / 10, runs} {
+		log.Info("report: recording runs", "runs", n)
+		if err := bench.FillRuns(ctx, first.REST, ns, filled, n); err != nil {
+			return nil, err
+		}
+		filled = n
+		c, err := measure([]*rest.Config{first.REST}, n)
+		if err != nil {
+			return nil, err
+		}
+		s.Single = append(s.Single, c)
+	}
+	var err error
+	if s.SingleProcess, err = bench.ReportProcess(ctx, drillbotBin, "--kubeconfig", first.Kubeconfig, "-n", ns); err != nil {
+		return nil, err
+	}
 	cfgs := []*rest.Config{first.REST}
+	args := []string{"-n", ns, "--cluster-kubeconfig", "cluster-00=" + first.Kubeconfig}
 	for i := 1; i < clusters; i++ {
 		c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, fmt.Sprint(i)), Logger: log, NoBackups: true})
 		if err != nil {
 			return nil, err
 		}
 		defer c.Stop()
-		cfgs = append(cfgs, c.REST)
-	}
-	const ns = "bench-fleet"
-	for i, cfg := range cfgs {
 		log.Info("fleet report: recording runs", "cluster", i, "runs", runs)
-		if err := bench.FillRuns(ctx, cfg, ns, runs); err != nil {
+		if err := bench.FillRuns(ctx, c.REST, ns, 0, runs); err != nil {
 			return nil, err
 		}
+		cfgs = append(cfgs, c.REST)
+		args = append(args, "--cluster-kubeconfig", fmt.Sprintf("cluster-%02d=%s", i, c.Kubeconfig))
 	}
-	s := &bench.FleetScale{}
-	for _, k := range []int{1, len(cfgs)} {
-		c, err := bench.MedianOf(3, func() (bench.FleetCost, error) { return bench.MeasureFleet(ctx, cfgs[:k], ns, runs) }, func(c bench.FleetCost) time.Duration { return c.Wall })
+	s.Costs = append(s.Costs, s.Single[len(s.Single)-1])
+	if len(cfgs) > 1 {
+		c, err := measure(cfgs, runs)
 		if err != nil {
 			return nil, err
 		}
 		s.Costs = append(s.Costs, c)
+		if s.FleetProcess, err = bench.ReportProcess(ctx, drillbotBin, args...); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -26,7 +26,7 @@ func Collect(ctx context.Context, cfg *rest.Config, namespace string, defs []dri
 	if err != nil {
 		return Report{}, err
 	}
-	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: namespace}).List(ctx, "")
+	runs, err := (&engine.KubeStore{Client: c.Dynamic, Namespace: namespace, REST: c.Kube.CoreV1().RESTClient()}).List(ctx, "")
 	if err != nil {
 		return Report{}, err
 	}

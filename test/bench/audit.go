@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
 )
 
 // AuditEvent is the part of an API server audit event (audit.k8s.io/v1,
@@ -98,11 +101,13 @@ func RequestMix(events []AuditEvent) []string {
 // BroadReads are the list and watch requests beyond drillbot's own
 // objects (its DrillRuns, and single named objects such as the halt switch
 // in its namespace) or across the whole cluster: what an idle daemon must
-// not make.
+// not make. The one exception is the marker loop's list of the namespaces
+// labelled for drills: the API server sends only those (a label selector),
+// one request a minute for all targets.
 func BroadReads(events []AuditEvent) []AuditEvent {
 	var out []AuditEvent
 	for _, e := range events {
-		if e.Verb != "list" && e.Verb != "watch" {
+		if e.Verb != "list" && e.Verb != "watch" || optInList(e) {
 			continue
 		}
 		own := e.ObjectRef != nil && e.ObjectRef.Namespace != "" && (e.ObjectRef.APIGroup == "drillbot.io" || e.ObjectRef.Name != "")
@@ -111,4 +116,13 @@ func BroadReads(events []AuditEvent) []AuditEvent {
 		}
 	}
 	return out
+}
+
+// optInList is a list of the namespaces labelled for drills.
+func optInList(e AuditEvent) bool {
+	if e.Verb != "list" || e.ObjectRef == nil || e.ObjectRef.Resource != "namespaces" || e.ObjectRef.Name != "" {
+		return false
+	}
+	u, err := url.Parse(e.RequestURI)
+	return err == nil && u.Query().Get("labelSelector") == v1alpha1.LabelAllowDisaster+"=true"
 }

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,16 +86,20 @@ func TestAuditFilters(t *testing.T) {
 		ev("watch", "", "configmaps/drillbot-halt", "drillbot-system"),
 		ev("update", "", "configmaps", "shop"),
 		ev("update", "", "configmaps", "shop"),
+		// The marker loop's opted-in namespaces (label selector) are
+		// narrow; any other namespace list is not.
+		{Verb: "list", RequestURI: "/api/v1/namespaces?labelSelector=drillbot.io%2Fallow-disaster%3Dtrue", ObjectRef: &ObjectRef{Resource: "namespaces"}},
+		{Verb: "list", RequestURI: "/api/v1/namespaces?labelSelector=team%3Dshop", ObjectRef: &ObjectRef{Resource: "namespaces"}},
 	}
 	var broad []string
 	for _, e := range BroadReads(events) {
 		broad = append(broad, e.Verb+" "+e.Target())
 	}
-	want := "list drillruns.drillbot.io (cluster-wide),list pods (cluster-wide),watch configmaps in shop"
+	want := "list drillruns.drillbot.io (cluster-wide),list pods (cluster-wide),watch configmaps in shop,list namespaces (cluster-wide)"
 	if got := strings.Join(broad, ","); got != want {
 		t.Errorf("broad %s, want %s", got, want)
 	}
-	if mix := RequestMix(events); mix[0] != "2 x update configmaps in shop" {
+	if mix := RequestMix(events); mix[1] != "2 x update configmaps in shop" {
 		t.Errorf("mix %v", mix)
 	}
 }
@@ -140,7 +147,8 @@ func TestWriteDrillsAreValidAndUnique(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := WriteDrills(catalog, dir, 50); err != nil {
+	targets, err := WriteDrills(catalog, dir, 50)
+	if err != nil {
 		t.Fatal(err)
 	}
 	defs, err := drill.LoadPaths([]string{dir}, reg)
@@ -150,12 +158,23 @@ func TestWriteDrillsAreValidAndUnique(t *testing.T) {
 	if len(defs) != 50 {
 		t.Fatalf("%d drills loaded, want 50", len(defs))
 	}
-	kinds := map[string]bool{}
+	kinds, seen := map[string]bool{}, map[string]bool{}
 	for _, d := range defs {
 		kinds[d.Spec.Scenario] = true
+		// Each drill has a target of its own: what grows with the targets
+		// shows in the figure.
+		if ns := d.Spec.Target.Namespace; ns != "" {
+			if seen[ns] || !slices.Contains(targets, ns) {
+				t.Errorf("%s: target %s is shared or not returned", d.Name, ns)
+			}
+			seen[ns] = true
+		}
 		if !strings.HasPrefix(d.Spec.Schedule, "CRON_TZ=UTC ") || !strings.HasSuffix(d.Spec.Schedule, " 4 1 1 *") {
 			t.Errorf("%s: schedule %q is not the yearly one", d.Name, d.Spec.Schedule)
 		}
+	}
+	if len(seen) != len(targets) || len(seen) < 30 {
+		t.Errorf("%d distinct targets, %d returned", len(seen), len(targets))
 	}
 	if len(kinds) < 5 {
 		t.Errorf("only %d scenario kinds among the idle drills", len(kinds))
@@ -343,18 +362,73 @@ container_memory_working_set_bytes{container="web",namespace="app",pod="web-1"} 
 }
 
 func TestFleetRows(t *testing.T) {
-	s := &FleetScale{Costs: []FleetCost{
-		{Clusters: 1, Runs: 1000, Wall: 200 * time.Millisecond, Requests: 3, Bytes: 4 << 20},
-		{Clusters: 10, Runs: 1000, Wall: 1500 * time.Millisecond, Requests: 30, Bytes: 40 << 20},
-	}}
-	rows := s.Rows(3 * time.Second)
-	if len(rows) != 2 || rows[0].Met == nil || !*rows[0].Met || rows[1].Met == nil || !*rows[1].Met || rows[1].Value != 1 {
+	s := &FleetScale{
+		Single: []FleetCost{
+			{Clusters: 1, Runs: 1000, Wall: 100 * time.Millisecond, Requests: 3, Bytes: 4 << 20},
+			{Clusters: 1, Runs: 10000, Wall: 600 * time.Millisecond, Requests: 12, Bytes: 40 << 20},
+		},
+		Costs: []FleetCost{
+			{Clusters: 1, Runs: 10000, Wall: 600 * time.Millisecond, Requests: 12, Bytes: 40 << 20},
+			{Clusters: 10, Runs: 10000, Wall: 2500 * time.Millisecond, Requests: 120, Bytes: 400 << 20},
+		},
+		SingleProcess: ProcessCost{Wall: time.Second, MaxRSS: 30 << 20, CPU: time.Second}, FleetProcess: ProcessCost{Wall: 3 * time.Second, MaxRSS: 90 << 20, CPU: 5 * time.Second},
+	}
+	met := func(rows []Row) (out []bool) {
+		for _, r := range rows {
+			if r.Met != nil {
+				out = append(out, *r.Met)
+			}
+		}
+		return out
+	}
+	rows := s.Rows(time.Second, 3*time.Second)
+	if len(rows) != 6 || !slices.Equal(met(rows), []bool{true, true, true, true}) || rows[1].Value != 1 || rows[4].Value != 1 {
 		t.Fatalf("%+v", rows)
 	}
-	s.Costs[1].Wall, s.Costs[1].Bytes = 4*time.Second, 80<<20 // slow, and twice the bytes per cluster
-	rows = s.Rows(3 * time.Second)
-	if *rows[0].Met || *rows[1].Met || rows[1].Value != 2 {
+	// A report over 10,000 runs slower than a second, reading twice the
+	// bytes per run; a fleet slower than 3 s, with twice the bytes per
+	// cluster.
+	s.Single[1].Wall, s.Single[1].Bytes = 1500*time.Millisecond, 80<<20
+	s.Costs[1].Wall, s.Costs[1].Bytes = 4*time.Second, 800<<20
+	rows = s.Rows(time.Second, 3*time.Second)
+	if !slices.Equal(met(rows), []bool{false, false, false, false}) || rows[1].Value != 2 || rows[4].Value != 2 {
 		t.Errorf("%+v", rows)
+	}
+}
+
+// TestReportProcess: the peak memory is the kernel's account of the child's
+// own memory (a process that allocates 64 MiB shows at least that, a small
+// one far less than this test's own: not the parent's, which rusage would
+// report); a failing report is an error with its stderr.
+func TestReportProcess(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok")
+	if err := os.WriteFile(ok, []byte("#!/bin/sh\nexec dd if=/dev/zero of=/dev/null bs=64M count=40 2>/dev/null\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("#!/bin/sh\necho no cluster >&2; exit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ReportProcess(context.Background(), ok)
+	if err != nil || p.MaxRSS < 64<<20 || p.CPU <= 0 || p.Wall < p.CPU/2 {
+		t.Errorf("%+v, %v; want >= 64 MiB and some CPU", p, err)
+	}
+	// This process holds 256 MiB; a small child must not show them.
+	ballast := make([]byte, 256<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("#!/bin/sh\nexec sleep 0.2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ReportProcess(context.Background(), small); err != nil || p.MaxRSS > 64<<20 {
+		t.Errorf("a small child: %+v, %v (the parent's 256 MiB counted?)", p, err)
+	}
+	runtime.KeepAlive(ballast)
+	if _, err := ReportProcess(context.Background(), bad, "-n", "x"); err == nil || !strings.Contains(err.Error(), "no cluster") {
+		t.Errorf("a failing report: %v", err)
 	}
 }
 
@@ -377,5 +451,98 @@ func TestVolumeDataRows(t *testing.T) {
 	}
 	if rows[0].Peer != "100.0 MiB/s (1s)" {
 		t.Errorf("raw copy %q", rows[0].Peer)
+	}
+}
+
+// TestGrowthRows: reads that grow with the drills, or writes beyond one
+// marker apply per target a minute, miss their targets.
+func TestGrowthRows(t *testing.T) {
+	fp := func(drills, reads, writes, targets int) *Footprint {
+		return &Footprint{Drills: drills, Window: time.Minute, Requests: reads + writes, Reads: reads, MarkerTargets: targets}
+	}
+	cases := []struct {
+		name              string
+		few, many         *Footprint
+		readsOK, writesOK bool
+	}{
+		{"flat reads, one write per target", fp(50, 4, 12, 12), fp(500, 4, 120, 120), true, true},
+		{"a read per target", fp(50, 16, 12, 12), fp(500, 124, 120, 120), false, true},
+		{"a get before each write", fp(50, 4, 12, 12), fp(500, 4, 360, 120), true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := GrowthRows(tc.few, tc.many)
+			if *rows[0].Met != tc.readsOK || *rows[1].Met != tc.writesOK {
+				t.Errorf("met %v %v, want %v %v (%+v)", *rows[0].Met, *rows[1].Met, tc.readsOK, tc.writesOK, rows)
+			}
+		})
+	}
+}
+
+// TestEnduranceDrillsLoad: the endurance drills pass the real loader (a
+// seconds schedule with the documented minInterval override, history
+// limits) and each has a target of its own.
+func TestEnduranceDrillsLoad(t *testing.T) {
+	cfg := EnduranceConfig{Every: 2 * time.Second, History: 5}
+	seen := map[string]bool{}
+	for _, kind := range []string{"pod-kill", "corrupt-config"} {
+		for i := range 2 {
+			ns, doc := enduranceDrill(kind, i, cfg)
+			defs, err := drill.Parse(ns+".yaml", []byte(doc), scenarios.Registry(scenarios.Deps{}))
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", ns, err, doc)
+			}
+			d := defs[0]
+			if d.Spec.Scenario != kind || d.Spec.Target.Namespace != ns || seen[ns] || d.Spec.SuccessfulRunsHistoryLimit == nil || *d.Spec.SuccessfulRunsHistoryLimit != 5 {
+				t.Errorf("%s: %+v", ns, d.Spec)
+			}
+			seen[ns] = true
+		}
+	}
+}
+
+// TestEnduranceRows: a run without a verdict, a leader that grew, more
+// runs kept than the limits or anything left behind misses its target.
+func TestEnduranceRows(t *testing.T) {
+	ok := func() *Endurance {
+		return &Endurance{Runs: 1000, Drills: 5, Every: "2s", Verdicts: map[string]int{"PASS": 1000}, History: 10, MaxKept: 10,
+			Terms: []Term{{First: Sample{Runs: 100, RSS: 40 << 20, Goroutines: 60, FDs: 12}, Last: Sample{Runs: 500, RSS: 42 << 20, Goroutines: 70, FDs: 14}}}}
+	}
+	met := func(e *Endurance) (out []bool) {
+		for _, r := range e.Rows() {
+			if r.Met != nil {
+				out = append(out, *r.Met)
+			}
+		}
+		return out
+	}
+	if got := met(ok()); !slices.Equal(got, []bool{true, true, true, true}) {
+		t.Fatalf("a clean endurance run: %v", got)
+	}
+	for name, spoil := range map[string]func(*Endurance){
+		"no verdict":  func(e *Endurance) { e.NoVerdict = []string{"endure-pk-0-x (Verifying)"} },
+		"goroutines":  func(e *Endurance) { e.Terms[0].Last.Goroutines = 200 },
+		"memory":      func(e *Endurance) { e.Terms[0].Last.RSS = 60 << 20 },
+		"descriptors": func(e *Endurance) { e.Terms[0].Last.FDs = 40 },
+		"history":     func(e *Endurance) { e.MaxKept = 11 },
+		"left behind": func(e *Endurance) { e.Leftovers = []string{"target Lease of endure-pk-0"} },
+	} {
+		e := ok()
+		spoil(e)
+		if got := met(e); !slices.Contains(got, false) {
+			t.Errorf("%s: all met: %v", name, got)
+		}
+	}
+}
+
+// TestParseSample reads the Go and process collectors' gauges.
+func TestParseSample(t *testing.T) {
+	page := "# TYPE go_goroutines gauge\ngo_goroutines 57\n# TYPE process_open_fds gauge\nprocess_open_fds 11\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 4.2e+07\n"
+	s, err := parseSample(strings.NewReader(page))
+	if err != nil || s.Goroutines != 57 || s.FDs != 11 || s.RSS != 42000000 {
+		t.Errorf("%+v, %v", s, err)
+	}
+	if _, err := parseSample(strings.NewReader("# TYPE go_goroutines gauge\ngo_goroutines 57\n")); err == nil {
+		t.Error("a page without the process collector parsed")
 	}
 }

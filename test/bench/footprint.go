@@ -31,6 +31,12 @@ type Footprint struct {
 	MaxFile  int64         `json:"maxRSSFileBytes"`
 	CPU      time.Duration `json:"cpu"`
 	Requests int           `json:"requests"`
+	// Reads are the gets, lists and watches among the requests; the rest
+	// are writes.
+	Reads int `json:"reads"`
+	// MarkerTargets are the namespace-restore targets among the drills:
+	// the daemon stamps the RPO marker in each once a minute.
+	MarkerTargets int `json:"markerTargets"`
 	// Mix is the requests by verb and target, most frequent first.
 	Mix []string `json:"mix"`
 	// Broad are list/watch requests outside drillbot's own objects.
@@ -38,12 +44,17 @@ type Footprint struct {
 }
 
 // WriteDrills writes n drills into dir, copies of the catalog's drills
-// (cycling through them) with unique names and a yearly schedule, so the
-// scheduler holds n entries and none fires during the measurement.
-func WriteDrills(catalog []drill.Definition, dir string, n int) error {
+// (cycling through them) with unique names, a yearly schedule (the
+// scheduler holds n entries and none fires during the measurement) and a
+// target namespace of their own ("idle-N"), so what grows with the number
+// of targets (the RPO marker of each namespace-restore target) grows in
+// the figure. It returns the target namespaces, for the caller to create
+// and opt in.
+func WriteDrills(catalog []drill.Definition, dir string, n int) ([]string, error) {
 	if len(catalog) == 0 {
-		return fmt.Errorf("empty catalog")
+		return nil, fmt.Errorf("empty catalog")
 	}
+	var targets []string
 	for i := range n {
 		d := catalog[i%len(catalog)]
 		doc := map[string]any{
@@ -52,16 +63,20 @@ func WriteDrills(catalog []drill.Definition, dir string, n int) error {
 		}
 		spec := d.Spec
 		spec.Schedule = fmt.Sprintf("CRON_TZ=UTC %d 4 1 1 *", i%60)
+		if spec.Target.Namespace != "" {
+			spec.Target.Namespace = fmt.Sprintf("idle-%d", i)
+			targets = append(targets, spec.Target.Namespace)
+		}
 		doc["spec"] = spec
 		b, err := yaml.Marshal(doc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("drill-%02d.yaml", i)), b, 0o644); err != nil {
-			return err
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("drill-%03d.yaml", i)), b, 0o644); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return targets, nil
 }
 
 // MeasureFootprint starts `drillbot serve` with the drills in dir, waits
@@ -128,6 +143,11 @@ func MeasureFootprint(ctx context.Context, drillbot, kubeconfig, drillsDir, audi
 		return nil, err
 	}
 	f.Requests = len(events)
+	for _, e := range events {
+		if e.Verb == "get" || e.Verb == "list" || e.Verb == "watch" {
+			f.Reads++
+		}
+	}
 	f.Mix = RequestMix(events)
 	f.Broad = RequestMix(BroadReads(events))
 	return f, nil
@@ -232,8 +252,31 @@ func (f *Footprint) Rows(maxRSS int64) []Row {
 			Value: float64(f.MaxFile) / (1 << 20), Unit: "MiB"},
 		{Figure: fmt.Sprintf("idle serve: CPU over %s", f.Window.Round(time.Second)), Drillbot: fmt.Sprintf("%s (%.2f%% of a core)", f.CPU, 100*f.CPU.Seconds()/f.Window.Seconds()),
 			Value: f.CPU.Seconds(), Unit: "s"},
-		{Figure: "idle serve: API requests per minute", Drillbot: fmt.Sprintf("%.1f", perMin), Value: perMin, Unit: "req/min"},
+		{Figure: fmt.Sprintf("idle serve, %d drills: API requests per minute", f.Drills), Drillbot: fmt.Sprintf("%.1f (reads %.1f, writes %.1f; %d namespace-restore targets)", perMin, f.perMin(f.Reads), f.perMin(f.Requests-f.Reads), f.MarkerTargets),
+			Value: perMin, Unit: "req/min"},
 		{Figure: "idle serve: lists/watches beyond its own DrillRuns", Drillbot: broad, Target: "none", Met: Met(len(f.Broad) == 0),
 			Value: float64(len(f.Broad)), Unit: "kinds"},
+	}
+}
+
+func (f *Footprint) perMin(n int) float64 { return float64(n) / f.Window.Minutes() }
+
+// GrowthRows compare an idle daemon of many drills with one of few: the
+// reads must not grow with the drills (target: within 20% and 1 request a
+// minute), the writes are the RPO marker's, one apply per namespace-restore
+// target a minute (target: no more than that).
+func GrowthRows(few, many *Footprint) []Row {
+	r0, r1 := few.perMin(few.Reads), many.perMin(many.Reads)
+	w1 := many.perMin(many.Requests - many.Reads)
+	flat := r1 <= r0*1.2+1
+	fig := fmt.Sprintf("idle serve, %d -> %d drills: reads per minute", few.Drills, many.Drills)
+	// A minute's window may hold one tick more or fewer.
+	ticks := many.Window.Minutes() + 1
+	return []Row{
+		{Figure: fig, Drillbot: fmt.Sprintf("%.1f -> %.1f", r0, r1), Target: "flat (<= 1.2x + 1)", Met: Met(flat), Value: r1, Unit: "req/min"},
+		{Figure: fmt.Sprintf("idle serve, %d drills: writes per minute (the RPO marker: one apply per namespace-restore target)", many.Drills),
+			Drillbot: fmt.Sprintf("%.1f for %d targets", w1, many.MarkerTargets),
+			Target:   fmt.Sprintf("<= %d (one per target a minute)", many.MarkerTargets),
+			Met:      Met(float64(many.Requests-many.Reads) <= float64(many.MarkerTargets)*ticks), Value: w1, Unit: "req/min"},
 	}
 }

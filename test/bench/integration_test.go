@@ -5,8 +5,11 @@ package bench
 
 import (
 	"context"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/drillbot-io/drillbot/test/localcluster"
+	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
 var cluster *localcluster.Cluster
@@ -37,6 +41,9 @@ func TestMeasurementsRun(t *testing.T) {
 		},
 		"peer": func(ctx context.Context) (InventoryCost, error) {
 			return MeasurePeerInventory(ctx, cluster.REST, "bench-inv", 50)
+		},
+		"failover comparison": func(ctx context.Context) (InventoryCost, error) {
+			return MeasureFailoverCompare(ctx, cluster.REST, "bench-inv", 50)
 		},
 	} {
 		c, err := measure(ctx)
@@ -74,7 +81,7 @@ func TestFleetMeasurementRuns(t *testing.T) {
 	other := localcluster.Another(t, localcluster.Config{NoBackups: true})
 	cfgs := []*rest.Config{cluster.REST, other.REST}
 	for _, cfg := range cfgs {
-		if err := FillRuns(ctx, cfg, "bench-fleet", 20); err != nil {
+		if err := FillRuns(ctx, cfg, "bench-fleet", 0, 20); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,5 +96,57 @@ func TestFleetMeasurementRuns(t *testing.T) {
 	// Each cluster: its runs listed once (every run's JSON read).
 	if one.Drills != 5 || two.Drills != 10 || one.Bytes < 20*500 || two.Bytes < 2*one.Bytes*9/10 || two.Requests < 2*one.Requests {
 		t.Errorf("one cluster %+v, two %+v", one, two)
+	}
+}
+
+// TestFailoverCompareSeesAMissingObject: the comparison figure measures
+// the drill's comparison, which finds an object the backup lists and the
+// copy lacks (a figure over a comparison that checks nothing would be fast
+// and false).
+func TestFailoverCompareSeesAMissingObject(t *testing.T) {
+	localcluster.Require(t, cluster)
+	ctx := context.Background()
+	if _, err := cluster.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench-cmp"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fill(ctx, cluster.Kube, "bench-cmp", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MeasureFailoverCompare(ctx, cluster.REST, "bench-cmp", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Kube.CoreV1().ConfigMaps("bench-cmp").Delete(ctx, "cm-00003", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MeasureFailoverCompare(ctx, cluster.REST, "bench-cmp", 10); err == nil || !strings.Contains(err.Error(), "1 missing") {
+		t.Errorf("a ConfigMap missing from the copy: %v", err)
+	}
+}
+
+// TestEnduranceRuns: the endurance figure, small: one pod-kill and one
+// corrupt-config drill every 2 s, 16 runs, the leader killed after 8; every
+// run has a verdict, the samples come from the daemons' /metrics, and
+// nothing is left behind.
+func TestEnduranceRuns(t *testing.T) {
+	localcluster.Require(t, cluster)
+	e, err := MeasureEndurance(context.Background(), cluster.Kube, cluster.Dynamic, EnduranceConfig{
+		Drillbot: testharness.Binary(t), Kubeconfig: cluster.Kubeconfig, Dir: t.TempDir(),
+		Runs: 16, PodKill: 1, Falco: 1, Every: 2 * time.Second, History: 3,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", e)
+	if len(e.NoVerdict) > 0 || len(e.Leftovers) > 0 || e.MaxKept > 6 || len(e.Terms) != 2 {
+		t.Errorf("no verdict %v, left behind %v, kept %d, terms %d", e.NoVerdict, e.Leftovers, e.MaxKept, len(e.Terms))
+	}
+	for i, term := range e.Terms {
+		if term.First.Goroutines == 0 || term.Last.FDs == 0 || term.Last.RSS == 0 || term.Last.Runs < term.First.Runs {
+			t.Errorf("term %d: %+v", i, term)
+		}
+	}
+	if e.Terms[1].Last.Runs < 16 || e.Takeover <= 0 {
+		t.Errorf("runs %d, takeover %s", e.Terms[1].Last.Runs, e.Takeover)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/drillbot-io/drillbot/internal/scenarios/failoverrestore"
 	"github.com/drillbot-io/drillbot/internal/scenarios/namespacerestore"
 )
 
@@ -27,6 +29,10 @@ type InventoryCost struct {
 	Wall     time.Duration `json:"wall"`
 	Requests int64         `json:"requests"`
 	Bytes    int64         `json:"bytes"`
+	// CPU is the measuring process's own CPU time (user and system) over
+	// the measurement: drillbot's share of the wall time, the rest being
+	// the API server's and etcd's (on the same machine here) and the wire.
+	CPU time.Duration `json:"cpu"`
 }
 
 // InventoryScale is the scale-of-verification figure at each size, for
@@ -35,6 +41,9 @@ type InventoryCost struct {
 type InventoryScale struct {
 	Drillbot []InventoryCost `json:"drillbot"`
 	Peer     []InventoryCost `json:"peer"`
+	// Failover is failover-restore's comparison of the backup's resource
+	// list with the copy, at the same sizes.
+	Failover []InventoryCost `json:"failover,omitempty"`
 }
 
 // Fill creates n ConfigMaps in ns (about 1 KiB each), 16 at a time.
@@ -114,7 +123,7 @@ func measureInventory(ctx context.Context, cfg *rest.Config, ns string, objects 
 	take func(context.Context, *rest.Config) (namespacerestore.Inventory, error)) (InventoryCost, error) {
 	var cnt Counter
 	ccfg := cnt.Config(cfg)
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	before, err := take(ctx, ccfg)
 	if err != nil {
 		return InventoryCost{}, err
@@ -129,7 +138,16 @@ func measureInventory(ctx context.Context, cfg *rest.Config, ns string, objects 
 	if len(before) < objects {
 		return InventoryCost{}, fmt.Errorf("inventory of %s has %d objects, want at least %d", ns, len(before), objects)
 	}
-	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes()}, nil
+	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes(), CPU: selfCPU() - cpu0}, nil
+}
+
+// selfCPU is this process's CPU time so far (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Rows: the largest size against its target, and the growth from the
@@ -140,8 +158,8 @@ func (s *InventoryScale) Rows(target time.Duration) []Row {
 	}
 	last, peer := s.Drillbot[len(s.Drillbot)-1], s.Peer[len(s.Peer)-1]
 	rows := []Row{{
-		Figure:   fmt.Sprintf("inventory+compare, %d objects: wall time", last.Objects),
-		Drillbot: last.Wall.Round(time.Millisecond).String(), PeerMethod: "full objects, unpaginated",
+		Figure:   fmt.Sprintf("inventory+compare, %d objects: wall time (drillbot's own CPU)", last.Objects),
+		Drillbot: fmt.Sprintf("%s (%s)", last.Wall.Round(time.Millisecond), last.CPU.Round(time.Millisecond)), PeerMethod: "full objects, unpaginated",
 		Peer: peer.Wall.Round(time.Millisecond).String(), Ratio: Ratio(float64(peer.Wall), float64(last.Wall)),
 		Target: "< " + target.String(), Met: Met(last.Wall < target),
 		Value: float64(last.Wall) / float64(time.Millisecond), Unit: "ms",
@@ -151,23 +169,37 @@ func (s *InventoryScale) Rows(target time.Duration) []Row {
 		Peer:  fmt.Sprintf("%.2f MiB (%d)", float64(peer.Bytes)/(1<<20), peer.Requests),
 		Ratio: Ratio(float64(peer.Bytes), float64(last.Bytes)), Value: float64(last.Bytes), Unit: "bytes",
 	}}
-	if len(s.Drillbot) >= 3 {
-		// Linearity from what is deterministic: the marginal bytes read per
-		// object between the two largest sizes over that between the two
-		// smallest (about 1 when the cost grows linearly). Wall time is
-		// fitted as fixed cost (discovery) plus a cost per object.
-		a, b, c := s.Drillbot[len(s.Drillbot)-3], s.Drillbot[len(s.Drillbot)-2], last
-		slope := func(x, y InventoryCost) float64 { return float64(y.Bytes-x.Bytes) / float64(y.Objects-x.Objects) }
-		growth := Ratio(slope(b, c), slope(a, b))
-		fixed, perObject := fit(s.Drillbot)
+	rows = append(rows, growthRows("inventory", s.Drillbot)...)
+	if n := len(s.Failover); n > 0 {
+		f := s.Failover[n-1]
 		rows = append(rows, Row{
-			Figure: fmt.Sprintf("inventory growth: marginal bytes per object %d->%d vs %d->%d", b.Objects, c.Objects, a.Objects, b.Objects),
-			Drillbot: fmt.Sprintf("%.2f (%.0f B/object; time: %s fixed + %.1f us/object)", growth, slope(b, c),
-				fixed.Round(time.Millisecond), perObject/1e3),
-			Target: "<= 1.5 (linear)", Met: Met(growth <= 1.5), Value: growth, Unit: "ratio",
+			Figure:   fmt.Sprintf("failover-restore comparison with the backup's resource list, %d objects: wall time (drillbot's own CPU; requests, bytes)", f.Objects),
+			Drillbot: fmt.Sprintf("%s (%s; %d, %.2f MiB)", f.Wall.Round(time.Millisecond), f.CPU.Round(time.Millisecond), f.Requests, float64(f.Bytes)/(1<<20)),
+			Target:   "< " + target.String(), Met: Met(f.Wall < target), Value: float64(f.Wall) / float64(time.Millisecond), Unit: "ms",
 		})
+		rows = append(rows, growthRows("failover comparison", s.Failover)...)
 	}
 	return rows
+}
+
+// growthRows: linearity from what is deterministic, the marginal bytes
+// read per object between the two largest sizes over that between the two
+// smallest (about 1 when the cost grows linearly). Wall time is fitted as
+// fixed cost (discovery) plus a cost per object.
+func growthRows(what string, cs []InventoryCost) []Row {
+	if len(cs) < 3 {
+		return nil
+	}
+	a, b, c := cs[len(cs)-3], cs[len(cs)-2], cs[len(cs)-1]
+	slope := func(x, y InventoryCost) float64 { return float64(y.Bytes-x.Bytes) / float64(y.Objects-x.Objects) }
+	growth := Ratio(slope(b, c), slope(a, b))
+	fixed, perObject := fit(cs)
+	return []Row{{
+		Figure: fmt.Sprintf("%s growth: marginal bytes per object %d->%d vs %d->%d", what, b.Objects, c.Objects, a.Objects, b.Objects),
+		Drillbot: fmt.Sprintf("%.2f (%.0f B/object; time: %s fixed + %.1f us/object)", growth, slope(b, c),
+			fixed.Round(time.Millisecond), perObject/1e3),
+		Target: "<= 1.5 (linear)", Met: Met(growth <= 1.5), Value: growth, Unit: "ratio",
+	}}
 }
 
 // fit is the least-squares line wall = fixed + perObject*objects (perObject
@@ -205,4 +237,34 @@ func MedianOf[T any](n int, measure func() (T, error), wall func(T) time.Duratio
 	}
 	slices.SortFunc(runs, func(x, y T) int { return cmp.Compare(wall(x), wall(y)) })
 	return runs[len(runs)/2], nil
+}
+
+// MeasureFailoverCompare is failover-restore's comparison of a backup's
+// resource list with the copy, over the objects of ns: the list names
+// every ConfigMap Fill made (and the namespace's own), the copy is ns
+// itself, with a fresh, counted client.
+func MeasureFailoverCompare(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
+	list := map[string][]string{"v1/ConfigMap": {ns + "/kube-root-ca.crt"}, "v1/Namespace": {ns}}
+	for i := range objects {
+		list["v1/ConfigMap"] = append(list["v1/ConfigMap"], fmt.Sprintf("%s/cm-%05d", ns, i))
+	}
+	var cnt Counter
+	ccfg := cnt.Config(cfg)
+	start, cpu0 := time.Now(), selfCPU()
+	disc, err := discovery.NewDiscoveryClientForConfig(ccfg)
+	if err != nil {
+		return InventoryCost{}, err
+	}
+	md, err := metadata.NewForConfig(ccfg)
+	if err != nil {
+		return InventoryCost{}, err
+	}
+	checked, missing, err := failoverrestore.CompareCopy(ctx, disc, md, list, ns, ns, "bench")
+	if err != nil {
+		return InventoryCost{}, err
+	}
+	if len(missing) > 0 || checked < objects {
+		return InventoryCost{}, fmt.Errorf("comparison of %s: %d checked, %d missing, want %d checked", ns, checked, len(missing), objects)
+	}
+	return InventoryCost{Objects: objects, Wall: time.Since(start), Requests: cnt.Requests(), Bytes: cnt.Bytes(), CPU: selfCPU() - cpu0}, nil
 }

@@ -66,6 +66,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -186,6 +187,10 @@ func (Kind) ValidateParams(spec v1alpha1.DrillSpec, path *field.Path) field.Erro
 		errs = append(errs, field.Invalid(b, p.Backup, "set exactly one of schedule, name or create"))
 	}
 	errs = append(errs, validateVolumes(p.Volumes, path.Child("volumes"))...)
+	if p.defaults(); spec.Target.Namespace == p.VeleroNamespace {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "target", "namespace"), spec.Target.Namespace,
+			"is the drill's Velero namespace (params.veleroNamespace), which is never a drill target"))
+	}
 	if spec.Objectives.RPO == "" {
 		errs = append(errs, field.Required(field.NewPath("spec", "objectives", "rpo"), "namespace-restore measures RPO: set its target"))
 	}
@@ -311,10 +316,8 @@ func (s *scenario) backupName() string {
 // CheckOptIn refuses a namespace that does not exist, is terminating, is
 // protected, or lacks the opt-in label. It only reads.
 func CheckOptIn(ctx context.Context, c kubernetes.Interface, ns string, protected []string) error {
-	for _, p := range append(append([]string{}, drill.SystemNamespaces...), protected...) {
-		if ns == p {
-			return engine.Refuse("namespace %s is protected and never a drill target", ns)
-		}
+	if err := checkProtected(ns, protected); err != nil {
+		return err
 	}
 	n, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -323,13 +326,55 @@ func CheckOptIn(ctx context.Context, c kubernetes.Interface, ns string, protecte
 	if err != nil {
 		return fmt.Errorf("read target namespace %s: %w", ns, err)
 	}
-	if n.Labels[v1alpha1.LabelAllowDisaster] != "true" {
-		return engine.Refuse("namespace %s is not opted in: it lacks the label %s=true", ns, v1alpha1.LabelAllowDisaster)
-	}
-	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
-		return engine.Refuse("namespace %s is already terminating", ns)
+	return optInRefusal(n)
+}
+
+func checkProtected(ns string, protected []string) error {
+	if slices.Contains(drill.SystemNamespaces, ns) || slices.Contains(protected, ns) {
+		return engine.Refuse("namespace %s is protected and never a drill target", ns)
 	}
 	return nil
+}
+
+// optInRefusal refuses a namespace that lacks the opt-in label or is
+// terminating.
+func optInRefusal(n *corev1.Namespace) error {
+	if n.Labels[v1alpha1.LabelAllowDisaster] != "true" {
+		return engine.Refuse("namespace %s is not opted in: it lacks the label %s=true", n.Name, v1alpha1.LabelAllowDisaster)
+	}
+	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
+		return engine.Refuse("namespace %s is already terminating", n.Name)
+	}
+	return nil
+}
+
+// OptedIn is CheckOptIn for many namespaces in one request, whatever their
+// number: the namespaces labelled for drills (a label selector, so the API
+// server sends those only). It answers nil for each namespace of names
+// that passes CheckOptIn's checks (with protected) and the refusal for the
+// others; the error is the list's.
+func OptedIn(ctx context.Context, c kubernetes.Interface, names, protected []string) (map[string]error, error) {
+	list, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelAllowDisaster + "=true"})
+	if err != nil {
+		return nil, fmt.Errorf("list the namespaces labelled %s=true: %w", v1alpha1.LabelAllowDisaster, err)
+	}
+	byName := make(map[string]*corev1.Namespace, len(list.Items))
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	out := make(map[string]error, len(names))
+	for _, ns := range names {
+		n, ok := byName[ns]
+		switch {
+		case checkProtected(ns, protected) != nil:
+			out[ns] = checkProtected(ns, protected)
+		case !ok:
+			out[ns] = engine.Refuse("namespace %s does not exist or is not opted in: no namespace of that name has the label %s=true", ns, v1alpha1.LabelAllowDisaster)
+		default:
+			out[ns] = optInRefusal(n)
+		}
+	}
+	return out, nil
 }
 
 func (s *scenario) checkStorageLocation(ctx context.Context) error {
@@ -818,26 +863,31 @@ func (s *scenario) Revert(ctx context.Context, e v1alpha1.JournalEntry) error {
 	return nil
 }
 
-// TouchMarker writes the current time into the namespace's RPO marker.
+// TouchMarker writes the current time into the namespace's RPO marker:
+// one request, a server-side apply that creates the marker or takes it
+// over (forced: a copy restored from a backup may carry other managers).
 // drillbot serve calls it periodically for every namespace-restore target.
 func TouchMarker(ctx context.Context, c kubernetes.Interface, ns string, now time.Time) error {
-	cms := c.CoreV1().ConfigMaps(ns)
-	data := map[string]string{MarkerKey: now.UTC().Format(time.RFC3339Nano)}
-	cm, err := cms.Get(ctx, MarkerName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: MarkerName, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "drillbot"}},
-			Data:       data,
-		}, metav1.CreateOptions{})
-	} else if err == nil {
-		cm.Data = data
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	}
-	if err != nil {
+	cm := corev1ac.ConfigMap(MarkerName, ns).
+		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "drillbot"}).
+		WithData(map[string]string{MarkerKey: now.UTC().Format(time.RFC3339Nano)})
+	if _, err := c.CoreV1().ConfigMaps(ns).Apply(ctx, cm, metav1.ApplyOptions{FieldManager: MarkerFieldManager, Force: true}); err != nil {
 		return fmt.Errorf("update RPO marker %s/%s: %w", ns, MarkerName, err)
 	}
 	return nil
 }
+
+// VeleroNamespace is the Velero namespace a namespace-restore drill uses
+// (its params, defaulted): protected, never stamped nor restored.
+func VeleroNamespace(def drill.Definition) string {
+	var p Params
+	_ = json.Unmarshal(def.Spec.Params, &p) // validated at load; a bad one answers the default
+	p.defaults()
+	return p.VeleroNamespace
+}
+
+// MarkerFieldManager is the field manager of the RPO marker's apply.
+const MarkerFieldManager = "drillbot-rpo-marker"
 
 // ToUnstructured encodes a typed object (Velero's) for the dynamic client.
 func ToUnstructured(obj any) (*unstructured.Unstructured, error) {

@@ -66,8 +66,14 @@ func (Kind) Permissions(def drill.Definition) []engine.Grant {
 		engine.Allow(vns, "velero.io", []string{"restores"}, []string{"create", "list", "watch"}),
 		engine.Allow(vns, "velero.io", []string{"downloadrequests"}, []string{"create", "list", "watch"}),
 		engine.Allow(vns, "velero.io", []string{"podvolumerestores"}, []string{"list"}),
-		engine.Allow("", "", []string{"configmaps"}, []string{"get", "update"}, MarkerName),
+		// The RPO marker: read after the restore, stamped by a server-side
+		// apply (patch; create the first time).
+		engine.Allow("", "", []string{"configmaps"}, []string{"get", "patch"}, MarkerName),
 		engine.Allow(ns, "", []string{"configmaps"}, []string{"create"}),
+		// The daemon's marker loop reads which targets are opted in with
+		// one labelled list a minute, whatever their number: list on
+		// namespaces cluster-wide (names and labels, nothing inside them).
+		engine.Allow("", "", []string{"namespaces"}, []string{"list"}),
 	}
 	for group, res := range InventoryGrants {
 		g = append(g, engine.Allow("", group, res, []string{"list"}))
@@ -171,9 +177,8 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	c = append(c, InventoryCalls(pre, ns, "inventory: what must come back (metadata only)")...)
 	if p.Backup.Create {
 		c = append(c,
-			inj.Call("get", "", "configmaps", ns, MarkerName, "stamp the RPO marker before the backup"),
-			inj.Call("create", "", "configmaps", ns, "", "stamp the RPO marker (first time)"),
-			inj.Call("update", "", "configmaps", ns, MarkerName, "stamp the RPO marker"),
+			inj.Call("patch", "", "configmaps", ns, MarkerName, "stamp the RPO marker before the backup (server-side apply)"),
+			inj.Call("create", "", "configmaps", ns, "", "the first stamp: an apply that creates the marker is authorized as create"),
 			inj.Call("create", "velero.io", "backups", vns, "", "take the backup the drill restores from"),
 			inj.Call("list", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"),
 			inj.Call("watch", "velero.io", "backups", vns, "", "wait until the backup is Completed (by its name, the run's)"))
@@ -223,10 +228,9 @@ func (Kind) Calls(def drill.Definition) []engine.Call {
 	// backup's age.
 	between := ph.Between
 	return append(c,
-		OptInCall(between, ns),
-		between.Call("get", "", "configmaps", ns, MarkerName, "the RPO marker the daemon stamps every minute (drillbot serve)"),
-		between.Call("create", "", "configmaps", ns, "", "create the RPO marker when missing"),
-		between.Call("update", "", "configmaps", ns, MarkerName, "stamp the RPO marker"),
+		between.Call("list", "", "namespaces", "", "", "the opted-in targets, one labelled list a minute for all of them (drillbot serve)"),
+		between.Call("patch", "", "configmaps", ns, MarkerName, "stamp the RPO marker every minute (server-side apply)"),
+		between.Call("create", "", "configmaps", ns, "", "the first stamp: an apply that creates the marker is authorized as create"),
 		between.Call("list", "velero.io", "backups", vns, "", "drillbot report: the age of the newest Completed backup"))
 }
 
