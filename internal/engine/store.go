@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,12 +112,19 @@ func (s *KubeStore) List(ctx context.Context, selector string) ([]v1alpha1.Drill
 	}
 }
 
-// listTyped is List through s.REST.
+// listTyped is List through s.REST. Each page's continue token is read
+// first (it precedes the items), so the next page is being fetched while
+// this one is decoded.
 func (s *KubeStore) listTyped(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error) {
 	gvr := v1alpha1.DrillRunResource
-	var runs []v1alpha1.DrillRun
+	var (
+		pages [][]v1alpha1.DrillRun
+		errs  []error
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+	)
 	cont := ""
-	for {
+	for i := 0; ; i++ {
 		req := s.REST.Get().AbsPath("/apis", gvr.Group, gvr.Version, "namespaces", s.Namespace, gvr.Resource).Param("limit", strconv.Itoa(listPage))
 		if selector != "" {
 			req = req.Param("labelSelector", selector)
@@ -124,21 +133,79 @@ func (s *KubeStore) listTyped(ctx context.Context, selector string) ([]v1alpha1.
 			req = req.Param("continue", cont)
 		}
 		raw, err := req.DoRaw(ctx)
+		if err == nil {
+			cont, err = continueToken(raw)
+		}
 		if err != nil {
+			wg.Wait()
 			return nil, fmt.Errorf("list DrillRuns: %w", err)
 		}
-		var page struct {
-			Metadata metav1.ListMeta     `json:"metadata"`
-			Items    []v1alpha1.DrillRun `json:"items"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return nil, fmt.Errorf("list DrillRuns: decode: %w", err)
-		}
-		runs = append(runs, page.Items...)
-		if cont = page.Metadata.Continue; cont == "" {
-			return runs, nil
+		pages = append(pages, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var page struct {
+				Items []v1alpha1.DrillRun `json:"items"`
+			}
+			err := json.Unmarshal(raw, &page)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("list DrillRuns: decode: %w", err))
+			}
+			pages[i] = page.Items
+		}()
+		if cont == "" {
+			break
 		}
 	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	var runs []v1alpha1.DrillRun
+	for _, p := range pages {
+		runs = append(runs, p...)
+	}
+	return runs, nil
+}
+
+// continueToken reads a list's metadata.continue without decoding its
+// items: the API server writes metadata before items; when it does not,
+// the whole list is decoded.
+func continueToken(raw []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", fmt.Errorf("decode: not a list object: %v", err)
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return "", fmt.Errorf("decode: %w", err)
+		}
+		switch key {
+		case "metadata":
+			var m metav1.ListMeta
+			if err := dec.Decode(&m); err != nil {
+				return "", fmt.Errorf("decode: %w", err)
+			}
+			return m.Continue, nil
+		case "items":
+			var l struct {
+				Metadata metav1.ListMeta `json:"metadata"`
+			}
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return "", fmt.Errorf("decode: %w", err)
+			}
+			return l.Metadata.Continue, nil
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return "", fmt.Errorf("decode: %w", err)
+			}
+		}
+	}
+	return "", nil
 }
 
 // Delete deletes a run.

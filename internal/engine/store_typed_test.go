@@ -72,3 +72,24 @@ func TestListTypedReadsEveryPageAsTheDynamicPathDoes(t *testing.T) {
 		t.Errorf("a 403: %v, want an API error that says Forbidden", err)
 	}
 }
+
+// TestContinueToken: the token is read before the items, after them, or
+// absent; a body that is no list object is an error.
+func TestContinueToken(t *testing.T) {
+	for _, tc := range []struct {
+		raw, want string
+		err       bool
+	}{
+		{`{"kind":"DrillRunList","metadata":{"continue":"c1","resourceVersion":"5"},"items":[{"metadata":{"name":"x"}}]}`, "c1", false},
+		{`{"items":[{"metadata":{"name":"x","continue":"not this"}}],"metadata":{"continue":"c2"}}`, "c2", false},
+		{`{"kind":"DrillRunList","metadata":{},"items":[]}`, "", false},
+		{`{"kind":"DrillRunList"}`, "", false},
+		{`[1,2]`, "", true},
+		{`{"metadata":{"continue":`, "", true},
+	} {
+		got, err := continueToken([]byte(tc.raw))
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("%s: %q, %v; want %q (error %v)", tc.raw, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -546,3 +546,9 @@ func TestParseSample(t *testing.T) {
 		t.Error("a page without the process collector parsed")
 	}
 }
+
+func TestBlankDigits(t *testing.T) {
+	if got := blankDigits("RTO 12.119s within 30m0s, run x-20261206-211018"); got != "RTO N.Ns within NmNs, run x-N-N" {
+		t.Errorf("%q", got)
+	}
+}

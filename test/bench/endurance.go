@@ -73,7 +73,10 @@ type Endurance struct {
 	Verdicts map[string]int `json:"verdicts"`
 	// NoVerdict are the runs that finished (or vanished) without one.
 	NoVerdict []string `json:"noVerdict,omitempty"`
-	Terms     []Term   `json:"terms"`
+	// Reasons counts the reasons of the verdicts other than PASS, by drill
+	// kind (digits blanked, so one cause is one line).
+	Reasons map[string]int `json:"reasons,omitempty"`
+	Terms   []Term         `json:"terms"`
 	// Takeover is the time from the leader's kill to the first run the
 	// standby finished.
 	Takeover time.Duration `json:"takeover"`
@@ -187,7 +190,7 @@ func MeasureEndurance(ctx context.Context, kube kubernetes.Interface, dyn dynami
 	if err := watch.poll(ctx); err != nil {
 		return nil, err
 	}
-	e.Verdicts, e.NoVerdict, e.MaxKept = watch.account()
+	e.Verdicts, e.NoVerdict, e.MaxKept, e.Reasons = watch.account()
 	stopPlaying()
 	e.Leftovers, err = leftovers(ctx, kube, targets)
 	if err != nil {
@@ -301,10 +304,10 @@ func (w *runWatch) sampleAt(ctx context.Context, d *serve, n int) (Sample, error
 
 // account counts the verdicts of the runs seen, the runs without one, and
 // the most runs one drill holds now.
-func (w *runWatch) account() (map[string]int, []string, int) {
+func (w *runWatch) account() (map[string]int, []string, int, map[string]int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	verdicts := map[string]int{}
+	verdicts, reasons := map[string]int{}, map[string]int{}
 	var none []string
 	kept, most := map[string]int{}, 0
 	for name, r := range w.seen {
@@ -319,10 +322,32 @@ func (w *runWatch) account() (map[string]int, []string, int) {
 			none = append(none, fmt.Sprintf("%s (%s)", name, r.Status.Phase))
 		default:
 			verdicts[string(r.Status.Verdict)]++
+			if r.Status.Verdict != v1alpha1.VerdictPass {
+				reasons[fmt.Sprintf("%s %s: %s", r.Spec.Scenario, r.Status.Verdict, blankDigits(r.Status.Reason))]++
+			}
 		}
 	}
 	sort.Strings(none)
-	return verdicts, none, most
+	return verdicts, none, most, reasons
+}
+
+// blankDigits replaces runs of digits with "N" and cuts s to 160 bytes.
+func blankDigits(s string) string {
+	var b strings.Builder
+	digit := false
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			if !digit {
+				b.WriteByte('N')
+			}
+			digit = true
+			continue
+		}
+		digit = false
+		b.WriteRune(r)
+	}
+	out := b.String()
+	return out[:min(len(out), 160)]
 }
 
 // leftovers lists what the drills left behind in their targets and in
@@ -552,6 +577,19 @@ func (e *Endurance) Rows() []Row {
 				t.First.Goroutines, t.Last.Goroutines, t.First.FDs, t.Last.FDs),
 			Target: "RSS <= +10% + 4 MiB, goroutines <= +20, fds <= +5", Met: Met(okRSS && okG && okF), Value: rss, Unit: "MiB",
 		})
+	}
+	type reason struct {
+		text string
+		n    int
+	}
+	var rs []reason
+	for t, n := range e.Reasons {
+		rs = append(rs, reason{t, n})
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].n > rs[j].n || rs[i].n == rs[j].n && rs[i].text < rs[j].text })
+	for _, r := range rs[:min(4, len(rs))] {
+		rows = append(rows, Row{Figure: "endurance: a verdict other than PASS, and why (most frequent first)", Drillbot: fmt.Sprintf("%d x %s", r.n, r.text),
+			Value: float64(r.n), Unit: "runs"})
 	}
 	left := "none"
 	if len(e.Leftovers) > 0 {
