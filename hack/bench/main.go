@@ -149,7 +149,7 @@ func ints[T int | int64](flagName, list string) ([]T, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, cfg config) error {
+func run(ctx context.Context, cfg config) (err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bins, err := localcluster.BinsFromEnv()
 	if err != nil {
@@ -168,6 +168,13 @@ func run(ctx context.Context, cfg config) error {
 	defer cl.Stop()
 	res := &bench.Results{Commit: commit(), Started: started.UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		Details: map[string]any{}}
+	defer func() {
+		// A figure that fails does not take the others' rows with it.
+		if err != nil && len(res.Rows) > 0 {
+			fmt.Fprintln(os.Stderr, "\nthe figures measured before the failure:")
+			_ = res.WriteTable(os.Stderr)
+		}
+	}()
 
 	// 1. RTO precision.
 	if cfg.want("rto") {
@@ -715,7 +722,9 @@ func fleet(ctx context.Context, bins localcluster.Bins, first *localcluster.Clus
 		return nil, err
 	}
 	cfgs := []*rest.Config{first.REST}
-	args := []string{"-n", ns, "--cluster-kubeconfig", "cluster-00=" + first.Kubeconfig}
+	// A cluster not read within --cluster-timeout makes the report exit 1:
+	// here ten API servers share the machine, so give them time.
+	args := []string{"-n", ns, "--cluster-timeout", "5m", "--cluster-kubeconfig", "cluster-00=" + first.Kubeconfig}
 	for i := 1; i < clusters; i++ {
 		c, err := localcluster.Start(ctx, localcluster.Config{Bins: bins, Dir: filepath.Join(dir, fmt.Sprint(i)), Logger: log, NoBackups: true})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -57,7 +56,8 @@ type FleetScale struct {
 // semantics, so that counts the parent's resident memory at exec too.
 func ReportProcess(ctx context.Context, drillbot string, args ...string) (ProcessCost, error) {
 	cmd := exec.CommandContext(ctx, drillbot, append([]string{"report", "-o", "json"}, args...)...)
-	cmd.Stdout = io.Discard
+	var stdout tail
+	cmd.Stdout = &stdout
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -76,7 +76,7 @@ func ReportProcess(ctx context.Context, drillbot string, args ...string) (Proces
 		select {
 		case err := <-done:
 			if err != nil {
-				return ProcessCost{}, fmt.Errorf("drillbot report %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+				return ProcessCost{}, fmt.Errorf("drillbot report %s: %w: %s%s", strings.Join(args, " "), err, stderr.String(), stdout.String())
 			}
 			if hwm == 0 {
 				return ProcessCost{}, fmt.Errorf("drillbot report: exited before its memory could be read")
@@ -235,3 +235,16 @@ func (p ProcessCost) row(what string) Row {
 	return Row{Figure: what + ": peak RSS, CPU (wall)", Drillbot: fmt.Sprintf("%.1f MiB, %s CPU (%s)", float64(p.MaxRSS)/(1<<20),
 		p.CPU.Round(time.Millisecond), p.Wall.Round(time.Millisecond)), Value: float64(p.MaxRSS) / (1 << 20), Unit: "MiB"}
 }
+
+// tail keeps the last 2 KiB written to it.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2048 {
+		t.b = t.b[len(t.b)-2048:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return string(t.b) }
