@@ -11,6 +11,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
+	"github.com/drillbot-io/drillbot/internal/drill"
 	"github.com/drillbot-io/drillbot/internal/engine"
 )
 
@@ -128,5 +129,33 @@ func TestRunRecordsDigestAndInitiator(t *testing.T) {
 	r, _ = e.Run(ctx, def, engine.TriggerSchedule)
 	if r.Spec.StartedBy == nil || r.Spec.StartedBy.Kind != engine.TriggerSchedule {
 		t.Errorf("scheduled run's startedBy %+v", r.Spec.StartedBy)
+	}
+}
+
+// TestHeldSlotsArePruned: held slots count against the history limits as
+// soon as they are recorded, not only when the drill next runs (an
+// endurance run found 12 runs kept against limits of 10).
+func TestHeldSlotsArePruned(t *testing.T) {
+	ctx := context.Background()
+	store := newStore()
+	clk := testingclock.NewFakeClock(t0)
+	locks := engine.LeaseLocks{Client: kubefake.NewClientset().CoordinationV1(), Namespace: "drillbot-system"}
+	if err := locks.Lock(ctx, "shop", "elsewhere-run", func(context.Context, string) (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = store.Create(ctx, &v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-run"}})
+	sc := &script{clk: clk}
+	e := engine.New(engine.Config{Store: store, Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "me", Locks: locks})
+	def := definition(time.Minute, 0)
+	def.History = drill.History{Successful: 3, Failed: 2}
+	for range 5 {
+		if _, err := e.Run(ctx, def, engine.TriggerSchedule); !errors.Is(err, engine.ErrTargetBusy) {
+			t.Fatalf("err %v, want ErrTargetBusy", err)
+		}
+		clk.Step(time.Minute)
+	}
+	runs, _ := store.List(ctx, v1alpha1.LabelDrill+"="+def.Name)
+	if len(runs) != 2 {
+		t.Errorf("%d held runs kept, want the failed limit's 2", len(runs))
 	}
 }

@@ -273,7 +273,7 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string, 
 	run := e.newRun(def, trigger, key, opts)
 	release, err := e.claim(ctx, key)
 	if err != nil {
-		return e.heldBusy(ctx, run, trigger, nil, err)
+		return e.heldAndPruned(ctx, def, run, trigger, nil, err)
 	}
 	defer release()
 
@@ -285,7 +285,7 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string, 
 	if err != nil {
 		// Nothing was done under this run: it is recorded as held (a
 		// scheduled run) or goes, and the caller is told the target is busy.
-		return e.heldBusy(ctx, created, trigger, created, err)
+		return e.heldAndPruned(ctx, def, created, trigger, created, err)
 	}
 	rs := &runState{e: e, def: def, run: created, log: e.log.With("drill", def.Name, "scenario", def.Spec.Scenario, "run", created.Name)}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -330,6 +330,17 @@ func (e *Engine) Run(ctx context.Context, def drill.Definition, trigger string, 
 	}
 	e.prune(ctx, def)
 	return final, nil
+}
+
+// heldAndPruned is heldBusy, then the drill's history pruned as after any
+// run: held slots count against the limits like the runs that ran (else
+// they pile up until the drill next runs).
+func (e *Engine) heldAndPruned(ctx context.Context, def drill.Definition, run *v1alpha1.DrillRun, trigger string, created *v1alpha1.DrillRun, cause error) (*v1alpha1.DrillRun, error) {
+	held, err := e.heldBusy(ctx, run, trigger, created, cause)
+	if held != nil {
+		e.prune(context.WithoutCancel(ctx), def)
+	}
+	return held, err
 }
 
 // lock takes the cluster-wide lock of target for run (see TargetLocks). A

@@ -320,6 +320,10 @@ func (w *runWatch) account() (map[string]int, []string, int, map[string]int) {
 			none = append(none, name+" (unfinished)")
 		case r.Status.Verdict == "":
 			none = append(none, fmt.Sprintf("%s (%s)", name, r.Status.Phase))
+		case r.Status.Stop != nil && r.Status.Stop.Kind == v1alpha1.StopTargetBusy:
+			// A slot that never started: the drill's own run still held
+			// its target (held, INCONCLUSIVE): not a run.
+			verdicts["not started (target busy)"]++
 		default:
 			verdicts[string(r.Status.Verdict)]++
 			if r.Status.Verdict != v1alpha1.VerdictPass {
