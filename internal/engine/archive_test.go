@@ -26,15 +26,7 @@ func TestScheduledRunOnBusyTargetIsRecordedHeld(t *testing.T) {
 	}{{engine.TriggerSchedule, 2}, {"cli", 1}} {
 		t.Run(tt.trigger, func(t *testing.T) {
 			ctx := context.Background()
-			store := newStore()
-			clk := testingclock.NewFakeClock(t0)
-			locks := engine.LeaseLocks{Client: kubefake.NewClientset().CoordinationV1(), Namespace: "drillbot-system"}
-			if err := locks.Lock(ctx, "shop", "elsewhere-run", func(context.Context, string) (bool, error) { return true, nil }); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = store.Create(ctx, &v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-run"}})
-			sc := &script{clk: clk}
-			e := engine.New(engine.Config{Store: store, Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "me", Locks: locks})
+			store, _, sc, e := busyEngine(t)
 			run, err := e.Run(ctx, definition(time.Minute, 0), tt.trigger)
 			if !errors.Is(err, engine.ErrTargetBusy) {
 				t.Fatalf("err %v, want ErrTargetBusy", err)
@@ -137,15 +129,7 @@ func TestRunRecordsDigestAndInitiator(t *testing.T) {
 // endurance run found 12 runs kept against limits of 10).
 func TestHeldSlotsArePruned(t *testing.T) {
 	ctx := context.Background()
-	store := newStore()
-	clk := testingclock.NewFakeClock(t0)
-	locks := engine.LeaseLocks{Client: kubefake.NewClientset().CoordinationV1(), Namespace: "drillbot-system"}
-	if err := locks.Lock(ctx, "shop", "elsewhere-run", func(context.Context, string) (bool, error) { return true, nil }); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = store.Create(ctx, &v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-run"}})
-	sc := &script{clk: clk}
-	e := engine.New(engine.Config{Store: store, Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "me", Locks: locks})
+	store, clk, _, e := busyEngine(t)
 	def := definition(time.Minute, 0)
 	def.History = drill.History{Successful: 3, Failed: 2}
 	for range 5 {
@@ -158,4 +142,20 @@ func TestHeldSlotsArePruned(t *testing.T) {
 	if len(runs) != 2 {
 		t.Errorf("%d held runs kept, want the failed limit's 2", len(runs))
 	}
+}
+
+// busyEngine is an engine whose target "shop" is locked by another,
+// recorded run.
+func busyEngine(t *testing.T) (*engine.KubeStore, *testingclock.FakeClock, *script, *engine.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	store := newStore()
+	clk := testingclock.NewFakeClock(t0)
+	locks := engine.LeaseLocks{Client: kubefake.NewClientset().CoordinationV1(), Namespace: "drillbot-system"}
+	if err := locks.Lock(ctx, "shop", "elsewhere-run", func(context.Context, string) (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = store.Create(ctx, &v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-run"}})
+	sc := &script{clk: clk}
+	return store, clk, sc, engine.New(engine.Config{Store: store, Kinds: engine.Registry{"scripted": kind{sc}}, Clock: clk, Holder: "me", Locks: locks})
 }
