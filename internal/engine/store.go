@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -114,17 +114,14 @@ func (s *KubeStore) List(ctx context.Context, selector string) ([]v1alpha1.Drill
 
 // listTyped is List through s.REST. Each page's continue token is read
 // first (it precedes the items), so the next page is being fetched while
-// this one is decoded.
+// this one is decoded, into a slot of its own.
 func (s *KubeStore) listTyped(ctx context.Context, selector string) ([]v1alpha1.DrillRun, error) {
 	gvr := v1alpha1.DrillRunResource
 	var (
-		pages [][]v1alpha1.DrillRun
-		errs  []error
-		mu    sync.Mutex
-		wg    sync.WaitGroup
+		pages  []*[]v1alpha1.DrillRun
+		decode errgroup.Group
 	)
-	cont := ""
-	for i := 0; ; i++ {
+	for cont := ""; ; {
 		req := s.REST.Get().AbsPath("/apis", gvr.Group, gvr.Version, "namespaces", s.Namespace, gvr.Resource).Param("limit", strconv.Itoa(listPage))
 		if selector != "" {
 			req = req.Param("labelSelector", selector)
@@ -137,35 +134,31 @@ func (s *KubeStore) listTyped(ctx context.Context, selector string) ([]v1alpha1.
 			cont, err = continueToken(raw)
 		}
 		if err != nil {
-			wg.Wait()
+			_ = decode.Wait()
 			return nil, fmt.Errorf("list DrillRuns: %w", err)
 		}
-		pages = append(pages, nil)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		items := new([]v1alpha1.DrillRun)
+		pages = append(pages, items)
+		decode.Go(func() error {
 			var page struct {
 				Items []v1alpha1.DrillRun `json:"items"`
 			}
-			err := json.Unmarshal(raw, &page)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("list DrillRuns: decode: %w", err))
+			if err := json.Unmarshal(raw, &page); err != nil {
+				return fmt.Errorf("list DrillRuns: decode: %w", err)
 			}
-			pages[i] = page.Items
-		}()
+			*items = page.Items
+			return nil
+		})
 		if cont == "" {
 			break
 		}
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errs[0]
+	if err := decode.Wait(); err != nil {
+		return nil, err
 	}
 	var runs []v1alpha1.DrillRun
 	for _, p := range pages {
-		runs = append(runs, p...)
+		runs = append(runs, *p...)
 	}
 	return runs, nil
 }
@@ -175,8 +168,10 @@ func (s *KubeStore) listTyped(ctx context.Context, selector string) ([]v1alpha1.
 // the whole list is decoded.
 func continueToken(raw []byte) (string, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return "", fmt.Errorf("decode: not a list object: %v", err)
+	if t, err := dec.Token(); err != nil {
+		return "", fmt.Errorf("decode: %w", err)
+	} else if t != json.Delim('{') {
+		return "", fmt.Errorf("decode: not a list object (starts with %v)", t)
 	}
 	for dec.More() {
 		key, err := dec.Token()

@@ -93,3 +93,39 @@ func TestContinueToken(t *testing.T) {
 		}
 	}
 }
+
+// TestListTypedKeepsEveryPage: many pages, each decoded while the next is
+// fetched, all come back in order (a page lost between the fetch and the
+// decode would leave a drill's newest run out of the report).
+func TestListTypedKeepsEveryPage(t *testing.T) {
+	const n = 64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		if c := r.URL.Query().Get("continue"); c != "" {
+			_, _ = fmt.Sscan(c, &i)
+		}
+		cont := ""
+		if i+1 < n {
+			cont = fmt.Sprint(i + 1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"metadata":{"continue":%q},"items":[{"metadata":{"name":"r%02d"}}]}`, cont, i)
+	}))
+	defer srv.Close()
+	kube, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, QPS: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := (&KubeStore{Namespace: "drillbot-system", REST: kube.CoreV1().RESTClient()}).List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != n {
+		t.Fatalf("%d runs, want %d", len(runs), n)
+	}
+	for i, r := range runs {
+		if r.Name != fmt.Sprintf("r%02d", i) {
+			t.Fatalf("run %d is %s", i, r.Name)
+		}
+	}
+}
