@@ -420,7 +420,7 @@ func apiLoad(ctx context.Context, cl *localcluster.Cluster, runs int, log *slog.
 			if err := testharness.Falco(ctx, cl.Kube, "load-falco", bench.FalcoRules); err != nil {
 				return err
 			}
-			go testharness.PlayFalco(playCtx, logf{log}, cl.Kube, "load-falco", nil)
+			go testharness.PlayFalco(playCtx, bench.Slogf{Log: log}, cl.Kube, "load-falco", nil)
 			return nil
 		}},
 		{"namespace-restore", func() error { return bench.DemoApp(ctx, cl.Kube, "load-shop") }},
@@ -489,11 +489,6 @@ func apiCheck(kind, objectives, params string) string {
 	return fmt.Sprintf("apiVersion: drillbot.io/v1alpha1\nkind: Drill\nmetadata: {name: api-load-%s}\nspec:\n  scenario: %s\n  objectives: %s\n  params: %s\n",
 		kind, kind, objectives, params)
 }
-
-// logf logs the Falco player's lines.
-type logf struct{ log *slog.Logger }
-
-func (l logf) Logf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
 
 // idleDrills writes n idle drills into dir, each on a target namespace of
 // its own, and creates those namespaces opted in. It answers the number of

@@ -120,7 +120,7 @@ func MeasureEndurance(ctx context.Context, kube kubernetes.Interface, dyn dynami
 		players.Add(1)
 		go func() {
 			defer players.Done()
-			testharness.PlayFalco(playCtx, slogf{log}, kube, ns, nil)
+			testharness.PlayFalco(playCtx, Slogf{Log: log}, kube, ns, nil)
 		}()
 		targets, docs = append(targets, ns), append(docs, doc)
 	}
@@ -222,10 +222,10 @@ spec:
 `, ns, kind, cfg.Every, cfg.History, cfg.History, fmt.Sprintf(target, ns), params)
 }
 
-// slogf logs the players' lines.
-type slogf struct{ log *slog.Logger }
+// Slogf logs a test helper's lines (testharness.Logger) at debug level.
+type Slogf struct{ Log *slog.Logger }
 
-func (s slogf) Logf(format string, args ...any) { s.log.Debug(fmt.Sprintf(format, args...)) }
+func (s Slogf) Logf(format string, args ...any) { s.Log.Debug(fmt.Sprintf(format, args...)) }
 
 // KwokTemplate is a pod template kwok runs (the image is never pulled).
 func KwokTemplate(labels map[string]string) corev1.PodTemplateSpec {

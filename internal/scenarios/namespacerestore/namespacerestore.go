@@ -364,10 +364,11 @@ func OptedIn(ctx context.Context, c kubernetes.Interface, names, protected []str
 	}
 	out := make(map[string]error, len(names))
 	for _, ns := range names {
-		n, ok := byName[ns]
-		switch {
-		case checkProtected(ns, protected) != nil:
-			out[ns] = checkProtected(ns, protected)
+		if err := checkProtected(ns, protected); err != nil {
+			out[ns] = err
+			continue
+		}
+		switch n, ok := byName[ns]; {
 		case !ok:
 			out[ns] = engine.Refuse("namespace %s does not exist or is not opted in: no namespace of that name has the label %s=true", ns, v1alpha1.LabelAllowDisaster)
 		default:
