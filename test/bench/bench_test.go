@@ -552,3 +552,36 @@ func TestBlankDigits(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestRunWatchCountsStartedRuns: a slot that found its target busy never
+// ran; the endurance figure's run count (and its "after run N" samples)
+// leave it out, and the verdicts count it apart.
+func TestRunWatchCountsStartedRuns(t *testing.T) {
+	run := func(name string, v v1alpha1.Verdict, stop *v1alpha1.Stop) *v1alpha1.DrillRun {
+		now := metav1.NowMicro()
+		r := &v1alpha1.DrillRun{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		r.Spec.Drill, r.Spec.Scenario = "d", "pod-kill"
+		r.Status.Verdict, r.Status.Stop, r.Status.FinishedAt = v, stop, &now
+		return r
+	}
+	busy := &v1alpha1.Stop{Kind: v1alpha1.StopTargetBusy}
+	w := &runWatch{
+		seen: map[string]*v1alpha1.DrillRun{
+			"a": run("a", v1alpha1.VerdictPass, nil),
+			"b": run("b", v1alpha1.VerdictInconclusive, busy),
+			"c": run("c", v1alpha1.VerdictFail, nil),
+			"d": run("d", v1alpha1.VerdictInconclusive, busy),
+			"e": run("e", "", nil),
+		},
+		done:    map[string]bool{"a": true, "b": true, "c": true, "d": true},
+		present: map[string]bool{"a": true, "b": true, "c": true, "d": true, "e": true},
+	}
+	if got := w.finished(); got != 2 {
+		t.Errorf("finished = %d, want 2 (a and c; b and d never started, e runs)", got)
+	}
+	verdicts, none, _, _ := w.account()
+	want := map[string]int{"PASS": 1, "FAIL": 1, "not started (target busy)": 2}
+	if fmt.Sprint(verdicts) != fmt.Sprint(want) || len(none) != 1 {
+		t.Errorf("verdicts %v, none %v; want %v and e unfinished", verdicts, none, want)
+	}
+}

@@ -33,10 +33,11 @@ import (
 	"github.com/drillbot-io/drillbot/test/testharness"
 )
 
-// EnduranceConfig is the endurance figure: Runs drills back to back by
-// drillbot serve processes (leader election on), PodKill pod-kill drills
-// and Falco corrupt-config drills at once, each on a target of its own
-// and firing every Every; the leader is killed (SIGKILL) once half the
+// EnduranceConfig is the endurance figure: Runs started runs back to back
+// (a slot that found its drill's previous run still on the target is not
+// one) by drillbot serve processes (leader election on), PodKill pod-kill
+// drills and Falco corrupt-config drills at once, each on a target of its
+// own and firing every Every; the leader is killed (SIGKILL) once half the
 // runs have finished, and the standby takes over.
 type EnduranceConfig struct {
 	Drillbot   string
@@ -276,10 +277,24 @@ func (w *runWatch) poll(ctx context.Context) error {
 	return nil
 }
 
+// finished counts the runs that finished, leaving out the slots that never
+// started (their drill's previous run still held the target): a run is a
+// drill that ran.
 func (w *runWatch) finished() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.done)
+	n := 0
+	for name := range w.done {
+		if !notStarted(w.seen[name]) {
+			n++
+		}
+	}
+	return n
+}
+
+// notStarted: a slot held because its drill's run still held the target.
+func notStarted(r *v1alpha1.DrillRun) bool {
+	return r != nil && r.Status.Stop != nil && r.Status.Stop.Kind == v1alpha1.StopTargetBusy
 }
 
 // until polls until n runs finished.
@@ -320,7 +335,7 @@ func (w *runWatch) account() (map[string]int, []string, int, map[string]int) {
 			none = append(none, name+" (unfinished)")
 		case r.Status.Verdict == "":
 			none = append(none, fmt.Sprintf("%s (%s)", name, r.Status.Phase))
-		case r.Status.Stop != nil && r.Status.Stop.Kind == v1alpha1.StopTargetBusy:
+		case notStarted(r):
 			// A slot that never started: the drill's own run still held
 			// its target (held, INCONCLUSIVE): not a run.
 			verdicts["not started (target busy)"]++

@@ -11,8 +11,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -242,8 +244,24 @@ func MedianOf[T any](n int, measure func() (T, error), wall func(T) time.Duratio
 // MeasureFailoverCompare is failover-restore's comparison of a backup's
 // resource list with the copy, over the objects of ns: the list names
 // every ConfigMap Fill made (and the namespace's own), the copy is ns
-// itself, with a fresh, counted client.
+// itself, with a fresh, counted client. The namespace's kube-root-ca.crt
+// is published by a controller some time after the namespace is created;
+// a backup lists it only once it exists, so the figure waits for it (on an
+// uncounted client) before the clock starts.
 func MeasureFailoverCompare(ctx context.Context, cfg *rest.Config, ns string, objects int) (InventoryCost, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return InventoryCost{}, err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
+		return InventoryCost{}, fmt.Errorf("waiting for %s/kube-root-ca.crt: %w", ns, err)
+	}
 	list := map[string][]string{"v1/ConfigMap": {ns + "/kube-root-ca.crt"}, "v1/Namespace": {ns}}
 	for i := range objects {
 		list["v1/ConfigMap"] = append(list["v1/ConfigMap"], fmt.Sprintf("%s/cm-%05d", ns, i))
