@@ -63,6 +63,20 @@ CALICO_MANIFEST := $(BIN)/calico-$(CALICO_VERSION)/calico-policy-only.yaml
 KYVERNO_CHART  := $(BIN)/kyverno-$(KYVERNO_VERSION)/chart
 ESO_CHART      := $(BIN)/external-secrets-$(ESO_VERSION)/chart
 DRILLBOT       := $(BIN)/drillbot
+# kind (test/kindcluster): kubeadm from the same tools module, the OCI
+# runtime wrapper for --privileged nodes on this machine, the control
+# plane's images named as kubeadm expects, and the node image itself.
+KUBEADM        := $(BIN)/kube-$(KUBE_VERSION)/kubeadm
+KIND_RUNTIME   := $(BIN)/kindruntime
+KIND_IMAGES     = $(IMAGES)/kind-$(KUBE_VERSION)
+KIND_NODE      := $(BIN)/kind-node-$(KUBE_VERSION)/node.tar
+KIND_NODE_REF  := drillbot.local/kind-node:$(KUBE_VERSION)
+# make demo CLUSTER=kind: KIND_NODE_IMAGE=local (the harness's Docker and
+# the node image above; needs root), kind (your Docker and kind's own node
+# image), or an image reference in your Docker.
+CLUSTER         ?= local
+KIND_NODE_IMAGE ?= local
+KIND_DIR        ?= $(CURDIR)/tmp/kind
 
 CLUSTER_BINS := $(ETCD) $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KWOK) $(VERSITYGW) $(VELERO) $(VELERO_AWS) $(KUBE_ROUTER)
 # The real security stack: Kyverno and ESO run as pods from their own charts
@@ -95,6 +109,10 @@ export DRILLBOT_CALICO_MANIFEST := $(CALICO_MANIFEST)
 export DRILLBOT_COSIGN := $(COSIGN)
 export DRILLBOT_KYVERNO_CHART := $(KYVERNO_CHART)
 export DRILLBOT_ESO_CHART := $(ESO_CHART)
+export DRILLBOT_KIND_NODE := $(KIND_NODE)
+export DRILLBOT_KIND_NODE_REF := $(KIND_NODE_REF)
+export DRILLBOT_KIND_RUNTIME := $(KIND_RUNTIME)
+export DRILLBOT_KIND_IMAGES = $(KIND_IMAGES)
 
 # Each component's build prints one line when it starts and one when it is
 # done (name, version, time, log); its full output goes to bin/logs/.
@@ -108,7 +126,7 @@ DR_DIR ?= $(CURDIR)/tmp/cluster-dr
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/drillbot-io/drillbot/internal/version.Version=$(VERSION)
 
-.PHONY: announce monitoring stack-bins stack-images velero-images calico-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
+.PHONY: kind-node kind-deps kind-stack-images announce monitoring stack-bins stack-images velero-images calico-images all build chart image images node-deps test test-unit test-integration demo demo-dr bench cluster-bins cluster-up cluster-down vet fmt clean
 
 all: build
 
@@ -144,7 +162,7 @@ announce:
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)
-$(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY): hack/tools/kube/go.mod
+$(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY) $(KUBEADM): hack/tools/kube/go.mod
 	$(call step,$(notdir $@),$(KUBE_VERSION)) bash -c "cd hack/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)"
 
 $(ETCD): hack/tools/etcd/go.mod hack/tools/etcd/main.go
@@ -269,6 +287,49 @@ image:
 images:
 	$(call step,images,$(VERSION)) $(GO) run ./hack/image -out $(IMAGES) -version $(VERSION)
 
+# kind on this machine (no registry): the runtime wrapper (static: it also
+# runs inside the node), the control plane's images (the binaries the local
+# cluster runs, with their libraries, under kubeadm's names for this
+# version), and the node image (hack/kindnode: debootstrap, needs root and
+# the Debian mirror), each cached in bin/ until its inputs change.
+$(KIND_RUNTIME): hack/kindruntime/main.go
+	CGO_ENABLED=0 $(GO) build -o $@ ./hack/kindruntime
+
+KIND_IMAGE_REFS := -ref kube-apiserver=registry.k8s.io/kube-apiserver:$(KUBE_VERSION) \
+	-ref kube-controller-manager=registry.k8s.io/kube-controller-manager:$(KUBE_VERSION) \
+	-ref kube-scheduler=registry.k8s.io/kube-scheduler:$(KUBE_VERSION) \
+	-ref kube-proxy=registry.k8s.io/kube-proxy:$(KUBE_VERSION) \
+	-ref etcd=registry.k8s.io/etcd:$(ETCD_VERSION:v%=%)-0 \
+	-ref pause=registry.k8s.io/pause:3.10.1
+$(KIND_IMAGES)/images.stamp: $(KUBE_APISERVER) $(KUBE_CM) $(KUBE_SCHEDULER) $(KUBE_PROXY) $(ETCD) hack/image/main.go hack/images/pause/main.go
+	$(call step,kind-images,$(KUBE_VERSION)) $(GO) run ./hack/image -out $(KIND_IMAGES) $(KIND_IMAGE_REFS) \
+	  -bin kube-apiserver=$(KUBE_APISERVER) -bin kube-controller-manager=$(KUBE_CM) -bin kube-scheduler=$(KUBE_SCHEDULER) \
+	  -bin kube-proxy=$(KUBE_PROXY) -bin etcd=$(ETCD) kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd pause && touch $@
+
+# Velero's server with the AWS plugin beside it, and the S3 store, as pods.
+kind-stack-images: $(KIND_IMAGES)/stack.stamp
+$(KIND_IMAGES)/stack.stamp: $(VELERO) $(VELERO_AWS) $(VERSITYGW) hack/image/main.go
+	$(call step,kind-stack-images,$(VELERO_VERSION)) $(GO) run ./hack/image -out $(KIND_IMAGES) \
+	  -bin velero-server=$(VELERO) -bin velero-plugin-for-aws=$(VELERO_AWS) -bin versitygw=$(VERSITYGW) velero-server versitygw && touch $@
+
+$(KIND_NODE): $(KIND_IMAGES)/images.stamp $(KUBELET) $(KUBEADM) $(KUBECTL) $(KIND_RUNTIME) $(filter-out %_test.go,$(wildcard hack/kindnode/*.go)) | kind-deps
+	$(call step,kind-node,$(KUBE_VERSION)) $(GO) run ./hack/kindnode -out $@ -ref $(KIND_NODE_REF) -kube-version $(KUBE_VERSION) \
+	  -kubelet $(KUBELET) -kubeadm $(KUBEADM) -kubectl $(KUBECTL) -runtime $(KIND_RUNTIME) \
+	  $(foreach i,kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd pause,-image $(KIND_IMAGES)/$(i).tar)
+kind-node: $(KIND_NODE)
+
+# Docker (Debian's docker.io, run by the harness as a plain process with
+# iptables and masquerade off) and debootstrap, installed when missing.
+# policy-rc.d keeps the package from starting a daemon of its own.
+kind-deps:
+	@missing=""; for t in dockerd debootstrap; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing kind's Docker and debootstrap (missing:$$missing)"; \
+	  created=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && created=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null; \
+	  rc=$$?; if [ -n "$$created" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
+	fi
+
 # The real node's runtime, from Debian: containerd, runc, the CNI plugins,
 # iptables and conntrack. Installed when missing (needs root and apt).
 # chromium: the HTML report's test loads the page in a real headless browser;
@@ -285,16 +346,22 @@ node-deps:
 
 # Unit and integration tests. Integration tests start their own local cluster
 # (one per package) and fail, rather than skip, when it cannot start.
-test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images velero-images calico-images node-deps
+test: announce $(CLUSTER_BINS) $(HELM) $(KUBE_SCORE) $(PROMTOOL) $(PROMETHEUS) $(ALERTMANAGER) images stack-images velero-images calico-images node-deps kind-deps $(KIND_NODE) kind-stack-images
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	DRILLBOT_REQUIRE_CLUSTER=1 $(GO) test -count=1 -timeout 45m $(TEST_ARGS) ./...
 	@echo "the network drills again, with Calico enforcing NetworkPolicy on the real node"
 	DRILLBOT_REQUIRE_CLUSTER=1 DRILLBOT_ENFORCER=calico $(GO) test -count=1 -timeout 20m -run 'TestBlockKeyVault$$|TestRekorOutage$$' ./test/realstack/
 
-# The main job: a local cluster, a real drill, a report.
+# The main job: a local cluster, a real drill, a report. CLUSTER=kind: the
+# same drill on a kind cluster, run by drillbot installed from its chart.
+ifeq ($(CLUSTER),kind)
+demo: $(DRILLBOT) $(HELM) images kind-stack-images $(if $(filter local,$(KIND_NODE_IMAGE)),kind-deps $(KIND_NODE))
+	DRILLBOT=$(DRILLBOT) $(GO) run ./hack/kindcluster demo -node-image $(KIND_NODE_IMAGE) $(KIND_DIR)
+else
 demo: announce $(CLUSTER_BINS) $(DRILLBOT) images velero-images node-deps
 	CLUSTER_DIR=$(CLUSTER_DIR) DRILLBOT=$(DRILLBOT) KUBECTL=$(KUBECTL) ./hack/demo.sh
+endif
 
 # The regional failure drill across two kwok-only clusters (no root).
 demo-dr: announce $(CLUSTER_BINS) $(DRILLBOT)
@@ -320,3 +387,4 @@ cluster-down:
 	$(GO) run ./hack/localcluster down $(CLUSTER_DIR)
 	$(GO) run ./hack/localcluster down $(PROD_DIR)
 	$(GO) run ./hack/localcluster down $(DR_DIR)
+	$(GO) run ./hack/kindcluster down $(KIND_DIR)

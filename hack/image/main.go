@@ -56,7 +56,27 @@ type spec struct {
 	// hostDirs are directories of this machine copied whole (the iptables
 	// extensions the programs load at run time).
 	hostDirs []string
+	// dynamic: the prebuilt binary is linked against this machine's libc,
+	// copied with its shared libraries as hostProgs are (the Kubernetes
+	// binaries the local cluster builds with cgo).
+	dynamic bool
+	// extra are more prebuilt binaries in the image (its path -> the -bin
+	// NAME that gives it), copied with their libraries: Velero's AWS plugin
+	// beside the server that runs it.
+	extra map[string]string
 }
+
+// iptablesProgs are Debian's iptables (nf_tables backend), ipset and
+// conntrack, for what writes the node's rules from a pod.
+var iptablesProgs = map[string]string{
+	"iptables-nft": "/usr/sbin/xtables-nft-multi", "iptables-nft-save": "/usr/sbin/xtables-nft-multi", "iptables-nft-restore": "/usr/sbin/xtables-nft-multi",
+	"ip6tables-nft": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-save": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-restore": "/usr/sbin/xtables-nft-multi",
+	"iptables": "/usr/sbin/xtables-nft-multi", "iptables-save": "/usr/sbin/xtables-nft-multi", "iptables-restore": "/usr/sbin/xtables-nft-multi",
+	"ipset": "/usr/sbin/ipset", "conntrack": "/usr/sbin/conntrack",
+}
+
+// xtablesDir holds the iptables extensions loaded at run time.
+const xtablesDir = "/usr/lib/x86_64-linux-gnu/xtables"
 
 func specs(version string) map[string]spec {
 	return map[string]spec{
@@ -84,12 +104,22 @@ func specs(version string) map[string]spec {
 		// Calico's node agent (Felix, policy only) runs as root on the
 		// host's network and writes its rules with the host's iptables
 		// (nf_tables backend), ipset and conntrack, from Debian's packages.
-		"calico-node": {bin: "/bin/calico-node", user: "0:0", caCerts: true, hostProgs: map[string]string{
-			"iptables-nft": "/usr/sbin/xtables-nft-multi", "iptables-nft-save": "/usr/sbin/xtables-nft-multi", "iptables-nft-restore": "/usr/sbin/xtables-nft-multi",
-			"ip6tables-nft": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-save": "/usr/sbin/xtables-nft-multi", "ip6tables-nft-restore": "/usr/sbin/xtables-nft-multi",
-			"iptables": "/usr/sbin/xtables-nft-multi", "iptables-save": "/usr/sbin/xtables-nft-multi", "iptables-restore": "/usr/sbin/xtables-nft-multi",
-			"ipset": "/usr/sbin/ipset", "conntrack": "/usr/sbin/conntrack",
-		}, hostDirs: []string{"/usr/lib/x86_64-linux-gnu/xtables"}},
+		"calico-node": {bin: "/bin/calico-node", user: "0:0", caCerts: true, hostProgs: iptablesProgs, hostDirs: []string{xtablesDir}},
+		// The control plane of the local kind node image (hack/kindnode),
+		// named as kubeadm expects them (-ref): the binaries the local
+		// cluster runs, on the PATH (kubeadm's static pods name them bare),
+		// as root as kubeadm runs them; kube-proxy writes the node's
+		// iptables rules.
+		"kube-apiserver":          {bin: "/usr/local/bin/kube-apiserver", user: "0:0", caCerts: true, dynamic: true},
+		"kube-controller-manager": {bin: "/usr/local/bin/kube-controller-manager", user: "0:0", caCerts: true, dynamic: true},
+		"kube-scheduler":          {bin: "/usr/local/bin/kube-scheduler", user: "0:0", dynamic: true},
+		"etcd":                    {bin: "/usr/local/bin/etcd", user: "0:0", dynamic: true},
+		"kube-proxy":              {bin: "/usr/local/bin/kube-proxy", user: "0:0", dynamic: true, hostProgs: iptablesProgs, hostDirs: []string{xtablesDir}},
+		// kind's Velero runs in the cluster: the server with the AWS plugin
+		// in its plugin directory, and the S3 store (versitygw) as a pod.
+		"velero-server": {bin: "/velero", user: "65532:65532", caCerts: true,
+			extra: map[string]string{"/velero-plugins/velero-plugin-for-aws": "velero-plugin-for-aws"}},
+		"versitygw": {bin: "/usr/local/bin/versitygw", user: "65532:65532", dynamic: true},
 	}
 }
 
@@ -104,6 +134,18 @@ func main() {
 			return fmt.Errorf("want NAME=PATH, got %q", v)
 		}
 		prebuilt[n] = p
+		return nil
+	})
+	refs := map[string]string{}
+	flag.Func("ref", "NAME=REF: the reference image NAME is written under, instead of "+Registry+"/NAME:TAG (repeatable)", func(v string) error {
+		n, r, ok := strings.Cut(v, "=")
+		if !ok || n == "" || r == "" {
+			return fmt.Errorf("want NAME=REF, got %q", v)
+		}
+		if _, err := name.NewTag(r, name.StrictValidation); err != nil {
+			return fmt.Errorf("-ref %s: %w", v, err)
+		}
+		refs[n] = r
 		return nil
 	})
 	flag.Parse()
@@ -134,7 +176,18 @@ func main() {
 				os.Exit(64)
 			}
 		}
+		extra := map[string]string{}
+		for path, b := range s.extra {
+			if extra[path] = prebuilt[b]; extra[path] == "" {
+				fmt.Fprintf(os.Stderr, "image: %s holds %s at %s: give -bin %s=PATH\n", n, b, path, b)
+				os.Exit(64)
+			}
+		}
+		s.extra = extra
 		ref := fmt.Sprintf("%s/%s:%s", Registry, n, *tag)
+		if r, ok := refs[n]; ok {
+			ref = r
+		}
 		file := filepath.Join(*out, n+".tar")
 		if err := build(context.Background(), s, ref, file); err != nil {
 			fmt.Fprintf(os.Stderr, "image %s: %v\n", n, err)
@@ -159,14 +212,29 @@ func build(ctx context.Context, s spec, ref, file string) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build %s: %w", s.pkg, err)
 		}
-	} else if err := checkStatic(binPath); err != nil {
-		return err
+	} else if !s.dynamic {
+		if err := checkStatic(binPath); err != nil {
+			return err
+		}
 	}
-	files := []entry{{path: s.bin, src: binPath, mode: 0o755}}
+	var files []entry
+	progs := s.hostProgs
+	if s.dynamic || len(s.extra) > 0 {
+		progs = maps.Clone(progs)
+		if progs == nil {
+			progs = map[string]string{}
+		}
+		maps.Copy(progs, s.extra)
+	}
+	if s.dynamic {
+		progs[s.bin] = binPath
+	} else {
+		files = append(files, entry{path: s.bin, src: binPath, mode: 0o755})
+	}
 	if s.caCerts {
 		files = append(files, entry{path: "/etc/ssl/certs/ca-certificates.crt", src: "/etc/ssl/certs/ca-certificates.crt", mode: 0o644})
 	}
-	host, err := hostFiles(ctx, s.hostProgs, s.hostDirs)
+	host, err := hostFiles(ctx, progs, s.hostDirs)
 	if err != nil {
 		return err
 	}
@@ -188,8 +256,11 @@ func build(ctx context.Context, s spec, ref, file string) error {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	path := "/"
-	if len(s.hostProgs) > 0 {
+	if len(progs) > 0 {
 		path = "/usr/sbin:/bin:/"
+	}
+	if d := filepath.Dir(s.bin); d != "/" && d != "/usr/sbin" && d != "/bin" {
+		path = d + ":" + path
 	}
 	cf.Config = v1.Config{Entrypoint: []string{s.bin}, User: s.user, WorkingDir: "/",
 		Env: []string{"PATH=" + path, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}}
@@ -219,9 +290,10 @@ func checkStatic(path string) error {
 	return nil
 }
 
-// hostFiles lays out this machine's programs under /usr/sbin, with every
-// shared library ldd resolves for them (and for the files of dirs, loaded
-// at run time) at its own path, the loader and its cache.
+// hostFiles lays out this machine's programs (a bare name under /usr/sbin,
+// or at the absolute path given), with every shared library ldd resolves
+// for them (and for the files of dirs, loaded at run time) at its own
+// path, the loader and its cache.
 func hostFiles(ctx context.Context, progs map[string]string, dirs []string) ([]entry, error) {
 	if len(progs) == 0 {
 		return nil, nil
@@ -229,7 +301,11 @@ func hostFiles(ctx context.Context, progs map[string]string, dirs []string) ([]e
 	var files []entry
 	objects := map[string]bool{}
 	for _, n := range slices.Sorted(maps.Keys(progs)) {
-		files = append(files, entry{path: "/usr/sbin/" + n, src: progs[n], mode: 0o755})
+		p := n
+		if !strings.HasPrefix(p, "/") {
+			p = "/usr/sbin/" + n
+		}
+		files = append(files, entry{path: p, src: progs[n], mode: 0o755})
 		objects[progs[n]] = true
 	}
 	for _, d := range dirs {

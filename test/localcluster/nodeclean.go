@@ -151,12 +151,12 @@ func cleanupNode(ctx context.Context, s *nodeState, log *slog.Logger) error {
 	if pids := all(); len(pids) > 0 {
 		errs = append(errs, fmt.Errorf("processes of the real node survive SIGKILL: %v", pids))
 	}
-	for _, m := range mountsUnder(s.Dir) {
+	for _, m := range MountsUnder(s.Dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
-	errs = append(errs, removeCgroups()...)
+	errs = append(errs, RemoveCgroups(cgroupRoot)...)
 	if s.KubeProxy != "" {
 		if _, err := os.Stat(s.KubeProxy); err == nil {
 			// kube-proxy's own clean-up of its rules; what it misses (and
@@ -265,8 +265,8 @@ func unescapeMount(s string) string {
 	return r.Replace(s)
 }
 
-// mountsUnder lists the mount points at or under dir, deepest first.
-func mountsUnder(dir string) []string {
+// MountsUnder lists the mount points at or under dir, deepest first.
+func MountsUnder(dir string) []string {
 	points, _ := mountInfo()
 	var out []string
 	for _, p := range points {
@@ -278,16 +278,17 @@ func mountsUnder(dir string) []string {
 	return out
 }
 
-// cgroupDirs lists the node's cgroup directories in every hierarchy,
-// deepest first.
-func cgroupDirs() []string {
+// CgroupDirs lists the directories of the cgroup root (a name under each
+// hierarchy's mount point: the node's pods, or a Docker's containers) in
+// every hierarchy, deepest first.
+func CgroupDirs(root string) []string {
 	points, types := mountInfo()
 	var dirs []string
 	for i, p := range points {
 		if types[i] != "cgroup" && types[i] != "cgroup2" {
 			continue
 		}
-		_ = filepath.WalkDir(filepath.Join(p, cgroupRoot), func(path string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(filepath.Join(p, root), func(path string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, path)
 			}
@@ -298,9 +299,11 @@ func cgroupDirs() []string {
 	return dirs
 }
 
-func removeCgroups() []error {
+// RemoveCgroups removes the directories of the cgroup root, once the
+// processes in them are gone.
+func RemoveCgroups(root string) []error {
 	var errs []error
-	for _, d := range cgroupDirs() {
+	for _, d := range CgroupDirs(root) {
 		var err error
 		for range 20 {
 			if err = syscall.Rmdir(d); err == nil || errors.Is(err, syscall.ENOENT) {
@@ -472,14 +475,14 @@ func NodeLeftovers(dir string) []string {
 	if len(own) > 0 {
 		out = append(out, fmt.Sprintf("processes %v", own))
 	}
-	out = appendSome(out, "mounts", mountsUnder(dir))
+	out = appendSome(out, "mounts", MountsUnder(dir))
 	if s, err := readNodeState(); err == nil && s != nil && s.Dir != dir {
 		return out // another cluster's node: its leftovers are its own
 	}
 	if len(inPods) > 0 {
 		out = append(out, fmt.Sprintf("%d processes in the pods' cgroups", len(inPods)))
 	}
-	out = appendSome(out, "cgroups", cgroupDirs())
+	out = appendSome(out, "cgroups", CgroupDirs(cgroupRoot))
 	if _, err := net.InterfaceByName(bridgeName); err == nil {
 		out = append(out, "interface "+bridgeName)
 	}

@@ -48,6 +48,15 @@ func (c *Cluster) S3Dir() string { return c.path("s3") }
 // writeS3Credentials writes the store's credentials file for Velero's AWS
 // plugin (every local store has the same).
 func (c *Cluster) writeS3Credentials() error {
-	creds := fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)
-	return os.WriteFile(c.path("s3-credentials"), []byte(creds), 0o600)
+	return os.WriteFile(c.path("s3-credentials"), S3CredentialsFile(), 0o600)
 }
+
+// S3CredentialsFile is the credentials file Velero's AWS plugin reads for
+// the harness's S3 stores.
+func S3CredentialsFile() []byte {
+	return fmt.Appendf(nil, "[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", s3Access, s3Secret)
+}
+
+// S3Keys are the access and secret keys of the harness's S3 stores, and
+// Velero's bucket in them.
+func S3Keys() (access, secret, veleroBucket string) { return s3Access, s3Secret, bucket }

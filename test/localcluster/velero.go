@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
 )
 
@@ -51,7 +53,63 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 // namespace, credentials, the default BackupStorageLocation on the S3 store,
 // and the Deployment named velero that its restore item actions look up.
 func (c *Cluster) installVelero(ctx context.Context, s3URL string) error {
-	out, err := exec.CommandContext(ctx, c.cfg.Bins.Velero, "install", "--crds-only", "--dry-run", "-o", "json").Output()
+	if err := InstallVeleroCRDs(ctx, c.Dynamic, c.cfg.Bins.Velero); err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: veleroNamespace}}
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	creds, _ := os.ReadFile(c.path("s3-credentials"))
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cloud-credentials", Namespace: veleroNamespace}, Data: map[string][]byte{"cloud": creds}}
+	if _, err := c.Kube.CoreV1().Secrets(veleroNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	bsl := VeleroBSL(s3URL)
+	if c.cfg.ReadOnlyBSL {
+		bsl.Spec.AccessMode = velerov1.BackupStorageLocationAccessModeReadOnly
+	}
+	if err := c.createTyped(ctx, velerov1.SchemeGroupVersion.WithResource("backupstoragelocations"), veleroNamespace, bsl); err != nil {
+		return err
+	}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "velero", Namespace: veleroNamespace, Labels: map[string]string{"component": "velero"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"component": "velero"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"component": "velero"}},
+				// The local pause image: never pulled (no registry is contacted), and
+				// on a real node it really runs.
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: ImageRef("pause"), ImagePullPolicy: corev1.PullNever}},
+					Tolerations: []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists}}},
+			},
+		},
+	}
+	if _, err := c.Kube.AppsV1().Deployments(veleroNamespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// VeleroBSL is the default BackupStorageLocation on the S3 store at s3URL
+// (the harness's versitygw: path-style, us-east-1).
+func VeleroBSL(s3URL string) *velerov1.BackupStorageLocation {
+	return &velerov1.BackupStorageLocation{
+		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "BackupStorageLocation"},
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: veleroNamespace},
+		Spec: velerov1.BackupStorageLocationSpec{
+			Provider: "aws", Default: true,
+			StorageType: velerov1.StorageType{ObjectStorage: &velerov1.ObjectStorageLocation{Bucket: bucket}},
+			Config:      map[string]string{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3URL},
+		},
+	}
+}
+
+// InstallVeleroCRDs installs Velero's CRDs, as the velero binary itself
+// prints them, and waits until they are served.
+func InstallVeleroCRDs(ctx context.Context, dyn dynamic.Interface, velero string) error {
+	out, err := exec.CommandContext(ctx, velero, "install", "--crds-only", "--dry-run", "-o", "json").Output()
 	if err != nil {
 		return fmt.Errorf("velero install --crds-only: %w", err)
 	}
@@ -77,56 +135,15 @@ func (c *Cluster) installVelero(ctx context.Context, s3URL string) error {
 		}
 	}
 	for i := range crds {
-		if _, err := c.Dynamic.Resource(crdGVR).Create(ctx, &crds[i], metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := dyn.Resource(crdGVR).Create(ctx, &crds[i], metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create CRD %s: %w", crds[i].GetName(), err)
 		}
 	}
-	if err := c.poll(ctx, "velero CRDs established", 60*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := c.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")).Namespace(veleroNamespace).List(ctx, metav1.ListOptions{})
-		return err == nil, err
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := dyn.Resource(velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")).Namespace(veleroNamespace).List(ctx, metav1.ListOptions{})
+		return err == nil, nil
 	}); err != nil {
-		return err
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: veleroNamespace}}
-	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	creds, _ := os.ReadFile(c.path("s3-credentials"))
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cloud-credentials", Namespace: veleroNamespace}, Data: map[string][]byte{"cloud": creds}}
-	if _, err := c.Kube.CoreV1().Secrets(veleroNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	bsl := &velerov1.BackupStorageLocation{
-		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "BackupStorageLocation"},
-		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: veleroNamespace},
-		Spec: velerov1.BackupStorageLocationSpec{
-			Provider: "aws", Default: true,
-			StorageType: velerov1.StorageType{ObjectStorage: &velerov1.ObjectStorageLocation{Bucket: bucket}},
-			Config:      map[string]string{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3URL},
-		},
-	}
-	if c.cfg.ReadOnlyBSL {
-		bsl.Spec.AccessMode = velerov1.BackupStorageLocationAccessModeReadOnly
-	}
-	if err := c.createTyped(ctx, velerov1.SchemeGroupVersion.WithResource("backupstoragelocations"), veleroNamespace, bsl); err != nil {
-		return err
-	}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "velero", Namespace: veleroNamespace, Labels: map[string]string{"component": "velero"}},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"component": "velero"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"component": "velero"}},
-				// The local pause image: never pulled (no registry is contacted), and
-				// on a real node it really runs.
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: ImageRef("pause"), ImagePullPolicy: corev1.PullNever}},
-					Tolerations: []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists}}},
-			},
-		},
-	}
-	if _, err := c.Kube.AppsV1().Deployments(veleroNamespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+		return fmt.Errorf("velero CRDs not established: %w", err)
 	}
 	return nil
 }
