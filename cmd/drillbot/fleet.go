@@ -26,7 +26,7 @@ type fleetFlags struct {
 func (f *fleetFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.contexts, "cluster-context", nil, "fleet report: a cluster, by its context in the kubeconfig (repeatable)")
 	fs.StringArrayVar(&f.kubeconfigs, "cluster-kubeconfig", nil, "fleet report: a cluster, [NAME=]KUBECONFIG: a kubeconfig file and its current context, named NAME or after the context (repeatable)")
-	fs.DurationVar(&f.timeout, "cluster-timeout", 30*time.Second, "fleet report: how long one cluster may take to read before it counts as unreachable")
+	fs.DurationVar(&f.timeout, "cluster-timeout", 30*time.Second, "fleet report: how long one cluster may take to read (from the start of its read; four are read at a time) before it counts as unreachable")
 }
 
 func (f *fleetFlags) any() bool { return len(f.contexts)+len(f.kubeconfigs) > 0 }
@@ -64,7 +64,7 @@ func (f *fleetFlags) clusters(cf clusterFlags) ([]report.Target, error) {
 	return out, nil
 }
 
-// fleetReport reads every cluster at once, each within the timeout, and
+// fleetReport reads the clusters a few at a time, each within the timeout, and
 // prints the fleet's report; exit 1 when a cluster could not be read.
 func fleetReport(ctx context.Context, cf clusterFlags, ff fleetFlags, drills []string, last, days int, output string, stdout, stderr io.Writer) int {
 	defs, err := catalog(drills)

@@ -69,15 +69,30 @@ type Target struct {
 	Config func() (*rest.Config, error)
 }
 
-// CollectFleet reads every target at once, each within timeout, and
-// builds the fleet's report; a target that fails is named in it.
+// fleetParallel is how many clusters CollectFleet reads at once: enough to
+// overlap one cluster's network wait with another's decoding, few enough
+// that memory stays bounded (a cluster's year of runs is tens of MiB
+// decoded) and each read has the CPU its timeout assumes.
+const fleetParallel = 4
+
+// CollectFleet reads the targets, fleetParallel at a time, each within
+// timeout from the moment its read starts, and builds the fleet's report;
+// a target that fails is named in it.
 func CollectFleet(ctx context.Context, targets []Target, namespace string, defs []drill.Definition, o Options, timeout time.Duration) Fleet {
 	clusters := make([]Cluster, len(targets))
 	var wg sync.WaitGroup
+	turns := make(chan struct{}, fleetParallel)
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case turns <- struct{}{}:
+				defer func() { <-turns }()
+			case <-ctx.Done():
+				clusters[i] = Cluster{Name: t.Name, Error: ctx.Err().Error()}
+				return
+			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			cfg, err := t.Config()

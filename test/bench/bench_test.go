@@ -14,6 +14,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -583,5 +587,38 @@ func TestRunWatchCountsStartedRuns(t *testing.T) {
 	want := map[string]int{"PASS": 1, "FAIL": 1, "not started (target busy)": 2}
 	if fmt.Sprint(verdicts) != fmt.Sprint(want) || len(none) != 1 {
 		t.Errorf("verdicts %v, none %v; want %v and e unfinished", verdicts, none, want)
+	}
+}
+
+// TestRunWatchCountsItsOwnDrillsOnly: runs of other drills recorded in the
+// same namespace (the API load figure's, a FAIL among them) are neither
+// counted nor given a verdict in the endurance figure.
+func TestRunWatchCountsItsOwnDrillsOnly(t *testing.T) {
+	ctx := context.Background()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(k8sruntime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.DrillRunResource: "DrillRunList"})
+	for i, drillName := range []string{"endure-pk-0", "api-load-backup-coverage", "endure-falco-0"} {
+		now := metav1.NowMicro()
+		r := v1alpha1.DrillRun{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: "DrillRun"},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-%d", i), Namespace: "drillbot-system"}}
+		r.Spec.Drill, r.Status.FinishedAt, r.Status.Verdict = drillName, &now, v1alpha1.VerdictPass
+		if drillName == "api-load-backup-coverage" {
+			r.Status.Verdict = v1alpha1.VerdictFail
+		}
+		m, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dyn.Resource(v1alpha1.DrillRunResource).Namespace("drillbot-system").Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newRunWatch(dyn, "drillbot-system", []string{"endure-pk-0", "endure-falco-0"})
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	verdicts, none, _, _ := w.account()
+	if w.finished() != 2 || fmt.Sprint(verdicts) != "map[PASS:2]" || len(none) != 0 {
+		t.Errorf("finished %d, verdicts %v, none %v; want the two endurance runs only", w.finished(), verdicts, none)
 	}
 }

@@ -135,7 +135,8 @@ func MeasureEndurance(ctx context.Context, kube kubernetes.Interface, dyn dynami
 		}
 	}
 
-	watch := &runWatch{dyn: dyn, ns: "drillbot-system", seen: map[string]*v1alpha1.DrillRun{}, done: map[string]bool{}}
+	// Each drill is named after its target.
+	watch := newRunWatch(dyn, "drillbot-system", targets)
 	started := time.Now()
 	a, err := startServe(ctx, cfg, drills, "a")
 	if err != nil {
@@ -238,13 +239,24 @@ func KwokTemplate(labels map[string]string) corev1.PodTemplateSpec {
 // History newer runs of its drill finished, many seconds): each run seen,
 // and which finished.
 type runWatch struct {
-	dyn  dynamic.Interface
-	ns   string
-	mu   sync.Mutex
-	seen map[string]*v1alpha1.DrillRun
-	done map[string]bool
+	dyn dynamic.Interface
+	ns  string
+	// drills are the figure's own: runs of others recorded in ns (the API
+	// load figure's, before) are not counted.
+	drills map[string]bool
+	mu     sync.Mutex
+	seen   map[string]*v1alpha1.DrillRun
+	done   map[string]bool
 	// present are the runs the cluster held at the last poll.
 	present map[string]bool
+}
+
+func newRunWatch(dyn dynamic.Interface, ns string, drills []string) *runWatch {
+	w := &runWatch{dyn: dyn, ns: ns, drills: map[string]bool{}, seen: map[string]*v1alpha1.DrillRun{}, done: map[string]bool{}}
+	for _, d := range drills {
+		w.drills[d] = true
+	}
+	return w
 }
 
 func (w *runWatch) poll(ctx context.Context) error {
@@ -259,6 +271,9 @@ func (w *runWatch) poll(ctx context.Context) error {
 		var r v1alpha1.DrillRun
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &r); err != nil {
 			return err
+		}
+		if !w.drills[r.Spec.Drill] {
+			continue
 		}
 		present[r.Name] = true
 		w.seen[r.Name] = &r

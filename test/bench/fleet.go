@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,7 +172,13 @@ func MeasureFleet(ctx context.Context, cfgs []*rest.Config, ns string, runs int)
 	f := report.CollectFleet(ctx, targets, ns, nil, report.Options{Now: time.Now(), WindowDays: 30, LastN: 5}, time.Minute)
 	wall, cpu := time.Since(start), selfCPU()-cpu0
 	if len(f.Unreachable) > 0 {
-		return FleetCost{}, fmt.Errorf("fleet report: %s not read: %s", f.Unreachable, f.Rows[0].Status)
+		var why []string
+		for _, r := range f.Rows {
+			if slices.Contains(f.Unreachable, r.Cluster) {
+				why = append(why, r.Cluster+": "+r.Status)
+			}
+		}
+		return FleetCost{}, fmt.Errorf("fleet report: %d of %d clusters not read: %s", len(f.Unreachable), len(cfgs), strings.Join(why, "; "))
 	}
 	if f.TotalDrills != len(cfgs)*len(fleetDrills) {
 		return FleetCost{}, fmt.Errorf("fleet report has %d drills, want %d", f.TotalDrills, len(cfgs)*len(fleetDrills))
