@@ -649,16 +649,7 @@ func installChart(ctx context.Context, cl *localcluster.Cluster, drillsDir, dir 
 	if err != nil {
 		return err
 	}
-	vf := filepath.Join(dir, "values.yaml")
-	if err := os.WriteFile(vf, values, 0o600); err != nil {
-		return err
-	}
-	out, err := exec.CommandContext(ctx, os.Getenv("DRILLBOT_HELM"), "install", "drillbot", "deploy/helm/drillbot", "--kubeconfig", cl.Kubeconfig,
-		"--namespace", "drillbot-system", "--create-namespace", "--values", vf, "--wait", "--timeout", "3m").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("helm install: %w: %s", err, out)
-	}
-	return nil
+	return localcluster.HelmUpgrade(ctx, os.Getenv("DRILLBOT_HELM"), cl.Kubeconfig, "drillbot", "drillbot-system", "deploy/helm/drillbot", string(values), 3*time.Minute)
 }
 
 func realPodKill(ctx context.Context, cl *localcluster.Cluster, trials int, log *slog.Logger) (*bench.RealPodKill, error) {

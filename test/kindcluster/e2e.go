@@ -3,20 +3,16 @@ package kindcluster
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -36,8 +32,7 @@ func (c *Cluster) SampleApp(ctx context.Context, ns string) error {
 	for _, obj := range []runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{v1alpha1.LabelAllowDisaster: "true"}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-db", Namespace: ns}, StringData: map[string]string{"password": "not-a-real-password"}},
-		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shop-web", Namespace: ns},
-			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}},
+		deployment(ns, "shop-web", labels, 2, tmpl.Spec),
 	} {
 		if err := apply(ctx, c, obj); err != nil {
 			return err
@@ -54,21 +49,8 @@ func (c *Cluster) InstallChart(ctx context.Context, helm, chart string, values m
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "drillbot-kind-helm-")
-	if err != nil {
+	if err := localcluster.HelmUpgrade(ctx, helm, c.Kubeconfig, "drillbot", DrillbotNamespace, chart, string(data), 4*time.Minute); err != nil {
 		return err
-	}
-	defer os.RemoveAll(dir)
-	vf := filepath.Join(dir, "values.yaml")
-	if err := os.WriteFile(vf, data, 0o600); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, helm, "upgrade", "--install", "drillbot", chart, "--kubeconfig", c.Kubeconfig,
-		"--namespace", DrillbotNamespace, "--create-namespace", "--values", vf, "--wait", "--timeout", "4m")
-	// Helm's caches and config stay out of $HOME.
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+dir+"/cache", "HELM_CONFIG_HOME="+dir+"/config", "HELM_DATA_HOME="+dir+"/data")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("helm upgrade --install drillbot: %w: %s", err, out)
 	}
 	c.log.Info("kind: drillbot installed by its chart")
 	return nil

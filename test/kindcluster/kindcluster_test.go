@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
 
@@ -144,5 +145,35 @@ func TestOwnCgroup(t *testing.T) {
 		if got := ownCgroup(cg); got != want {
 			t.Errorf("ownCgroup(%q) = %v, want %v", cg, got, want)
 		}
+	}
+}
+
+// TestVeleroServerPod: Velero's server in its FROM-scratch image needs a
+// writable /tmp (its plugins talk over sockets there: without it the
+// storage location never becomes Available), finds the AWS plugin where
+// the image holds it, and reads the store's credentials.
+func TestVeleroServerPod(t *testing.T) {
+	var dep *appsv1.Deployment
+	for _, o := range veleroObjects() {
+		if d, ok := o.(*appsv1.Deployment); ok {
+			dep = d
+		}
+	}
+	if dep == nil {
+		t.Fatal("no velero Deployment")
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	mounts := map[string]string{}
+	for _, m := range ctr.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	args := strings.Join(ctr.Args, " ")
+	env := map[string]string{}
+	for _, e := range ctr.Env {
+		env[e.Name] = e.Value
+	}
+	if mounts["/tmp"] == "" || mounts["/credentials"] == "" || !strings.Contains(args, "--plugin-dir /velero-plugins") ||
+		env["AWS_SHARED_CREDENTIALS_FILE"] != "/credentials/cloud" || dep.Name != "velero" {
+		t.Errorf("velero pod: mounts %v, args %q, env %v", mounts, args, env)
 	}
 }

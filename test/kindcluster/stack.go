@@ -93,31 +93,21 @@ func (c *Cluster) installS3(ctx context.Context) (string, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: VeleroNamespace},
 		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "s3", Port: s3Port, TargetPort: intstr.FromInt32(s3Port)}}},
 	}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: VeleroNamespace, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{
-						Name: "versitygw", Image: ImageRef("versitygw"), ImagePullPolicy: corev1.PullNever,
-						Args:  []string{"--access", access, "--secret", secret, "--port", fmt.Sprintf(":%d", s3Port), "posix", "/data"},
-						Ports: []corev1.ContainerPort{{Name: "s3", ContainerPort: s3Port}},
-						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(s3Port)}},
-							PeriodSeconds: 1},
-						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "bucket", MountPath: "/data/" + bucket}},
-					}},
-					SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](65532)},
-					Volumes: []corev1.Volume{
-						{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-						{Name: "bucket", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
-				},
-			},
+	dep := deployment(VeleroNamespace, "s3", labels, 1, corev1.PodSpec{
+		Containers: []corev1.Container{{
+			Name: "versitygw", Image: ImageRef("versitygw"), ImagePullPolicy: corev1.PullNever,
+			Args:  []string{"--access", access, "--secret", secret, "--port", fmt.Sprintf(":%d", s3Port), "posix", "/data"},
+			Ports: []corev1.ContainerPort{{Name: "s3", ContainerPort: s3Port}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(s3Port)}},
+				PeriodSeconds: 1},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "bucket", MountPath: "/data/" + bucket}},
+		}},
+		SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](65532)},
+		Volumes: []corev1.Volume{
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "bucket", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
-	}
+	})
 	for _, obj := range []runtime.Object{svc, dep} {
 		if err := apply(ctx, c, obj); err != nil {
 			return "", err
@@ -144,39 +134,42 @@ func veleroObjects() []runtime.Object {
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "velero"},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "velero", Namespace: VeleroNamespace}}},
-		&appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "velero", Namespace: VeleroNamespace, Labels: labels},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: ptr.To[int32](1),
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{
-						ServiceAccountName: "velero",
-						Containers: []corev1.Container{{
-							Name: "velero", Image: ImageRef("velero-server"), ImagePullPolicy: corev1.PullNever,
-							Command: []string{"/velero"},
-							Args: []string{"server", "--namespace", VeleroNamespace, "--plugin-dir", "/velero-plugins",
-								"--uploader-type", "kopia", "--store-validation-frequency", "10s", "--backup-sync-period", "5s",
-								"--profiler-address", "", "--log-level", "info"},
-							Env: []corev1.EnvVar{
-								{Name: "VELERO_NAMESPACE", Value: VeleroNamespace},
-								{Name: "VELERO_SCRATCH_DIR", Value: "/scratch"},
-								{Name: "HOME", Value: "/scratch"},
-								{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: "/credentials/cloud"},
-							},
-							// Velero's plugins talk over sockets in /tmp.
-							VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "tmp", MountPath: "/tmp"},
-								{Name: "credentials", MountPath: "/credentials", ReadOnly: true}},
-						}},
-						Volumes: []corev1.Volume{
-							{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-							{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-							{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "cloud-credentials"}}},
-						},
-					},
+		deployment(VeleroNamespace, "velero", labels, 1, corev1.PodSpec{
+			ServiceAccountName: "velero",
+			Containers: []corev1.Container{{
+				Name: "velero", Image: ImageRef("velero-server"), ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/velero"},
+				Args: []string{"server", "--namespace", VeleroNamespace, "--plugin-dir", "/velero-plugins",
+					"--uploader-type", "kopia", "--store-validation-frequency", "10s", "--backup-sync-period", "5s",
+					"--profiler-address", "", "--log-level", "info"},
+				Env: []corev1.EnvVar{
+					{Name: "VELERO_NAMESPACE", Value: VeleroNamespace},
+					{Name: "VELERO_SCRATCH_DIR", Value: "/scratch"},
+					{Name: "HOME", Value: "/scratch"},
+					{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: "/credentials/cloud"},
 				},
+				// Velero's plugins talk over sockets in /tmp.
+				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "tmp", MountPath: "/tmp"},
+					{Name: "credentials", MountPath: "/credentials", ReadOnly: true}},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "credentials", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "cloud-credentials"}}},
 			},
+		}),
+	}
+}
+
+// deployment is a Deployment of replicas pods of spec, labelled (and
+// selected by) labels.
+func deployment(ns, name string, labels map[string]string, replicas int32, spec corev1.PodSpec) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
 		},
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -65,26 +63,7 @@ func PathsFromEnv() (Paths, error) {
 // helmInstall installs chart as release into ns (created) with values and
 // waits for its workloads.
 func (p Paths) helmInstall(ctx context.Context, c *localcluster.Cluster, release, ns, chart, values string) error {
-	f, err := os.CreateTemp("", "drillbot-values-*.yaml")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(values); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, p.Helm, "install", release, chart, "--kubeconfig", c.Kubeconfig,
-		"--namespace", ns, "--create-namespace", "--values", f.Name(), "--wait", "--timeout", "4m")
-	// Helm's own caches and config stay out of $HOME.
-	home := filepath.Join(c.Dir(), "helm")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("helm install %s: %w: %s", release, err, out)
-	}
-	return nil
+	return localcluster.HelmUpgrade(ctx, p.Helm, c.Kubeconfig, release, ns, chart, values, 4*time.Minute)
 }
 
 // KyvernoNamespace is where Kyverno is installed.
