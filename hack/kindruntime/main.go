@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -136,8 +137,12 @@ func dropFromFile(file string, missing map[string]bool) error {
 }
 
 func dropCaps(data []byte, missing map[string]bool) ([]byte, bool, error) {
+	// Numbers kept as written: an rlimit of 2^64-1 must not come back as a
+	// float.
 	var spec map[string]any
-	if err := json.Unmarshal(data, &spec); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&spec); err != nil {
 		return nil, false, err
 	}
 	proc := spec

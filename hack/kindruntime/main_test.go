@@ -53,6 +53,11 @@ func TestDropCaps(t *testing.T) {
 		!strings.Contains(s, `"ociVersion":"1.0.2"`) || !strings.Contains(s, `"root":{"path":"rootfs"}`) {
 		t.Errorf("bundle spec after: %s", s)
 	}
+	// Every other value is kept as written, the largest rlimit included.
+	out, _, err = dropCaps([]byte(`{"process":{"rlimits":[{"type":"RLIMIT_NOFILE","hard":18446744073709551615,"soft":1048576}],"capabilities":{"bounding":["CAP_SYS_RESOURCE"]}}}`), missing)
+	if err != nil || !strings.Contains(string(out), `"hard":18446744073709551615`) {
+		t.Errorf("rlimit rewritten: %s (%v)", out, err)
+	}
 	// An exec's process file is the process itself.
 	out, changed, err = dropCaps([]byte(`{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_RESOURCE"]}}`), missing)
 	if err != nil || !changed || strings.Contains(string(out), "CAP_SYS_RESOURCE") || !strings.Contains(string(out), `"args":["sh"]`) {

@@ -33,7 +33,7 @@ func TestCollectFleetReadsAFewClustersAtATime(t *testing.T) {
 		}})
 	}
 	f := CollectFleet(context.Background(), targets, "drillbot-system", nil, Options{Now: time.Now(), WindowDays: 30}, time.Minute)
-	// Four: the bound drillbot report documents (docs/operating.md).
+	// Four: the bound drillbot report documents (docs/results.md).
 	if most > 4 || most < 2 {
 		t.Errorf("%d clusters read at once, want 2..4", most)
 	}

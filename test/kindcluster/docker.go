@@ -108,6 +108,9 @@ func StartDocker(ctx context.Context, cfg DockerConfig) (*Docker, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("docker: logger required")
 	}
+	if pid := LiveDaemon(cfg.Dir); pid > 0 {
+		return nil, fmt.Errorf("a Docker of the harness runs in %s (pid %d; make demo CLUSTER=kind leaves one): make cluster-down stops it", cfg.Dir, pid)
+	}
 	if err := CleanDocker(ctx, cfg.Dir, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("clear an earlier docker in %s: %w", cfg.Dir, err)
 	}
@@ -354,6 +357,20 @@ func processesOf(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// LiveDaemon is the pid of a running dockerd naming dir (a detached one make
+// demo CLUSTER=kind left), or 0: what a crash leaves (shims, containers,
+// mounts without their daemon) is not a live daemon.
+func LiveDaemon(dir string) int {
+	for _, pid := range processesOf(dir) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) == "dockerd" {
+			return pid
+		}
+	}
+	return 0
 }
 
 // cgroupParent is the cgroup the daemon puts its containers under (in

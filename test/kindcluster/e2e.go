@@ -2,6 +2,7 @@ package kindcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -233,4 +234,42 @@ func (c *Cluster) RunE2E(ctx context.Context, e E2E) (*v1alpha1.DrillRun, error)
 	}
 	c.log.Info("kind: waiting for the daemon's run", "drill", E2EDrill, "at", slot.Format(time.TimeOnly))
 	return c.WaitRun(ctx, E2EDrill, time.Until(slot)+8*time.Minute)
+}
+
+// CheckE2ERun says what is wrong with the e2e's run as evidence of what
+// the e2e claims: the daemon's schedule started it, it deleted the
+// namespace (a disaster recorded), it PASSed with RTO measured and the
+// RPO read from the marker Velero restored (not the backup's start time).
+func CheckE2ERun(run *v1alpha1.DrillRun) error {
+	var errs []error
+	if run.Spec.Drill != E2EDrill {
+		errs = append(errs, fmt.Errorf("run of %q, not %s", run.Spec.Drill, E2EDrill))
+	}
+	if run.Spec.StartedBy == nil || run.Spec.StartedBy.Kind != v1alpha1.InitiatorSchedule {
+		errs = append(errs, fmt.Errorf("started by %+v, not the daemon's schedule", run.Spec.StartedBy))
+	}
+	if run.Status.Verdict != v1alpha1.VerdictPass {
+		errs = append(errs, fmt.Errorf("verdict %q (%s), not PASS", run.Status.Verdict, run.Status.Reason))
+	}
+	if run.Status.DisasterAt == nil || run.Status.RTO == "" {
+		errs = append(errs, fmt.Errorf("no disaster recorded or no RTO (%q)", run.Status.RTO))
+	}
+	if want := "restored marker ConfigMap " + namespacerestore.MarkerName; run.Status.RPO == "" || run.Status.RPOSource != want {
+		errs = append(errs, fmt.Errorf("RPO %q from %q, not from the %s", run.Status.RPO, run.Status.RPOSource, want))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckRestored says what is wrong with ns after the run: it must be a
+// namespace made after the disaster (Velero's restore), its Deployment
+// available again.
+func (c *Cluster) CheckRestored(ctx context.Context, run *v1alpha1.DrillRun, ns, deployment string) error {
+	n, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if run.Status.DisasterAt == nil || n.CreationTimestamp.Time.Before(run.Status.DisasterAt.Time.Truncate(time.Second)) {
+		return fmt.Errorf("namespace %s made %s, not after the disaster (%v)", ns, n.CreationTimestamp, run.Status.DisasterAt)
+	}
+	return c.waitReady(ctx, ns, deployment)
 }

@@ -2,10 +2,15 @@ package kindcluster
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
@@ -175,5 +180,30 @@ func TestVeleroServerPod(t *testing.T) {
 	if mounts["/tmp"] == "" || mounts["/credentials"] == "" || !strings.Contains(args, "--plugin-dir /velero-plugins") ||
 		env["AWS_SHARED_CREDENTIALS_FILE"] != "/credentials/cloud" || dep.Name != "velero" {
 		t.Errorf("velero pod: mounts %v, args %q, env %v", mounts, args, env)
+	}
+}
+
+// TestStartDockerLeavesALiveDaemonAlone: a running daemon of the directory
+// (the detached one make demo CLUSTER=kind leaves) is refused and named,
+// not killed as a crash's leftover.
+func TestStartDockerLeavesALiveDaemonAlone(t *testing.T) {
+	dir := t.TempDir()
+	live := exec.Command("sleep", "300")
+	live.Args = []string{filepath.Join(dir, "dockerd"), "300"}
+	live.Path = "/bin/sleep"
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = live.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = live.Process.Kill(); <-exited })
+	_, err := StartDocker(context.Background(), DockerConfig{Dockerd: "/bin/false", Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(live.Process.Pid)) {
+		t.Errorf("StartDocker with a live daemon: %v, want a refusal naming pid %d", err, live.Process.Pid)
+	}
+	select {
+	case <-exited:
+		t.Fatal("StartDocker killed a live daemon of its directory")
+	case <-time.After(500 * time.Millisecond):
 	}
 }
