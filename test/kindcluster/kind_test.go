@@ -42,15 +42,17 @@ func kind(t *testing.T) *kindcluster.Cluster {
 		t.Skip(msg)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	// The machine's one real node: kind's node is a container of the same
-	// machine, its cgroups and iptables beside the real node's.
-	unlock, err := localcluster.LockRealNode(ctx)
+	// One heavy cluster at a time on 2 cores: the kind node waits its turn
+	// behind the real node's packages (go test runs packages in parallel).
+	lockCtx, cancelLock := context.WithTimeout(context.Background(), 35*time.Minute)
+	unlock, err := localcluster.LockRealNode(lockCtx)
+	cancelLock()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(unlock)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	// As with the built-in cluster's node: a demo left running is taken
 	// over (stopped as make cluster-down does), and said so.
 	if pid := kindcluster.LiveDaemon(kindcluster.DockerDir); pid > 0 {
