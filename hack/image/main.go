@@ -271,7 +271,13 @@ func build(ctx context.Context, s spec, ref, file string) error {
 	if err != nil {
 		return err
 	}
-	return tarball.WriteToFile(file, tagRef, img)
+	// Written beside and renamed: a cluster importing the image meanwhile
+	// reads the old file or the new one, never half of one.
+	part := file + ".part"
+	if err := tarball.WriteToFile(part, tagRef, img); err != nil {
+		return err
+	}
+	return os.Rename(part, file)
 }
 
 // checkStatic refuses a dynamically linked binary: a FROM-scratch image has
