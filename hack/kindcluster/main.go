@@ -142,8 +142,16 @@ func down(ctx context.Context, dir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	if local || dockerAnswers(ctx) {
-		p := cluster.NewProvider(cluster.ProviderWithLogger(kindcluster.Logger(log)), cluster.ProviderWithDocker())
+	engine := cluster.ProviderWithDocker()
+	if !local {
+		// The machine's own engine, as Create chose it; none: nothing to delete.
+		var err error
+		if engine, err = cluster.DetectNodeProvider(); err != nil || engine == nil {
+			engine = nil
+		}
+	}
+	if engine != nil {
+		p := cluster.NewProvider(cluster.ProviderWithLogger(kindcluster.Logger(log)), engine)
 		if names, err := p.List(); err == nil {
 			for _, n := range names {
 				if n == clusterName {
@@ -163,12 +171,4 @@ func down(ctx context.Context, dir string, log *slog.Logger) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// dockerAnswers: the machine has a Docker of its own to ask.
-func dockerAnswers(ctx context.Context) bool {
-	if _, err := exec.LookPath("docker"); err != nil {
-		return false
-	}
-	return exec.CommandContext(ctx, "docker", "info", "--format", "{{.ID}}").Run() == nil
 }

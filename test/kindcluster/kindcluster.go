@@ -125,7 +125,7 @@ func Create(ctx context.Context, c Config) (*Cluster, error) {
 	if err := setEnv(c); err != nil {
 		return nil, err
 	}
-	p := cluster.NewProvider(cluster.ProviderWithLogger(Logger(c.Logger)), cluster.ProviderWithDocker())
+	p := cluster.NewProvider(cluster.ProviderWithLogger(Logger(c.Logger)), runtimeOption(c))
 	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o755); err != nil {
 		return nil, err
 	}
@@ -157,6 +157,19 @@ func Create(ctx context.Context, c Config) (*Cluster, error) {
 		return nil, err
 	}
 	return &Cluster{Name: c.Name, Kubeconfig: c.Kubeconfig, REST: cfg, Kube: kube, provider: p, log: c.Logger}, nil
+}
+
+// runtimeOption is the container engine kind drives: Docker for the
+// harness's own daemon (or a DockerHost given), otherwise what kind
+// detects on the machine (Docker, Podman or nerdctl), Docker if nothing.
+func runtimeOption(c Config) cluster.ProviderOption {
+	if c.Local || c.DockerHost != "" {
+		return cluster.ProviderWithDocker()
+	}
+	if opt, err := cluster.DetectNodeProvider(); err == nil && opt != nil {
+		return opt
+	}
+	return cluster.ProviderWithDocker()
 }
 
 // setEnv points kind's docker commands at the daemon and network of c.
