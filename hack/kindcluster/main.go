@@ -138,7 +138,7 @@ func down(ctx context.Context, dir string, log *slog.Logger) error {
 	}
 	var errs []error
 	if local {
-		if err := os.Setenv("DOCKER_HOST", "unix://"+filepath.Join(kindcluster.DockerDir, "docker.sock")); err != nil {
+		if err := os.Setenv("DOCKER_HOST", kindcluster.DockerHost(kindcluster.DockerDir)); err != nil {
 			return err
 		}
 	}

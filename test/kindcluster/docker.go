@@ -61,16 +61,17 @@ type Docker struct {
 	cmd  *exec.Cmd
 	done chan error
 	log  *slog.Logger
-	// bridges are the Linux bridges of the networks Network made.
-	bridges []string
 }
+
+// DockerHost is the socket of the daemon of dir, as DOCKER_HOST names it.
+func DockerHost(dir string) string { return "unix://" + filepath.Join(dir, "docker.sock") }
 
 // dockerdArgs are the daemon's flags for dir.
 func dockerdArgs(dir, runtime string) []string {
 	args := []string{
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
-		"--host", "unix://" + filepath.Join(dir, "docker.sock"),
+		"--host", DockerHost(dir),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"--iptables=false", "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
 		"--bridge=none", "--log-level=warn", "--cgroup-parent", "/" + cgroupParent,
@@ -121,7 +122,7 @@ func StartDocker(ctx context.Context, cfg DockerConfig) (*Docker, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Docker{Dir: cfg.Dir, Host: "unix://" + filepath.Join(cfg.Dir, "docker.sock"), log: cfg.Logger, done: make(chan error, 1)}
+	d := &Docker{Dir: cfg.Dir, Host: DockerHost(cfg.Dir), log: cfg.Logger, done: make(chan error, 1)}
 	d.cmd = exec.Command(cfg.Dockerd, dockerdArgs(cfg.Dir, cfg.Runtime)...)
 	d.cmd.Env = dockerdEnv()
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
@@ -192,12 +193,14 @@ func (d *Docker) Network(ctx context.Context, name, bridge, subnet string) error
 	if _, _, err := net.ParseCIDR(subnet); err != nil {
 		return fmt.Errorf("network %s: subnet: %w", name, err)
 	}
+	if !strings.HasPrefix(bridge, bridgePrefix) {
+		return fmt.Errorf("network %s: bridge %q: its name must start with %q (what Stop and CleanDocker remove)", name, bridge, bridgePrefix)
+	}
 	for _, r := range forwardRules(bridge) {
 		if err := iptables(ctx, append([]string{"-I"}, r...)...); err != nil {
 			return err
 		}
 	}
-	d.bridges = append(d.bridges, bridge)
 	if _, err := d.Run(ctx, networkArgs(name, bridge, subnet)...); err != nil {
 		return err
 	}
@@ -223,7 +226,7 @@ func (d *Docker) Stop(ctx context.Context) error {
 			<-d.done
 		}
 	}
-	if err := CleanDocker(ctx, d.Dir, d.log, d.bridges...); err != nil {
+	if err := CleanDocker(ctx, d.Dir, d.log); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -254,7 +257,7 @@ func StopDocker(ctx context.Context, dir string, log *slog.Logger) error {
 		dir = DockerDir
 	}
 	var errs []error
-	d := &Docker{Dir: dir, Host: "unix://" + filepath.Join(dir, "docker.sock"), log: log}
+	d := &Docker{Dir: dir, Host: DockerHost(dir), log: log}
 	if _, err := os.Stat(filepath.Join(dir, "docker.sock")); err == nil {
 		errs = d.removeAll(ctx)
 	}
@@ -275,9 +278,9 @@ func StopDocker(ctx context.Context, dir string, log *slog.Logger) error {
 // CleanDocker clears a daemon of dir that is gone or was killed: its
 // processes (dockerd, its containerd and shims, docker-proxy, every
 // container's), the mounts under dir, the containers' cgroups, the
-// bridges named (and any whose
-// name starts with "drillbot-kind"), the harness's iptables rules, and dir.
-func CleanDocker(ctx context.Context, dir string, log *slog.Logger, bridges ...string) error {
+// bridges whose name starts with "drillbot-kind" (Network allows no
+// other), the harness's iptables rules, and dir.
+func CleanDocker(ctx context.Context, dir string, log *slog.Logger) error {
 	var errs []error
 	for _, pid := range processesOf(dir) {
 		log.Warn("docker: killing a process left behind", "pid", pid)
@@ -295,7 +298,7 @@ func CleanDocker(ctx context.Context, dir string, log *slog.Logger, bridges ...s
 		}
 	}
 	errs = append(errs, localcluster.RemoveCgroups(cgroupParent)...)
-	for _, b := range append(bridges, ourBridges()...) {
+	for _, b := range ourBridges() {
 		if _, err := net.InterfaceByName(b); err == nil {
 			if out, err := exec.CommandContext(ctx, "ip", "link", "del", b).CombinedOutput(); err != nil {
 				errs = append(errs, fmt.Errorf("ip link del %s: %w: %s", b, err, out))

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drillbot-io/drillbot/internal/api/v1alpha1"
@@ -24,7 +23,7 @@ import (
 // DrillbotNamespace is where InstallChart installs drillbot.
 const DrillbotNamespace = "drillbot-system"
 
-// SampleApp makes ns, opted in, with a ConfigMap and the sample app's web
+// SampleApp makes ns, opted in, with a Secret and the sample app's web
 // Deployment (two replicas, Ready when the process answers), and waits
 // until it is available.
 func (c *Cluster) SampleApp(ctx context.Context, ns string) error {
@@ -71,10 +70,6 @@ func (c *Cluster) WaitMarker(ctx context.Context, ns string) error {
 // Backup makes the Velero Schedule (nightly, as a team would) and one
 // backup from it now, and waits until that backup is Completed.
 func (c *Cluster) Backup(ctx context.Context, schedule, ns string) error {
-	dyn, err := dynamic.NewForConfig(c.REST)
-	if err != nil {
-		return err
-	}
 	tmpl := velerov1.BackupSpec{IncludedNamespaces: []string{ns}, StorageLocation: "default"}
 	sched := &velerov1.Schedule{
 		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
@@ -92,13 +87,13 @@ func (c *Cluster) Backup(ctx context.Context, schedule, ns string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := dyn.Resource(velerov1.SchemeGroupVersion.WithResource(gvr)).Namespace(VeleroNamespace).Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
+		if _, err := c.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource(gvr)).Namespace(VeleroNamespace).Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create velero %s: %w", gvr, err)
 		}
 	}
 	var phase string
 	if err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		u, err := dyn.Resource(velerov1.SchemeGroupVersion.WithResource("backups")).Namespace(VeleroNamespace).Get(ctx, name, metav1.GetOptions{})
+		u, err := c.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource("backups")).Namespace(VeleroNamespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
@@ -119,14 +114,10 @@ func (c *Cluster) Backup(ctx context.Context, schedule, ns string) error {
 
 // WaitRun waits until a run of drill has finished and returns it.
 func (c *Cluster) WaitRun(ctx context.Context, drill string, timeout time.Duration) (*v1alpha1.DrillRun, error) {
-	dyn, err := dynamic.NewForConfig(c.REST)
-	if err != nil {
-		return nil, err
-	}
 	var done *v1alpha1.DrillRun
 	var seen string
-	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := dyn.Resource(v1alpha1.DrillRunResource).Namespace(DrillbotNamespace).List(ctx, metav1.ListOptions{})
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := c.Dynamic.Resource(v1alpha1.DrillRunResource).Namespace(DrillbotNamespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
 		}

@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strings"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -112,6 +113,7 @@ type Cluster struct {
 	Kubeconfig string
 	REST       *rest.Config
 	Kube       kubernetes.Interface
+	Dynamic    dynamic.Interface
 
 	provider *cluster.Provider
 	log      *slog.Logger
@@ -156,7 +158,11 @@ func Create(ctx context.Context, c Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{Name: c.Name, Kubeconfig: c.Kubeconfig, REST: cfg, Kube: kube, provider: p, log: c.Logger}, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{Name: c.Name, Kubeconfig: c.Kubeconfig, REST: cfg, Kube: kube, Dynamic: dyn, provider: p, log: c.Logger}, nil
 }
 
 // runtimeOption is the container engine kind drives: Docker for the

@@ -207,3 +207,14 @@ func TestStartDockerLeavesALiveDaemonAlone(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 }
+
+// TestNetworkBridgeIsTheHarnesss: a bridge not named as the harness's would
+// outlive Stop (CleanDocker removes the harness's by name), so Network
+// refuses it before any rule or network is made.
+func TestNetworkBridgeIsTheHarnesss(t *testing.T) {
+	d := &Docker{Dir: t.TempDir(), Host: DockerHost(t.TempDir()), log: slog.New(slog.DiscardHandler)}
+	err := d.Network(context.Background(), "kind", "br-kind", "172.30.250.0/24")
+	if err == nil || !strings.Contains(err.Error(), `must start with "drillbot-kind"`) {
+		t.Errorf("a bridge of another name: %v", err)
+	}
+}

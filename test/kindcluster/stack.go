@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
 
 	"github.com/drillbot-io/drillbot/test/localcluster"
@@ -39,11 +38,7 @@ var StackImages = []string{"velero-server", "versitygw"}
 // velero binary on this machine), its credentials, storage location and
 // server, and waits until the location is Available.
 func (c *Cluster) InstallVelero(ctx context.Context, veleroBin string) error {
-	dyn, err := dynamic.NewForConfig(c.REST)
-	if err != nil {
-		return err
-	}
-	if err := localcluster.InstallVeleroCRDs(ctx, dyn, veleroBin); err != nil {
+	if err := localcluster.InstallVeleroCRDs(ctx, c.Dynamic, veleroBin); err != nil {
 		return err
 	}
 	if err := apply(ctx, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: VeleroNamespace}}); err != nil {
@@ -62,7 +57,7 @@ func (c *Cluster) InstallVelero(ctx context.Context, veleroBin string) error {
 	if err != nil {
 		return err
 	}
-	bsls := dyn.Resource(velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")).Namespace(VeleroNamespace)
+	bsls := c.Dynamic.Resource(velerov1.SchemeGroupVersion.WithResource("backupstoragelocations")).Namespace(VeleroNamespace)
 	if _, err := bsls.Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the storage location: %w", err)
 	}
